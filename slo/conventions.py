@@ -1,0 +1,41 @@
+"""Names shared by rules, tests, canary gates and dashboards. Change them here only."""
+
+from __future__ import annotations
+
+LABEL_SERVICE = "service"
+LABEL_SLO = "slo"
+LABEL_SEVERITY = "severity"
+
+# Per-second event rates over 5m, summed over the service's series: the base of every window
+# longer than RAW_WINDOW_MAX_SECONDS and of the period SLI.
+TOTAL_RATE_5M = "slo:sli_total:rate5m"
+BAD_RATE_5M = "slo:sli_bad:rate5m"
+
+# Windows up to one hour read the raw counters, so a full outage pages within the Workbook's
+# time (52 s at 99.9%); longer windows average the 5m rates, which is far cheaper to evaluate.
+RAW_WINDOW_MAX_SECONDS = 3600
+BASE_WINDOW = "5m"
+
+ERROR_RATIO = "slo:sli_error:ratio_rate{window}"
+ERROR_RATIO_PERIOD = "slo:sli_error:ratio_period"
+OBJECTIVE = "slo:objective:ratio"
+ERROR_BUDGET = "slo:error_budget:ratio"
+PERIOD_DAYS = "slo:period:days"
+CURRENT_BURN_RATE = "slo:current_burn_rate:ratio"
+PERIOD_BURN_RATE = "slo:period_burn_rate:ratio"
+ERROR_BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
+
+ALERT_BURN = {"page": "SLOBurnRatePage", "ticket": "SLOBurnRateTicket"}
+ALERT_ABSENT = "SLOMetricsAbsent"
+
+
+def error_ratio(window: str) -> str:
+    return ERROR_RATIO.format(window=window)
+
+
+def rule_group_name(service: str, slo: str) -> str:
+    return f"slo-{service}-{slo}"
+
+
+def prometheus_rule_name(service: str) -> str:
+    return f"{service}-slos"

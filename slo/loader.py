@@ -1,0 +1,223 @@
+"""Load a catalogue file and report every problem at once, one line each.
+
+Structural problems come from pydantic (types, unknown fields, PromQL syntax); problems that
+span several fields (duplicates, thresholds that are not buckets, objectives too low to page)
+are checked here afterwards. Nothing is rendered unless both passes are clean.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from slo import durations
+from slo.model import default_tiers, tiers_for
+from slo.spec import Catalogue, LatencyIndicator
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+
+    def render(self, source: str) -> str:
+        where = f"{source}: {self.path}" if self.path else source
+        return f"{where}: {self.message}"
+
+
+class CatalogueError(Exception):
+    """A catalogue that cannot be used; ``lines`` holds one message per problem."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def format_path(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def load_catalogue(path: str | Path) -> Catalogue:
+    """The validated catalogue in ``path``, or CatalogueError listing every problem."""
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise CatalogueError([f"{source}: cannot read the file ({err.strerror})"]) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise CatalogueError([f"{source}:{where}: not valid YAML ({err})"]) from None
+    return parse_catalogue(data, source)
+
+
+def parse_catalogue(data: Any, source: str) -> Catalogue:
+    if not isinstance(data, dict):
+        raise CatalogueError([f"{source}: the catalogue must be a mapping with 'services'"])
+    try:
+        catalogue = Catalogue.model_validate(data)
+    except ValidationError as err:
+        raise CatalogueError(
+            [p.render(source) for p in pydantic_problems(err, Catalogue)]
+        ) from None
+    problems = check_catalogue(catalogue)
+    if problems:
+        raise CatalogueError([p.render(source) for p in problems])
+    return catalogue
+
+
+def pydantic_problems(err: ValidationError, root: type[BaseModel]) -> list[Problem]:
+    problems = []
+    for item in err.errors():
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden":
+            allowed = sorted(_fields_at(root, loc[:-1]))
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            message = f"unknown field; {hint}allowed: {', '.join(allowed)}"
+        elif item["type"] == "union_tag_invalid":
+            message = f"unknown kind {item['input'].get('kind')!r}; allowed: " + item["ctx"][
+                "expected_tags"
+            ].replace("'", "")
+        elif item["type"] == "union_tag_not_found":
+            message = "missing 'kind' (ratio, latency or availability)"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+        problems.append(Problem(format_path(loc), message))
+    return problems
+
+
+def _fields_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> set[str]:
+    """Field names of the model found at ``loc`` under ``root`` (for 'did you mean')."""
+    current: Any = root
+    for part in loc:
+        model = _model_in(current, part)
+        if model is None:
+            return set()
+        current = model
+        if isinstance(part, str) and part in model.model_fields:
+            current = model.model_fields[part].annotation
+    model = _model_in(current, None)
+    return set(model.model_fields) if model else set()
+
+
+def _model_in(annotation: Any, part: str | int | None) -> type[BaseModel] | None:
+    """Unwrap list/Optional/union annotations to the model a path element refers to."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_in(args[0], part)
+    if origin in (list, tuple):
+        return _model_in(args[0], None)
+    if origin in (typing.Union, types.UnionType):
+        models = [m for a in args if (m := _model_in(a, None)) is not None]
+        for model in models:
+            kind = model.model_fields.get("kind")
+            if kind is not None and part in typing.get_args(kind.annotation):
+                return model
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def check_catalogue(catalogue: Catalogue) -> list[Problem]:
+    problems: list[Problem] = []
+    seen_services: dict[str, int] = {}
+    for i, service in enumerate(catalogue.services):
+        where = f"services[{i}]"
+        if service.name in seen_services:
+            problems.append(
+                Problem(
+                    f"{where}.name",
+                    f"duplicate service name {service.name!r} "
+                    f"(also services[{seen_services[service.name]}])",
+                )
+            )
+        seen_services.setdefault(service.name, i)
+        histograms = {h.name: h for h in service.histograms}
+        if len(histograms) != len(service.histograms):
+            problems.append(Problem(f"{where}.histograms", "duplicate histogram name"))
+        seen_slos: dict[str, int] = {}
+        for j, slo in enumerate(service.slos):
+            at = f"{where}.slos[{j}]"
+            if slo.name in seen_slos:
+                problems.append(
+                    Problem(
+                        f"{at}.name",
+                        f"duplicate SLO name {slo.name!r} in service {service.name!r} "
+                        f"(also slos[{seen_slos[slo.name]}])",
+                    )
+                )
+            seen_slos.setdefault(slo.name, j)
+            if isinstance(slo.indicator, LatencyIndicator):
+                problems += _check_latency(slo.indicator, histograms, f"{at}.indicator")
+            problems += _check_budget(catalogue, slo, at)
+    return problems
+
+
+def _check_latency(
+    indicator: LatencyIndicator, histograms: dict[str, Any], at: str
+) -> list[Problem]:
+    histogram = histograms.get(indicator.histogram)
+    if histogram is None:
+        declared = ", ".join(sorted(histograms)) or "none declared"
+        return [
+            Problem(
+                f"{at}.histogram",
+                f"{indicator.histogram!r} is not one of the service's histograms ({declared})",
+            )
+        ]
+    if not histogram.native and indicator.threshold not in histogram.buckets:
+        buckets = ", ".join(f"{b:g}" for b in histogram.buckets)
+        return [
+            Problem(
+                f"{at}.threshold",
+                f"{indicator.threshold:g}s is not a bucket of {histogram.name} "
+                f"(buckets: {buckets}); a classic histogram can only count requests under "
+                "a declared boundary",
+            )
+        ]
+    return []
+
+
+def _check_budget(catalogue: Catalogue, slo: Any, at: str) -> list[Problem]:
+    alerting = catalogue.alerting_for(slo)
+    alerting_at = f"{at}.alerting" if slo.alerting is not None else "defaults.alerting"
+    period = durations.parse(slo.window)
+    rows = alerting.tiers if alerting.tiers is not None else default_tiers()
+    longest = max(durations.parse(r.long_window) for r in rows)
+    problems = []
+    if period < longest:
+        problems.append(
+            Problem(
+                f"{at}.window",
+                f"{slo.window} is shorter than the longest alert window "
+                f"({durations.format_seconds(longest)}); use at least that",
+            )
+        )
+        return problems
+    budget = round(1 - slo.objective / 100, 12)
+    for tier in tiers_for(alerting, period, budget):
+        if tier.threshold > 1:
+            lowest = 100 * (1 - 1 / tier.factor)
+            problems.append(
+                Problem(
+                    f"{at}.objective",
+                    f"{slo.objective:g}% leaves a {budget * 100:g}% error budget, so the "
+                    f"{tier.long_window} {tier.severity} tier ({tier.factor:g}x) would need an "
+                    f"error ratio of {tier.threshold * 100:g}% and can never fire; use an "
+                    f"objective above {lowest:.2f} or turn off {alerting_at}.{tier.severity}",
+                )
+            )
+    return problems

@@ -1,0 +1,226 @@
+"""The resolved form of a catalogue SLO: selectors merged, windows in seconds, tiers with factors.
+
+Renderers (rules, promtool proofs, canary gates, dashboards) take these, never raw catalogue
+dicts, so the arithmetic of budgets and factors lives in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from slo import conventions as names
+from slo import durations, promql
+from slo.spec import (
+    Alerting,
+    AvailabilityIndicator,
+    BurnRateTier,
+    Catalogue,
+    LatencyIndicator,
+    RatioIndicator,
+    Service,
+    Slo,
+)
+
+BURN_RATES_FILE = Path(__file__).with_name("burn_rates.yaml")
+
+
+@cache
+def default_tiers() -> tuple[BurnRateTier, ...]:
+    data = yaml.safe_load(BURN_RATES_FILE.read_text())
+    return tuple(BurnRateTier.model_validate(row) for row in data["tiers"])
+
+
+def number(value: float) -> str:
+    """A float as PromQL text without binary noise: 1 - 0.999 -> ``0.001``."""
+    text = format(round(value, 12), ".12g")
+    return text if "e" not in text else format(value, ".15f").rstrip("0")
+
+
+@dataclass(frozen=True)
+class Tier:
+    severity: str
+    long_window: str
+    short_window: str
+    long_seconds: int
+    short_seconds: int
+    factor: float
+    threshold: float  # error ratio at which both windows must be to fire: factor x budget
+
+
+@dataclass(frozen=True)
+class Events:
+    """PromQL for the per-second rates of all and of bad events over a window.
+
+    ``bad`` may be empty when no bad event was ever counted (a 5xx series that does not exist);
+    callers add ``or vector(0)``. Both are label-less (summed over the service's series).
+    """
+
+    kind: str
+    total_selector: promql.Selector
+    bad_selector: promql.Selector | None = None
+    good_selector: promql.Selector | None = None
+    native: bool = False
+    threshold: float = 0.0
+
+    def total(self, window: str) -> str:
+        sel = self.total_selector.render()
+        if self.kind == "gauge":
+            return f"sum(count_over_time({sel}[{window}])) / {durations.parse(window)}"
+        if self.native:
+            return f"histogram_count(sum(rate({sel}[{window}])))"
+        return f"sum(rate({sel}[{window}]))"
+
+    def bad(self, window: str) -> str:
+        if self.kind == "gauge":
+            sel = self.total_selector.render()
+            seconds = durations.parse(window)
+            return (
+                f"(sum(count_over_time({sel}[{window}])) - sum(sum_over_time({sel}[{window}])))"
+                f" / {seconds}"
+            )
+        if self.native:
+            hist = f"sum(rate({self.total_selector.render()}[{window}]))"
+            return (
+                f"histogram_count({hist}) * "
+                f"(1 - histogram_fraction(0, {number(self.threshold)}, {hist}))"
+            )
+        if self.bad_selector is not None:
+            return f"sum(rate({self.bad_selector.render()}[{window}]))"
+        assert self.good_selector is not None
+        good = f"sum(rate({self.good_selector.render()}[{window}]))"
+        return f"{self.total(window)} - ({good} or vector(0))"
+
+    def source_selectors(self) -> list[promql.Selector]:
+        found = [self.total_selector, self.bad_selector, self.good_selector]
+        return [s for s in found if s is not None]
+
+
+@dataclass(frozen=True)
+class ResolvedSlo:
+    service: Service
+    slo: Slo
+    alerting: Alerting
+    events: Events
+    objective: float  # ratio, 0.999
+    budget: float  # ratio, 0.001
+    period: str
+    period_seconds: int
+    tiers: tuple[Tier, ...]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {names.LABEL_SERVICE: self.service.name, names.LABEL_SLO: self.slo.name}
+
+    def selector_of(self, record: str) -> str:
+        """A recorded series of this SLO, e.g. ``slo:sli_total:rate5m{service="api",slo="x"}``."""
+        matchers = ",".join(f'{k}="{v}"' for k, v in self.labels.items())
+        return f"{record}{{{matchers}}}"
+
+    def windows(self) -> list[str]:
+        """Every alert window, shortest first, always including the 5m base."""
+        seconds = {durations.parse(names.BASE_WINDOW)}
+        for tier in self.tiers:
+            seconds |= {tier.long_seconds, tier.short_seconds}
+        return [durations.format_seconds(s) for s in sorted(seconds)]
+
+
+def le_matcher(threshold: float) -> promql.Matcher:
+    """Match a bucket boundary however the client library printed it (``2`` or ``2.0``)."""
+    text = number(threshold)
+    if "." not in text and "e" not in text:
+        return promql.Matcher("le", "=~", f"{text}(\\.0+)?")
+    return promql.Matcher("le", "=", text)
+
+
+def events_for(service: Service, slo: Slo) -> Events:
+    service_matchers = promql.parse_matchers(service.selector)
+
+    def sel(text: str) -> promql.Selector:
+        return promql.parse_selector(text).with_matchers(service_matchers)
+
+    indicator = slo.indicator
+    if isinstance(indicator, RatioIndicator):
+        return Events(
+            "ratio",
+            sel(indicator.total),
+            bad_selector=sel(indicator.bad) if indicator.bad else None,
+            good_selector=sel(indicator.good) if indicator.good else None,
+        )
+    if isinstance(indicator, AvailabilityIndicator):
+        if indicator.gauge is not None:
+            return Events("gauge", sel(indicator.gauge))
+        assert indicator.total is not None and indicator.bad is not None
+        return Events("ratio", sel(indicator.total), bad_selector=sel(indicator.bad))
+    assert isinstance(indicator, LatencyIndicator)
+    histogram = next(h for h in service.histograms if h.name == indicator.histogram)
+    extra = promql.parse_matchers(indicator.matchers)
+    if histogram.native:
+        total = promql.Selector(histogram.name).with_matchers(extra + service_matchers)
+        return Events("latency", total, native=True, threshold=indicator.threshold)
+    count = promql.Selector(f"{histogram.name}_count").with_matchers(extra + service_matchers)
+    good = promql.Selector(f"{histogram.name}_bucket").with_matchers(
+        extra + service_matchers + (le_matcher(indicator.threshold),)
+    )
+    return Events("latency", count, good_selector=good, threshold=indicator.threshold)
+
+
+def tiers_for(alerting: Alerting, period_seconds: int, budget: float) -> tuple[Tier, ...]:
+    rows = alerting.tiers if alerting.tiers is not None else default_tiers()
+    enabled = {"page": alerting.page, "ticket": alerting.ticket}
+    tiers = []
+    for row in rows:
+        if not enabled[row.severity]:
+            continue
+        long_seconds = durations.parse(row.long_window)
+        factor = row.budget_consumed * period_seconds / long_seconds
+        tiers.append(
+            Tier(
+                severity=row.severity,
+                long_window=row.long_window,
+                short_window=row.short_window,
+                long_seconds=long_seconds,
+                short_seconds=durations.parse(row.short_window),
+                factor=round(factor, 9),
+                threshold=round(round(factor, 9) * budget, 12),
+            )
+        )
+    return tuple(tiers)
+
+
+def resolve(catalogue: Catalogue, service: Service, slo: Slo) -> ResolvedSlo:
+    alerting = catalogue.alerting_for(slo)
+    period_seconds = durations.parse(slo.window)
+    objective = round(slo.objective / 100, 12)
+    budget = round(1 - objective, 12)
+    return ResolvedSlo(
+        service=service,
+        slo=slo,
+        alerting=alerting,
+        events=events_for(service, slo),
+        objective=objective,
+        budget=budget,
+        period=slo.window,
+        period_seconds=period_seconds,
+        tiers=tiers_for(alerting, period_seconds, budget),
+    )
+
+
+def resolve_all(catalogue: Catalogue) -> list[ResolvedSlo]:
+    return [resolve(catalogue, svc, slo) for svc in catalogue.services for slo in svc.slos]
+
+
+def minutes_to_fire(tier: Tier, error_ratio: float, background: float = 0.0) -> float:
+    """The Workbook's time for the long window to fire at a constant error ratio, in minutes.
+
+    ``background`` is the error ratio the window held before (0 in the Workbook's formula).
+    Infinite when the tier never fires.
+    """
+    if error_ratio <= tier.threshold:
+        return math.inf
+    share = max(tier.threshold - background, 0.0) / (error_ratio - background)
+    return share * tier.long_seconds / 60

@@ -1,0 +1,167 @@
+"""Prometheus recording rules and multi-window, multi-burn-rate alerts for resolved SLOs.
+
+One rule group per SLO, in dependency order, so alerts read the recordings of the same
+evaluation. Every expression divides only by a denominator filtered with ``> 0``: a window without
+traffic yields no sample at all, never NaN or Inf.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slo import conventions as names
+from slo import durations
+from slo.model import ResolvedSlo, number
+
+Rule = dict[str, Any]
+
+
+def _record(slo: ResolvedSlo, record: str, expr: str) -> Rule:
+    return {"record": record, "expr": expr, "labels": dict(slo.labels)}
+
+
+def sli_rules(slo: ResolvedSlo) -> list[Rule]:
+    events = slo.events
+    base = names.BASE_WINDOW
+    total_5m = slo.selector_of(names.TOTAL_RATE_5M)
+    bad_5m = slo.selector_of(names.BAD_RATE_5M)
+    rules = [
+        _record(slo, names.TOTAL_RATE_5M, events.total(base)),
+        _record(slo, names.BAD_RATE_5M, f"({events.bad(base)} or vector(0)) and on() {total_5m}"),
+    ]
+    for window in slo.windows():
+        if window == base:
+            expr = f"{bad_5m} / ({total_5m} > 0)"
+        elif durations.parse(window) <= names.RAW_WINDOW_MAX_SECONDS:
+            expr = f"({events.bad(window)} or vector(0)) / ({events.total(window)} > 0)"
+        else:
+            expr = _averaged_ratio(slo, window)
+        rules.append(_record(slo, names.error_ratio(window), expr))
+    rules.append(_record(slo, names.ERROR_RATIO_PERIOD, _averaged_ratio(slo, slo.period)))
+    return rules
+
+
+def _averaged_ratio(slo: ResolvedSlo, window: str) -> str:
+    """Bad over all events across ``window``, weighted by traffic (not a mean of ratios)."""
+    bad = f"avg_over_time({slo.selector_of(names.BAD_RATE_5M)}[{window}])"
+    total = f"avg_over_time({slo.selector_of(names.TOTAL_RATE_5M)}[{window}])"
+    return f"{bad} / ({total} > 0)"
+
+
+def metadata_rules(slo: ResolvedSlo) -> list[Rule]:
+    budget = number(slo.budget)
+    return [
+        _record(slo, names.OBJECTIVE, f"vector({number(slo.objective)})"),
+        _record(slo, names.ERROR_BUDGET, f"vector({budget})"),
+        _record(slo, names.PERIOD_DAYS, f"vector({number(slo.period_seconds / 86400)})"),
+        _record(
+            slo,
+            names.CURRENT_BURN_RATE,
+            f"{slo.selector_of(names.error_ratio(names.BASE_WINDOW))} / {budget}",
+        ),
+        _record(
+            slo, names.PERIOD_BURN_RATE, f"{slo.selector_of(names.ERROR_RATIO_PERIOD)} / {budget}"
+        ),
+        _record(
+            slo,
+            names.ERROR_BUDGET_REMAINING,
+            f"1 - {slo.selector_of(names.PERIOD_BURN_RATE)}",
+        ),
+    ]
+
+
+def alert_rules(slo: ResolvedSlo) -> list[Rule]:
+    alerting = slo.alerting
+    common_labels = {**alerting.labels}
+    service, name = slo.service.name, slo.slo.name
+    rules: list[Rule] = []
+    for severity in ("page", "ticket"):
+        tiers = [t for t in slo.tiers if t.severity == severity]
+        if not tiers:
+            continue
+        clauses = []
+        for tier in tiers:
+            threshold = number(tier.threshold)
+            long_ratio = slo.selector_of(names.error_ratio(tier.long_window))
+            short_ratio = slo.selector_of(names.error_ratio(tier.short_window))
+            clause = f"{long_ratio} > {threshold} and {short_ratio} > {threshold}"
+            if alerting.min_events and slo.events.kind != "gauge":
+                total = slo.selector_of(names.TOTAL_RATE_5M)
+                clause += (
+                    f" and avg_over_time({total}[{tier.long_window}]) * {tier.long_seconds}"
+                    f" >= {alerting.min_events}"
+                )
+            clauses.append(f"({clause})")
+        windows = ", ".join(f"{t.factor:g}x over {t.long_window}/{t.short_window}" for t in tiers)
+        rules.append(
+            {
+                "alert": names.ALERT_BURN[severity],
+                "expr": "\n or ".join(clauses),
+                "labels": {**common_labels, **slo.labels, names.LABEL_SEVERITY: severity},
+                "annotations": _annotations(
+                    slo,
+                    f"{service} is burning its {name} error budget too fast",
+                    f"The {name} SLO of {service} ({number(slo.objective * 100)}% over "
+                    f"{slo.period}) is burning its error budget at one of: {windows}.",
+                ),
+            }
+        )
+    rules.append(
+        {
+            "alert": names.ALERT_ABSENT,
+            "expr": f"absent({slo.selector_of(names.TOTAL_RATE_5M)})",
+            "for": alerting.absent_for,
+            "labels": {**common_labels, **slo.labels, names.LABEL_SEVERITY: "ticket"},
+            "annotations": _annotations(
+                slo,
+                f"{service} reports no metrics for its {name} SLO",
+                f"No series match {slo.events.total_selector.render()} for "
+                f"{alerting.absent_for}: the {name} SLO of {service} cannot be judged. Check "
+                "the scrape target and the service selector in the SLO catalogue.",
+            ),
+        }
+    )
+    return rules
+
+
+def _annotations(slo: ResolvedSlo, summary: str, description: str) -> dict[str, str]:
+    annotations = {"summary": summary, "description": description}
+    if slo.alerting.runbook_url:
+        annotations["runbook_url"] = slo.alerting.runbook_url
+    return annotations
+
+
+def rule_group(slo: ResolvedSlo) -> dict[str, Any]:
+    return {
+        "name": names.rule_group_name(slo.service.name, slo.slo.name),
+        "rules": sli_rules(slo) + metadata_rules(slo) + alert_rules(slo),
+    }
+
+
+def rule_file(slos: list[ResolvedSlo]) -> dict[str, Any]:
+    """A Prometheus rule file (``rule_files:``) with one group per SLO."""
+    return {"groups": [rule_group(s) for s in slos]}
+
+
+def prometheus_rule(
+    service: str, namespace: str, slos: list[ResolvedSlo], labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The same groups as a ``monitoring.coreos.com/v1`` PrometheusRule body."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": names.prometheus_rule_name(service),
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "slo", names.LABEL_SERVICE: service,
+                       **(labels or {})},
+        },
+        "spec": rule_file(slos),
+    }
+
+
+def by_service(slos: list[ResolvedSlo]) -> dict[str, list[ResolvedSlo]]:
+    grouped: dict[str, list[ResolvedSlo]] = {}
+    for slo in slos:
+        grouped.setdefault(slo.service.name, []).append(slo)
+    return grouped

@@ -1,0 +1,259 @@
+"""The SLO catalogue: what operators write, as strict pydantic models.
+
+Every model is frozen and forbids unknown keys, so a typo in a catalogue is an error rather than
+a silently missing setting. Field descriptions are the reference documentation of the format
+(``docs/slo-catalogue.md`` is generated from them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from slo import durations, promql
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,51}[a-z0-9]$"
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _duration(value: str) -> str:
+    durations.parse(value)
+    return value
+
+
+def _selector(value: str) -> str:
+    promql.parse_selector(value)
+    return value
+
+
+def _matchers(value: str) -> str:
+    promql.parse_matchers(value)
+    return value
+
+
+def _objective(value: float) -> float:
+    if not 0 < value < 100:
+        raise ValueError(
+            "must be strictly between 0 and 100 (100 leaves no error budget, 0 promises nothing)"
+        )
+    return value
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if not LABEL_NAME.match(key) or key.startswith("__"):
+            raise ValueError(f"{key!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+SelectorText = Annotated[str, AfterValidator(_selector)]
+MatchersText = Annotated[str, AfterValidator(_matchers)]
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Histogram(Model):
+    """A classic Prometheus histogram the service exposes."""
+
+    name: str = Field(
+        pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$",
+        description="Base metric name, without _bucket/_count/_sum "
+        "(e.g. http_request_duration_seconds).",
+    )
+    buckets: list[float] = Field(
+        min_length=1,
+        description="The bucket boundaries (le values) the service declares, in seconds. "
+        "A latency threshold must be one of them.",
+    )
+    native: bool = Field(
+        default=False,
+        description="The histogram is a native (sparse) histogram: the SLI uses "
+        "histogram_fraction() instead of _bucket/_count.",
+    )
+
+    @model_validator(mode="after")
+    def _sorted_positive(self) -> Histogram:
+        if any(b <= 0 for b in self.buckets) or self.buckets != sorted(set(self.buckets)):
+            raise ValueError("buckets must be positive, increasing and without duplicates")
+        return self
+
+
+class RatioIndicator(Model):
+    """Bad (or good) events over all events, from counters: e.g. 5xx responses over requests."""
+
+    kind: Literal["ratio"] = Field(description="`ratio`.")
+    total: SelectorText = Field(
+        description="Selector of the counter of all events, e.g. `http_requests_total`. "
+        "The service's selector is added to it."
+    )
+    bad: SelectorText | None = Field(
+        default=None,
+        description='Selector of the counter of bad events, e.g. `http_requests_total{code=~"5.."}`. '
+        "Give `bad` or `good`, not both.",
+    )
+    good: SelectorText | None = Field(
+        default=None, description="Selector of the counter of good events (instead of `bad`)."
+    )
+
+    @model_validator(mode="after")
+    def _one_of_bad_good(self) -> RatioIndicator:
+        if (self.bad is None) == (self.good is None):
+            raise ValueError("give exactly one of 'bad' or 'good'")
+        return self
+
+
+class LatencyIndicator(Model):
+    """The share of requests served faster than a threshold, from a histogram."""
+
+    kind: Literal["latency"] = Field(description="`latency`.")
+    histogram: str = Field(description="Name of one of the service's `histograms`.")
+    threshold: float = Field(
+        gt=0,
+        description="Latency threshold in seconds; must be one of the histogram's buckets. "
+        '"p95 < 2s" is threshold 2 with objective 95.',
+    )
+    matchers: MatchersText = Field(
+        default="",
+        description='Extra label matchers for the histogram, e.g. `route!="/healthz"`.',
+    )
+
+
+class AvailabilityIndicator(Model):
+    """Uptime from a 0/1 gauge sampled over time (`up`, `probe_success`), or from requests."""
+
+    kind: Literal["availability"] = Field(description="`availability`.")
+    gauge: SelectorText | None = Field(
+        default=None,
+        description="Selector of a 0/1 gauge; the SLI is the share of samples equal to 1.",
+    )
+    total: SelectorText | None = Field(
+        default=None, description="Request-based: selector of the counter of all requests."
+    )
+    bad: SelectorText | None = Field(
+        default=None, description="Request-based: selector of the counter of failed requests."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AvailabilityIndicator:
+        from_requests = self.total is not None or self.bad is not None
+        if self.gauge is not None and from_requests:
+            raise ValueError("give either 'gauge' or 'total' with 'bad', not both")
+        if self.gauge is None and (self.total is None or self.bad is None):
+            raise ValueError("give 'gauge', or both 'total' and 'bad'")
+        return self
+
+
+Indicator = Annotated[
+    RatioIndicator | LatencyIndicator | AvailabilityIndicator, Field(discriminator="kind")
+]
+
+
+class BurnRateTier(Model):
+    """One row of the multi-window, multi-burn-rate alert table."""
+
+    severity: Literal["page", "ticket"] = Field(description="`page` or `ticket`.")
+    long_window: Duration = Field(description="The long window, e.g. `1h`.")
+    short_window: Duration = Field(
+        description="The short window that makes the alert reset quickly, about 1/12 of the long one."
+    )
+    budget_consumed: float = Field(
+        gt=0,
+        le=1,
+        description="Share of the period's error budget spent over the long window when the alert "
+        "fires (0.02 for the 1h page). The burn-rate factor is this share × period ÷ long window.",
+    )
+
+    @model_validator(mode="after")
+    def _short_below_long(self) -> BurnRateTier:
+        if durations.parse(self.short_window) >= durations.parse(self.long_window):
+            raise ValueError("short_window must be shorter than long_window")
+        return self
+
+
+class Alerting(Model):
+    """How an SLO alerts."""
+
+    page: bool = Field(default=True, description="Emit the page tiers of the burn-rate table.")
+    ticket: bool = Field(default=True, description="Emit the ticket tiers of the burn-rate table.")
+    tiers: list[BurnRateTier] | None = Field(
+        default=None,
+        min_length=1,
+        description="Replace the burn-rate table (default: `slo/burn_rates.yaml`, after the "
+        "SRE Workbook).",
+    )
+    runbook_url: str = Field(default="", description="Link added to every alert as `runbook_url`.")
+    labels: Labels = Field(
+        default_factory=dict, description="Extra labels on every alert (e.g. `team`)."
+    )
+    min_events: int = Field(
+        default=0,
+        ge=0,
+        description="Minimum-traffic guard: a burn-rate alert fires only when its long window saw "
+        "at least this many events. 0 turns the guard off.",
+    )
+    absent_for: Duration = Field(
+        default="10m",
+        description="How long an SLO's source metrics must be missing before `SLOMetricsAbsent` fires.",
+    )
+
+
+class Slo(Model):
+    """One service level objective."""
+
+    name: Name = Field(description="Unique within the service; becomes the `slo` label.")
+    description: str = Field(default="", description="What the SLO promises, in a sentence.")
+    objective: Annotated[float, AfterValidator(_objective)] = Field(
+        description="Target in percent, strictly between 0 and 100: 99.9 means an error budget "
+        "of 0.1%."
+    )
+    window: Duration = Field(
+        default="30d",
+        description="Rolling period of the objective (30d or 28d); burn-rate factors scale with it.",
+    )
+    indicator: Indicator = Field(description="How good and bad events are counted.")
+    alerting: Alerting | None = Field(
+        default=None, description="Alerting policy; defaults to the catalogue's `defaults.alerting`."
+    )
+    canary_gate: bool = Field(
+        default=True,
+        description="Gate canaries on this SLO (ratio and latency indicators only).",
+    )
+
+
+class Service(Model):
+    """A service and the SLOs it is held to."""
+
+    name: Name = Field(description="Unique service name; becomes the `service` label.")
+    namespace: Name = Field(description="Kubernetes namespace the service runs in.")
+    owner: str = Field(min_length=1, description="Team that owns the service and its pages.")
+    selector: MatchersText = Field(
+        description='PromQL label matchers selecting the service\'s series, e.g. `job="api"`. '
+        "Added to every selector of its SLOs."
+    )
+    histograms: list[Histogram] = Field(
+        default_factory=list, description="Histograms the service exposes, with their buckets."
+    )
+    slos: list[Slo] = Field(min_length=1, description="The service's SLOs.")
+
+
+class Defaults(Model):
+    """Values used by every SLO that does not set its own."""
+
+    alerting: Alerting = Field(default_factory=Alerting, description="Default alerting policy.")
+
+
+class Catalogue(Model):
+    """The root of a catalogue file."""
+
+    defaults: Defaults = Field(default_factory=Defaults, description="Catalogue-wide defaults.")
+    services: list[Service] = Field(min_length=1, description="The services and their SLOs.")
+
+    def alerting_for(self, slo: Slo) -> Alerting:
+        return slo.alerting if slo.alerting is not None else self.defaults.alerting
