@@ -89,6 +89,8 @@ def pydantic_problems(err: ValidationError, root: type[BaseModel]) -> list[Probl
             message = f"unknown kind {item['input'].get('kind')!r}; allowed: " + item["ctx"][
                 "expected_tags"
             ].replace("'", "")
+        elif item["type"] == "missing":
+            message = "required field is missing"
         elif item["type"] == "union_tag_not_found":
             message = "missing 'kind' (ratio, latency or availability)"
         else:

@@ -54,13 +54,13 @@ def parse_matchers(text: str) -> tuple[Matcher, ...]:
     if not text.strip():
         return ()
     try:
-        parsed = promql_parser.parse("{" + text + "}")
+        parsed = promql_parser.parse("matchers_only{" + text + "}")
     except ValueError as err:
         raise ValueError(
             f"{text!r} is not a list of PromQL label matchers ({err}); "
             'write them as in a selector, e.g. job="api", code=~"5.."'
         ) from None
-    if not isinstance(parsed, promql_parser.VectorSelector) or parsed.name:
+    if not isinstance(parsed, promql_parser.VectorSelector) or parsed.name != "matchers_only":
         raise ValueError(f"{text!r} is not a list of PromQL label matchers")
     return _matchers(parsed)
 

@@ -644,7 +644,7 @@ def _robust_minute(model: Model, check: Check) -> int:
     )
 
 
-def test_files(slo: ResolvedSlo, rule_file: str) -> dict[int, dict[str, Any]]:
+def proof_files(slo: ResolvedSlo, rule_file: str) -> dict[int, dict[str, Any]]:
     """promtool test files for one SLO by evaluation interval in minutes.
 
     Scenarios about paging run at a 1m evaluation interval for minute precision; the

@@ -196,7 +196,8 @@ class Alerting(Model):
         default=0,
         ge=0,
         description="Minimum-traffic guard: a burn-rate alert fires only when its long window saw "
-        "at least this many events. 0 turns the guard off.",
+        "at least this many requests. 0 turns the guard off. Gauge-based availability is not "
+        "guarded: its events are scrape samples, not traffic.",
     )
     absent_for: Duration = Field(
         default="10m",

@@ -1,0 +1,97 @@
+"""``python -m slo``: validate a catalogue, write its rules and their promtool proofs.
+
+No Pulumi and no cluster: this is what a pull request check or an operator's laptop runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from slo import conventions as names
+from slo import docs
+from slo.loader import CatalogueError, load_catalogue
+from slo.model import resolve_all
+from slo.proofs import ProofError, proof_files
+from slo.rules import by_service, prometheus_rule, rule_file
+from slo.yamlout import dump
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m slo",
+        description="SLO catalogue tools: validation, Prometheus rules, promtool proofs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    validate = sub.add_parser(
+        "validate", help="check a catalogue and print one line per problem",
+        description="Check a catalogue file. Exit status 0 when valid, 1 with one line per "
+        "problem otherwise.",
+    )
+    validate.add_argument("file", type=Path, help="catalogue YAML file")
+    rules = sub.add_parser(
+        "rules", help="write Prometheus rule files, PrometheusRule bodies and promtool tests",
+        description="Write, under DIR: rules/<service>-<slo>.yml (Prometheus rule files), "
+        "prometheusrule/<service>.yaml (monitoring.coreos.com/v1 bodies) and "
+        "tests/<service>-<slo>.<interval>.test.yml (promtool test rules proofs). Nothing is "
+        "written unless the catalogue is valid.",
+    )
+    rules.add_argument("file", type=Path, help="catalogue YAML file")
+    rules.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                       help="output directory (created if missing)")
+    rules.add_argument("--no-tests", action="store_true",
+                       help="skip the promtool proofs (faster for very large catalogues)")
+    sub.add_parser("docs", help="print the catalogue reference (docs/slo-catalogue.md)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "docs":
+        print(docs.render(), end="")
+        return 0
+    try:
+        catalogue = load_catalogue(args.file)
+    except CatalogueError as err:
+        for line in err.lines:
+            print(line, file=sys.stderr)
+        return 1
+    slos = resolve_all(catalogue)
+    if args.command == "validate":
+        print(f"{args.file}: {len(catalogue.services)} services, {len(slos)} SLOs, valid")
+        return 0
+
+    files: dict[Path, str] = {}
+    skipped: list[str] = []
+    for slo in slos:
+        stem = f"{slo.service.name}-{slo.slo.name}"
+        files[Path("rules", f"{stem}.yml")] = dump(rule_file([slo]))
+        if args.no_tests:
+            continue
+        try:
+            proofs = proof_files(slo, f"../rules/{stem}.yml")
+        except ProofError as err:
+            skipped.append(str(err))
+            continue
+        for step, doc in proofs.items():
+            files[Path("tests", f"{stem}.{step}m.test.yml")] = dump(doc)
+    for service_name, group in by_service(slos).items():
+        namespace = group[0].service.namespace
+        files[Path("prometheusrule", f"{service_name}.yaml")] = dump(
+            prometheus_rule(service_name, namespace, group)
+        )
+    for relative, text in sorted(files.items()):
+        target = args.output / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    print(
+        f"{args.output}: {len(slos)} SLOs -> {sum(1 for p in files if p.parts[0] == 'rules')} "
+        f"rule files, {sum(1 for p in files if p.parts[0] == 'tests')} promtool test files, "
+        f"{len(by_service(slos))} PrometheusRules ({names.ALERT_BURN['page']}, "
+        f"{names.ALERT_BURN['ticket']}, {names.ALERT_ABSENT})"
+    )
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    return 0

@@ -1,0 +1,53 @@
+"""Every broken catalogue fails with exactly the lines it announces, before anything is written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slo.loader import CatalogueError, load_catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKEN = sorted((ROOT / "tests" / "catalogues" / "broken").glob("*.yaml"))
+
+
+def expected_lines(path: Path) -> list[str]:
+    rel = path.relative_to(ROOT)
+    return [
+        f"{rel}: {line.removeprefix('# expect: ')}"
+        for line in path.read_text().splitlines()
+        if line.startswith("# expect: ")
+    ]
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.stem)
+def test_broken_catalogue_is_refused_with_one_line_per_problem(path, tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "slo", "rules", str(path.relative_to(ROOT)), "-o", str(out)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == expected_lines(path)
+    assert "Traceback" not in result.stderr
+    assert not out.exists(), "nothing may be written for a broken catalogue"
+
+
+def test_every_broken_catalogue_announces_its_expectation():
+    assert BROKEN and all(expected_lines(p) for p in BROKEN)
+
+
+def test_missing_file_is_one_line(tmp_path):
+    with pytest.raises(CatalogueError) as err:
+        load_catalogue(tmp_path / "nope.yaml")
+    assert err.value.lines == [f"{tmp_path / 'nope.yaml'}: cannot read the file (No such file or directory)"]
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("services:\n  - name: [unclosed\n")
+    with pytest.raises(CatalogueError) as err:
+        load_catalogue(path)
+    assert len(err.value.lines) == 1
+    assert err.value.lines[0].startswith(f"{path}: line ")

@@ -1,0 +1,46 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from slo.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGUE = ROOT / "catalogue" / "core-services.yaml"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "slo", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("validate", "rules", "docs"):
+        assert command in result.stdout
+
+
+def test_validate_accepts_the_core_catalogue():
+    result = run("validate", str(CATALOGUE))
+    assert result.returncode == 0, result.stderr
+    assert "3 services, 9 SLOs, valid" in result.stdout
+
+
+def test_rules_are_byte_identical_across_runs(tmp_path):
+    assert main(["rules", str(CATALOGUE), "-o", str(tmp_path / "a")]) == 0
+    assert main(["rules", str(CATALOGUE), "-o", str(tmp_path / "b")]) == 0
+    first = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*.y*ml")}
+    second = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*.y*ml")}
+    assert first == second
+    assert len([p for p in first if p.parts[0] == "rules"]) == 9
+    assert len([p for p in first if p.parts[0] == "tests"]) == 18
+    assert len([p for p in first if p.parts[0] == "prometheusrule"]) == 3
+
+
+def test_catalogue_reference_is_fresh():
+    result = run("docs")
+    assert result.returncode == 0
+    assert (ROOT / "docs" / "slo-catalogue.md").read_text() == result.stdout, (
+        "docs/slo-catalogue.md is stale: run `python -m slo docs > docs/slo-catalogue.md`"
+    )
