@@ -26,23 +26,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     validate = sub.add_parser(
-        "validate", help="check a catalogue and print one line per problem",
+        "validate",
+        help="check a catalogue and print one line per problem",
         description="Check a catalogue file. Exit status 0 when valid, 1 with one line per "
         "problem otherwise.",
     )
     validate.add_argument("file", type=Path, help="catalogue YAML file")
     rules = sub.add_parser(
-        "rules", help="write Prometheus rule files, PrometheusRule bodies and promtool tests",
+        "rules",
+        help="write Prometheus rule files, PrometheusRule bodies and promtool tests",
         description="Write, under DIR: rules/<service>-<slo>.yml (Prometheus rule files), "
         "prometheusrule/<service>.yaml (monitoring.coreos.com/v1 bodies) and "
         "tests/<service>-<slo>.<interval>.test.yml (promtool test rules proofs). Nothing is "
         "written unless the catalogue is valid.",
     )
     rules.add_argument("file", type=Path, help="catalogue YAML file")
-    rules.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
-                       help="output directory (created if missing)")
-    rules.add_argument("--no-tests", action="store_true",
-                       help="skip the promtool proofs (faster for very large catalogues)")
+    rules.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output directory (created if missing)",
+    )
+    rules.add_argument(
+        "--no-tests",
+        action="store_true",
+        help="skip the promtool proofs (faster for very large catalogues)",
+    )
     sub.add_parser("docs", help="print the catalogue reference (docs/slo-catalogue.md)")
     return parser
 

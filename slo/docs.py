@@ -129,8 +129,10 @@ def render() -> str:
             parts.append(f"| `{name}` | {type_name} | {_default(field)} | {description} |")
         parts.append("")
     parts.append("## Default burn-rate table\n")
-    parts.append(f"From `{BURN_RATES_FILE.name}` (SRE Workbook, \"Alerting on SLOs\"); factors "
-                 "shown for a 30d window.\n")
+    parts.append(
+        f'From `{BURN_RATES_FILE.name}` (SRE Workbook, "Alerting on SLOs"); factors '
+        "shown for a 30d window.\n"
+    )
     parts.append("| severity | long window | short window | budget consumed | factor at 30d |")
     parts.append("|---|---|---|---|---|")
     for tier in default_tiers():
@@ -141,4 +143,3 @@ def render() -> str:
         )
     parts.append("")
     return "\n".join(parts)
-

@@ -85,7 +85,8 @@ class Model:
         self.gauge = gauge_values is not None
         if gauge_values is not None:  # a gauge: one sample per minute is one event
             total = [1.0 if p else 0.0 for p in timeline.present]
-            bad = [(1.0 - v) if p else 0.0 for v, p in zip(gauge_values, timeline.present)]
+            present = timeline.present
+            bad = [(1.0 - v) if p else 0.0 for v, p in zip(gauge_values, present, strict=True)]
         else:
             total, bad = timeline.total, timeline.bad
         self.end = timeline.end
@@ -299,19 +300,25 @@ def input_series(
                 "values": _gauge_values(gauge_values, present),
             }
         ]
-    good = [t - b for t, b in zip(timeline.total, timeline.bad)]
+    good = [t - b for t, b in zip(timeline.total, timeline.bad, strict=True)]
     if events.kind == "latency":
         assert events.good_selector is not None
         bucket = events.good_selector
         labels = labels_for([m for m in bucket.matchers if m.name != "le"])
         le = format(events.threshold, "g")
         return [
-            {"series": _series_name(events.total_selector.metric, labels),
-             "values": _counter_values(timeline.total, present)},
-            {"series": _series_name(bucket.metric, {**labels, "le": le}),
-             "values": _counter_values(good, present)},
-            {"series": _series_name(bucket.metric, {**labels, "le": "+Inf"}),
-             "values": _counter_values(timeline.total, present)},
+            {
+                "series": _series_name(events.total_selector.metric, labels),
+                "values": _counter_values(timeline.total, present),
+            },
+            {
+                "series": _series_name(bucket.metric, {**labels, "le": le}),
+                "values": _counter_values(good, present),
+            },
+            {
+                "series": _series_name(bucket.metric, {**labels, "le": "+Inf"}),
+                "values": _counter_values(timeline.total, present),
+            },
         ]
     total = events.total_selector
     if events.bad_selector is not None:
@@ -321,16 +328,24 @@ def input_series(
         picked, picked_values, other_values = events.good_selector, good, timeline.bad
     if picked.metric != total.metric:
         return [
-            {"series": _series_name(total.metric, labels_for(total.matchers)),
-             "values": _counter_values(timeline.total, present)},
-            {"series": _series_name(picked.metric, labels_for(picked.matchers)),
-             "values": _counter_values(picked_values, present)},
+            {
+                "series": _series_name(total.metric, labels_for(total.matchers)),
+                "values": _counter_values(timeline.total, present),
+            },
+            {
+                "series": _series_name(picked.metric, labels_for(picked.matchers)),
+                "values": _counter_values(picked_values, present),
+            },
         ]
     series = [
-        {"series": _series_name(total.metric, labels_for(total.matchers + picked.matchers)),
-         "values": _counter_values(picked_values, present)},
-        {"series": _series_name(total.metric, _labels_outside(total, picked)),
-         "values": _counter_values(other_values, present)},
+        {
+            "series": _series_name(total.metric, labels_for(total.matchers + picked.matchers)),
+            "values": _counter_values(picked_values, present),
+        },
+        {
+            "series": _series_name(total.metric, _labels_outside(total, picked)),
+            "values": _counter_values(other_values, present),
+        },
     ]
     if without_bad_series:  # only the bad-events series may be missing: drop it
         assert events.bad_selector is not None
@@ -344,14 +359,12 @@ def _labels_outside(total: Selector, picked: Selector) -> dict[str, str]:
         if m in total.matchers:
             continue
         try:
-            labels = labels_for(total.matchers + (_negate(m),))
+            labels = labels_for((*total.matchers, _negate(m)))
         except ProofError:
             continue
         if not all(_satisfies(labels.get(x.name, ""), x) for x in picked.matchers):
             return labels
-    raise ProofError(
-        f"no series can match {total.render()} without matching {picked.render()}"
-    )
+    raise ProofError(f"no series can match {total.render()} without matching {picked.render()}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,7 +392,7 @@ class Scenario:
 def _history_minutes(slo: ResolvedSlo, severity: str | None = None) -> int:
     """Good history that fills the longest window of the tiers a scenario asserts on."""
     longs = [t.long_seconds for t in slo.tiers if severity in (None, t.severity)]
-    return max(longs + [3600]) // 60
+    return max([*longs, 3600]) // 60
 
 
 def _good(slo: ResolvedSlo) -> float:
@@ -485,11 +498,14 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
             Scenario(
                 "zero traffic is not an outage: no alert, and no SLI sample instead of NaN",
                 tl,
-                [Check(start + m, a, "quiet") for m in (30, 179) for a in (page, ticket,
-                                                                            names.ALERT_ABSENT)],
+                [
+                    Check(start + m, a, "quiet")
+                    for m in (30, 179)
+                    for a in (page, ticket, names.ALERT_ABSENT)
+                ],
                 expr_checks=[
                     (start + 30, names.error_ratio(names.BASE_WINDOW), None),
-                    (start + 120, names.error_ratio("1h"), None),
+                    (start + 120, names.error_ratio(_longest_raw_window(slo)), None),
                 ],
             )
         )
@@ -519,7 +535,8 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
                 [],
                 expr_checks=[
                     (history, names.error_ratio(names.BASE_WINDOW), 0.0),
-                    (history, names.error_ratio("1h"), 0.0),
+                    (history, names.error_ratio(_longest_raw_window(slo)), 0.0),
+                    (history, names.error_ratio(slo.windows()[-1]), 0.0),
                     (history, names.ERROR_RATIO_PERIOD, 0.0),
                 ],
             )
@@ -531,9 +548,16 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
     return found
 
 
+def _longest_raw_window(slo: ResolvedSlo) -> str:
+    raw = [w for w in slo.windows() if durations.parse(w) <= names.RAW_WINDOW_MAX_SECONDS]
+    return raw[-1]
+
+
 def _short_outage(slo: ResolvedSlo, history: int) -> list[Scenario]:
     """An outage that only the 1h tier catches, to show that tier clears in about 5 minutes."""
-    page_tiers = sorted((t for t in slo.tiers if t.severity == "page"), key=lambda t: t.long_seconds)
+    page_tiers = sorted(
+        (t for t in slo.tiers if t.severity == "page"), key=lambda t: t.long_seconds
+    )
     if len(page_tiers) < 2:
         return []
     fast = page_tiers[0]
@@ -574,7 +598,7 @@ def _short_outage(slo: ResolvedSlo, history: int) -> list[Scenario]:
 def _gauge_pattern(timeline: Timeline) -> list[float]:
     """0/1 samples whose share of zeros follows the timeline's error ratio, evenly spread."""
     values, debt = [], 0.0
-    for total, bad in zip(timeline.total, timeline.bad):
+    for total, bad in zip(timeline.total, timeline.bad, strict=True):
         ratio = bad / total if total else 0.0
         debt += ratio
         if debt >= 1.0 - 1e-9:

@@ -153,8 +153,11 @@ def prometheus_rule(
         "metadata": {
             "name": names.prometheus_rule_name(service),
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/part-of": "slo", names.LABEL_SERVICE: service,
-                       **(labels or {})},
+            "labels": {
+                "app.kubernetes.io/part-of": "slo",
+                names.LABEL_SERVICE: service,
+                **(labels or {}),
+            },
         },
         "spec": rule_file(slos),
     }

@@ -95,7 +95,8 @@ class RatioIndicator(Model):
     )
     bad: SelectorText | None = Field(
         default=None,
-        description='Selector of the counter of bad events, e.g. `http_requests_total{code=~"5.."}`. '
+        description="Selector of the counter of bad events, e.g. "
+        '`http_requests_total{code=~"5.."}`. '
         "Give `bad` or `good`, not both.",
     )
     good: SelectorText | None = Field(
@@ -161,7 +162,8 @@ class BurnRateTier(Model):
     severity: Literal["page", "ticket"] = Field(description="`page` or `ticket`.")
     long_window: Duration = Field(description="The long window, e.g. `1h`.")
     short_window: Duration = Field(
-        description="The short window that makes the alert reset quickly, about 1/12 of the long one."
+        description="The short window that makes the alert reset quickly, "
+        "about 1/12 of the long one."
     )
     budget_consumed: float = Field(
         gt=0,
@@ -201,7 +203,8 @@ class Alerting(Model):
     )
     absent_for: Duration = Field(
         default="10m",
-        description="How long an SLO's source metrics must be missing before `SLOMetricsAbsent` fires.",
+        description="How long an SLO's source metrics must be missing before "
+        "`SLOMetricsAbsent` fires.",
     )
 
 
@@ -216,11 +219,13 @@ class Slo(Model):
     )
     window: Duration = Field(
         default="30d",
-        description="Rolling period of the objective (30d or 28d); burn-rate factors scale with it.",
+        description="Rolling period of the objective (30d or 28d); "
+        "burn-rate factors scale with it.",
     )
     indicator: Indicator = Field(description="How good and bad events are counted.")
     alerting: Alerting | None = Field(
-        default=None, description="Alerting policy; defaults to the catalogue's `defaults.alerting`."
+        default=None,
+        description="Alerting policy; defaults to the catalogue's `defaults.alerting`.",
     )
     canary_gate: bool = Field(
         default=True,

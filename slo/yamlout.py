@@ -24,6 +24,4 @@ def dump(data: Any) -> str:
 
 
 def dump_all(documents: list[Any]) -> str:
-    return yaml.dump_all(
-        documents, Dumper=_Dumper, sort_keys=True, width=100, allow_unicode=True
-    )
+    return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=True, width=100, allow_unicode=True)

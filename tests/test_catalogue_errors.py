@@ -26,7 +26,10 @@ def test_broken_catalogue_is_refused_with_one_line_per_problem(path, tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "slo", "rules", str(path.relative_to(ROOT)), "-o", str(out)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 1
     assert result.stderr.splitlines() == expected_lines(path)
@@ -41,7 +44,9 @@ def test_every_broken_catalogue_announces_its_expectation():
 def test_missing_file_is_one_line(tmp_path):
     with pytest.raises(CatalogueError) as err:
         load_catalogue(tmp_path / "nope.yaml")
-    assert err.value.lines == [f"{tmp_path / 'nope.yaml'}: cannot read the file (No such file or directory)"]
+    assert err.value.lines == [
+        f"{tmp_path / 'nope.yaml'}: cannot read the file (No such file or directory)"
+    ]
 
 
 def test_invalid_yaml_names_the_line(tmp_path):

@@ -30,8 +30,12 @@ def test_validate_accepts_the_core_catalogue():
 def test_rules_are_byte_identical_across_runs(tmp_path):
     assert main(["rules", str(CATALOGUE), "-o", str(tmp_path / "a")]) == 0
     assert main(["rules", str(CATALOGUE), "-o", str(tmp_path / "b")]) == 0
-    first = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*.y*ml")}
-    second = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*.y*ml")}
+    first = {
+        p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*.y*ml")
+    }
+    second = {
+        p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*.y*ml")
+    }
     assert first == second
     assert len([p for p in first if p.parts[0] == "rules"]) == 9
     assert len([p for p in first if p.parts[0] == "tests"]) == 18

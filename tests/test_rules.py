@@ -73,9 +73,7 @@ def test_an_slo_is_one_group_in_dependency_order():
     for group in groups:
         produced: set[str] = set()
         for rule in group["rules"]:
-            used = {
-                name for name in _recorded_names(rule["expr"]) if name.startswith("slo:")
-            }
+            used = {name for name in _recorded_names(rule["expr"]) if name.startswith("slo:")}
             assert used <= produced, f"{group['name']}: {rule} reads a later recording"
             if "record" in rule:
                 produced.add(rule["record"])
@@ -148,12 +146,18 @@ def _one_slo(objective, window):
         {
             "services": [
                 {
-                    "name": "api", "namespace": "api", "owner": "t", "selector": 'job="api"',
+                    "name": "api",
+                    "namespace": "api",
+                    "owner": "t",
+                    "selector": 'job="api"',
                     "slos": [
                         {
-                            "name": "errors", "objective": objective, "window": window,
+                            "name": "errors",
+                            "objective": objective,
+                            "window": window,
                             "indicator": {
-                                "kind": "ratio", "total": "req_total",
+                                "kind": "ratio",
+                                "total": "req_total",
                                 "bad": 'req_total{code=~"5.."}',
                             },
                         }

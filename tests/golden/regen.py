@@ -1,4 +1,7 @@
-"""Regenerate the golden rule files: python tests/golden/regen.py (never edit out-*.yaml by hand)."""
+"""Regenerate the golden rule files (never edit out-*.yaml by hand):
+
+    python tests/golden/regen.py
+"""
 
 import sys
 from pathlib import Path
