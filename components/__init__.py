@@ -1,0 +1,1 @@
+"""Thin Pulumi ComponentResources that turn the bodies rendered by ``slo/`` into resources."""

@@ -100,21 +100,23 @@ def pydantic_problems(err: ValidationError, root: type[BaseModel]) -> list[Probl
 
 
 def _fields_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> set[str]:
-    """Field names of the model found at ``loc`` under ``root`` (for 'did you mean')."""
+    """Keys allowed in the mapping found at ``loc`` under ``root`` (for 'did you mean')."""
     current: Any = root
     for part in loc:
         model = _model_in(current, part)
         if model is None:
             return set()
         current = model
-        if isinstance(part, str) and part in model.model_fields:
-            current = model.model_fields[part].annotation
+        for name, field in model.model_fields.items():
+            if part in (name, field.alias):
+                current = field.annotation
+                break
     model = _model_in(current, None)
-    return set(model.model_fields) if model else set()
+    return {f.alias or n for n, f in model.model_fields.items()} if model else set()
 
 
 def _model_in(annotation: Any, part: str | int | None) -> type[BaseModel] | None:
-    """Unwrap list/Optional/union annotations to the model a path element refers to."""
+    """Unwrap list/dict/Optional/union annotations to the model a path element refers to."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     args = typing.get_args(annotation)
@@ -123,6 +125,8 @@ def _model_in(annotation: Any, part: str | int | None) -> type[BaseModel] | None
         return _model_in(args[0], part)
     if origin in (list, tuple):
         return _model_in(args[0], None)
+    if origin is dict:
+        return _model_in(args[1], None)
     if origin in (typing.Union, types.UnionType):
         models = [m for a in args if (m := _model_in(a, None)) is not None]
         for model in models:

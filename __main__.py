@@ -1,0 +1,99 @@
+"""The Pulumi program: SLO rules, gated canaries and dashboards for the core services.
+
+This is the only module that reads Pulumi config. Everything is validated before the first
+resource is registered; a bad stack file stops the program with one line per problem.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.argo_rollouts import ArgoRollouts
+from components.canary_service import CanaryService, CanaryServiceArgs
+from components.slo_bundle import SloBundle, SloBundleArgs
+from components.slo_dashboard import SloDashboard, SloDashboardArgs
+from slo.loader import CatalogueError, load_catalogue
+from slo.model import resolve_all
+from slo.rules import by_service
+from slo.stack import PROJECT, StackError, check_against_catalogue, parse_stack
+
+HERE = Path(__file__).resolve().parent
+SECRET_KEYS = {"grafanaToken"}
+
+
+def stack_values() -> dict[str, Any]:
+    """Every ``slo-canary:*`` config value except secrets, objects decoded from JSON."""
+    values: dict[str, Any] = {}
+    for key, raw in pulumi.runtime.get_config_env().items():
+        project, _, name = key.partition(":")
+        if project != PROJECT or name in SECRET_KEYS:
+            continue
+        try:
+            values[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[name] = raw
+    return values
+
+
+def main() -> None:
+    source = f"Pulumi.{pulumi.get_stack()}.yaml"
+    try:
+        stack = parse_stack(stack_values(), source)
+        catalogue = load_catalogue(HERE / stack.catalogue)
+        slos = resolve_all(catalogue)
+        check_against_catalogue(stack, slos, source)
+    except CatalogueError as err:  # StackError too: one line per problem, no traceback
+        raise pulumi.RunError("\n".join(err.lines)) from None
+
+    token = pulumi.Config(PROJECT).get_secret("grafanaToken")
+    if stack.grafana.delivery == "api" and token is None:
+        raise pulumi.RunError(
+            f"{source}: {PROJECT}:grafanaToken: required by grafana.delivery api; set it with "
+            f"pulumi config set --secret {PROJECT}:grafanaToken <token>"
+        )
+
+    argo = ArgoRollouts("argo-rollouts", stack.argo_rollouts)
+    grouped = by_service(slos)
+    namespaces = {
+        ns: k8s.core.v1.Namespace(f"namespace-{ns}", metadata={"name": ns})
+        for ns in sorted({svc.namespace for svc in catalogue.services})
+    }
+
+    rollouts: dict[str, str] = {}
+    rules: dict[str, str] = {}
+    for service in catalogue.services:
+        after = pulumi.ResourceOptions(depends_on=[namespaces[service.namespace], *argo.ready])
+        bundle = SloBundle(
+            f"{service.name}-slos",
+            SloBundleArgs(service.name, service.namespace, grouped[service.name],
+                          dict(stack.prometheus.rule_labels)),
+            opts=pulumi.ResourceOptions(depends_on=[namespaces[service.namespace]]),
+        )
+        rules[service.name] = bundle.rule_name
+        deployment = stack.services.get(service.name)
+        if deployment is None:
+            continue
+        canary = CanaryService(
+            service.name,
+            CanaryServiceArgs(service.name, service.namespace, grouped[service.name],
+                              deployment, stack.delivery, stack.prometheus),
+            opts=after,
+        )
+        rollouts[service.name] = canary.rollout_name
+
+    dashboard = SloDashboard("slo-dashboards", SloDashboardArgs(slos, stack.grafana, token))
+
+    pulumi.export("environment", stack.environment)
+    pulumi.export("rollouts", rollouts)
+    pulumi.export("images", {name: d.image for name, d in sorted(stack.services.items())})
+    pulumi.export("prometheusRules", rules)
+    pulumi.export("dashboardUids", dashboard.uids)
+    pulumi.export("dashboardUrls", dashboard.urls)
+
+
+main()

@@ -1,0 +1,38 @@
+"""SloBundle: a service's SLO rules as a PrometheusRule the cluster's Prometheus selects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from slo.model import ResolvedSlo
+from slo.rules import prometheus_rule
+
+
+@dataclass(frozen=True)
+class SloBundleArgs:
+    service: str
+    namespace: str
+    slos: list[ResolvedSlo]
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class SloBundle(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, args: SloBundleArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("slo-canary:slo:SloBundle", name, None, opts)
+        body = prometheus_rule(args.service, args.namespace, args.slos, args.labels)
+        self.rule = k8s.apiextensions.CustomResource(
+            f"{name}-rule",
+            api_version=body["apiVersion"],
+            kind=body["kind"],
+            metadata=body["metadata"],
+            spec=body["spec"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.rule_name = body["metadata"]["name"]
+        self.group_names = [g["name"] for g in body["spec"]["groups"]]
+        self.register_outputs({"rule_name": self.rule_name, "groups": self.group_names})

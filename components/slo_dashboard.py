@@ -1,0 +1,99 @@
+"""SloDashboard: Grafana dashboards (and optionally alert rules) for every SLO.
+
+Delivered through the Grafana API (pulumiverse-grafana; the token stays a Pulumi secret) or as
+ConfigMaps that the Grafana sidecar loads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumiverse_grafana as grafana
+
+from slo import dashboards, grafana_alerts
+from slo.model import ResolvedSlo
+from slo.rules import by_service
+from slo.stack import GrafanaConfig
+
+FOLDER_ANNOTATION = "grafana_folder"
+
+
+@dataclass(frozen=True)
+class SloDashboardArgs:
+    slos: list[ResolvedSlo]
+    grafana: GrafanaConfig
+    token: pulumi.Input[str] | None = None
+
+
+def rendered(args: SloDashboardArgs) -> dict[str, dict[str, Any]]:
+    """Every dashboard by uid: one per service and the fleet overview."""
+    uid = args.grafana.datasource_uid
+    boards = [
+        dashboards.service_dashboard(slos[0].service, slos, uid)
+        for slos in by_service(args.slos).values()
+    ]
+    boards.append(dashboards.fleet_dashboard(args.slos, uid))
+    return {board["uid"]: board for board in boards}
+
+
+class SloDashboard(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, args: SloDashboardArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("slo-canary:observability:SloDashboard", name, None, opts)
+        cfg = args.grafana
+        boards = rendered(args)
+        self.uids = sorted(boards)
+        self.urls: list[pulumi.Output[str]] | list[str] = []
+        if cfg.delivery == "api":
+            self._through_api(name, args, boards)
+        elif cfg.delivery == "configmap":
+            for uid, board in sorted(boards.items()):
+                k8s.core.v1.ConfigMap(
+                    f"{name}-{uid}",
+                    metadata={
+                        "name": f"dashboard-{uid}",
+                        "namespace": cfg.namespace,
+                        "labels": dict(cfg.sidecar_labels),
+                        "annotations": {FOLDER_ANNOTATION: cfg.folder},
+                    },
+                    data={f"{uid}.json": json.dumps(board, sort_keys=True, indent=2)},
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+        self.register_outputs({"uids": self.uids, "urls": self.urls})
+
+    def _through_api(
+        self, name: str, args: SloDashboardArgs, boards: dict[str, dict[str, Any]]
+    ) -> None:
+        cfg = args.grafana
+        if args.token is None:
+            raise ValueError("delivery: api needs a Grafana token")
+        provider = grafana.Provider(
+            f"{name}-grafana",
+            url=cfg.url,
+            auth=pulumi.Output.secret(args.token),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        opts = pulumi.ResourceOptions(parent=self, provider=provider)
+        folder = grafana.oss.Folder(
+            f"{name}-folder", title=cfg.folder, uid=dashboards.dashboard_uid(cfg.folder), opts=opts
+        )
+        for uid, board in sorted(boards.items()):
+            grafana.oss.Dashboard(
+                f"{name}-{uid}",
+                config_json=json.dumps(board, sort_keys=True),
+                folder=folder.uid,
+                overwrite=True,
+                opts=opts,
+            )
+        self.urls = [f"{cfg.url.rstrip('/')}/d/{uid}" for uid in sorted(boards) if cfg.url]
+        if cfg.alert_rules:
+            for service, slos in sorted(by_service(args.slos).items()):
+                group = grafana_alerts.rule_group(service, slos, cfg.datasource_uid)
+                grafana.alerting.RuleGroup(
+                    f"{name}-{service}-alerts", folder_uid=folder.uid, opts=opts, **group
+                )
