@@ -24,13 +24,16 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 lint: setup
-	$(PY) -m ruff check slo components tests bench __main__.py
+	$(PY) -m ruff check slo components tests tools bench __main__.py
 	$(PY) -m mypy
 
 unit: setup
 	$(PY) -m pytest -n 2 -p no:cacheprovider tests
 
 test: lint unit
+
+render: setup
+	$(PY) tools/render.py --stack $(STACK)
 
 rules: setup
 	$(PY) -m slo rules $(CATALOGUE) -o out/rules

@@ -29,7 +29,9 @@ SECRET_KEYS = {"grafanaToken"}
 def stack_values() -> dict[str, Any]:
     """Every ``slo-canary:*`` config value except secrets, objects decoded from JSON."""
     values: dict[str, Any] = {}
-    for key, raw in pulumi.runtime.get_config_env().items():
+    # The engine hands config over through PULUMI_CONFIG or the runtime's config map.
+    every = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get({})}
+    for key, raw in sorted(every.items()):
         project, _, name = key.partition(":")
         if project != PROJECT or name in SECRET_KEYS:
             continue
@@ -44,7 +46,9 @@ def main() -> None:
     source = f"Pulumi.{pulumi.get_stack()}.yaml"
     try:
         stack = parse_stack(stack_values(), source)
-        catalogue = load_catalogue(HERE / stack.catalogue)
+        if not (HERE / stack.catalogue).is_file():
+            raise StackError([f"{source}: {PROJECT}:catalogue: {stack.catalogue} does not exist"])
+        catalogue = load_catalogue(HERE / stack.catalogue, source=stack.catalogue)
         slos = resolve_all(catalogue)
         check_against_catalogue(stack, slos, source)
     except CatalogueError as err:  # StackError too: one line per problem, no traceback
@@ -70,8 +74,12 @@ def main() -> None:
         after = pulumi.ResourceOptions(depends_on=[namespaces[service.namespace], *argo.ready])
         bundle = SloBundle(
             f"{service.name}-slos",
-            SloBundleArgs(service.name, service.namespace, grouped[service.name],
-                          dict(stack.prometheus.rule_labels)),
+            SloBundleArgs(
+                service.name,
+                service.namespace,
+                grouped[service.name],
+                dict(stack.prometheus.rule_labels),
+            ),
             opts=pulumi.ResourceOptions(depends_on=[namespaces[service.namespace]]),
         )
         rules[service.name] = bundle.rule_name
@@ -80,8 +88,14 @@ def main() -> None:
             continue
         canary = CanaryService(
             service.name,
-            CanaryServiceArgs(service.name, service.namespace, grouped[service.name],
-                              deployment, stack.delivery, stack.prometheus),
+            CanaryServiceArgs(
+                service.name,
+                service.namespace,
+                grouped[service.name],
+                deployment,
+                stack.delivery,
+                stack.prometheus,
+            ),
             opts=after,
         )
         rollouts[service.name] = canary.rollout_name

@@ -12,8 +12,12 @@ import yaml
 from slo.stack import ArgoRolloutsConfig
 
 CLUSTER_SCOPED = {
-    "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Namespace",
-    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Namespace",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -22,7 +23,9 @@ class CanaryServiceArgs:
     prometheus: PrometheusConfig
 
 
-def _custom(name: str, body: dict, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+def _custom(
+    name: str, body: dict[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
     return k8s.apiextensions.CustomResource(
         name,
         api_version=body["apiVersion"],
@@ -48,35 +51,59 @@ class CanaryService(pulumi.ComponentResource):
 
         templates = []
         if gated:
-            templates.append(_custom(
-                f"{name}-gate", analysis.gate_template(svc, ns, args.slos, cfg, address), child))
-            templates.append(_custom(
-                f"{name}-background",
-                analysis.background_template(svc, ns, args.slos, cfg, address), child))
+            templates.append(
+                _custom(
+                    f"{name}-gate", analysis.gate_template(svc, ns, args.slos, cfg, address), child
+                )
+            )
+            templates.append(
+                _custom(
+                    f"{name}-background",
+                    analysis.background_template(svc, ns, args.slos, cfg, address),
+                    child,
+                )
+            )
         if freeze:
-            templates.append(_custom(
-                f"{name}-freeze", analysis.freeze_template(svc, ns, cfg, address), child))
+            templates.append(
+                _custom(f"{name}-freeze", analysis.freeze_template(svc, ns, cfg, address), child)
+            )
 
         services = [
-            k8s.core.v1.Service(f"{name}-{body['metadata']['name'].removeprefix(svc + '-')}",
-                                metadata=body["metadata"], spec=body["spec"], opts=child)
+            k8s.core.v1.Service(
+                f"{name}-{body['metadata']['name'].removeprefix(svc + '-')}",
+                metadata=body["metadata"],
+                spec=body["spec"],
+                opts=child,
+            )
             for body in rollout.services(svc, ns, args.deployment)
         ]
         routing: list[pulumi.Resource] = []
         if args.delivery.traffic_routing == "nginx":
             body = rollout.ingress(svc, ns, args.deployment)
-            routing.append(k8s.networking.v1.Ingress(
-                f"{name}-ingress", metadata=body["metadata"], spec=body["spec"], opts=child))
+            routing.append(
+                k8s.networking.v1.Ingress(
+                    f"{name}-ingress", metadata=body["metadata"], spec=body["spec"], opts=child
+                )
+            )
         if args.prometheus.scrape == "podmonitor":
-            _custom(f"{name}-podmonitor",
-                    rollout.pod_monitor(svc, ns, args.prometheus.rule_labels), child)
+            _custom(
+                f"{name}-podmonitor",
+                rollout.pod_monitor(svc, ns, args.prometheus.rule_labels),
+                child,
+            )
 
         body = rollout.rollout(
-            svc, ns, args.deployment, args.delivery, freeze=freeze, gated=gated,
+            svc,
+            ns,
+            args.deployment,
+            args.delivery,
+            freeze=freeze,
+            gated=gated,
             annotate_scrape=args.prometheus.scrape == "annotations",
         )
         self.rollout = _custom(
-            f"{name}-rollout", body,
+            f"{name}-rollout",
+            body,
             pulumi.ResourceOptions(parent=self, depends_on=[*templates, *services, *routing]),
         )
         self.rollout_name = body["metadata"]["name"]

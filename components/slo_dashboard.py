@@ -48,12 +48,13 @@ class SloDashboard(pulumi.ComponentResource):
         cfg = args.grafana
         boards = rendered(args)
         self.uids = sorted(boards)
-        self.urls: list[pulumi.Output[str]] | list[str] = []
+        self.urls: list[str] = []
+        self.config_maps: list[k8s.core.v1.ConfigMap] = []
         if cfg.delivery == "api":
             self._through_api(name, args, boards)
         elif cfg.delivery == "configmap":
             for uid, board in sorted(boards.items()):
-                k8s.core.v1.ConfigMap(
+                cm = k8s.core.v1.ConfigMap(
                     f"{name}-{uid}",
                     metadata={
                         "name": f"dashboard-{uid}",
@@ -64,6 +65,7 @@ class SloDashboard(pulumi.ComponentResource):
                     data={f"{uid}.json": json.dumps(board, sort_keys=True, indent=2)},
                     opts=pulumi.ResourceOptions(parent=self),
                 )
+                self.config_maps.append(cm)
         self.register_outputs({"uids": self.uids, "urls": self.urls})
 
     def _through_api(
@@ -80,7 +82,10 @@ class SloDashboard(pulumi.ComponentResource):
         )
         opts = pulumi.ResourceOptions(parent=self, provider=provider)
         folder = grafana.oss.Folder(
-            f"{name}-folder", title=cfg.folder, uid=dashboards.dashboard_uid(cfg.folder), opts=opts
+            f"{name}-folder",
+            title=cfg.folder,
+            uid=dashboards.dashboard_uid(f"folder-{cfg.folder}"),
+            opts=opts,
         )
         for uid, board in sorted(boards.items()):
             grafana.oss.Dashboard(

@@ -98,8 +98,13 @@ def _metric(slo: ResolvedSlo, cfg: AnalysisConfig, address: str) -> dict[str, An
     }
 
 
-def _template(name: str, namespace: str, service: str, metrics: list[dict[str, Any]],
-              args: list[dict[str, Any]]) -> dict[str, Any]:
+def _template(
+    name: str,
+    namespace: str,
+    service: str,
+    metrics: list[dict[str, Any]],
+    args: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AnalysisTemplate",
@@ -112,8 +117,9 @@ def _template(name: str, namespace: str, service: str, metrics: list[dict[str, A
     }
 
 
-def gate_template(service: str, namespace: str, slos: list[ResolvedSlo], cfg: AnalysisConfig,
-                  address: str) -> dict[str, Any]:
+def gate_template(
+    service: str, namespace: str, slos: list[ResolvedSlo], cfg: AnalysisConfig, address: str
+) -> dict[str, Any]:
     metrics = []
     for slo in gated(slos):
         metric = _metric(slo, cfg, address)
@@ -123,23 +129,31 @@ def gate_template(service: str, namespace: str, slos: list[ResolvedSlo], cfg: An
             inconclusiveLimit=cfg.max_measurements,
         )
         metrics.append(metric)
-    return _template(template_names(service)["gate"], namespace, service, metrics,
-                     [{"name": CANARY_HASH_ARG}])
+    return _template(
+        template_names(service)["gate"], namespace, service, metrics, [{"name": CANARY_HASH_ARG}]
+    )
 
 
-def background_template(service: str, namespace: str, slos: list[ResolvedSlo],
-                        cfg: AnalysisConfig, address: str) -> dict[str, Any]:
+def background_template(
+    service: str, namespace: str, slos: list[ResolvedSlo], cfg: AnalysisConfig, address: str
+) -> dict[str, Any]:
     metrics = []
     for slo in gated(slos):
         metric = _metric(slo, cfg, address)
         metric["inconclusiveLimit"] = BACKGROUND_INCONCLUSIVE_LIMIT
         metrics.append(metric)
-    return _template(template_names(service)["background"], namespace, service, metrics,
-                     [{"name": CANARY_HASH_ARG}])
+    return _template(
+        template_names(service)["background"],
+        namespace,
+        service,
+        metrics,
+        [{"name": CANARY_HASH_ARG}],
+    )
 
 
-def freeze_template(service: str, namespace: str, cfg: AnalysisConfig,
-                    address: str) -> dict[str, Any]:
+def freeze_template(
+    service: str, namespace: str, cfg: AnalysisConfig, address: str
+) -> dict[str, Any]:
     """Passes while every SLO of the service has budget left; otherwise pauses (never aborts)."""
     query = f'min({names.ERROR_BUDGET_REMAINING}{{{names.LABEL_SERVICE}="{service}"}})'
     metric = {

@@ -47,9 +47,12 @@ def format_path(loc: tuple[str | int, ...]) -> str:
     return text
 
 
-def load_catalogue(path: str | Path) -> Catalogue:
-    """The validated catalogue in ``path``, or CatalogueError listing every problem."""
-    source = str(path)
+def load_catalogue(path: str | Path, source: str | None = None) -> Catalogue:
+    """The validated catalogue in ``path``, or CatalogueError listing every problem.
+
+    ``source`` is how messages name the file (default: ``path`` as given).
+    """
+    source = source or str(path)
     try:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as err:

@@ -17,11 +17,12 @@ def labels(service: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "core-services"}
 
 
-def steps(service: str, delivery: DeliveryConfig, freeze: bool, gated: bool) -> list[dict[str, Any]]:
+def steps(
+    service: str, delivery: DeliveryConfig, freeze: bool, gated: bool
+) -> list[dict[str, Any]]:
     """10% -> pause -> gate -> 25% -> ... -> [manual gate] -> 100%."""
     templates = analysis.template_names(service)
-    hash_arg = [{"name": analysis.CANARY_HASH_ARG,
-                 "valueFrom": {"podTemplateHashValue": "Latest"}}]
+    hash_arg = [{"name": analysis.CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}]
     out: list[dict[str, Any]] = []
     if freeze:
         out.append({"analysis": {"templates": [{"templateName": templates["freeze"]}]}})
@@ -29,8 +30,9 @@ def steps(service: str, delivery: DeliveryConfig, freeze: bool, gated: bool) -> 
         out.append({"setWeight": weight})
         out.append({"pause": {"duration": delivery.pause}})
         if gated:
-            out.append({"analysis": {"templates": [{"templateName": templates["gate"]}],
-                                     "args": hash_arg}})
+            out.append(
+                {"analysis": {"templates": [{"templateName": templates["gate"]}], "args": hash_arg}}
+            )
     if delivery.manual_gate:
         out.append({"pause": {}})
     return out
@@ -61,7 +63,10 @@ def pod_template(service: str, spec: ServiceDeployment, annotate_scrape: bool) -
         ],
         "env": [{"name": k, "value": v} for k, v in sorted(spec.env.items())],
         "resources": {
-            "requests": {"cpu": spec.resources.cpu_request, "memory": spec.resources.memory_request},
+            "requests": {
+                "cpu": spec.resources.cpu_request,
+                "memory": spec.resources.memory_request,
+            },
             "limits": {"cpu": spec.resources.cpu_limit, "memory": spec.resources.memory_limit},
         },
         "livenessProbe": _probe(spec.liveness),
@@ -113,8 +118,9 @@ def rollout(
         canary["analysis"] = {
             "templates": [{"templateName": analysis.template_names(service)["background"]}],
             "startingStep": 0,
-            "args": [{"name": analysis.CANARY_HASH_ARG,
-                      "valueFrom": {"podTemplateHashValue": "Latest"}}],
+            "args": [
+                {"name": analysis.CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}
+            ],
         }
     if delivery.traffic_routing == "nginx":
         canary["trafficRouting"] = {"nginx": {"stableIngress": service}}
@@ -163,8 +169,10 @@ def ingress(service: str, namespace: str, spec: ServiceDeployment) -> dict[str, 
                     "path": "/",
                     "pathType": "Prefix",
                     "backend": {
-                        "service": {"name": service_names(service)["stable"],
-                                    "port": {"name": "http"}}
+                        "service": {
+                            "name": service_names(service)["stable"],
+                            "port": {"name": "http"},
+                        }
                     },
                 }
             ]
@@ -198,7 +206,9 @@ def pod_monitor(service: str, namespace: str, extra_labels: dict[str, str]) -> d
                     "path": "/metrics",
                     "relabelings": [
                         {
-                            "sourceLabels": ["__meta_kubernetes_pod_label_rollouts_pod_template_hash"],
+                            "sourceLabels": [
+                                "__meta_kubernetes_pod_label_rollouts_pod_template_hash"
+                            ],
                             "targetLabel": analysis.HASH_LABEL,
                         },
                         {"targetLabel": "job", "replacement": service},
@@ -208,4 +218,3 @@ def pod_monitor(service: str, namespace: str, extra_labels: dict[str, str]) -> d
             ],
         },
     }
-

@@ -50,7 +50,9 @@ class ArgoRolloutsConfig(Model):
     @model_validator(mode="after")
     def _path_for_manifests(self) -> ArgoRolloutsConfig:
         if self.install == "manifests" and not self.manifests_path:
-            raise ValueError("install: manifests needs manifestsPath (the controller's install.yaml)")
+            raise ValueError(
+                "install: manifests needs manifestsPath (the controller's install.yaml)"
+            )
         return self
 
 
@@ -108,27 +110,39 @@ class AnalysisConfig(Model):
         description="Canary requests a measurement needs; fewer is inconclusive, never a pass.",
     )
     consecutive_successes: int = Field(
-        default=3, ge=1, alias="consecutiveSuccesses",
+        default=3,
+        ge=1,
+        alias="consecutiveSuccesses",
         description="Good measurements in a row that let a gate promote.",
     )
     max_measurements: int = Field(
-        default=10, ge=1, alias="maxMeasurements",
+        default=10,
+        ge=1,
+        alias="maxMeasurements",
         description="Measurements a gate waits for evidence before pausing for a human.",
     )
     failure_limit: int = Field(
-        default=1, ge=0, alias="failureLimit",
+        default=1,
+        ge=0,
+        alias="failureLimit",
         description="Failed measurements tolerated before the rollout aborts.",
     )
     consecutive_error_limit: int = Field(
-        default=4, ge=0, alias="consecutiveErrorLimit",
+        default=4,
+        ge=0,
+        alias="consecutiveErrorLimit",
         description="Query errors in a row (e.g. Prometheus unreachable) before aborting.",
     )
     pass_burn_rate: float = Field(
-        default=1.0, gt=0, alias="passBurnRate",
+        default=1.0,
+        gt=0,
+        alias="passBurnRate",
         description="A measurement passes at or below this multiple of the error budget.",
     )
     fail_burn_rate: float = Field(
-        default=10.0, gt=0, alias="failBurnRate",
+        default=10.0,
+        gt=0,
+        alias="failBurnRate",
         description="A measurement fails above this multiple of the error budget; between the "
         "two it is inconclusive.",
     )
@@ -153,20 +167,24 @@ class DeliveryConfig(Model):
     )
     pause: Duration = Field(default="5m", description="Pause at each weight.")
     manual_gate: bool = Field(
-        default=False, alias="manualGate",
+        default=False,
+        alias="manualGate",
         description="Wait for `kubectl argo rollouts promote` before 100%.",
     )
     budget_freeze: bool = Field(
-        default=False, alias="budgetFreeze",
+        default=False,
+        alias="budgetFreeze",
         description="Hold new releases at their first step while the error budget is exhausted.",
     )
     wait_for_rollout: bool = Field(
-        default=False, alias="waitForRollout",
+        default=False,
+        alias="waitForRollout",
         description="`pulumi up` waits for each Rollout to be Healthy and fails otherwise.",
     )
     timeout_seconds: int = Field(default=1800, ge=60, alias="timeoutSeconds")
     traffic_routing: Literal["replicas", "nginx"] = Field(
-        default="replicas", alias="trafficRouting",
+        default="replicas",
+        alias="trafficRouting",
         description="Split by replica count, or by NGINX ingress canary weights.",
     )
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)

@@ -40,8 +40,15 @@ def test_templates_and_rollout_fit_the_argo_rollouts_crds(stack_name, service):
         analysis.gate_template(service, "core", slos, delivery.analysis, ADDRESS),
         analysis.background_template(service, "core", slos, delivery.analysis, ADDRESS),
         analysis.freeze_template(service, "core", delivery.analysis, ADDRESS),
-        rollout.rollout(service, "core", cfg.services[service], delivery,
-                        freeze=delivery.budget_freeze, gated=True, annotate_scrape=False),
+        rollout.rollout(
+            service,
+            "core",
+            cfg.services[service],
+            delivery,
+            freeze=delivery.budget_freeze,
+            gated=True,
+            annotate_scrape=False,
+        ),
         rollout.pod_monitor(service, "core", {}),
         rollout.ingress(service, "core", cfg.services[service]),
         *rollout.services(service, "core", cfg.services[service]),
@@ -51,8 +58,9 @@ def test_templates_and_rollout_fit_the_argo_rollouts_crds(stack_name, service):
 
 
 def test_a_misspelt_field_fails_the_crd_schema():
-    body = analysis.gate_template("orchestrator", "core", SLOS["orchestrator"],
-                                  STACKS["dev"].delivery.analysis, ADDRESS)
+    body = analysis.gate_template(
+        "orchestrator", "core", SLOS["orchestrator"], STACKS["dev"].delivery.analysis, ADDRESS
+    )
     body["spec"]["metrics"][0]["consecutiveSuccesLimit"] = 2
     with pytest.raises(Exception, match="consecutiveSuccesLimit"):
         validate(body)
@@ -121,15 +129,25 @@ def test_canary_queries_look_at_the_canary_only_and_need_enough_requests():
 
 
 def test_gauge_slos_do_not_gate_canaries():
-    names = {m["name"] for m in analysis.gate_template(
-        "agent-runner", "agents", SLOS["agent-runner"], STACKS["dev"].delivery.analysis,
-        ADDRESS)["spec"]["metrics"]}
+    names = {
+        m["name"]
+        for m in analysis.gate_template(
+            "agent-runner", "agents", SLOS["agent-runner"], STACKS["dev"].delivery.analysis, ADDRESS
+        )["spec"]["metrics"]
+    }
     assert names == {"error-rate", "latency"}
 
 
 def test_background_analysis_starts_at_the_first_step_with_the_canary_hash():
-    body = rollout.rollout("api-gateway", "api", ServiceDeployment(image="x:1"), DeliveryConfig(),
-                           freeze=False, gated=True, annotate_scrape=False)
+    body = rollout.rollout(
+        "api-gateway",
+        "api",
+        ServiceDeployment(image="x:1"),
+        DeliveryConfig(),
+        freeze=False,
+        gated=True,
+        annotate_scrape=False,
+    )
     canary = body["spec"]["strategy"]["canary"]
     assert canary["analysis"]["startingStep"] == 0
     assert canary["analysis"]["templates"] == [{"templateName": "api-gateway-slo-background"}]
@@ -141,23 +159,35 @@ def test_background_analysis_starts_at_the_first_step_with_the_canary_hash():
 
 
 def test_freeze_pauses_instead_of_aborting():
-    metric = analysis.freeze_template("api", "api", DeliveryConfig().analysis, ADDRESS)[
-        "spec"]["metrics"][0]
+    metric = analysis.freeze_template("api", "api", DeliveryConfig().analysis, ADDRESS)["spec"][
+        "metrics"
+    ][0]
     assert metric["failureCondition"] == "false"
     assert metric["inconclusiveLimit"] == 0
-    assert 'slo:error_budget_remaining:ratio{service="api"}' in metric["provider"]["prometheus"][
-        "query"]
+    assert (
+        'slo:error_budget_remaining:ratio{service="api"}'
+        in metric["provider"]["prometheus"]["query"]
+    )
 
 
 def test_pods_run_with_secure_defaults():
-    body = rollout.rollout("api", "api", ServiceDeployment(image="x:1"), DeliveryConfig(),
-                           freeze=False, gated=True, annotate_scrape=False)
+    body = rollout.rollout(
+        "api",
+        "api",
+        ServiceDeployment(image="x:1"),
+        DeliveryConfig(),
+        freeze=False,
+        gated=True,
+        annotate_scrape=False,
+    )
     pod = body["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
     }
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -174,8 +204,15 @@ def test_pod_monitor_keeps_the_pod_template_hash():
 
 def test_wait_for_rollout_uses_pulumi_await_annotations():
     delivery = STACKS["prod"].delivery
-    body = rollout.rollout("api", "api", ServiceDeployment(image="x:1"), delivery,
-                           freeze=True, gated=True, annotate_scrape=False)
+    body = rollout.rollout(
+        "api",
+        "api",
+        ServiceDeployment(image="x:1"),
+        delivery,
+        freeze=True,
+        gated=True,
+        annotate_scrape=False,
+    )
     assert body["metadata"]["annotations"] == {
         "pulumi.com/waitFor": "jsonpath={.status.phase}=Healthy",
         "pulumi.com/timeoutSeconds": "3600",
@@ -184,6 +221,15 @@ def test_wait_for_rollout_uses_pulumi_await_annotations():
 
 def test_nginx_routing_points_at_the_stable_ingress():
     delivery = DeliveryConfig(trafficRouting="nginx")
-    body = rollout.rollout("api", "api", ServiceDeployment(image="x:1"), delivery,
-                           freeze=False, gated=True, annotate_scrape=False)
-    assert body["spec"]["strategy"]["canary"]["trafficRouting"] == {"nginx": {"stableIngress": "api"}}
+    body = rollout.rollout(
+        "api",
+        "api",
+        ServiceDeployment(image="x:1"),
+        delivery,
+        freeze=False,
+        gated=True,
+        annotate_scrape=False,
+    )
+    assert body["spec"]["strategy"]["canary"]["trafficRouting"] == {
+        "nginx": {"stableIngress": "api"}
+    }

@@ -105,15 +105,22 @@ def run(
     return mocks.resources, resolved
 
 
-def files(resources: list[tuple[str, str, dict[str, Any]]], exports: dict[str, Any]) -> dict[str, str]:
+def files(
+    resources: list[tuple[str, str, dict[str, Any]]], exports: dict[str, Any]
+) -> dict[str, str]:
     out: dict[str, str] = {"outputs.json": json.dumps(exports, indent=2, sort_keys=True) + "\n"}
     for typ, name, inputs in resources:
         if typ.startswith("kubernetes:") and "kind" in inputs and "apiVersion" in inputs:
-            body = {k: v for k, v in inputs.items() if k in
-                    ("apiVersion", "kind", "metadata", "spec", "data")}
+            body = {
+                k: v
+                for k, v in inputs.items()
+                if k in ("apiVersion", "kind", "metadata", "spec", "data")
+            }
             meta = body.get("metadata", {})
             kind = body["kind"].lower()
-            out[f"kubernetes/{meta.get('namespace', '_cluster')}/{kind}-{meta['name']}.yaml"] = dump(body)
+            out[f"kubernetes/{meta.get('namespace', '_cluster')}/{kind}-{meta['name']}.yaml"] = (
+                dump(body)
+            )
             if body["kind"] == "PrometheusRule":
                 out[f"rules/{meta['name']}.yml"] = dump(body["spec"])
             if body["kind"] == "ConfigMap":
@@ -122,7 +129,9 @@ def files(resources: list[tuple[str, str, dict[str, Any]]], exports: dict[str, A
                         out[f"dashboards/{key}"] = text + "\n"
         elif typ == "grafana:oss/dashboard:Dashboard":
             board = json.loads(inputs["configJson"])
-            out[f"dashboards/{board['uid']}.json"] = json.dumps(board, indent=2, sort_keys=True) + "\n"
+            out[f"dashboards/{board['uid']}.json"] = (
+                json.dumps(board, indent=2, sort_keys=True) + "\n"
+            )
         else:
             safe = typ.replace(":", "_").replace("/", "_")
             out[f"other/{safe}-{name}.yaml"] = dump({"type": typ, "name": name, "inputs": inputs})

@@ -1,0 +1,452 @@
+"""Grafana dashboards for resolved SLOs, built with grafana-foundation-sdk.
+
+One dashboard per service (a row per SLO, plus a rollout row with canary-versus-stable panels and
+the Argo Rollouts controller's view of the rollout) and one fleet overview. The result is plain,
+JSON-able data with sorted keys, ids and uids derived from names, so a render diffs cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from slo import conventions as names
+from slo import promql
+from slo.model import Events, ResolvedSlo, number
+from slo.spec import Service
+
+UID_MAX_LENGTH = 40
+UID_PREFIX = "slo-"
+# Service names never contain "_", so this uid cannot collide with a service dashboard's.
+FLEET_NAME = "fleet_overview"
+DATASOURCE_TYPE = "prometheus"
+RATE_INTERVAL = "$__rate_interval"
+SLI_SHORT_WINDOW = "1h"
+
+# Canary pods are told apart by this label (copied from the pod label at scrape time).
+CANARY_LABEL = "rollouts_pod_template_hash"
+# Metrics of the Argo Rollouts controller. The Rollout of a service is named after the service.
+ROLLOUT_INFO = "rollout_info"
+ANALYSIS_RUN_INFO = "analysis_run_info"
+ANALYSIS_RUN_METRIC_PHASE = "analysis_run_metric_phase"
+
+Dashboard = dict[str, Any]
+
+
+def dashboard_uid(name: str) -> str:
+    """``slo-<name>``, or a truncated form with a hash when too long or not uid-safe."""
+    uid = UID_PREFIX + re.sub(r"[^a-zA-Z0-9_-]", "-", name)
+    if len(uid) <= UID_MAX_LENGTH and uid == UID_PREFIX + name:
+        return uid
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{uid[: UID_MAX_LENGTH - len(digest) - 1]}-{digest}"
+
+
+def all_expressions(dashboard: Dashboard) -> list[str]:
+    """Every PromQL expression in the dashboard's panel targets, rows included, in order."""
+    found = []
+    for panel in dashboard.get("panels", []):
+        for inner in [panel, *panel.get("panels", [])]:
+            found += [t["expr"] for t in inner.get("targets", []) if "expr" in t]
+    return found
+
+
+def service_dashboard(service: Service, slos: list[ResolvedSlo], datasource_uid: str) -> Dashboard:
+    """SLI, budget, burn rate and canary panels for each SLO of ``service``, and its rollout."""
+    ds = _datasource(datasource_uid)
+    builder = (
+        _dashboard(dashboard_uid(service.name), f"SLOs: {service.name}")
+        .description(f"Service level objectives of {service.name}, owned by {service.owner}.")
+        .tags(["slo", service.name])
+    )
+    builder.with_row(dash.Row(f"Rollout of {service.name}"))
+    for panel in _rollout_panels(service, ds):
+        builder.with_panel(panel)
+    for slo in slos:
+        if slo.service.name != service.name:
+            raise ValueError(
+                f"SLO {slo.slo.name} belongs to {slo.service.name}, not {service.name}"
+            )
+        builder.with_row(dash.Row(_row_title(slo)))
+        for panel in _slo_panels(slo, ds):
+            builder.with_panel(panel)
+    return _to_dict(builder)
+
+
+def fleet_dashboard(slos: list[ResolvedSlo], datasource_uid: str) -> Dashboard:
+    """Every SLO's SLI against its objective and budget, burn-rate alerts firing, rollouts."""
+    ds = _datasource(datasource_uid)
+    builder = (
+        _dashboard(dashboard_uid(FLEET_NAME), "SLOs: fleet overview")
+        .description("Every service level objective, its burn-rate alerts and the rollouts.")
+        .tags(["slo"])
+    )
+    services = sorted({s.service.name for s in slos})
+    namespaces = sorted({s.service.namespace for s in slos})
+    builder.with_row(dash.Row("Alerts and rollouts"))
+    for severity in ("page", "ticket"):
+        builder.with_panel(
+            _stat(f"{severity.capitalize()} alerts firing", ds, 4)
+            .with_target(_query(f"count({_burn_alerts(services, severity)}) or vector(0)", ds))
+            .thresholds(_steps(("green", None), ("red", 1)))
+        )
+    builder.with_panel(
+        table.Panel()
+        .title("Burn-rate alerts firing")
+        .datasource(ds)
+        .height(8)
+        .span(8)
+        .with_target(
+            _query(
+                f"max by ({names.LABEL_SERVICE}, {names.LABEL_SLO}, {names.LABEL_SEVERITY}) "
+                f"({_burn_alerts(services)})",
+                ds,
+                instant=True,
+            ).format(PromQueryFormat.TABLE)
+        )
+    )
+    rollouts = _selector(
+        ROLLOUT_INFO,
+        regex=("name", "namespace"),
+        name=_any_of(services),
+        namespace=_any_of(namespaces),
+    )
+    builder.with_panel(
+        _stat("Rollouts by phase", ds, 8)
+        .with_target(_query(f"count by (phase) ({rollouts})", ds, legend="{{phase}}"))
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.NONE)
+    )
+    for service in services:
+        builder.with_row(dash.Row(service))
+        for slo in (s for s in slos if s.service.name == service):
+            builder.with_panel(
+                _stat(f"{slo.slo.name}: SLI over {slo.period} vs objective", ds, 4)
+                .with_target(_query(_sli_period(slo), ds, legend="SLI", ref_id="A"))
+                .with_target(
+                    _query(slo.selector_of(names.OBJECTIVE), ds, legend="objective", ref_id="B")
+                )
+                .unit("percentunit")
+                .decimals(3)
+                .thresholds(_steps(("red", None), ("green", slo.objective)))
+            )
+            builder.with_panel(_budget_panel(slo, ds, 4))
+    return _to_dict(builder)
+
+
+# Panels of one SLO
+
+
+def _slo_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
+    panels: list[Any] = [
+        _sli_panel(slo, ds),
+        _budget_panel(slo, ds, 4),
+        _burn_rate_panel(slo, ds),
+    ]
+    if slo.events.kind == "latency":
+        panels.append(_latency_panel(slo, ds))
+    panels += _canary_panels(slo, ds)
+    return panels
+
+
+def _sli_panel(slo: ResolvedSlo, ds: model.DataSourceRef) -> timeseries.Panel:
+    short = SLI_SHORT_WINDOW
+    if short in slo.windows():
+        short_sli = f"1 - {slo.selector_of(names.error_ratio(short))}"
+    else:
+        events = slo.events
+        short_sli = f"1 - ({events.bad(short)} or vector(0)) / ({events.total(short)} > 0)"
+    return (
+        _timeseries(f"{slo.slo.name}: SLI vs objective", ds, 8)
+        .description(slo.slo.description or f"The {slo.slo.name} SLI of {slo.service.name}.")
+        .with_target(_query(_sli_period(slo), ds, legend=f"SLI ({slo.period})", ref_id="A"))
+        .with_target(_query(short_sli, ds, legend=f"SLI ({short})", ref_id="B"))
+        .with_target(_query(slo.selector_of(names.OBJECTIVE), ds, legend="objective", ref_id="C"))
+        .override_by_query("C", [_dashed()])
+        .unit("percentunit")
+        .decimals(3)
+    )
+
+
+def _budget_panel(slo: ResolvedSlo, ds: model.DataSourceRef, span: int) -> stat.Panel:
+    return (
+        _stat(f"{slo.slo.name}: error budget remaining", ds, span)
+        .description(f"Share of the {slo.period} error budget ({number(slo.budget * 100)}%) left.")
+        .with_target(_query(slo.selector_of(names.ERROR_BUDGET_REMAINING), ds, legend="remaining"))
+        .unit("percentunit")
+        .decimals(1)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .thresholds(_steps(("red", None), ("orange", 0), ("green", 0.25)))
+    )
+
+
+def _burn_rate_panel(slo: ResolvedSlo, ds: model.DataSourceRef) -> timeseries.Panel:
+    budget = number(slo.budget)
+    panel = _timeseries(f"{slo.slo.name}: burn rate per alert window", ds, 12).description(
+        "Error ratio over each window divided by the error budget; the lines are the alert "
+        "factors: "
+        + ", ".join(
+            f"{t.severity} {t.factor:g}x over {t.long_window}/{t.short_window}" for t in slo.tiers
+        )
+        + "."
+    )
+    for window in slo.windows():
+        ratio = slo.selector_of(names.error_ratio(window))
+        panel.with_target(_query(f"{ratio} / {budget}", ds, legend=f"burn rate {window}"))
+    factors = sorted({t.factor: t.severity for t in slo.tiers}.items())
+    colors = {"page": "red", "ticket": "orange"}
+    return (
+        panel.thresholds(_steps(("green", None), *((colors[s], f) for f, s in factors)))
+        .thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.DASHED
+            )
+        )
+        .min(0)
+    )
+
+
+def _latency_panel(slo: ResolvedSlo, ds: model.DataSourceRef) -> timeseries.Panel:
+    events = slo.events
+    quantile = _quantile_name(slo)
+    return (
+        _timeseries(f"{slo.slo.name}: {quantile} latency vs threshold", ds, 12)
+        .description(
+            f"{quantile} of the raw histogram against the {number(events.threshold)}s threshold."
+        )
+        .with_target(_query(_latency_quantile(slo), ds, legend=quantile))
+        .unit("s")
+        .thresholds(_steps(("green", None), ("red", events.threshold)))
+        .thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.DASHED
+            )
+        )
+    )
+
+
+def _canary_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
+    legend = "{{" + CANARY_LABEL + "}}"
+    panels: list[Any] = [
+        _timeseries(f"{slo.slo.name}: canary vs stable {_good_events_name(slo)}", ds, 12)
+        .description(
+            f"The {slo.slo.name} SLI of each pod template (canary and stable) during a rollout."
+        )
+        .with_target(_query(_canary_sli(slo.events), ds, legend=legend))
+        .unit("percentunit")
+        .decimals(3)
+        .thresholds(_steps(("red", None), ("green", slo.objective)))
+        .thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.DASHED
+            )
+        )
+    ]
+    if slo.events.kind == "latency":
+        quantile = _quantile_name(slo)
+        panels.append(
+            _timeseries(f"{slo.slo.name}: canary vs stable {quantile} latency", ds, 12)
+            .with_target(_query(_latency_quantile(slo, CANARY_LABEL), ds, legend=legend))
+            .unit("s")
+            .thresholds(_steps(("green", None), ("red", slo.events.threshold)))
+            .thresholds_style(
+                common_builders.GraphThresholdsStyleConfig().mode(
+                    common.GraphThresholdsStyleMode.DASHED
+                )
+            )
+        )
+    return panels
+
+
+def _rollout_panels(service: Service, ds: model.DataSourceRef) -> list[Any]:
+    rollout = _selector(ROLLOUT_INFO, name=service.name, namespace=service.namespace)
+    # AnalysisRuns are named <rollout>-<pod template hash>-<revision>[-<step>].
+    runs = {"name": f"{service.name}-[a-z0-9]+-[0-9]+.*", "namespace": service.namespace}
+    run_info = _selector(ANALYSIS_RUN_INFO, regex=("name",), **runs)
+    metric_phase = _selector(ANALYSIS_RUN_METRIC_PHASE, regex=("name",), **runs)
+    return [
+        _stat("Rollout phase", ds, 4)
+        .with_target(_query(rollout, ds, legend="{{phase}}", instant=True))
+        .text_mode(common.BigValueTextMode.NAME)
+        .color_mode(common.BigValueColorMode.NONE)
+        .no_value("no rollout"),
+        _state_timeline("Analysis runs", ds, 10).with_target(
+            _query(f"max by (name, phase) ({run_info})", ds, legend="{{name}}: {{phase}}")
+        ),
+        _state_timeline("Analysis metric results", ds, 10).with_target(
+            _query(
+                f"max by (name, metric, phase) ({metric_phase})",
+                ds,
+                legend="{{name}} {{metric}}: {{phase}}",
+            )
+        ),
+    ]
+
+
+# PromQL
+
+
+def _sli_period(slo: ResolvedSlo) -> str:
+    return f"1 - {slo.selector_of(names.ERROR_RATIO_PERIOD)}"
+
+
+def _rate(selector: promql.Selector, by: tuple[str, ...] = ()) -> str:
+    grouping = f" by ({', '.join(by)})" if by else ""
+    return f"sum{grouping} (rate({selector.render()}[{RATE_INTERVAL}]))"
+
+
+def _canary_sli(events: Events) -> str:
+    """The share of good events per pod template hash, from the service's raw series."""
+    by = (CANARY_LABEL,)
+    if events.kind == "gauge":
+        return f"avg by ({CANARY_LABEL}) ({events.total_selector.render()})"
+    total = _rate(events.total_selector, by)
+    if events.native:
+        return f"histogram_fraction(0, {number(events.threshold)}, {total})"
+    if events.good_selector is not None:
+        good = _rate(events.good_selector, by)
+        return f"({good} or 0 * {total}) / ({total} > 0)"
+    assert events.bad_selector is not None
+    bad = _rate(events.bad_selector, by)
+    return f"1 - ({bad} or 0 * {total}) / ({total} > 0)"
+
+
+def _latency_quantile(slo: ResolvedSlo, *by: str) -> str:
+    events = slo.events
+    quantile = number(slo.objective)
+    if events.native:
+        return f"histogram_quantile({quantile}, {_rate(events.total_selector, by)})"
+    assert events.good_selector is not None
+    good = events.good_selector
+    buckets = promql.Selector(good.metric, tuple(m for m in good.matchers if m.name != "le"))
+    return f"histogram_quantile({quantile}, {_rate(buckets, ('le', *by))})"
+
+
+def _burn_alerts(services: list[str], severity: str = "") -> str:
+    matchers = {
+        "alertname": _any_of(sorted(names.ALERT_BURN.values())),
+        "alertstate": "firing",
+        names.LABEL_SERVICE: _any_of(services),
+    }
+    if severity:
+        matchers[names.LABEL_SEVERITY] = severity
+    return _selector("ALERTS", regex=("alertname", names.LABEL_SERVICE), **matchers)
+
+
+def _selector(metric: str, regex: tuple[str, ...] = (), **labels: str) -> str:
+    matchers = tuple(
+        promql.Matcher(key, "=~" if key in regex else "=", value) for key, value in labels.items()
+    )
+    return promql.Selector(metric, matchers).render()
+
+
+def _any_of(values: list[str]) -> str:
+    return "|".join(values)
+
+
+# Names
+
+
+def _row_title(slo: ResolvedSlo) -> str:
+    return f"{slo.slo.name}: {number(slo.objective * 100)}% over {slo.period}"
+
+
+def _quantile_name(slo: ResolvedSlo) -> str:
+    return f"p{number(slo.objective * 100)}"
+
+
+def _good_events_name(slo: ResolvedSlo) -> str:
+    if slo.events.kind == "latency":
+        return f"requests under {number(slo.events.threshold)}s"
+    if slo.events.kind == "gauge":
+        return "availability"
+    return "success rate"
+
+
+# Builders
+
+
+def _datasource(uid: str) -> model.DataSourceRef:
+    return model.DataSourceRef(type_val=DATASOURCE_TYPE, uid=uid)
+
+
+def _dashboard(uid: str, title: str) -> dash.Dashboard:
+    return (
+        dash.Dashboard(title)
+        .uid(uid)
+        .time("now-6h", "now")
+        .refresh("1m")
+        .timezone("utc")
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .link(
+            dash.DashboardLink("SLO dashboards")
+            .type(model.DashboardLinkType.DASHBOARDS)
+            .tags(["slo"])
+            .as_dropdown(True)
+            .keep_time(True)
+        )
+    )
+
+
+def _query(
+    expr: str,
+    ds: model.DataSourceRef,
+    legend: str = "",
+    ref_id: str = "A",
+    instant: bool = False,
+) -> prometheus.Dataquery:
+    query = prometheus.Dataquery().expr(expr).ref_id(ref_id).datasource(ds)
+    if legend:
+        query.legend_format(legend)
+    return query.instant() if instant else query.range()
+
+
+def _timeseries(title: str, ds: model.DataSourceRef, span: int) -> timeseries.Panel:
+    return timeseries.Panel().title(title).datasource(ds).height(8).span(span).fill_opacity(10)
+
+
+def _stat(title: str, ds: model.DataSourceRef, span: int) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .datasource(ds)
+        .height(8)
+        .span(span)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]))
+    )
+
+
+def _state_timeline(title: str, ds: model.DataSourceRef, span: int) -> statetimeline.Panel:
+    return statetimeline.Panel().title(title).datasource(ds).height(8).span(span)
+
+
+def _steps(*steps: tuple[str, float | None]) -> dash.ThresholdsConfig:
+    return (
+        dash.ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps([model.Threshold(value=value, color=color) for color, value in steps])
+    )
+
+
+def _dashed() -> model.DynamicConfigValue:
+    return model.DynamicConfigValue(
+        id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}
+    )
+
+
+def _to_dict(builder: dash.Dashboard) -> Dashboard:
+    built = builder.build()
+    for number_, panel in enumerate(built.panels or [], start=1):
+        panel.id_val = number_
+    data: Dashboard = json.loads(json.dumps(built, cls=JSONEncoder, sort_keys=True))
+    return data

@@ -1,0 +1,272 @@
+"""The Pulumi program and its components under Pulumi's mock runtime.
+
+Stacks are rendered in a subprocess (as `make render` does) so each run has a fresh Pulumi
+runtime; components are built inside tests with mocks installed by a fixture.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+
+from slo import dashboards
+from slo.loader import load_catalogue
+from slo.model import resolve_all
+from slo.rules import by_service
+from slo.stack import DeliveryConfig, GrafanaConfig, PrometheusConfig, ServiceDeployment
+from tests.schemas import validate
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOS = resolve_all(load_catalogue(ROOT / "catalogue" / "core-services.yaml"))
+STACK_FILES = sorted(ROOT.glob("Pulumi.*.yaml"))
+BROKEN = sorted((ROOT / "tests" / "stacks" / "broken").glob("Pulumi.*.yaml"))
+
+
+def render(stack_file: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "tools/render.py", "--stack-file", str(stack_file), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.fixture(
+    scope="module",
+    params=[p for p in STACK_FILES if p.name != "Pulumi.yaml"],
+    ids=lambda p: p.stem.removeprefix("Pulumi."),
+)
+def rendered(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param.stem)
+    result = render(request.param, out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_every_stack_file_renders_and_every_object_fits_its_schema(rendered):
+    objects = [yaml.safe_load(p.read_text()) for p in (rendered / "kubernetes").rglob("*.yaml")]
+    kinds = {o["kind"] for o in objects}
+    assert {"Rollout", "AnalysisTemplate", "Service", "PrometheusRule", "PodMonitor"} <= kinds
+    for body in objects:
+        validate(body)
+
+
+def test_rendered_rules_pass_promtool(rendered):
+    files = sorted((rendered / "rules").glob("*.yml"))
+    assert len(files) == 3
+    result = subprocess.run(
+        ["promtool", "check", "rules", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rendered_dashboards_are_valid_json_with_promql(rendered):
+    boards = sorted((rendered / "dashboards").glob("*.json"))
+    assert len(boards) == 4  # one per service and the fleet overview
+    for path in boards:
+        board = json.loads(path.read_text())
+        assert dashboards.all_expressions(board)
+
+
+def test_exports_name_rollouts_rules_dashboards_and_images(rendered):
+    outputs = json.loads((rendered / "outputs.json").read_text())
+    assert set(outputs["rollouts"]) == {"orchestrator", "agent-runner", "api-gateway"}
+    assert set(outputs["prometheusRules"].values()) == {
+        "orchestrator-slos",
+        "agent-runner-slos",
+        "api-gateway-slos",
+    }
+    assert len(outputs["dashboardUids"]) == 4
+    assert all(":" in image for image in outputs["images"].values())
+
+
+def test_no_secret_reaches_a_rendered_file(rendered):
+    for path in rendered.rglob("*"):
+        if path.is_file():
+            assert "grafanaToken" not in path.read_text()
+
+
+def test_rendering_is_deterministic(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert render(ROOT / "Pulumi.dev.yaml", first).returncode == 0
+    assert render(ROOT / "Pulumi.dev.yaml", second).returncode == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+
+
+@pytest.mark.parametrize("stack_file", BROKEN, ids=lambda p: p.stem.removeprefix("Pulumi."))
+def test_broken_stack_config_stops_before_any_resource(stack_file, tmp_path):
+    out = tmp_path / "out"
+    result = render(stack_file, out)
+    expected = [
+        line.removeprefix("# expect: ")
+        for line in stack_file.read_text().splitlines()
+        if line.startswith("# expect: ")
+    ]
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == expected
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- components under mocks
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def __init__(self):
+        self.created = []
+
+    def new_resource(self, args):
+        self.created.append(args)
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args):
+        return {}, None
+
+
+@pytest.fixture
+def mocks():
+    recorder = Mocks()
+    pulumi.runtime.set_mocks(recorder, project="slo-canary", stack="test", preview=False)
+    return recorder
+
+
+def _urns():
+    monitor = pulumi.runtime.settings.SETTINGS.monitor
+    return list(monitor.resources)
+
+
+def _service_slos(name):
+    return by_service(SLOS)[name]
+
+
+@pulumi.runtime.test
+def test_canary_service_children_are_parented_and_named(mocks):
+    from components.canary_service import CanaryService, CanaryServiceArgs
+
+    delivery = DeliveryConfig(budgetFreeze=True, trafficRouting="nginx")
+    svc = CanaryService(
+        "api-gateway",
+        CanaryServiceArgs(
+            "api-gateway",
+            "api",
+            _service_slos("api-gateway"),
+            ServiceDeployment(image="r/api:1", host="api.example"),
+            delivery,
+            PrometheusConfig(address="http://prom:9090"),
+        ),
+    )
+
+    def check(_):
+        names = {a.name: a for a in mocks.created}
+        for child in (
+            "rollout",
+            "gate",
+            "background",
+            "freeze",
+            "stable",
+            "canary",
+            "ingress",
+            "podmonitor",
+        ):
+            assert f"api-gateway-{child}" in names, child
+        rollout = names["api-gateway-rollout"].inputs
+        assert rollout["kind"] == "Rollout"
+        assert rollout["spec"]["strategy"]["canary"]["trafficRouting"] == {
+            "nginx": {"stableIngress": "api-gateway"}
+        }
+        gate = names["api-gateway-gate"].inputs
+        assert gate["spec"]["metrics"][0]["provider"]["prometheus"]["address"] == "http://prom:9090"
+        parented = [u for u in _urns() if "slo-canary:delivery:CanaryService$" in u]
+        assert len(parented) == 8
+
+    return svc.rollout.urn.apply(check)
+
+
+@pulumi.runtime.test
+def test_slo_bundle_is_a_prometheus_rule_selected_by_the_operator(mocks):
+    from components.slo_bundle import SloBundle, SloBundleArgs
+
+    bundle = SloBundle(
+        "orchestrator-slos",
+        SloBundleArgs(
+            "orchestrator",
+            "core",
+            _service_slos("orchestrator"),
+            {"release": "kube-prometheus-stack"},
+        ),
+    )
+
+    def check(_):
+        rule = next(a for a in mocks.created if a.name == "orchestrator-slos-rule").inputs
+        assert rule["kind"] == "PrometheusRule"
+        assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        assert len(rule["spec"]["groups"]) == 3
+        assert bundle.group_names == [
+            "slo-orchestrator-availability",
+            "slo-orchestrator-latency",
+            "slo-orchestrator-error-rate",
+        ]
+
+    return bundle.rule.urn.apply(check)
+
+
+@pulumi.runtime.test
+def test_dashboards_as_sidecar_configmaps(mocks):
+    from components.slo_dashboard import SloDashboard, SloDashboardArgs
+
+    board = SloDashboard("dash", SloDashboardArgs(SLOS, GrafanaConfig()))
+
+    def check(_):
+        maps = [a for a in mocks.created if a.typ == "kubernetes:core/v1:ConfigMap"]
+        assert len(maps) == 4
+        for cm in maps:
+            assert cm.inputs["metadata"]["labels"] == {"grafana_dashboard": "1"}
+            (text,) = cm.inputs["data"].values()
+            assert json.loads(text)["uid"] in board.uids
+
+    return pulumi.Output.all(*[cm.urn for cm in board.config_maps]).apply(check)
+
+
+def test_grafana_token_stays_a_secret(mocks, monkeypatch):
+    import pulumiverse_grafana as grafana
+
+    from components.slo_dashboard import SloDashboard, SloDashboardArgs
+
+    seen = {}
+    real = grafana.Provider
+
+    def capture(name, **kwargs):
+        seen.update(kwargs)
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(grafana, "Provider", capture)
+
+    @pulumi.runtime.test
+    def build():
+        SloDashboard(
+            "dash",
+            SloDashboardArgs(
+                SLOS,
+                GrafanaConfig(delivery="api", url="https://g", alertRules=True),
+                token="s3cret",
+            ),
+        )
+        return pulumi.Output.from_input(seen["auth"].is_secret()).apply(found.append)
+
+    found = []
+    build()
+    assert found == [True]
+    rule_groups = [a for a in mocks.created if a.typ == "grafana:alerting/ruleGroup:RuleGroup"]
+    assert len(rule_groups) == 3
