@@ -13,7 +13,7 @@ help:
 	@echo "make render       set up, then render STACK=$(STACK) offline into out/$(STACK)/"
 	@echo "make test         linters and the test suite (needs promtool: apt-get install prometheus)"
 	@echo "make rules        write rule files and promtool proofs of $(CATALOGUE) to out/rules/"
-	@echo "make docs         regenerate docs/slo-catalogue.md"
+	@echo "make docs         regenerate docs/slo-catalogue.md and docs/slos.md"
 	@echo "make bench        run the benchmarks under bench/"
 
 setup: $(STAMP)
@@ -40,6 +40,7 @@ rules: setup
 
 docs: setup
 	$(PY) -m slo docs > docs/slo-catalogue.md
+	$(PY) -m slo docs --slos $(CATALOGUE) --stack Pulumi.dev.yaml --stack Pulumi.prod.yaml > docs/slos.md
 
 bench: setup
 	$(PY) bench/rules_bench.py

@@ -16,6 +16,7 @@ from slo.loader import CatalogueError, load_catalogue
 from slo.model import resolve_all
 from slo.proofs import ProofError, proof_files
 from slo.rules import by_service, prometheus_rule, rule_file
+from slo.stack import load_stack_file
 from slo.yamlout import dump
 
 
@@ -54,15 +55,41 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the promtool proofs (faster for very large catalogues)",
     )
-    sub.add_parser("docs", help="print the catalogue reference (docs/slo-catalogue.md)")
+    docs_cmd = sub.add_parser(
+        "docs",
+        help="print the catalogue reference, or with --slos the SLO summary",
+        description="Print docs/slo-catalogue.md; with --slos CATALOGUE, print docs/slos.md "
+        "for that catalogue and the given stack files.",
+    )
+    docs_cmd.add_argument("--slos", type=Path, metavar="CATALOGUE")
+    docs_cmd.add_argument(
+        "--stack", type=Path, action="append", default=[], metavar="Pulumi.<stack>.yaml"
+    )
     return parser
+
+
+def _docs(args: argparse.Namespace) -> int:
+    if args.slos is None:
+        print(docs.render(), end="")
+        return 0
+    try:
+        slos = resolve_all(load_catalogue(args.slos))
+        stacks = {
+            p.name.removeprefix("Pulumi.").removesuffix(".yaml"): load_stack_file(p)
+            for p in args.stack
+        }
+    except CatalogueError as err:
+        for line in err.lines:
+            print(line, file=sys.stderr)
+        return 1
+    print(docs.render_slos(slos, stacks), end="")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "docs":
-        print(docs.render(), end="")
-        return 0
+        return _docs(args)
     try:
         catalogue = load_catalogue(args.file)
     except CatalogueError as err:

@@ -6,8 +6,10 @@ returns these models or one line per problem naming the stack file and the confi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slo import durations
@@ -268,3 +270,16 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
             )
     if lines:
         raise StackError(lines)
+
+
+def load_stack_file(path: Path) -> StackConfig:
+    """A stack file read directly (for docs and checks; the program reads Pulumi config)."""
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    values = {
+        key.partition(":")[2]: value
+        for key, value in config.items()
+        if key.startswith(f"{PROJECT}:")
+        and not (isinstance(value, dict) and "secure" in value)
+        and key.partition(":")[2] != "grafanaToken"
+    }
+    return parse_stack(values, path.name)

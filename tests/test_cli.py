@@ -48,3 +48,12 @@ def test_catalogue_reference_is_fresh():
     assert (ROOT / "docs" / "slo-catalogue.md").read_text() == result.stdout, (
         "docs/slo-catalogue.md is stale: run `python -m slo docs > docs/slo-catalogue.md`"
     )
+
+
+def test_slo_summary_is_fresh():
+    result = run("docs", "--slos", str(CATALOGUE.relative_to(ROOT)),
+                 "--stack", "Pulumi.dev.yaml", "--stack", "Pulumi.prod.yaml")
+    assert result.returncode == 0, result.stderr
+    assert (ROOT / "docs" / "slos.md").read_text() == result.stdout, (
+        "docs/slos.md is stale: run `make docs`"
+    )
