@@ -20,7 +20,14 @@ from components.slo_dashboard import SloDashboard, SloDashboardArgs
 from slo.loader import CatalogueError, load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service
-from slo.stack import PROJECT, StackError, check_against_catalogue, parse_stack
+from slo.stack import (
+    PROJECT,
+    StackConfig,
+    StackError,
+    check_against_catalogue,
+    check_promotion,
+    parse_stack,
+)
 
 HERE = Path(__file__).resolve().parent
 SECRET_KEYS = {"grafanaToken"}
@@ -61,6 +68,13 @@ def main() -> None:
             f"pulumi config set --secret {PROJECT}:grafanaToken <token>"
         )
 
+    promoted: pulumi.Output[dict[str, str]] | None = None
+    if stack.promotion is not None:
+        upstream = pulumi.StackReference("promotion-source", stack_name=stack.promotion.from_stack)
+        promoted = upstream.get_output("healthyImages").apply(
+            lambda healthy: _promoted(stack, healthy, source)
+        )
+
     argo = ArgoRollouts("argo-rollouts", stack.argo_rollouts)
     grouped = by_service(slos)
     namespaces = {
@@ -95,6 +109,7 @@ def main() -> None:
                 deployment,
                 stack.delivery,
                 stack.prometheus,
+                image=None if promoted is None else promoted[service.name],
             ),
             opts=after,
         )
@@ -104,10 +119,21 @@ def main() -> None:
 
     pulumi.export("environment", stack.environment)
     pulumi.export("rollouts", rollouts)
-    pulumi.export("images", {name: d.image for name, d in sorted(stack.services.items())})
+    images = {name: d.image for name, d in sorted(stack.services.items())}
+    pulumi.export("images", images)
+    # With waitForRollout, `pulumi up` succeeds only once every Rollout is Healthy, so these
+    # images are proven here and another stack may promote them (promotion.fromStack).
+    pulumi.export("healthyImages", images if stack.delivery.wait_for_rollout else {})
     pulumi.export("prometheusRules", rules)
     pulumi.export("dashboardUids", dashboard.uids)
     pulumi.export("dashboardUrls", dashboard.urls)
+
+
+def _promoted(stack: StackConfig, healthy: Any, source: str) -> dict[str, str]:
+    try:
+        return check_promotion(stack, healthy, source)
+    except StackError as err:
+        raise pulumi.RunError("\n".join(err.lines)) from None
 
 
 main()

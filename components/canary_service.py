@@ -21,6 +21,7 @@ class CanaryServiceArgs:
     deployment: ServiceDeployment
     delivery: DeliveryConfig
     prometheus: PrometheusConfig
+    image: pulumi.Input[str] | None = None  # replaces deployment.image once promotion allows it
 
 
 def _custom(
@@ -92,19 +93,28 @@ class CanaryService(pulumi.ComponentResource):
                 child,
             )
 
-        body = rollout.rollout(
-            svc,
-            ns,
-            args.deployment,
-            args.delivery,
-            freeze=freeze,
-            gated=gated,
-            annotate_scrape=args.prometheus.scrape == "annotations",
-        )
-        self.rollout = _custom(
+        def body_for(image: str) -> dict[str, Any]:
+            return rollout.rollout(
+                svc,
+                ns,
+                args.deployment.model_copy(update={"image": image}),
+                args.delivery,
+                freeze=freeze,
+                gated=gated,
+                annotate_scrape=args.prometheus.scrape == "annotations",
+            )
+
+        body = body_for(args.deployment.image)
+        spec: pulumi.Input[dict[str, Any]] = body["spec"]
+        if args.image is not None:
+            spec = pulumi.Output.from_input(args.image).apply(lambda image: body_for(image)["spec"])
+        self.rollout = k8s.apiextensions.CustomResource(
             f"{name}-rollout",
-            body,
-            pulumi.ResourceOptions(parent=self, depends_on=[*templates, *services, *routing]),
+            api_version=body["apiVersion"],
+            kind=body["kind"],
+            metadata=body["metadata"],
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*templates, *services, *routing]),
         )
         self.rollout_name = body["metadata"]["name"]
         self.register_outputs({"rollout_name": self.rollout_name})

@@ -220,6 +220,21 @@ class ServiceDeployment(Model):
     host: str | None = Field(default=None, description="Ingress host (NGINX routing).")
 
 
+class PromotionConfig(Model):
+    """Deploy only images another stack has rolled out to Healthy."""
+
+    from_stack: str = Field(
+        alias="fromStack",
+        description="Fully qualified stack whose `healthyImages` export gates this stack, "
+        "e.g. `acme/slo-canary/dev`.",
+    )
+    allow_images: list[str] = Field(
+        default_factory=list,
+        alias="allowImages",
+        description="Images allowed without promotion (a reviewed exception, e.g. a rollback).",
+    )
+
+
 class StackConfig(Model):
     """Everything a stack file sets under the ``slo-canary:`` namespace."""
 
@@ -232,6 +247,7 @@ class StackConfig(Model):
     grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     services: dict[str, ServiceDeployment] = Field(min_length=1)
+    promotion: PromotionConfig | None = Field(default=None)
 
 
 class StackError(CatalogueError):
@@ -283,3 +299,26 @@ def load_stack_file(path: Path) -> StackConfig:
         and key.partition(":")[2] != "grafanaToken"
     }
     return parse_stack(values, path.name)
+
+
+def check_promotion(
+    stack: StackConfig, healthy: dict[str, Any] | None, source: str
+) -> dict[str, str]:
+    """The stack's images when each one was rolled out to Healthy upstream (or is allowed)."""
+    assert stack.promotion is not None
+    upstream = stack.promotion.from_stack
+    healthy = healthy or {}
+    lines = []
+    for name, deployment in sorted(stack.services.items()):
+        image = deployment.image
+        if image == healthy.get(name) or image in stack.promotion.allow_images:
+            continue
+        have = healthy.get(name) or "nothing Healthy"
+        lines.append(
+            f"{source}: {PROJECT}:services.{name}.image: {image} has not been rolled out to "
+            f"Healthy in {upstream} (it runs {have}); release it there first, or list it in "
+            f"{PROJECT}:promotion.allowImages"
+        )
+    if lines:
+        raise StackError(lines)
+    return {name: d.image for name, d in stack.services.items()}

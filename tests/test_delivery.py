@@ -233,3 +233,25 @@ def test_nginx_routing_points_at_the_stable_ingress():
     assert body["spec"]["strategy"]["canary"]["trafficRouting"] == {
         "nginx": {"stableIngress": "api"}
     }
+
+
+def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
+    from slo.stack import StackError, check_promotion
+
+    prod = STACKS["prod"]
+    healthy = {name: d.image for name, d in prod.services.items()}
+    assert check_promotion(prod, healthy, "Pulumi.prod.yaml") == healthy
+    stale = {**healthy, "api-gateway": "registry.platform.internal/core/api-gateway:3.0.3"}
+    with pytest.raises(StackError) as err:
+        check_promotion(prod, stale, "Pulumi.prod.yaml")
+    assert err.value.lines == [
+        "Pulumi.prod.yaml: slo-canary:services.api-gateway.image: "
+        "registry.platform.internal/core/api-gateway:3.0.4 has not been rolled out to Healthy in "
+        "acme/slo-canary/dev (it runs registry.platform.internal/core/api-gateway:3.0.3); release "
+        "it there first, or list it in slo-canary:promotion.allowImages"
+    ]
+    allowed = prod.model_copy(update={"promotion": prod.promotion.model_copy(
+        update={"allow_images": ["registry.platform.internal/core/api-gateway:3.0.4"]})})
+    assert check_promotion(allowed, stale, "Pulumi.prod.yaml")["api-gateway"].endswith("3.0.4")
+    with pytest.raises(StackError, match="nothing Healthy"):
+        check_promotion(prod, None, "Pulumi.prod.yaml")

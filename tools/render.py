@@ -12,6 +12,7 @@ import argparse
 import json
 import runpy
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,33 @@ SECRET_INPUTS = {"auth", "token", "password"}
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self) -> None:
+    """Records every resource; answers stack references from rendered ``outputs.json`` files."""
+
+    def __init__(self, outputs_root: Path | None = None) -> None:
         self.resources: list[tuple[str, str, dict[str, Any]]] = []
+        self.outputs_root = outputs_root
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            name = args.inputs["name"]
+            return name, {"name": name, "outputs": self.stack_outputs(name)}
         inputs = {k: (SECRET if k in SECRET_INPUTS else v) for k, v in args.inputs.items()}
         self.resources.append((args.typ, args.name, inputs))
         return f"{args.name}-id", dict(args.inputs)
+
+    def stack_outputs(self, qualified: str) -> dict[str, Any]:
+        """Outputs of another stack as rendered next to this one (rendered first if missing)."""
+        stack = qualified.rsplit("/", 1)[-1]
+        root = self.outputs_root or ROOT / "out"
+        path = root / stack / "outputs.json"
+        if not path.exists():
+            print(f"rendering {stack} first: this stack references its outputs")
+            subprocess.run(
+                [sys.executable, __file__, "--stack-file", str(stack_file(stack)),
+                 "--out", str(root / stack)],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+        return dict(json.loads(path.read_text()))
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
         return {}, None
@@ -70,12 +91,12 @@ def stack_name(path: Path) -> str:
 
 
 def run(
-    path: Path, mocks: RecordingMocks | None = None
+    path: Path, outputs_root: Path | None = None
 ) -> tuple[list[tuple[str, str, dict[str, Any]]], dict[str, Any]]:
     """Run the program for the stack file at ``path``; RunError when its config is refused."""
     stack = stack_name(path)
     values, secrets = stack_config(path)
-    mocks = mocks or RecordingMocks()
+    mocks = RecordingMocks(outputs_root)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
     pulumi.runtime.set_all_config(values, secrets)
     exports: dict[str, Any] = {}
@@ -102,7 +123,7 @@ def run(
         return pulumi.Output.from_input(exports).apply(resolved.update)
 
     collect()
-    return mocks.resources, resolved
+    return [r for r in mocks.resources if r[0] != "pulumi:pulumi:StackReference"], resolved
 
 
 def files(
@@ -147,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     path = args.stack_file or stack_file(args.stack)
     target = args.out or ROOT / "out" / stack_name(path)
     try:
-        resources, exports = run(path)
+        resources, exports = run(path, target.parent)
     except pulumi.RunError as err:
         print(str(err), file=sys.stderr)
         return 1
