@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slo import conventions as names
-from slo import docs
+from slo import docs, durations, tune
 from slo.loader import CatalogueError, load_catalogue
-from slo.model import resolve_all
+from slo.model import ResolvedSlo, resolve_all
 from slo.proofs import ProofError, proof_files
 from slo.rules import by_service, prometheus_rule, rule_file
 from slo.stack import load_stack_file
@@ -55,6 +55,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the promtool proofs (faster for very large catalogues)",
     )
+    tune_cmd = sub.add_parser(
+        "tune", help="propose objectives from what each SLO achieved (reads Prometheus)",
+        description="For every SLO, query the share of bad events over its window from the raw "
+        "series and propose the objective it met (never looser than today), with the budget it "
+        "would have left.",
+    )
+    tune_cmd.add_argument("file", type=Path, help="catalogue YAML file")
+    tune_cmd.add_argument("--prometheus", required=True, metavar="URL")
+    tune_cmd.add_argument("--window", help="history to judge (default: each SLO's window)")
+    tune_cmd.add_argument("--at", type=float, help="end of the history, Unix time (default: now)")
+    tune_cmd.add_argument("--step", type=float, default=0.01,
+                          help="granularity of proposals in percentage points (default 0.01)")
     docs_cmd = sub.add_parser(
         "docs",
         help="print the catalogue reference, or with --slos the SLO summary",
@@ -66,6 +78,19 @@ def _parser() -> argparse.ArgumentParser:
         "--stack", type=Path, action="append", default=[], metavar="Pulumi.<stack>.yaml"
     )
     return parser
+
+
+def _tune(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
+    try:
+        if args.window:
+            durations.parse(args.window)
+        proposals = tune.tune(slos, args.prometheus, args.window, args.at, args.step)
+    except (tune.TuneError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for proposal in proposals:
+        print(proposal.line())
+    return 0
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -97,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return 1
     slos = resolve_all(catalogue)
+    if args.command == "tune":
+        return _tune(args, slos)
     if args.command == "validate":
         print(f"{args.file}: {len(catalogue.services)} services, {len(slos)} SLOs, valid")
         return 0
