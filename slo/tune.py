@@ -83,7 +83,7 @@ def propose(slo: ResolvedSlo, error_ratio: float | None, step: float = 0.01) -> 
     rounded = math.floor(round(achieved / step, 6)) * step
     proposed = round(min(max(rounded, current), 100 - step), 10)
     budget = 1 - proposed / 100
-    left = round(1 - error_ratio / budget, 6) if budget > 0 else None
+    left = round(1 - error_ratio / budget, 6) + 0.0 if budget > 0 else None  # no -0
     return Proposal(slo.service.name, slo.slo.name, current, achieved, proposed, left)
 
 
