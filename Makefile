@@ -5,13 +5,19 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 CATALOGUE ?= catalogue/core-services.yaml
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.txt | cut -c1-16)
+SCAN_VENV ?= .venv-scan
+SCAN_STAMP := $(SCAN_VENV)/.installed-$(shell sha256sum requirements-scan.txt | cut -c1-16)
+TOOLS ?= $(HOME)/.cache/slo-canary-tools
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)/actionlint
 
-.PHONY: help setup test lint unit rules docs render bench clean
+.PHONY: help setup test lint unit scan audit rules docs render bench clean
 
 help:
 	@echo "make setup        create $(VENV) and install the pinned Python dependencies"
 	@echo "make render       set up, then render STACK=$(STACK) offline into out/$(STACK)/"
 	@echo "make test         linters and the test suite (needs promtool: apt-get install prometheus)"
+	@echo "make scan         checkov policies on the rendered dev and prod manifests"
 	@echo "make rules        write rule files and promtool proofs of $(CATALOGUE) to out/rules/"
 	@echo "make docs         regenerate docs/slo-catalogue.md and docs/slos.md"
 	@echo "make bench        run the benchmarks under bench/"
@@ -23,14 +29,28 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-lint: setup
+$(SCAN_STAMP): requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || python3 -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	rm -f $(SCAN_VENV)/.installed-* && touch $@
+
+# actionlint from its Go module (its PyPI wrapper downloads a release binary at install time).
+$(ACTIONLINT):
+	@echo "building actionlint $(ACTIONLINT_VERSION) into $(dir $@)"
+	GOBIN=$(dir $@) GOFLAGS=-mod=mod go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+lint: setup $(ACTIONLINT)
 	$(PY) -m ruff check slo components tests tools bench __main__.py
 	$(PY) -m mypy
+	$(ACTIONLINT)
+
+scan: setup $(SCAN_STAMP)
+	$(PY) tools/scan.py --checkov $(SCAN_VENV)/bin/checkov
 
 unit: setup
 	$(PY) -m pytest -n 2 -p no:cacheprovider tests
 
-test: lint unit
+test: lint unit scan
 
 render: setup
 	$(PY) tools/render.py --stack $(STACK)

@@ -86,6 +86,10 @@ class CanaryService(pulumi.ComponentResource):
                     f"{name}-ingress", metadata=body["metadata"], spec=body["spec"], opts=child
                 )
             )
+        policy = rollout.network_policy(svc, ns, args.deployment, args.prometheus.namespace)
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=child
+        )
         if args.prometheus.scrape == "podmonitor":
             _custom(
                 f"{name}-podmonitor",

@@ -11,6 +11,7 @@ from slo import analysis
 from slo.stack import DeliveryConfig, Probe, ServiceDeployment
 
 HASH_POD_LABEL = "rollouts-pod-template-hash"
+RUN_AS_USER = 10001  # above 10000, clear of host users
 
 
 def labels(service: str) -> dict[str, str]:
@@ -71,10 +72,12 @@ def pod_template(service: str, spec: ServiceDeployment, annotate_scrape: bool) -
         },
         "livenessProbe": _probe(spec.liveness),
         "readinessProbe": _probe(spec.readiness),
+        "imagePullPolicy": "Always",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
             "capabilities": {"drop": ["ALL"]},
         },
     }
@@ -84,8 +87,8 @@ def pod_template(service: str, spec: ServiceDeployment, annotate_scrape: bool) -
             "automountServiceAccountToken": False,
             "securityContext": {
                 "runAsNonRoot": True,
-                "runAsUser": 10001,
-                "runAsGroup": 10001,
+                "runAsUser": RUN_AS_USER,
+                "runAsGroup": RUN_AS_USER,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "containers": [container],
@@ -215,6 +218,29 @@ def pod_monitor(service: str, namespace: str, extra_labels: dict[str, str]) -> d
                         {"sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": "pod"},
                     ],
                 }
+            ],
+        },
+    }
+
+
+def network_policy(
+    service: str, namespace: str, spec: ServiceDeployment, monitoring_namespace: str
+) -> dict[str, Any]:
+    """Traffic may reach the service port; only the monitoring namespace may scrape metrics."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": service, "namespace": namespace, "labels": labels(service)},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": service}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"ports": [{"port": "http", "protocol": "TCP"}]},
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {
+                        "kubernetes.io/metadata.name": monitoring_namespace}}}],
+                    "ports": [{"port": "metrics", "protocol": "TCP"}],
+                },
             ],
         },
     }

@@ -51,6 +51,7 @@ def test_templates_and_rollout_fit_the_argo_rollouts_crds(stack_name, service):
         ),
         rollout.pod_monitor(service, "core", {}),
         rollout.ingress(service, "core", cfg.services[service]),
+        rollout.network_policy(service, "core", cfg.services[service], "monitoring"),
         *rollout.services(service, "core", cfg.services[service]),
     ]
     for body in bodies:
@@ -187,6 +188,7 @@ def test_pods_run_with_secure_defaults():
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
+        "runAsUser": 10001,
         "capabilities": {"drop": ["ALL"]},
     }
     assert set(container["resources"]) == {"requests", "limits"}

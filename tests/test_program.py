@@ -189,7 +189,7 @@ def test_canary_service_children_are_parented_and_named(mocks):
         gate = names["api-gateway-gate"].inputs
         assert gate["spec"]["metrics"][0]["provider"]["prometheus"]["address"] == "http://prom:9090"
         parented = [u for u in _urns() if "slo-canary:delivery:CanaryService$" in u]
-        assert len(parented) == 8
+        assert len(parented) == 9
 
     return svc.rollout.urn.apply(check)
 

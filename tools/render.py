@@ -30,6 +30,17 @@ SECRET = "[secret]"
 SECRET_INPUTS = {"auth", "token", "password"}
 
 
+def _integers(value: Any) -> Any:
+    """Whole floats back to ints: the engine's wire format carries every number as a double."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integers(v) for v in value]
+    return value
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records every resource; answers stack references from rendered ``outputs.json`` files."""
 
@@ -41,7 +52,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == "pulumi:pulumi:StackReference":
             name = args.inputs["name"]
             return name, {"name": name, "outputs": self.stack_outputs(name)}
-        inputs = {k: (SECRET if k in SECRET_INPUTS else v) for k, v in args.inputs.items()}
+        inputs = {
+            k: (SECRET if k in SECRET_INPUTS else _integers(v)) for k, v in args.inputs.items()
+        }
         self.resources.append((args.typ, args.name, inputs))
         return f"{args.name}-id", dict(args.inputs)
 
