@@ -10,7 +10,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from slo import conventions as names
 from slo import docs, durations, tune
 from slo.loader import CatalogueError, load_catalogue
 from slo.model import ResolvedSlo, resolve_all
@@ -51,12 +50,19 @@ def _parser() -> argparse.ArgumentParser:
         help="output directory (created if missing)",
     )
     rules.add_argument(
+        "--format",
+        choices=["rules", "prometheusrule", "both"],
+        default="both",
+        help="plain rule files, PrometheusRule bodies, or both (default)",
+    )
+    rules.add_argument(
         "--no-tests",
         action="store_true",
         help="skip the promtool proofs (faster for very large catalogues)",
     )
     tune_cmd = sub.add_parser(
-        "tune", help="propose objectives from what each SLO achieved (reads Prometheus)",
+        "tune",
+        help="propose objectives from what each SLO achieved (reads Prometheus)",
         description="For every SLO, query the share of bad events over its window from the raw "
         "series and propose the objective it met (never looser than today), with the budget it "
         "would have left.",
@@ -65,8 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     tune_cmd.add_argument("--prometheus", required=True, metavar="URL")
     tune_cmd.add_argument("--window", help="history to judge (default: each SLO's window)")
     tune_cmd.add_argument("--at", type=float, help="end of the history, Unix time (default: now)")
-    tune_cmd.add_argument("--step", type=float, default=0.01,
-                          help="granularity of proposals in percentage points (default 0.01)")
+    tune_cmd.add_argument(
+        "--step",
+        type=float,
+        default=0.01,
+        help="granularity of proposals in percentage points (default 0.01)",
+    )
     docs_cmd = sub.add_parser(
         "docs",
         help="print the catalogue reference, or with --slos the SLO summary",
@@ -132,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     skipped: list[str] = []
     for slo in slos:
         stem = f"{slo.service.name}-{slo.slo.name}"
-        files[Path("rules", f"{stem}.yml")] = dump(rule_file([slo]))
+        if args.format != "prometheusrule" or not args.no_tests:  # proofs read the rule file
+            files[Path("rules", f"{stem}.yml")] = dump(rule_file([slo]))
         if args.no_tests:
             continue
         try:
@@ -142,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         for step, doc in proofs.items():
             files[Path("tests", f"{stem}.{step}m.test.yml")] = dump(doc)
-    for service_name, group in by_service(slos).items():
+    for service_name, group in by_service(slos).items() if args.format != "rules" else ():
         namespace = group[0].service.namespace
         files[Path("prometheusrule", f"{service_name}.yaml")] = dump(
             prometheus_rule(service_name, namespace, group)
@@ -151,11 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = args.output / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
+    counts = {
+        kind: sum(1 for p in files if p.parts[0] == kind)
+        for kind in ("rules", "tests", "prometheusrule")
+    }
     print(
-        f"{args.output}: {len(slos)} SLOs -> {sum(1 for p in files if p.parts[0] == 'rules')} "
-        f"rule files, {sum(1 for p in files if p.parts[0] == 'tests')} promtool test files, "
-        f"{len(by_service(slos))} PrometheusRules ({names.ALERT_BURN['page']}, "
-        f"{names.ALERT_BURN['ticket']}, {names.ALERT_ABSENT})"
+        f"{args.output}: {len(slos)} SLOs -> {counts['rules']} rule files, "
+        f"{counts['tests']} promtool test files, {counts['prometheusrule']} PrometheusRules"
     )
     for line in skipped:
         print(f"warning: {line}", file=sys.stderr)

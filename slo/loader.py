@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from slo import durations
+from slo import durations, yamlout
 from slo.model import default_tiers, tiers_for
 from slo.spec import Catalogue, LatencyIndicator
 
@@ -54,7 +54,7 @@ def load_catalogue(path: str | Path, source: str | None = None) -> Catalogue:
     """
     source = source or str(path)
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yamlout.load(Path(path).read_text())
     except OSError as err:
         raise CatalogueError([f"{source}: cannot read the file ({err.strerror})"]) from None
     except yaml.YAMLError as err:
