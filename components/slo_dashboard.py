@@ -57,7 +57,8 @@ class SloDashboard(pulumi.ComponentResource):
                 cm = k8s.core.v1.ConfigMap(
                     f"{name}-{uid}",
                     metadata={
-                        "name": f"dashboard-{uid}",
+                        # uids may hold '_', object names may not; '.' keeps them distinct
+                        "name": f"dashboard-{uid.replace('_', '.')}",
                         "namespace": cfg.namespace,
                         "labels": dict(cfg.sidecar_labels),
                         "annotations": {FOLDER_ANNOTATION: cfg.folder},

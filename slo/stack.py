@@ -155,8 +155,8 @@ class AnalysisConfig(Model):
             raise ValueError("failBurnRate must be at least passBurnRate")
         if self.consecutive_successes > self.max_measurements:
             raise ValueError("consecutiveSuccesses cannot exceed maxMeasurements")
-        if durations.parse(self.window) < 2 * 15:
-            raise ValueError("window must hold at least two scrapes (30s or more)")
+        if durations.parse(self.window) < 10:
+            raise ValueError("window must hold at least two scrapes (10s or more)")
         return self
 
 

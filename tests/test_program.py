@@ -5,6 +5,7 @@ runtime; components are built inside tests with mocks installed by a fixture.
 """
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +53,12 @@ def rendered(request, tmp_path_factory):
 def test_every_stack_file_renders_and_every_object_fits_its_schema(rendered):
     objects = [yaml.safe_load(p.read_text()) for p in (rendered / "kubernetes").rglob("*.yaml")]
     kinds = {o["kind"] for o in objects}
-    assert {"Rollout", "AnalysisTemplate", "Service", "PrometheusRule", "PodMonitor"} <= kinds
+    assert {"Rollout", "AnalysisTemplate", "Service", "PrometheusRule", "NetworkPolicy"} <= kinds
     for body in objects:
         validate(body)
+        # the API server's rule for object names (the schemas above do not check it)
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*",
+                            body["metadata"]["name"]), body["metadata"]["name"]
 
 
 def test_rendered_rules_pass_promtool(rendered):
