@@ -11,7 +11,7 @@ TOOLS ?= $(HOME)/.cache/slo-canary-tools
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)/actionlint
 
-.PHONY: help setup test lint unit scan audit rules docs render bench clean
+.PHONY: help setup test lint unit scan rules docs render bench e2e-tools e2e clean
 
 help:
 	@echo "make setup        create $(VENV) and install the pinned Python dependencies"
@@ -21,6 +21,8 @@ help:
 	@echo "make rules        write rule files and promtool proofs of $(CATALOGUE) to out/rules/"
 	@echo "make docs         regenerate docs/slo-catalogue.md and docs/slos.md"
 	@echo "make bench        run the benchmarks under bench/"
+	@echo "make e2e-tools    build the local cluster tools from Go modules (cached by version)"
+	@echo "make e2e          end-to-end scenarios on a local KWOK cluster with Argo Rollouts"
 
 setup: $(STAMP)
 
@@ -65,6 +67,12 @@ docs: setup
 bench: setup
 	$(PY) bench/rules_bench.py
 	$(PY) bench/eval_cost.py
+
+e2e-tools:
+	bash e2e/tools/build.sh
+
+e2e: setup e2e-tools
+	$(PY) -m pytest -p no:cacheprovider e2e
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.rollout_wait import wait_healthy
 from slo import analysis, rollout
 from slo.model import ResolvedSlo
 from slo.stack import DeliveryConfig, PrometheusConfig, ServiceDeployment
@@ -121,4 +122,11 @@ class CanaryService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*templates, *services, *routing]),
         )
         self.rollout_name = body["metadata"]["name"]
-        self.register_outputs({"rollout_name": self.rollout_name})
+        outputs: dict[str, Any] = {"rollout_name": self.rollout_name}
+        if args.delivery.wait_for_rollout and not pulumi.runtime.is_dry_run():
+            timeout = args.delivery.timeout_seconds
+            self.status = self.rollout.metadata.apply(  # type: ignore[attr-defined]
+                lambda meta: wait_healthy(ns, svc, int(meta["generation"]), timeout)
+            )
+            outputs["status"] = self.status
+        self.register_outputs(outputs)

@@ -10,8 +10,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -58,9 +57,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         start_controller(s)
         start_simulator(s, SERVICES, RPS)
         rules = s.work / "rules"
-        subprocess.run([sys.executable, "-m", "slo", "rules", "e2e/catalogue.yaml", "-o",
-                        str(rules), "--format", "rules", "--no-tests"], cwd=ROOT, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "slo",
+                "rules",
+                "e2e/catalogue.yaml",
+                "-o",
+                str(rules),
+                "--format",
+                "rules",
+                "--no-tests",
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         s.prometheus = start_prometheus(s, list(SERVICES), rules / "rules")  # type: ignore[attr-defined]
         yield s
     finally:
@@ -84,7 +97,7 @@ def weight(body: dict[str, Any]) -> int:
     index = status.get("currentStepIndex", len(steps))
     if index >= len(steps):
         return 100
-    weights = [s["setWeight"] for s in steps[:index + 1] if "setWeight" in s]
+    weights = [s["setWeight"] for s in steps[: index + 1] if "setWeight" in s]
     return weights[-1] if weights else 0
 
 
@@ -94,9 +107,11 @@ def phase(body: dict[str, Any]) -> str:
 
 def summary(body: dict[str, Any]) -> str:
     status = body.get("status", {})
-    return (f"phase={status.get('phase')} step={status.get('currentStepIndex')} "
-            f"weight={weight(body)} abort={status.get('abort')} "
-            f"message={status.get('message', '')!r}")
+    return (
+        f"phase={status.get('phase')} step={status.get('currentStepIndex')} "
+        f"weight={weight(body)} abort={status.get('abort')} "
+        f"message={status.get('message', '')!r}"
+    )
 
 
 def analysis_runs(stack: Stack, service: str) -> list[dict[str, Any]]:
@@ -104,8 +119,9 @@ def analysis_runs(stack: Stack, service: str) -> list[dict[str, Any]]:
     return [r for r in runs["items"] if r["metadata"]["name"].startswith(service)]
 
 
-def release(stack: Stack, pulumi: Pulumi, service: str, tag: str, timeline: Timeline,
-            **changes: Any) -> None:
+def release(
+    stack: Stack, pulumi: Pulumi, service: str, tag: str, timeline: Timeline, **changes: Any
+) -> None:
     pulumi.up(services={service: {"image": f"{REGISTRY}/{service}:{tag}"}}, **changes)
     timeline.mark("pulumi up done")
 
@@ -113,18 +129,32 @@ def release(stack: Stack, pulumi: Pulumi, service: str, tag: str, timeline: Time
         body = rollout(stack, service)
         image = body["spec"]["template"]["spec"]["containers"][0]["image"]
         started = image.endswith(f":{tag}") and body.get("status", {}).get(
-            "currentPodHash") != body.get("status", {}).get("stableRS")
-        return Observation(started or phase(body) == "Healthy" and image.endswith(tag),
-                           summary(body), body)
+            "currentPodHash"
+        ) != body.get("status", {}).get("stableRS")
+        return Observation(
+            started or (phase(body) == "Healthy" and image.endswith(tag)), summary(body), body
+        )
 
     wait_for(f"{service} to start rolling out {tag}", new_revision, 60)
     timeline.mark("canary started")
 
 
-def watch(stack: Stack, service: str, timeline: Timeline, until: set[str], timeout: float,
-          weights: list[int] | None = None) -> dict[str, Any]:
-    """Poll the Rollout until its phase is in ``until``; collect the weights it went through."""
+def watch(
+    stack: Stack,
+    service: str,
+    timeline: Timeline,
+    until: set[str],
+    timeout: float,
+    weights: list[int] | None = None,
+    also: Callable[[], object] | None = None,
+) -> dict[str, Any]:
+    """Poll the Rollout until its phase is in ``until``; collect the weights it went through.
+
+    ``also`` runs at every poll (to watch something else at the same time)."""
+
     def probe() -> Observation:
+        if also is not None:
+            also()
         body = rollout(stack, service)
         current = weight(body)
         if weights is not None and (not weights or weights[-1] != current):
@@ -151,16 +181,24 @@ def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, p
     timeline.mark("pulumi up done")
     assert result.summary.result == "succeeded"
     for service, namespace in SERVICES.items():
-        wait_for(f"{service} Healthy", lambda s=service: Observation(
-            phase(rollout(stack, s)) == "Healthy", summary(rollout(stack, s))), 120)
+        wait_for(
+            f"{service} Healthy",
+            lambda s=service: Observation(
+                phase(rollout(stack, s)) == "Healthy", summary(rollout(stack, s))
+            ),
+            120,
+        )
         for template in ("slo-gate", "slo-background"):
             stack.get("analysistemplate", f"{service}-{template}", namespace)
         stack.get("service", f"{service}-stable", namespace)
         stack.get("service", f"{service}-canary", namespace)
         stack.get("prometheusrule", f"{service}-slos", namespace)
     timeline.mark("all Healthy")
-    maps = json.loads(stack.kubectl("get", "configmap", "-n", "monitoring", "-l",
-                                    "grafana_dashboard=1", "-o", "json"))["items"]
+    maps = json.loads(
+        stack.kubectl(
+            "get", "configmap", "-n", "monitoring", "-l", "grafana_dashboard=1", "-o", "json"
+        )
+    )["items"]
     assert len(maps) == 4
     for cm in maps:
         for text in cm["data"].values():
@@ -181,25 +219,48 @@ def test_2_a_good_release_goes_10_25_50_100_and_ends_healthy(stack, pulumi):
     assert stable_image(body).endswith(":1.1.0")
     assert body["status"]["stableRS"] == body["status"]["currentPodHash"]
     seen = [w for w in weights if w in (10, 25, 50, 100)]
-    assert [w for i, w in enumerate(seen) if i == 0 or seen[i - 1] != w] == [10, 25, 50, 100], weights
+    assert [w for i, w in enumerate(seen) if i == 0 or seen[i - 1] != w] == [10, 25, 50, 100], (
+        weights
+    )
     timeline.done("Healthy at 1.1.0 via 10, 25, 50, 100")
 
 
-def _aborted(stack: Stack, service: str, timeline: Timeline, good_image: str) -> dict[str, Any]:
-    body = watch(stack, service, timeline, {"Degraded", "Healthy"}, 180)
+def _aborted(
+    stack: Stack,
+    service: str,
+    timeline: Timeline,
+    good_image: str,
+    also: Callable[[], object] | None = None,
+) -> dict[str, Any]:
+    body = watch(stack, service, timeline, {"Degraded", "Healthy"}, 180, also=also)
     assert phase(body) == "Degraded", summary(body)
     status = body["status"]
     assert status.get("abort") is True
     assert weight_after_abort(stack, service) == 0
     # stable untouched: the stable ReplicaSet still runs the good image
     stable = status["stableRS"]
-    pods = json.loads(stack.kubectl("get", "pods", "-n", SERVICES[service], "-l",
-                                    f"rollouts-pod-template-hash={stable}", "-o", "json"))
+    pods = json.loads(
+        stack.kubectl(
+            "get",
+            "pods",
+            "-n",
+            SERVICES[service],
+            "-l",
+            f"rollouts-pod-template-hash={stable}",
+            "-o",
+            "json",
+        )
+    )
     images = {p["spec"]["containers"][0]["image"] for p in pods["items"]}
     assert images == {good_image}, images
-    wait_for("the canary to be scaled down", lambda: Observation(
-        _canary_pods(stack, service, body) == 0,
-        f"{_canary_pods(stack, service, body)} canary pods"), 90)
+
+    def scaled_down() -> Observation:
+        if also is not None:
+            also()
+        pods = _canary_pods(stack, service, body)
+        return Observation(pods == 0, f"{pods} canary pods")
+
+    wait_for("the canary to be scaled down", scaled_down, 90)
     timeline.mark("canary scaled down")
     return body
 
@@ -211,15 +272,30 @@ def weight_after_abort(stack: Stack, service: str) -> int:
 
 def _canary_pods(stack: Stack, service: str, body: dict[str, Any]) -> int:
     canary = body["status"]["currentPodHash"]
-    pods = json.loads(stack.kubectl("get", "pods", "-n", SERVICES[service], "-l",
-                                    f"rollouts-pod-template-hash={canary}", "-o", "json"))
+    pods = json.loads(
+        stack.kubectl(
+            "get",
+            "pods",
+            "-n",
+            SERVICES[service],
+            "-l",
+            f"rollouts-pod-template-hash={canary}",
+            "-o",
+            "json",
+        )
+    )
     return sum(1 for p in pods["items"] if not p["metadata"].get("deletionTimestamp"))
 
 
 def _recover(stack: Stack, pulumi: Pulumi, service: str, good_tag: str) -> None:
     pulumi.up(services={service: {"image": f"{REGISTRY}/{service}:{good_tag}"}})
-    wait_for(f"{service} back to Healthy", lambda: Observation(
-        phase(rollout(stack, service)) == "Healthy", summary(rollout(stack, service))), 120)
+    wait_for(
+        f"{service} back to Healthy",
+        lambda: Observation(
+            phase(rollout(stack, service)) == "Healthy", summary(rollout(stack, service))
+        ),
+        120,
+    )
 
 
 def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, pulumi):
@@ -228,17 +304,26 @@ def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, 
     release(stack, pulumi, "api-gateway", "1.1.0-bad", timeline)
 
     def page() -> Observation:
-        firing = [a for a in stack.alerts() if a["labels"].get("alertname") == "SLOBurnRatePage"
-                  and a["labels"].get("service") == "api-gateway" and a["state"] == "firing"]
+        firing = [
+            a
+            for a in stack.alerts()
+            if a["labels"].get("alertname") == "SLOBurnRatePage"
+            and a["labels"].get("service") == "api-gateway"
+            and a["state"] == "firing"
+        ]
         if firing:
             timeline.mark("page alert firing")
-        return Observation(bool(firing), f"{len(firing)} firing page alerts")
+        elif "page alert firing" in timeline.marks:
+            timeline.mark("page alert cleared")
+        return Observation(bool(firing), f"{len(firing)} firing page alerts", firing)
 
-    body = _aborted(stack, "api-gateway", timeline, good)
-    assert "page alert firing" in timeline.marks or wait_for(
-        "the page alert", page, 30), "the bad release never paged"
-    wait_for("the page alert to clear after the rollback", lambda: Observation(
-        not page().ok, "page still firing"), 120)
+    body = _aborted(stack, "api-gateway", timeline, good, also=page)
+    assert "page alert firing" in timeline.marks, "the bad release never paged"
+    wait_for(
+        "the page alert to clear after the rollback",
+        lambda: Observation(not page().ok, "page still firing", True),
+        120,
+    )
     timeline.mark("page alert cleared")
     failed = [r for r in analysis_runs(stack, "api-gateway") if r["status"]["phase"] == "Failed"]
     assert failed, "no failed AnalysisRun"
@@ -251,10 +336,12 @@ def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack, pulumi):
     from pulumi.automation.errors import CommandError
 
     with pytest.raises(CommandError) as err:
-        pulumi.up(services={"api-gateway": {"image": f"{REGISTRY}/api-gateway:1.2.0-bad"}},
-                  delivery={"waitForRollout": True, "timeoutSeconds": 60})
+        pulumi.up(
+            services={"api-gateway": {"image": f"{REGISTRY}/api-gateway:1.2.0-bad"}},
+            delivery={"waitForRollout": True, "timeoutSeconds": 60},
+        )
     timeline.mark("pulumi up failed")
-    assert "api-gateway" in str(err.value)
+    assert "Rollout api/api-gateway was aborted" in str(err.value), str(err.value)[-2000:]
     pulumi.config["delivery"]["waitForRollout"] = False
     _recover(stack, pulumi, "api-gateway", "1.0.0")
     timeline.done("pulumi up failed after the abort")
@@ -265,8 +352,11 @@ def test_4_a_slow_release_is_aborted(stack, pulumi):
     release(stack, pulumi, "agent-runner", "1.1.0-slow", timeline)
     _aborted(stack, "agent-runner", timeline, f"{REGISTRY}/agent-runner:1.0.0")
     failed = [r for r in analysis_runs(stack, "agent-runner") if r["status"]["phase"] == "Failed"]
-    assert any(m["name"] == "latency" and m["phase"] == "Failed"
-               for r in failed for m in r["status"].get("metricResults", [])), failed
+    assert any(
+        m["name"] == "latency" and m["phase"] == "Failed"
+        for r in failed
+        for m in r["status"].get("metricResults", [])
+    ), failed
     _recover(stack, pulumi, "agent-runner", "1.0.0")
     timeline.done("aborted on latency")
 
@@ -279,8 +369,12 @@ def test_5_too_little_traffic_is_inconclusive_then_proceeds(stack, pulumi):
 
         def gate_inconclusive() -> Observation:
             runs = analysis_runs(stack, "orchestrator")
-            measured = [m for r in runs for res in r.get("status", {}).get("metricResults", [])
-                        for m in res.get("measurements", [])]
+            measured = [
+                m
+                for r in runs
+                for res in r.get("status", {}).get("metricResults", [])
+                for m in res.get("measurements", [])
+            ]
             inconclusive = [m for m in measured if m.get("phase") == "Inconclusive"]
             return Observation(len(inconclusive) >= 3, f"{len(measured)} measurements")
 
@@ -305,9 +399,12 @@ def test_6_manual_gate_holds_until_promoted(stack, pulumi):
     def at_gate() -> Observation:
         body = rollout(stack, "api-gateway")
         status = body.get("status", {})
-        paused = any(c.get("reason") == "CanaryPauseStep"
-                     for c in status.get("pauseConditions") or [])
-        last = status.get("currentStepIndex") == len(body["spec"]["strategy"]["canary"]["steps"]) - 1
+        paused = any(
+            c.get("reason") == "CanaryPauseStep" for c in status.get("pauseConditions") or []
+        )
+        last = (
+            status.get("currentStepIndex") == len(body["spec"]["strategy"]["canary"]["steps"]) - 1
+        )
         return Observation(paused and last, summary(body))
 
     wait_for("the rollout to hold at the manual gate", at_gate, 180)
@@ -328,11 +425,17 @@ def test_7_prometheus_unreachable_never_promotes(stack, pulumi):
     release(stack, pulumi, "agent-runner", "1.4.0", timeline, prometheus={"address": dead})
     body = watch(stack, "agent-runner", timeline, {"Degraded", "Healthy", "Paused"}, 180)
     assert phase(body) != "Healthy", summary(body)
-    assert not stable_image(body).endswith(":1.4.0") or body["status"]["stableRS"] != body[
-        "status"]["currentPodHash"], summary(body)
-    errors = [m for r in analysis_runs(stack, "agent-runner")
-              for res in r.get("status", {}).get("metricResults", [])
-              for m in res.get("measurements", []) if m.get("phase") == "Error"]
+    assert (
+        not stable_image(body).endswith(":1.4.0")
+        or body["status"]["stableRS"] != body["status"]["currentPodHash"]
+    ), summary(body)
+    errors = [
+        m
+        for r in analysis_runs(stack, "agent-runner")
+        for res in r.get("status", {}).get("metricResults", [])
+        for m in res.get("measurements", [])
+        if m.get("phase") == "Error"
+    ]
     assert errors, "no Error measurements recorded"
     pulumi.config["prometheus"]["address"] = stack.prometheus_url
     _recover(stack, pulumi, "agent-runner", "1.0.0")
@@ -342,11 +445,18 @@ def test_7_prometheus_unreachable_never_promotes(stack, pulumi):
 def _report() -> None:
     if not TIMELINES:
         return
-    names = sorted({k for _, marks, _ in TIMELINES for k in marks},
-                   key=lambda k: min(m.get(k, 1e9) for _, m, _ in TIMELINES))
-    lines = ["# End-to-end report", "", "Seconds from the start of each scenario.", "",
-             "| scenario | " + " | ".join(names) + " | outcome |",
-             "|---|" + "---|" * len(names) + "---|"]
+    names = sorted(
+        {k for _, marks, _ in TIMELINES for k in marks},
+        key=lambda k: min(m.get(k, 1e9) for _, m, _ in TIMELINES),
+    )
+    lines = [
+        "# End-to-end report",
+        "",
+        "Seconds from the start of each scenario.",
+        "",
+        "| scenario | " + " | ".join(names) + " | outcome |",
+        "|---|" + "---|" * len(names) + "---|",
+    ]
     for scenario, marks, outcome in TIMELINES:
         cells = [str(marks.get(n, "")) for n in names]
         lines.append(f"| {scenario} | " + " | ".join(cells) + f" | {outcome} |")
@@ -357,4 +467,73 @@ def _report() -> None:
     print("\n" + text)
 
 
-__all__ = ["Path"]
+def test_9_nginx_canary_ingress_weight_follows_the_steps(stack, pulumi):
+    timeline = Timeline("9 NGINX canary weights")
+    seen: list[str] = []
+
+    def canary_weight() -> None:
+        ingresses = json.loads(stack.kubectl("get", "ingress", "-n", "core", "-o", "json"))
+        for ing in ingresses["items"]:
+            value = (
+                ing["metadata"]
+                .get("annotations", {})
+                .get("nginx.ingress.kubernetes.io/canary-weight")
+            )
+            if value is not None and (not seen or seen[-1] != value):
+                seen.append(value)
+                timeline.mark(f"ingress weight {value}")
+
+    pulumi.config["services"]["orchestrator"]["host"] = "orchestrator.e2e.internal"
+    release(stack, pulumi, "orchestrator", "1.5.0", timeline, delivery={"trafficRouting": "nginx"})
+    body = watch(stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240, also=canary_weight)
+    assert phase(body) == "Healthy", summary(body)
+    steps = [w for w in seen if w in ("10", "25", "50")]
+    assert steps == ["10", "25", "50"], seen
+    pulumi.config["delivery"]["trafficRouting"] = "replicas"
+    pulumi.up()
+    timeline.done(f"canary-weight annotation went {' -> '.join(seen)}")
+
+
+def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi):
+    timeline = Timeline("10 error-budget freeze")
+    release(stack, pulumi, "agent-runner", "2.0.0-bad", timeline)  # spends the budget
+    _aborted(stack, "agent-runner", timeline, f"{REGISTRY}/agent-runner:1.0.0")
+    _recover(stack, pulumi, "agent-runner", "1.0.0")
+    query = 'min(slo:error_budget_remaining:ratio{service="agent-runner"})'
+
+    def exhausted() -> Observation:
+        result = stack.query(query)
+        value = float(result[0]["value"][1]) if result else None
+        return Observation(value is not None and value <= 0, f"{query} = {value}", value)
+
+    remaining = wait_for("the error budget to be exhausted", exhausted, 120)
+    timeline.mark("budget exhausted")
+    release(stack, pulumi, "agent-runner", "2.1.0", timeline, delivery={"budgetFreeze": True})
+
+    def frozen() -> Observation:
+        body = rollout(stack, "agent-runner")
+        status = body.get("status", {})
+        paused = status.get("pauseConditions") or status.get("phase") == "Paused"
+        return Observation(bool(paused) and status.get("currentStepIndex") == 0, summary(body))
+
+    wait_for("the release to be held at its first step", frozen, 90)
+    timeline.mark("held by the freeze")
+    time.sleep(3)
+    body = rollout(stack, "agent-runner")
+    assert body["status"].get("currentStepIndex") == 0 and weight(body) == 0, summary(body)
+    stack.kubectl(
+        "annotate",
+        "rollout",
+        "agent-runner",
+        "-n",
+        "agents",
+        "--overwrite",
+        "slo.platform/freeze-override=e2e: shipping the fix",
+    )
+    stack.rollouts_cli("promote", "agent-runner", "-n", "agents")
+    timeline.mark("override promoted")
+    body = watch(stack, "agent-runner", timeline, {"Healthy", "Degraded"}, 240)
+    assert phase(body) == "Healthy", summary(body)
+    pulumi.config["delivery"]["budgetFreeze"] = False
+    pulumi.up()
+    timeline.done(f"held with {remaining:.2f} of the budget left; released after the override")

@@ -128,11 +128,6 @@ def rollout(
     if delivery.traffic_routing == "nginx":
         canary["trafficRouting"] = {"nginx": {"stableIngress": service}}
     metadata: dict[str, Any] = {"name": service, "namespace": namespace, "labels": labels(service)}
-    if delivery.wait_for_rollout:
-        metadata["annotations"] = {
-            "pulumi.com/waitFor": "jsonpath={.status.phase}=Healthy",
-            "pulumi.com/timeoutSeconds": str(delivery.timeout_seconds),
-        }
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
@@ -186,7 +181,13 @@ def ingress(service: str, namespace: str, spec: ServiceDeployment) -> dict[str, 
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": service, "namespace": namespace, "labels": labels(service)},
+        "metadata": {
+            "name": service,
+            "namespace": namespace,
+            "labels": labels(service),
+            # Argo Rollouts judges the release; `pulumi up` need not wait for a load balancer
+            "annotations": {"pulumi.com/skipAwait": "true"},
+        },
         "spec": {"ingressClassName": "nginx", "rules": [rule]},
     }
 

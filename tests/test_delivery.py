@@ -204,21 +204,24 @@ def test_pod_monitor_keeps_the_pod_template_hash():
     } in endpoint["relabelings"]
 
 
-def test_wait_for_rollout_uses_pulumi_await_annotations():
-    delivery = STACKS["prod"].delivery
-    body = rollout.rollout(
-        "api",
-        "api",
-        ServiceDeployment(image="x:1"),
-        delivery,
-        freeze=True,
-        gated=True,
-        annotate_scrape=False,
-    )
-    assert body["metadata"]["annotations"] == {
-        "pulumi.com/waitFor": "jsonpath={.status.phase}=Healthy",
-        "pulumi.com/timeoutSeconds": "3600",
-    }
+@pytest.mark.parametrize(
+    "status, verdict",
+    [
+        ({"observedGeneration": "4", "phase": "Healthy"}, "waiting"),
+        ({"observedGeneration": "5", "phase": "Progressing"}, "waiting"),
+        ({"observedGeneration": "5", "phase": "Healthy"}, "healthy"),
+        ({"observedGeneration": "6", "phase": "Healthy"}, "healthy"),
+        ({"observedGeneration": "5", "phase": "Degraded", "abort": True}, "aborted"),
+        ({}, "waiting"),
+    ],
+    ids=["the previous release's Healthy does not count", "progressing", "healthy",
+         "a generation the controller bumped itself",
+         "aborted fails at once", "no status yet"],
+)
+def test_waiting_for_a_rollout_checks_the_observed_generation(status, verdict):
+    from components.rollout_wait import state
+
+    assert state({"status": status}, 5)[0] == verdict
 
 
 def test_nginx_routing_points_at_the_stable_ingress():
