@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Build the local end-to-end toolchain from Go modules (Go module proxy only).
+#
+#   e2e/tools/build.sh [tool ...]     tools: kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes
+#
+# Everything goes to ${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}/<tool>-<version>/ (outside the
+# work tree); a tool whose directory is complete is not rebuilt. The last line printed on stdout is
+# the bin directory to put on PATH (symlinks to every built binary). Progress goes to stderr.
+set -euo pipefail
+
+# ---- pinned versions ---------------------------------------------------------------------------
+K8S_VERSION=v1.36.3                # k8s.io/kubernetes; staging modules at v0.36.3
+ETCD_VERSION=v3.6.16               # go.etcd.io/etcd/server/v3 (kwok v0.8.0 pairs k8s 1.36 with etcd 3.6)
+KWOK_VERSION=v0.8.0                # sigs.k8s.io/kwok
+ARGO_ROLLOUTS_VERSION=v1.9.1       # github.com/argoproj/argo-rollouts
+# The project pins the Python SDK pulumi==3.272.0, but the proxy does not serve
+# github.com/pulumi/pulumi/pkg/v3@v3.272.0 (403); v3.274.1 is the closest served CLI.
+PULUMI_VERSION=v3.274.1
+# github.com/pulumi/pulumi-kubernetes/provider/v4: the proxy serves no tagged v4.x.y (v4.34.2 is
+# refused), only this pseudo-version, whose commit f47bc2d6f199 is the one tagged v4.25.0.
+PULUMI_K8S_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
+PULUMI_K8S_SDK_GO_VERSION=v4.25.0  # replaces the provider's `sdk/v4 => ../sdk`
+PULUMI_K8S_VERSION=4.34.2          # version the provider reports (matches pulumi-kubernetes==4.34.2)
+# Not buildable here: github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 is not
+# served by the proxy at any version (403 on its version list). See README.md.
+
+CACHE="${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}"
+BIN="$CACHE/bin"
+
+export GOTOOLCHAIN=local   # never download another Go toolchain
+export CGO_ENABLED=0
+export GOFLAGS=-mod=mod    # wrapper modules resolve and record their requirements as they build
+export GOWORK=off
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "build.sh: $*"; exit 1; }
+
+command -v go >/dev/null || die "go not found on PATH"
+command -v python3 >/dev/null || die "python3 not found on PATH"
+GO_LOCAL_VERSION="$(go env GOVERSION)"; GO_LOCAL_VERSION="${GO_LOCAL_VERSION#go}"
+mkdir -p "$CACHE" "$BIN"
+# One build at a time per cache (parallel make targets, two terminals).
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.lock"
+  flock -n 9 || { log "waiting for another build.sh on $CACHE ..."; flock 9; }
+fi
+
+# module_info MODULE@VERSION FIELD  -> Dir or GoMod of the downloaded module
+module_info() {
+  go mod download -json "$1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+if d.get("Error"):
+    sys.exit("go mod download %s: %s" % (sys.argv[1], d["Error"]))
+print(d[sys.argv[2]])' "$1" "$2"
+}
+
+# replace_flags GOMOD LOCAL_VERSION LOCAL_REGEX
+# Prints one `-replace=...` flag per line for `go mod edit`: replaces that name a module version are
+# copied as they are; local-path replaces (=> ../sdk, => ./staging/...) whose old path matches
+# LOCAL_REGEX become the same module at LOCAL_VERSION; other local-path replaces are dropped.
+replace_flags() {
+  go mod edit -json "$1" | python3 -c '
+import json, re, sys
+d = json.load(sys.stdin)
+local_version, local_re = sys.argv[1], re.compile(sys.argv[2])
+for r in d.get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    o = old["Path"] + ("@" + old["Version"] if old.get("Version") else "")
+    if new.get("Version"):
+        print("-replace=%s=%s@%s" % (o, new["Path"], new["Version"]))
+    elif local_re.fullmatch(old["Path"]):
+        print("-replace=%s=%s@%s" % (o, old["Path"], local_version))
+    else:
+        print("dropped local replace %s => %s" % (o, new["Path"]), file=sys.stderr)
+' "$2" "$3"
+}
+
+# make_wrapper DIR MODULE VERSION LOCAL_VERSION LOCAL_REGEX
+# A throw-away main module that requires MODULE@VERSION and carries its replaces (go install
+# refuses modules with replace directives; replaces only take effect in the main module).
+make_wrapper() {
+  local dir=$1 mod=$2 ver=$3 lver=$4 lre=$5 gomod
+  gomod="$(module_info "$mod@$ver" GoMod)"
+  rm -rf "$dir"; mkdir -p "$dir"
+  printf 'module slo-canary-e2e/toolwrapper\n\ngo %s\n\nrequire %s %s\n' \
+    "$GO_LOCAL_VERSION" "$mod" "$ver" >"$dir/go.mod"
+  local flags=()
+  mapfile -t flags < <(replace_flags "$gomod" "$lver" "$lre")
+  if ((${#flags[@]})); then (cd "$dir" && go mod edit "${flags[@]}"); fi
+}
+
+# link_bins DIR NAME... : symlink built binaries into $BIN
+link_bins() {
+  local dir=$1; shift
+  local b
+  for b in "$@"; do ln -sfn "$dir/$b" "$BIN/$b"; done
+}
+
+# run_tool NAME VERSION DIR BUILD_FN BINARIES...
+run_tool() {
+  local name=$1 ver=$2 dir=$3 fn=$4; shift 4
+  local start=$SECONDS b ok=1
+  for b in "$@"; do [[ -x "$dir/$b" ]] || ok=0; done
+  if [[ $ok == 1 && -f "$dir/.complete" ]]; then
+    link_bins "$dir" "$@"
+    log "$name $ver cached ($((SECONDS - start))s)"
+    return 0
+  fi
+  log "building $name $ver ..."
+  rm -rf "$dir"; mkdir -p "$dir"
+  # A subshell outside any `||`/`if`, so that errexit stops the build function at its first error.
+  local rc=0
+  set +e
+  (set -e; "$fn" "$dir") >"$dir.build.log" 2>&1
+  rc=$?
+  set -e
+  if ((rc != 0)); then
+    tail -n 40 "$dir.build.log" >&2
+    die "building $name $ver failed (exit $rc; full log: $dir.build.log)"
+  fi
+  for b in "$@"; do [[ -x "$dir/$b" ]] || die "$name: $dir/$b missing after build"; done
+  date -u +%FT%TZ >"$dir/.complete"
+  mv "$dir.build.log" "$dir/build.log"
+  link_bins "$dir" "$@"
+  log "built $name $ver in $((SECONDS - start))s"
+}
+
+# ---- tools ---------------------------------------------------------------------------------------
+build_kubernetes() {
+  local out=$1 w="$1/.wrapper" minor
+  minor="$(cut -d. -f2 <<<"$K8S_VERSION")"
+  make_wrapper "$w" k8s.io/kubernetes "$K8S_VERSION" "v0.${K8S_VERSION#v1.}" 'k8s\.io/[a-z0-9-]+'
+  local ld="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  (cd "$w" && go build -trimpath -ldflags "$ld" -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  "$out/kube-apiserver" --version
+  "$out/kubectl" version --client
+}
+
+build_etcd() {
+  local out=$1 w="$1/.wrapper"
+  make_wrapper "$w" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$ETCD_VERSION" \
+    'go\.etcd\.io/etcd/(api|client/pkg|client|pkg)/v3'
+  (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  "$out/etcd" --version
+}
+
+build_kwok() {
+  local out=$1
+  GOBIN="$out" GOFLAGS='' go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+  "$out/kwokctl" --version
+}
+
+build_argo_rollouts() {
+  local out=$1 w="$1/.wrapper" src m=github.com/argoproj/argo-rollouts
+  make_wrapper "$w" "$m" "$ARGO_ROLLOUTS_VERSION" none '^$'
+  src="$(module_info "$m@$ARGO_ROLLOUTS_VERSION" Dir)"
+  local ld="-s -w -X $m/utils/version.version=${ARGO_ROLLOUTS_VERSION#v}"
+  ld+=" -X $m/utils/version.gitTag=$ARGO_ROLLOUTS_VERSION -X $m/utils/version.gitCommit=module-proxy"
+  ld+=" -X $m/utils/version.gitTreeState=clean"
+  (cd "$w" && go build -trimpath -ldflags "$ld" -o "$out/rollouts-controller" "$m/cmd/rollouts-controller")
+  mkdir -p "$out/crds"
+  cp "$src"/manifests/crds/*-crd.yaml "$out/crds/"
+  chmod 0644 "$out"/crds/*.yaml
+  # The kubectl plugin embeds the dashboard UI (server/static/*, built by npm upstream), which is not
+  # in the module zip, and -overlay may not touch GOMODCACHE: build it from a writable copy of the
+  # module (in the cache dir) with a placeholder page, through a second wrapper that replaces the
+  # module with that copy.
+  local wp="$1/.wrapper-plugin"
+  rm -rf "$wp"; cp -r "$w" "$wp"
+  cp -r "$src" "$wp/argo-rollouts"
+  chmod -R u+w "$wp/argo-rollouts"
+  rm -rf "$wp/argo-rollouts/docs" "$wp/argo-rollouts/ui"
+  mkdir -p "$wp/argo-rollouts/server/static"
+  printf '<!doctype html><title>Argo Rollouts</title><p>dashboard UI not built (Go module build)</p>\n' \
+    >"$wp/argo-rollouts/server/static/index.html"
+  (cd "$wp" && go mod edit -replace="$m=./argo-rollouts" \
+    && go build -trimpath -ldflags "$ld" -o "$out/kubectl-argo-rollouts" "$m/cmd/kubectl-argo-rollouts")
+  "$out/rollouts-controller" --version 2>&1 | tail -n 1 || true
+  "$out/kubectl-argo-rollouts" version
+}
+
+build_pulumi() {
+  local out=$1 w="$1/.wrapper" sdk
+  make_wrapper "$w" github.com/pulumi/pulumi/pkg/v3 "$PULUMI_VERSION" "$PULUMI_VERSION" \
+    'github\.com/pulumi/pulumi/sdk/v3'
+  (cd "$w" && go build -trimpath \
+    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+    -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+  # The shim the Python language host runs; shipped for when a language host is available.
+  sdk="$(module_info "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" Dir)"
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$out/pulumi-language-python-exec"
+  "$out/pulumi" version
+}
+
+build_pulumi_kubernetes() {
+  local out=$1 w="$1/.wrapper" src m=github.com/pulumi/pulumi-kubernetes/provider/v4
+  make_wrapper "$w" "$m" "$PULUMI_K8S_MODULE_VERSION" "$PULUMI_K8S_SDK_GO_VERSION" \
+    'github\.com/pulumi/pulumi-kubernetes/sdk/v4'
+  src="$(module_info "$m@$PULUMI_K8S_MODULE_VERSION" Dir)/cmd/pulumi-resource-kubernetes"
+  # main.go embeds schema-embed.json and terraform-mapping-embed.json, which its generate.go makes
+  # from schema.json and terraform-mapping.json (not in the module zip). -overlay may not touch
+  # GOMODCACHE, so the 10-line main package is copied into the wrapper module beside its generated
+  # files; everything it imports still comes from the module.
+  local cmd="$w/cmd/pulumi-resource-kubernetes"
+  mkdir -p "$cmd"
+  cp "$src/main.go" "$src/generate.go" "$src/schema.json" "$src/terraform-mapping.json" "$cmd/"
+  chmod u+w "$cmd"/*
+  (cd "$cmd" && VERSION="$PULUMI_K8S_VERSION" go run generate.go)
+  (cd "$w" && go build -trimpath -ldflags "-s -w -X $m/pkg/version.Version=$PULUMI_K8S_VERSION" \
+    -o "$out/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes)
+  ls -l "$out/pulumi-resource-kubernetes"
+}
+
+# ---- main ----------------------------------------------------------------------------------------
+ALL=(kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes)
+TOOLS=("$@")
+((${#TOOLS[@]})) || TOOLS=("${ALL[@]}")
+TOTAL_START=$SECONDS
+for t in "${TOOLS[@]}"; do
+  case "$t" in
+    kubernetes) run_tool kubernetes "$K8S_VERSION" "$CACHE/kubernetes-$K8S_VERSION" build_kubernetes \
+                  kube-apiserver kube-controller-manager kube-scheduler kubectl ;;
+    etcd) run_tool etcd "$ETCD_VERSION" "$CACHE/etcd-$ETCD_VERSION" build_etcd etcd ;;
+    kwok) run_tool kwok "$KWOK_VERSION" "$CACHE/kwok-$KWOK_VERSION" build_kwok kwok kwokctl ;;
+    argo-rollouts) run_tool argo-rollouts "$ARGO_ROLLOUTS_VERSION" "$CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION" \
+                     build_argo_rollouts rollouts-controller kubectl-argo-rollouts ;;
+    pulumi) run_tool pulumi "$PULUMI_VERSION" "$CACHE/pulumi-$PULUMI_VERSION" build_pulumi \
+              pulumi pulumi-language-python-exec ;;
+    pulumi-kubernetes) run_tool pulumi-kubernetes "$PULUMI_K8S_VERSION" \
+                         "$CACHE/pulumi-kubernetes-$PULUMI_K8S_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}" \
+                         build_pulumi_kubernetes pulumi-resource-kubernetes ;;
+    *) die "unknown tool '$t' (known: ${ALL[*]})" ;;
+  esac
+done
+# Paths callers need besides PATH.
+ln -sfn "$CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION/crds" "$CACHE/argo-rollouts-crds" 2>/dev/null || true
+log "total $((SECONDS - TOTAL_START))s"
+echo "$BIN"
