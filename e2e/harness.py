@@ -43,14 +43,16 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: fl
     while True:
         try:
             last = probe()
-        except Exception as err:  # noqa: BLE001 - reported when the deadline passes
+        except Exception as err:
             last = f"{type(err).__name__}: {err}"
         if last and not isinstance(last, str | Observation):
             return last
         if isinstance(last, Observation) and last.ok:
             return last.value  # type: ignore[no-any-return]
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last}")
+            raise TimeoutError(
+                f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last}"
+            )
         time.sleep(every)
 
 
@@ -80,8 +82,9 @@ class Stack:
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.work / f"{name}.log").open("wb")
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
         self.processes.append(proc)
         return proc
 
@@ -98,18 +101,33 @@ class Stack:
         for proc in reversed(self.processes):
             self.stop(proc)
         if self.cluster:
-            subprocess.run([str(self.bin / "kwokctl"), "delete", "cluster", "--name", self.cluster],
-                           env=self.env, capture_output=True, check=False, timeout=120)
+            subprocess.run(
+                [str(self.bin / "kwokctl"), "delete", "cluster", "--name", self.cluster],
+                env=self.env,
+                capture_output=True,
+                check=False,
+                timeout=120,
+            )
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.work / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
     # ------------------------------------------------------------------ kubernetes
 
     def kubectl(self, *args: str, check: bool = True) -> str:
-        result = subprocess.run([str(self.bin / "kubectl"), *args], env=self.env,
-                                capture_output=True, text=True, check=False, timeout=60)
+        result = subprocess.run(
+            [str(self.bin / "kubectl"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
@@ -121,9 +139,14 @@ class Stack:
         return self.kubectl_plugin("argo", "rollouts", *args)
 
     def kubectl_plugin(self, *args: str) -> str:
-        result = subprocess.run([str(self.bin / "kubectl-argo-rollouts"), *args[2:]],
-                                env=self.env, capture_output=True, text=True, check=False,
-                                timeout=60)
+        result = subprocess.run(
+            [str(self.bin / "kubectl-argo-rollouts"), *args[2:]],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"kubectl argo rollouts {' '.join(args[2:])}: {result.stderr}")
         return result.stdout
@@ -140,97 +163,218 @@ class Stack:
             return list(json.load(resp)["data"]["alerts"])
 
     def set_rate(self, service: str, rps: float) -> None:
-        request = urllib.request.Request(f"{self.simulator_url}/rate/{service}/{rps}",
-                                         method="POST")
+        request = urllib.request.Request(
+            f"{self.simulator_url}/rate/{service}/{rps}", method="POST"
+        )
         urllib.request.urlopen(request, timeout=10).close()
 
 
 def tools_bin() -> Path:
     """Build (or find cached) the e2e tools; returns their bin directory."""
-    out = subprocess.run(["bash", str(ROOT / "e2e" / "tools" / "build.sh")], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["bash", str(ROOT / "e2e" / "tools" / "build.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return Path(out.stdout.strip().splitlines()[-1])
 
 
 def start_cluster(stack: Stack) -> None:
     kwok = stack.work / "kwok"
-    stack.env.update(KWOK_WORKDIR=str(kwok), KUBECONFIG=str(stack.work / "kubeconfig"),
-                     KUBECACHEDIR=str(stack.work / "kube-cache"))
+    stack.env.update(
+        KWOK_WORKDIR=str(kwok),
+        KUBECONFIG=str(stack.work / "kubeconfig"),
+        KUBECACHEDIR=str(stack.work / "kube-cache"),
+    )
     config = stack.work / "kwokctl.yaml"
-    config.write_text(yaml.safe_dump({
-        "kind": "KwokctlConfiguration", "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-        "options": {"bindAddress": "127.0.0.1"}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kind": "KwokctlConfiguration",
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "options": {"bindAddress": "127.0.0.1"},
+            }
+        )
+    )
     stack.cluster = f"slo-e2e-{os.getpid()}"
     b = stack.bin
     subprocess.run(
-        [str(b / "kwokctl"), "create", "cluster", "--name", stack.cluster, "--config", str(config),
-         "--runtime", "binary", "--kube-apiserver-binary", str(b / "kube-apiserver"),
-         "--kube-controller-manager-binary", str(b / "kube-controller-manager"),
-         "--kube-scheduler-binary", str(b / "kube-scheduler"),
-         "--kwok-controller-binary", str(b / "kwok"), "--etcd-binary", str(b / "etcd"),
-         "--kubeconfig", stack.env["KUBECONFIG"], "--wait", "120s", "--timeout", "180s"],
-        env=stack.env, check=True, capture_output=True, timeout=300,
+        [
+            str(b / "kwokctl"),
+            "create",
+            "cluster",
+            "--name",
+            stack.cluster,
+            "--config",
+            str(config),
+            "--runtime",
+            "binary",
+            "--kube-apiserver-binary",
+            str(b / "kube-apiserver"),
+            "--kube-controller-manager-binary",
+            str(b / "kube-controller-manager"),
+            "--kube-scheduler-binary",
+            str(b / "kube-scheduler"),
+            "--kwok-controller-binary",
+            str(b / "kwok"),
+            "--etcd-binary",
+            str(b / "etcd"),
+            "--kubeconfig",
+            stack.env["KUBECONFIG"],
+            "--wait",
+            "120s",
+            "--timeout",
+            "180s",
+        ],
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     stack.kubectl("config", "use-context", f"kwok-{stack.cluster}")
-    wait_for("the default service account", lambda: Observation(bool(stack.kubectl(
-        "get", "serviceaccount", "default", "-n", "default", check=False)), "none yet"), 60)
+    wait_for(
+        "the default service account",
+        lambda: Observation(
+            bool(stack.kubectl("get", "serviceaccount", "default", "-n", "default", check=False)),
+            "none yet",
+        ),
+        60,
+    )
     node = {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": "kwok-node-0",
-                     "annotations": {"kwok.x-k8s.io/node": "fake",
-                                     "node.alpha.kubernetes.io/ttl": "0"},
-                     "labels": {"kubernetes.io/hostname": "kwok-node-0",
-                                "kubernetes.io/os": "linux", "type": "kwok"}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": "kwok-node-0",
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": "kwok-node-0",
+                "kubernetes.io/os": "linux",
+                "type": "kwok",
+            },
+        },
         "spec": {},
-        "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "200"},
-                   "capacity": {"cpu": "64", "memory": "256Gi", "pods": "200"}},
+        "status": {
+            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "200"},
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "200"},
+        },
     }
     path = stack.work / "node.yaml"
     path.write_text(yaml.safe_dump(node))
     stack.kubectl("apply", "-f", str(path))
-    wait_for("the fake node to be Ready", lambda: Observation("True" in stack.kubectl(
-        "get", "node", "kwok-node-0", "-o",
-        "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False), "not Ready"),
-        60)
+    wait_for(
+        "the fake node to be Ready",
+        lambda: Observation(
+            "True"
+            in stack.kubectl(
+                "get",
+                "node",
+                "kwok-node-0",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                check=False,
+            ),
+            "not Ready",
+        ),
+        60,
+    )
     crds = (b.parent / "argo-rollouts-crds").resolve()
     stack.kubectl("apply", "--server-side", "-f", str(crds))
     operator = _module_dir("github.com/prometheus-operator/prometheus-operator@v0.85.0")
     for name in ("prometheusrules", "podmonitors"):
-        stack.kubectl("apply", "--server-side", "-f",
-                      str(operator / "example" / "prometheus-operator-crd" /
-                          f"monitoring.coreos.com_{name}.yaml"))
+        stack.kubectl(
+            "apply",
+            "--server-side",
+            "-f",
+            str(
+                operator
+                / "example"
+                / "prometheus-operator-crd"
+                / f"monitoring.coreos.com_{name}.yaml"
+            ),
+        )
     stack.kubectl("create", "namespace", "monitoring")
-    wait_for("the CRDs to be established", lambda: Observation(bool(stack.kubectl(
-        "wait", "--for=condition=Established", "--timeout=2s",
-        "crd/rollouts.argoproj.io", "crd/analysistemplates.argoproj.io",
-        "crd/prometheusrules.monitoring.coreos.com", check=False)), "not established"), 60)
+    wait_for(
+        "the CRDs to be established",
+        lambda: Observation(
+            bool(
+                stack.kubectl(
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=2s",
+                    "crd/rollouts.argoproj.io",
+                    "crd/analysistemplates.argoproj.io",
+                    "crd/prometheusrules.monitoring.coreos.com",
+                    check=False,
+                )
+            ),
+            "not established",
+        ),
+        60,
+    )
 
 
 def _module_dir(module: str) -> Path:
-    out = subprocess.run(["go", "mod", "download", "-json", module], capture_output=True,
-                         text=True, check=True, timeout=600)
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", module],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     return Path(json.loads(out.stdout)["Dir"])
 
 
 def start_controller(stack: Stack) -> None:
     port, health = free_port(), free_port()
-    stack.start("controller", [
-        str(stack.bin / "rollouts-controller"), "--kubeconfig", stack.env["KUBECONFIG"],
-        "--leader-elect=false", "--metricsPort", str(port), "--healthzPort", str(health)])
-    wait_for("the rollouts controller's health endpoint", lambda: urllib.request.urlopen(
-        f"http://127.0.0.1:{health}/healthz", timeout=2).status == 200, 60)
+    stack.start(
+        "controller",
+        [
+            str(stack.bin / "rollouts-controller"),
+            "--kubeconfig",
+            stack.env["KUBECONFIG"],
+            "--leader-elect=false",
+            "--metricsPort",
+            str(port),
+            "--healthzPort",
+            str(health),
+        ],
+    )
+    wait_for(
+        "the rollouts controller's health endpoint",
+        lambda: (
+            urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=2).status == 200
+        ),
+        60,
+    )
 
 
 def start_simulator(stack: Stack, services: dict[str, str], rps: float) -> None:
     port = free_port()
-    args = [sys.executable, str(ROOT / "e2e" / "simulator.py"), "--port", str(port),
-            "--kubeconfig", stack.env["KUBECONFIG"], "--rps", str(rps)]
+    args = [
+        sys.executable,
+        str(ROOT / "e2e" / "simulator.py"),
+        "--port",
+        str(port),
+        "--kubeconfig",
+        stack.env["KUBECONFIG"],
+        "--rps",
+        str(rps),
+    ]
     for name, namespace in services.items():
         args += ["--service", f"{name}={namespace}"]
     stack.start("simulator", args)
     stack.simulator_url = f"http://127.0.0.1:{port}"
-    wait_for("the simulator", lambda: urllib.request.urlopen(
-        f"{stack.simulator_url}/metrics/{next(iter(services))}", timeout=2).status == 200, 30)
+    wait_for(
+        "the simulator",
+        lambda: (
+            urllib.request.urlopen(
+                f"{stack.simulator_url}/metrics/{next(iter(services))}", timeout=2
+            ).status
+            == 200
+        ),
+        30,
+    )
 
 
 def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subprocess.Popen[bytes]:
@@ -240,19 +384,32 @@ def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subp
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules_dir / "*.yml")],
         "scrape_configs": [
-            {"job_name": name, "metrics_path": f"/metrics/{name}", "honor_labels": True,
-             "static_configs": [{"targets": [sim]}]}
+            {
+                "job_name": name,
+                "metrics_path": f"/metrics/{name}",
+                "honor_labels": True,
+                "static_configs": [{"targets": [sim]}],
+            }
             for name in services
         ],
     }
     path = stack.work / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
-    proc = stack.start("prometheus", [
-        "prometheus", f"--config.file={path}", f"--storage.tsdb.path={stack.work / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}"])
+    proc = stack.start(
+        "prometheus",
+        [
+            "prometheus",
+            f"--config.file={path}",
+            f"--storage.tsdb.path={stack.work / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+    )
     stack.prometheus_url = f"http://127.0.0.1:{port}"
-    wait_for("Prometheus to be ready", lambda: urllib.request.urlopen(
-        f"{stack.prometheus_url}/-/ready", timeout=2).status == 200, 60)
+    wait_for(
+        "Prometheus to be ready",
+        lambda: urllib.request.urlopen(f"{stack.prometheus_url}/-/ready", timeout=2).status == 200,
+        60,
+    )
     return proc
 
 
@@ -280,9 +437,12 @@ class Pulumi:
         os.environ.update(env)
         self.config = self._stack_config(prometheus)
         self.stack = auto.create_or_select_stack(
-            stack_name="e2e", project_name="slo-canary", program=self._program,
+            stack_name="e2e",
+            project_name="slo-canary",
+            program=self._program,
             opts=auto.LocalWorkspaceOptions(
-                work_dir=str(home), env_vars=env,
+                work_dir=str(home),
+                env_vars=env,
                 project_settings=auto.ProjectSettings(name="slo-canary", runtime="python"),
             ),
         )
@@ -303,7 +463,8 @@ class Pulumi:
         _merge(self.config, changes)
         values = {
             f"slo-canary:{key}": self.auto.ConfigValue(
-                value=value if isinstance(value, str) else json.dumps(value))
+                value=value if isinstance(value, str) else json.dumps(value)
+            )
             for key, value in self.config.items()
         }
         self.stack.set_all_config(values)

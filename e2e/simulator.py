@@ -7,8 +7,10 @@ second it lists each service's Running pods, splits the service's request rate e
 ``rollouts_pod_template_hash``. Prometheus scrapes ``/metrics/<service>``.
 
 How a release behaves is read from its image tag: ``…-bad`` answers half of its requests with
-500, ``…-slow`` serves most of its requests in 3 s; anything else is healthy. ``POST
-/rate/<service>/<requests per second>`` changes a service's traffic (0 for none).
+500, ``…-slow`` serves its requests in 3 s; anything else is healthy. ``POST
+/rate/<service>/<requests per second>`` changes a service's traffic (0 for none), and ``POST
+/errors/<service>/<share>`` makes every pod of a service fail that share of requests (an
+incident that is not a release).
 """
 
 from __future__ import annotations
@@ -49,14 +51,27 @@ class Simulator:
         self.services = services  # name -> namespace
         self.kubectl = kubectl
         self.rates = dict.fromkeys(services, rps)
+        self.incident = dict.fromkeys(services, 0.0)
         self.pods: dict[str, dict[str, PodCounters]] = {s: {} for s in services}
         self.lock = threading.Lock()
 
     def running_pods(self, service: str) -> list[tuple[str, str, str]]:
         out = subprocess.run(
-            [*self.kubectl, "get", "pods", "-n", self.services[service], "-l",
-             f"app.kubernetes.io/name={service}", "-o", "json"],
-            capture_output=True, text=True, check=False, timeout=10,
+            [
+                *self.kubectl,
+                "get",
+                "pods",
+                "-n",
+                self.services[service],
+                "-l",
+                f"app.kubernetes.io/name={service}",
+                "-o",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
         )
         if out.returncode != 0:
             return []
@@ -66,8 +81,9 @@ class Simulator:
                 continue
             labels = pod["metadata"].get("labels", {})
             image = pod["spec"]["containers"][0]["image"]
-            pods.append((pod["metadata"]["name"], labels.get("rollouts-pod-template-hash", ""),
-                         image))
+            pods.append(
+                (pod["metadata"]["name"], labels.get("rollouts-pod-template-hash", ""), image)
+            )
         return pods
 
     def tick(self, seconds: float) -> None:
@@ -79,6 +95,7 @@ class Simulator:
                     counters = self.pods[service].setdefault(name, PodCounters(namespace, pod_hash))
                     requests = rate * seconds / len(pods)
                     errors, latency = behaviour(image)
+                    errors = max(errors, self.incident[service])
                     counters.requests["500"] += requests * errors
                     counters.requests["200"] += requests * (1 - errors)
                     counters.count += requests
@@ -102,15 +119,18 @@ class Simulator:
         ]
         with self.lock:
             for pod, c in sorted(self.pods[service].items()):
-                base = (f'namespace="{c.namespace}",pod="{pod}",'
-                        f'rollouts_pod_template_hash="{c.hash}"')
+                base = (
+                    f'namespace="{c.namespace}",pod="{pod}",rollouts_pod_template_hash="{c.hash}"'
+                )
                 for code, value in sorted(c.requests.items()):
                     lines.append(f'http_requests_total{{{base},code="{code}"}} {value:.3f}')
                 for bound, value in zip(BUCKETS, c.buckets, strict=True):
                     lines.append(
-                        f'http_request_duration_seconds_bucket{{{base},le="{bound}"}} {value:.3f}')
+                        f'http_request_duration_seconds_bucket{{{base},le="{bound}"}} {value:.3f}'
+                    )
                 lines.append(
-                    f'http_request_duration_seconds_bucket{{{base},le="+Inf"}} {c.count:.3f}')
+                    f'http_request_duration_seconds_bucket{{{base},le="+Inf"}} {c.count:.3f}'
+                )
                 lines.append(f"http_request_duration_seconds_count{{{base}}} {c.count:.3f}")
                 lines.append(f"http_request_duration_seconds_sum{{{base}}} {c.total_seconds:.3f}")
         return "\n".join(lines) + "\n"
@@ -118,7 +138,7 @@ class Simulator:
 
 def serve(sim: Simulator, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             service = self.path.removeprefix("/metrics/")
             if service not in sim.services:
                 self.send_error(404)
@@ -129,13 +149,18 @@ def serve(sim: Simulator, port: int) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             parts = self.path.strip("/").split("/")
-            if len(parts) != 3 or parts[0] != "rate" or parts[1] not in sim.services:
+            if (
+                len(parts) != 3
+                or parts[0] not in ("rate", "errors")
+                or parts[1] not in sim.services
+            ):
                 self.send_error(404)
                 return
             with sim.lock:
-                sim.rates[parts[1]] = float(parts[2])
+                target = sim.rates if parts[0] == "rate" else sim.incident
+                target[parts[1]] = float(parts[2])
             self.send_response(204)
             self.end_headers()
 
@@ -151,8 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--service", action="append", required=True,
-                        metavar="NAME=NAMESPACE")
+    parser.add_argument("--service", action="append", required=True, metavar="NAME=NAMESPACE")
     parser.add_argument("--rps", type=float, default=50.0)
     args = parser.parse_args()
     services = dict(s.split("=", 1) for s in args.service)
