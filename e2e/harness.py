@@ -163,8 +163,14 @@ class Stack:
             return list(json.load(resp)["data"]["alerts"])
 
     def set_rate(self, service: str, rps: float) -> None:
+        self._simulator("rate", service, rps)
+
+    def set_incident(self, service: str, error_share: float) -> None:
+        self._simulator("errors", service, error_share)
+
+    def _simulator(self, what: str, service: str, value: float) -> None:
         request = urllib.request.Request(
-            f"{self.simulator_url}/rate/{service}/{rps}", method="POST"
+            f"{self.simulator_url}/{what}/{service}/{value}", method="POST"
         )
         urllib.request.urlopen(request, timeout=10).close()
 

@@ -167,3 +167,22 @@ def _one_slo(objective, window):
         },
         "inline",
     )
+
+
+scalars = st.one_of(
+    st.text(max_size=30), st.integers(), st.booleans(), st.none(),
+    st.floats(allow_nan=False), st.sampled_from(["30", "true", "null", "1e5", "- a", "x: y", "~"]),
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                 max_size=4),
+    max_leaves=20,
+)
+
+
+@given(documents)
+def test_yaml_writer_reads_back_to_the_same_document(doc):
+    from slo.yamlout import dump
+
+    assert yaml.safe_load(dump(doc)) == doc
