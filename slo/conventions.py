@@ -8,7 +8,8 @@ LABEL_SEVERITY = "severity"
 
 # Per-second event rates over 5m, summed over the service's series: the base of every window
 # longer than RAW_WINDOW_MAX_SECONDS and of the period SLI.
-TOTAL_RATE_5M = "slo:sli_total:rate5m"
+TOTAL_RATE = "slo:sli_total:rate{window}"
+TOTAL_RATE_5M = TOTAL_RATE.format(window="5m")
 BAD_RATE_5M = "slo:sli_bad:rate5m"
 
 # Windows up to one hour read the raw counters, so a full outage pages within the Workbook's
@@ -27,6 +28,10 @@ ERROR_BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
 
 ALERT_BURN = {"page": "SLOBurnRatePage", "ticket": "SLOBurnRateTicket"}
 ALERT_ABSENT = "SLOMetricsAbsent"
+
+
+def total_rate(window: str) -> str:
+    return TOTAL_RATE.format(window=window)
 
 
 def error_ratio(window: str) -> str:

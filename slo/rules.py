@@ -29,16 +29,30 @@ def sli_rules(slo: ResolvedSlo) -> list[Rule]:
         _record(slo, names.TOTAL_RATE_5M, events.total(base)),
         _record(slo, names.BAD_RATE_5M, f"({events.bad(base)} or vector(0)) and on() {total_5m}"),
     ]
+    guarded = _guarded_windows(slo)
     for window in slo.windows():
         if window == base:
             expr = f"{bad_5m} / ({total_5m} > 0)"
         elif durations.parse(window) <= names.RAW_WINDOW_MAX_SECONDS:
             expr = f"({events.bad(window)} or vector(0)) / ({events.total(window)} > 0)"
+        elif window in guarded:
+            # the minimum-traffic guard reads this total too: record it once
+            total = f"avg_over_time({total_5m}[{window}])"
+            rules.append(_record(slo, names.total_rate(window), total))
+            bad = f"avg_over_time({bad_5m}[{window}])"
+            expr = f"{bad} / ({slo.selector_of(names.total_rate(window))} > 0)"
         else:
             expr = _averaged_ratio(slo, window)
         rules.append(_record(slo, names.error_ratio(window), expr))
     rules.append(_record(slo, names.ERROR_RATIO_PERIOD, _averaged_ratio(slo, slo.period)))
     return rules
+
+
+def _guarded_windows(slo: ResolvedSlo) -> set[str]:
+    """Long windows, read from the 5m base, whose traffic the minimum-traffic guard checks."""
+    if not slo.alerting.min_events or slo.events.kind == "gauge":
+        return set()
+    return {t.long_window for t in slo.tiers if t.long_seconds > names.RAW_WINDOW_MAX_SECONDS}
 
 
 def _averaged_ratio(slo: ResolvedSlo, window: str) -> str:
@@ -85,7 +99,10 @@ def alert_rules(slo: ResolvedSlo) -> list[Rule]:
             long_ratio = slo.selector_of(names.error_ratio(tier.long_window))
             short_ratio = slo.selector_of(names.error_ratio(tier.short_window))
             clause = f"{long_ratio} > {threshold} and {short_ratio} > {threshold}"
-            if alerting.min_events and slo.events.kind != "gauge":
+            if tier.long_window in _guarded_windows(slo):
+                total = slo.selector_of(names.total_rate(tier.long_window))
+                clause += f" and {total} * {tier.long_seconds} >= {alerting.min_events}"
+            elif alerting.min_events and slo.events.kind != "gauge":
                 total = slo.selector_of(names.TOTAL_RATE_5M)
                 clause += (
                     f" and avg_over_time({total}[{tier.long_window}]) * {tier.long_seconds}"
