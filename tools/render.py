@@ -110,7 +110,8 @@ def run(
     stack = stack_name(path)
     values, secrets = stack_config(path)
     mocks = RecordingMocks(outputs_root)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    # a preview: what `pulumi preview` would send, and nothing waits on a live cluster
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True)
     pulumi.runtime.set_all_config(values, secrets)
     exports: dict[str, Any] = {}
     real_export = pulumi.export
