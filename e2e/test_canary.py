@@ -246,20 +246,7 @@ def _aborted(
     assert status.get("abort") is True
     assert weight_after_abort(stack, service) == 0
     # stable untouched: the stable ReplicaSet still runs the good image
-    stable = status["stableRS"]
-    pods = json.loads(
-        stack.kubectl(
-            "get",
-            "pods",
-            "-n",
-            SERVICES[service],
-            "-l",
-            f"rollouts-pod-template-hash={stable}",
-            "-o",
-            "json",
-        )
-    )
-    images = {p["spec"]["containers"][0]["image"] for p in pods["items"]}
+    images = {p["spec"]["containers"][0]["image"] for p in pods(stack, service, status["stableRS"])}
     assert images == {good_image}, images
 
     def scaled_down() -> Observation:
@@ -278,21 +265,16 @@ def weight_after_abort(stack: Stack, service: str) -> int:
     return 0 if body["status"].get("abort") else weight(body)
 
 
+def pods(stack: Stack, service: str, pod_hash: str) -> list[dict[str, Any]]:
+    """The service's pods of one ReplicaSet, by its pod-template hash."""
+    selector = f"rollouts-pod-template-hash={pod_hash}"
+    found = stack.kubectl("get", "pods", "-n", SERVICES[service], "-l", selector, "-o", "json")
+    return list(json.loads(found)["items"])
+
+
 def _canary_pods(stack: Stack, service: str, body: dict[str, Any]) -> int:
-    canary = body["status"]["currentPodHash"]
-    pods = json.loads(
-        stack.kubectl(
-            "get",
-            "pods",
-            "-n",
-            SERVICES[service],
-            "-l",
-            f"rollouts-pod-template-hash={canary}",
-            "-o",
-            "json",
-        )
-    )
-    return sum(1 for p in pods["items"] if not p["metadata"].get("deletionTimestamp"))
+    canary = pods(stack, service, body["status"]["currentPodHash"])
+    return sum(1 for p in canary if not p["metadata"].get("deletionTimestamp"))
 
 
 def _recover(stack: Stack, pulumi: Pulumi, service: str, good_tag: str) -> None:

@@ -125,28 +125,20 @@ def prometheus(tmp_path_factory):
         proc.wait(timeout=30)
 
 
-def test_tune_reports_what_each_slo_achieved_within_a_hundredth_of_a_point(prometheus):
-    url, end, expected = prometheus
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "slo",
-            "tune",
-            str(CATALOGUE),
-            "--prometheus",
-            url,
-            "--window",
-            "7d",
-            "--at",
-            str(end),
-        ],
+def tune(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "slo", "tune", str(CATALOGUE), "--prometheus", url, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
+
+
+def test_tune_reports_what_each_slo_achieved_within_a_hundredth_of_a_point(prometheus):
+    url, end, expected = prometheus
+    result = tune(url, "--window", "7d", "--at", str(end))
     assert result.returncode == 0, result.stderr
     assert "[9/9]" in result.stderr  # progress
     achieved = {
@@ -160,26 +152,8 @@ def test_tune_reports_what_each_slo_achieved_within_a_hundredth_of_a_point(prome
 
 def test_tune_tightens_only_where_history_allows(prometheus):
     url, end, _ = prometheus
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "slo",
-            "tune",
-            str(CATALOGUE),
-            "--prometheus",
-            url,
-            "--window",
-            "7d",
-            "--at",
-            str(end),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
+    result = tune(url, "--window", "7d", "--at", str(end))
+    assert result.returncode == 0, result.stderr
     lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
     # 0.12% errors against a 0.1% budget: the service misses 99.9, so keep it
     assert lines["orchestrator/error-rate"].endswith("keep 99.9%, budget overspent by 20%")
@@ -190,22 +164,7 @@ def test_tune_tightens_only_where_history_allows(prometheus):
 
 
 def test_tune_fails_clearly_when_prometheus_is_unreachable():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "slo",
-            "tune",
-            str(CATALOGUE),
-            "--prometheus",
-            f"http://127.0.0.1:{_free_port()}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    result = tune(f"http://127.0.0.1:{_free_port()}")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("error: http://127.0.0.1:")
     assert "Traceback" not in result.stderr
