@@ -270,18 +270,22 @@ def recorded_rows(services: list[ServiceTraffic], ours_files: list[Path],
         inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         return f"{record}{{{inner}}}"
 
+    known = {"slo:sli_total:rate5m", "slo:sli_bad:rate5m", "slo:sli_error:ratio_rate5m"}
     rows: list[Row] = []
-    for rule in synth.iter_rules(ours_files):
-        record, labels = rule.get("record"), rule.get("labels") or {}
-        if record in OURS_BASE:
-            rps = by_name[labels["service"]].rps
-            value = rps if record == OURS_BASE[0] else rps * bad_share(labels["service"],
-                                                                      labels["slo"])
-            rows.append((text(record, labels), 0.0, repr(value)))
-    for rule in synth.iter_rules(sloth_files):
-        record, labels = rule.get("record"), rule.get("labels") or {}
-        if record in SLOTH_BASE:
-            value = bad_share(labels["sloth_service"], labels["sloth_slo"])
+    for files in (ours_files, sloth_files):
+        wanted = ranged_recordings(files)
+        if wanted - known:
+            raise RuntimeError(f"no steady-state value known for {sorted(wanted - known)}")
+        for rule in synth.iter_rules(files):
+            record, labels = str(rule.get("record")), dict(rule.get("labels") or {})
+            if record not in wanted:
+                continue
+            service = labels.get("service") or labels["sloth_service"]
+            slo = labels.get("slo") or labels["sloth_slo"]
+            rps = by_name[service].rps
+            share = bad_share(service, slo)
+            value = {"slo:sli_total:rate5m": rps, "slo:sli_bad:rate5m": rps * share,
+                     "slo:sli_error:ratio_rate5m": share}[record]
             rows.append((text(record, labels), 0.0, repr(value)))
     return rows
 
@@ -290,8 +294,15 @@ def recorded_rows(services: list[ServiceTraffic], ours_files: list[Path],
 # Backfill of the 5m base recordings
 
 
-OURS_BASE = ("slo:sli_total:rate5m", "slo:sli_bad:rate5m")
-SLOTH_BASE = ("slo:sli_error:ratio_rate5m",)
+# Recordings read over a range (``name{...}[w]``) need a history of their own; the others are
+# read at the instant of evaluation only. Found in the rule files, not assumed.
+RANGED = re.compile(r"(slo:[A-Za-z0-9_:]+)\{[^}]*\}\s*\[")
+RECORDING_REF = re.compile(r"(slo:[A-Za-z0-9_:]+)\{([^}]*)\}(?!\s*\[)")
+MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"')
+
+
+def ranged_recordings(files: list[Path]) -> set[str]:
+    return {m for rule in synth.iter_rules(files) for m in RANGED.findall(str(rule["expr"]))}
 
 
 def _labelled(expr: str, labels: dict[str, str]) -> str:
@@ -301,31 +312,40 @@ def _labelled(expr: str, labels: dict[str, str]) -> str:
     return out
 
 
-def base_backfill_rules(ours_files: list[Path], sloth_files: list[Path]) -> dict[str, Any]:
-    """One rule per base metric: the union of its per-SLO rules, labelled as they label."""
-    rules: dict[str, list[str]] = {}
-    # ours: the bad rule reads the recorded total of the same evaluation; inline it
-    totals: dict[str, str] = {}
-    ours_rules = [r for r in synth.iter_rules(ours_files) if r.get("record") in OURS_BASE]
-    for rule in ours_rules:
-        if rule["record"] == OURS_BASE[0]:
-            labels = rule["labels"]
-            totals[f'{{service="{labels["service"]}",slo="{labels["slo"]}"}}'] = rule["expr"]
-    pattern = re.compile(re.escape(OURS_BASE[0]) + r"(\{[^}]*\})")
-    for rule in ours_rules:
-        expr = pattern.sub(lambda m: f"({totals[m.group(1)]})", rule["expr"])
-        rules.setdefault(rule["record"], []).append(_labelled(expr, rule["labels"]))
-    for rule in synth.iter_rules(sloth_files):
-        if rule.get("record") in SLOTH_BASE:
-            rules.setdefault(rule["record"], []).append(_labelled(rule["expr"], rule["labels"]))
-    for record, exprs in rules.items():
-        for expr in exprs:
-            if re.search(r"\bslo:[a-z_:0-9]+\{", expr):
-                raise RuntimeError(f"{record}: backfill expression reads a recording: {expr}")
+def _inline(expr: str, rules: list[dict[str, Any]], depth: int = 0) -> str:
+    """Replace instant references to recordings by the expression that records them."""
+
+    def expand(match: re.Match[str]) -> str:
+        name, wanted = match.group(1), dict(MATCHER.findall(match.group(2)))
+        for rule in rules:
+            labels = rule.get("labels") or {}
+            if rule.get("record") == name and all(labels.get(k) == v for k, v in wanted.items()):
+                return f"({_inline(str(rule['expr']), rules, depth + 1)})"
+        raise RuntimeError(f"no rule records {match.group(0)}")
+
+    if depth > 5:
+        raise RuntimeError(f"recordings nested too deep: {expr}")
+    return RECORDING_REF.sub(expand, expr)
+
+
+def base_backfill_rules(rule_sets: list[list[Path]]) -> dict[str, Any]:
+    """One rule per recording read over a range: the union of its per-SLO rules, each labelled
+    as its rule labels it, with the recordings it reads inlined (promtool cannot read what it is
+    backfilling)."""
+    union: dict[str, list[str]] = {}
+    for files in rule_sets:
+        rules = list(synth.iter_rules(files))
+        wanted = ranged_recordings(files)
+        for rule in rules:
+            if rule.get("record") in wanted:
+                expr = _inline(str(rule["expr"]), rules)
+                union.setdefault(str(rule["record"]), []).append(
+                    _labelled(expr, dict(rule.get("labels") or {}))
+                )
     return {
         "groups": [
             {"name": "bench-base-backfill",
-             "rules": [{"record": r, "expr": "\nor ".join(e)} for r, e in rules.items()]}
+             "rules": [{"record": r, "expr": "\nor ".join(e)} for r, e in union.items()]}
         ]
     }
 
@@ -668,7 +688,7 @@ def main() -> int:
         prom = Prometheus(work, data_dir, exporter.port, args.interval, [], "backfill")
         prom.start()
         backfill_rules = work / "base-backfill.yml"
-        backfill_rules.write_text(yaml.safe_dump(base_backfill_rules(ours_files, sloth_files),
+        backfill_rules.write_text(yaml.safe_dump(base_backfill_rules([ours_files, sloth_files]),
                                                  width=1 << 20))
         staging = work / "rule-blocks"
         log("backfilling the 5m base recordings with promtool tsdb create-blocks-from rules")
