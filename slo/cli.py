@@ -6,6 +6,8 @@ No Pulumi and no cluster: this is what a pull request check or an operator's lap
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +18,17 @@ from slo.model import ResolvedSlo, resolve_all
 from slo.rules import by_service, prometheus_rule, rule_file
 from slo.yamlout import dump
 
+# Catalogues at least this large are rendered by several processes (one per CPU by default).
+PARALLEL_MIN_SLOS = 200
+
 # docs, tune, proofs and stack files are imported where used: `rules` on a large catalogue is
 # timed from process start, and most runs need none of them.
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         choices=["rules", "prometheusrule", "both"],
         default="both",
         help="plain rule files, PrometheusRule bodies, or both (default)",
+    )
+    rules.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
+        help=f"processes to render with (default: one per CPU; catalogues under "
+        f"{PARALLEL_MIN_SLOS} SLOs always use one)",
     )
     rules.add_argument(
         "--no-tests",
@@ -147,29 +166,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _rules(args, slos)
 
 
-def _rules(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
+Rendered = tuple[dict[Path, str], list[str]]  # files by relative path, warnings
+
+Share = list[list[ResolvedSlo]]  # some services, each with its SLOs
+_shared: tuple[list[Share], argparse.Namespace] | None = None  # what forked workers render
+
+
+def _render(groups: Share, args: argparse.Namespace) -> Rendered:
+    """Rule files, proofs and PrometheusRules for ``groups`` (each one service's SLOs)."""
     if not args.no_tests:
         from slo.proofs import ProofError, proof_files
     files: dict[Path, str] = {}
     skipped: list[str] = []
-    for slo in slos:
-        stem = f"{slo.service.name}-{slo.slo.name}"
-        if args.format != "prometheusrule" or not args.no_tests:  # proofs read the rule file
-            files[Path("rules", f"{stem}.yml")] = dump(rule_file([slo]))
-        if args.no_tests:
-            continue
-        try:
-            proofs = proof_files(slo, f"../rules/{stem}.yml")
-        except ProofError as err:
-            skipped.append(str(err))
-            continue
-        for step, doc in proofs.items():
-            files[Path("tests", f"{stem}.{step}m.test.yml")] = dump(doc)
-    for service_name, group in by_service(slos).items() if args.format != "rules" else ():
-        namespace = group[0].service.namespace
-        files[Path("prometheusrule", f"{service_name}.yaml")] = dump(
-            prometheus_rule(service_name, namespace, group)
-        )
+    for group in groups:
+        for slo in group:
+            stem = f"{slo.service.name}-{slo.slo.name}"
+            if args.format != "prometheusrule" or not args.no_tests:  # proofs read the rule file
+                files[Path("rules", f"{stem}.yml")] = dump(rule_file([slo]))
+            if args.no_tests:
+                continue
+            try:
+                proofs = proof_files(slo, f"../rules/{stem}.yml")
+            except ProofError as err:
+                skipped.append(str(err))
+                continue
+            for step, doc in proofs.items():
+                files[Path("tests", f"{stem}.{step}m.test.yml")] = dump(doc)
+        if args.format != "rules":
+            service = group[0].service
+            files[Path("prometheusrule", f"{service.name}.yaml")] = dump(
+                prometheus_rule(service.name, service.namespace, group)
+            )
+    return files, skipped
+
+
+def _render_share(index: int) -> Rendered:
+    assert _shared is not None
+    shares, args = _shared
+    return _render(shares[index], args)
+
+
+def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Rendered:
+    """Render in this process, or split by service over ``args.jobs`` forked processes.
+
+    The output does not depend on the split: every file is rendered from its own SLOs only.
+    """
+    global _shared
+    groups = list(by_service(slos).values())
+    jobs = min(args.jobs, len(groups))
+    if jobs < 2 or len(slos) < PARALLEL_MIN_SLOS or "fork" not in mp.get_all_start_methods():
+        return _render(groups, args)
+    shares = [groups[i::jobs] for i in range(jobs)]
+    _shared = (shares, args)
+    try:
+        with mp.get_context("fork").Pool(jobs - 1) as pool:
+            pending = pool.map_async(_render_share, range(1, jobs))
+            results = [_render(shares[0], args), *pending.get()]
+    finally:
+        _shared = None
+    files: dict[Path, str] = {}
+    skipped: list[str] = []
+    for share_files, share_skipped in results:
+        files.update(share_files)
+        skipped += share_skipped
+    return files, sorted(skipped)
+
+
+def _rules(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
+    files, skipped = _render_all(slos, args)
     for relative, text in sorted(files.items()):
         target = args.output / relative
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PATTERN = re.compile(r"^(\d+)([smhdw])$")
 
 
+@lru_cache(maxsize=1024)
 def parse(text: str) -> int:
     """Seconds in ``text``; raises ValueError naming the accepted form."""
     match = _PATTERN.match(text.strip()) if isinstance(text, str) else None

@@ -57,3 +57,24 @@ def test_slo_summary_is_fresh():
     assert (ROOT / "docs" / "slos.md").read_text() == result.stdout, (
         "docs/slos.md is stale: run `make docs`"
     )
+
+
+def _tree(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_parallel_rendering_writes_exactly_what_one_process_writes(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from slo import cli
+
+    monkeypatch.setattr(cli, "PARALLEL_MIN_SLOS", 2)  # the core catalogue has 9 SLOs
+    forks = []
+    get_context = multiprocessing.get_context
+    monkeypatch.setattr(multiprocessing, "get_context", lambda m: forks.append(m) or get_context(m))
+    for jobs in ("1", "3"):
+        assert main(["rules", str(CATALOGUE), "-o", str(tmp_path / jobs), "-j", jobs]) == 0
+    assert forks == ["fork"], "-j 3 did not render in other processes"
+    one, three = _tree(tmp_path / "1"), _tree(tmp_path / "3")
+    assert len(one) == 9 + 18 + 3
+    assert one == three

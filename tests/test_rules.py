@@ -169,14 +169,21 @@ def _one_slo(objective, window):
     )
 
 
+# Characters that decide how YAML must quote a string, mixed with any text.
+tricky_text = st.text(
+    alphabet=st.sampled_from(
+        list(" \n\t\r:#-?'\"|>{}[],!&*%@`.~=<01eynE\\\x00\x85\u2028\ufeffé😀")
+    ),
+    max_size=30,
+)
 scalars = st.one_of(
-    st.text(max_size=30), st.integers(), st.booleans(), st.none(),
+    st.text(max_size=30), tricky_text, st.integers(), st.booleans(), st.none(),
     st.floats(allow_nan=False), st.sampled_from(["30", "true", "null", "1e5", "- a", "x: y", "~"]),
 )
 documents = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=4),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=10) | tricky_text, inner, max_size=4),
     max_leaves=20,
 )
 
@@ -185,4 +192,6 @@ documents = st.recursive(
 def test_yaml_writer_reads_back_to_the_same_document(doc):
     from slo.yamlout import dump
 
-    assert yaml.safe_load(dump(doc)) == doc
+    text = dump(doc)
+    assert yaml.load(text, Loader=yaml.SafeLoader) == doc
+    assert yaml.load(text, Loader=yaml.CSafeLoader) == doc
