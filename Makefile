@@ -11,7 +11,7 @@ TOOLS ?= $(HOME)/.cache/slo-canary-tools
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)/actionlint
 
-.PHONY: help setup test lint unit scan rules docs render bench e2e-tools e2e clean
+.PHONY: help setup test lint unit scan rules docs render bench e2e-tools e2e vulncheck clean
 
 help:
 	@echo "make setup        create $(VENV) and install the pinned Python dependencies"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench        run the benchmarks under bench/"
 	@echo "make e2e-tools    build the local cluster tools from Go modules (cached by version)"
 	@echo "make e2e          end-to-end scenarios on a local KWOK cluster with Argo Rollouts"
+	@echo "make vulncheck    known vulnerabilities (Go vulnerability database) in the Go binaries built here"
 
 setup: $(STAMP)
 
@@ -73,6 +74,11 @@ e2e-tools:
 
 e2e: setup e2e-tools
 	$(PY) -m pytest -p no:cacheprovider e2e
+
+# govulncheck on every Go binary of e2e-tools and on actionlint; pinned scanner and database snapshot
+# from the Go module proxy, cached in $(TOOLS). Accepted findings: tools/vulncheck-accepted.json.
+vulncheck: e2e-tools $(ACTIONLINT)
+	python3 tools/vulncheck.py --tools-cache $(TOOLS) --also $(ACTIONLINT)
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
