@@ -102,7 +102,10 @@ def sloth_argv(sloth: Path, specs: Path, out: Path) -> list[str]:
 
 
 def fresh(path: Path) -> Path:
+    """An empty ``path``; the previous run's files are deleted and synced to disk first, so
+    that freeing them is not charged to the next measured run (of either generator)."""
     shutil.rmtree(path, ignore_errors=True)
+    os.sync()
     path.mkdir(parents=True)
     return path
 
@@ -113,6 +116,33 @@ def measure(argv_for, runs: int, out_dir: Path) -> tuple[Run, list[Run]]:
         fresh(out_dir)
         results.append(run_measured(argv_for(out_dir), ROOT))
     return median_run(results), results
+
+
+Commands = dict[str, tuple[object, Path]]  # name -> (argv for an output dir, output dir)
+
+
+def measure_interleaved(commands: Commands, runs: int) -> dict[str, list[Run]]:
+    """Run each command once per round, in turn, ``runs`` rounds: drifts in the machine's speed
+    (other load, the disk) then touch every command alike instead of whichever ran last."""
+    results: dict[str, list[Run]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (argv_for, out_dir) in commands.items():
+            fresh(out_dir)
+            results[name].append(run_measured(argv_for(out_dir), ROOT))  # type: ignore[operator]
+    return results
+
+
+def output_root(tmp: Path, on_disk: bool) -> tuple[Path, str]:
+    """Where the generators write: a tmpfs when there is one (unless ``on_disk``).
+
+    On disk, creating a thousand small files costs a system time that swings from 0.1 to 0.8 s
+    between identical runs on the machines this was developed on; RAM-backed output measures
+    generation itself. ``--on-disk`` measures with the disk instead.
+    """
+    shm = Path("/dev/shm")
+    if not on_disk and shm.is_dir() and os.access(shm, os.W_OK):
+        return Path(tempfile.mkdtemp(prefix="slo-rules-bench-", dir=shm)), "tmpfs (/dev/shm)"
+    return tmp, f"disk ({tmp})"
 
 
 @dataclass
@@ -195,7 +225,7 @@ def fmt_ratio(a: float, b: float) -> str:
 
 
 def report(rows: list[Row], proofs: list[tuple[int, Run, Run]], runs: int, sloth: Path,
-           profile: str | None, load: tuple[float, float]) -> str:
+           profile: str | None, load: tuple[float, float], where: str) -> str:
     out = io.StringIO()
 
     def p(line: str = "") -> None:
@@ -215,6 +245,7 @@ def report(rows: list[Row], proofs: list[tuple[int, Run, Run]], runs: int, sloth
     p(f"load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f} -- other processes on "
       "the machine share its cores; CPU s (user + system of the child) is less sensitive to that "
       "than wall time")
+    p(f"generated files written to {where}; each round runs every command once, in turn")
     p("ours:  python -m slo rules CATALOGUE -o DIR --no-tests")
     p("sloth: sloth generate -i SPEC_DIR -o DIR   (one prometheus/v1 file per service)")
     p()
@@ -296,6 +327,8 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", help="override the N values")
     parser.add_argument("--no-proofs", action="store_true", help="skip the WITH-proofs runs")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
+    parser.add_argument("--on-disk", action="store_true",
+                        help="write the generated files to disk, not to /dev/shm")
     args = parser.parse_args()
     sizes = args.sizes or ([10, 100, 1000] if args.quick else [10, 100, 1000, 5000])
     runs = args.runs or (1 if args.quick else 3)
@@ -312,49 +345,54 @@ def main() -> int:
     profile = None
     with tempfile.TemporaryDirectory(prefix="slo-rules-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        for n in sizes:
-            catalogue, specs = synth.write_both(n, tmp / f"in-{n}")
-            ours_out, sloth_out = tmp / f"ours-{n}", tmp / f"sloth-{n}"
-            print(f"N={n}: ours ...", file=sys.stderr, flush=True)
-            ours, ours_runs = measure(
-                lambda d, c=catalogue: ours_argv(c, d, False), runs, ours_out
-            )
-            print(f"N={n}: sloth ...", file=sys.stderr, flush=True)
-            sloth_run, sloth_runs = measure(
-                lambda d, s=specs: sloth_argv(sloth, s, d), runs, sloth_out
-            )
-            print(f"N={n}: ours {[round(r.seconds, 3) for r in ours_runs]} s, sloth "
-                  f"{[round(r.seconds, 3) for r in sloth_runs]} s", file=sys.stderr, flush=True)
-            rows.append(
-                Row(
-                    n,
-                    ours,
-                    sloth_run,
-                    synth.count_rules(sorted((ours_out / "rules").glob("*.yml"))),
-                    synth.count_rules(sorted(sloth_out.rglob("*.yml"))),
+        out_root, where = output_root(tmp, args.on_disk)
+        try:
+            for n in sizes:
+                catalogue, specs = synth.write_both(n, tmp / f"in-{n}")
+                ours_out, sloth_out = out_root / f"ours-{n}", out_root / f"sloth-{n}"
+                commands: Commands = {
+                    "ours": (lambda d, c=catalogue: ours_argv(c, d, False), ours_out),
+                    "sloth": (lambda d, s=specs: sloth_argv(sloth, s, d), sloth_out),
+                }
+                if rules_only:
+                    commands["rules"] = (
+                        lambda d, c=catalogue: ours_argv(c, d, False, "rules"), out_root / f"r-{n}"
+                    )
+                print(f"N={n}: {', '.join(commands)} in turn, {runs} round(s) ...", file=sys.stderr,
+                      flush=True)
+                measured = measure_interleaved(commands, runs)
+                seconds = {k: [round(r.seconds, 3) for r in v] for k, v in measured.items()}
+                print(f"N={n}: {seconds} s", file=sys.stderr, flush=True)
+                rows.append(
+                    Row(
+                        n,
+                        median_run(measured["ours"]),
+                        median_run(measured["sloth"]),
+                        synth.count_rules(sorted((ours_out / "rules").glob("*.yml"))),
+                        synth.count_rules(sorted(sloth_out.rglob("*.yml"))),
+                    )
                 )
-            )
-            if rules_only:
-                print(f"N={n}: ours --format rules ...", file=sys.stderr, flush=True)
-                rows[-1].ours_rules_only, _ = measure(
-                    lambda d, c=catalogue: ours_argv(c, d, False, "rules"), runs, ours_out
-                )
-            if n in (10, 100) and not args.no_proofs:
-                print(f"N={n}: ours with proofs ...", file=sys.stderr, flush=True)
-                with_tests, _ = measure(
-                    lambda d, c=catalogue: ours_argv(c, d, True), runs, tmp / f"proofs-{n}"
-                )
-                proofs.append((n, with_tests, ours))
-            if n == 1000 and not args.no_profile:
-                print("N=1000: cProfile ...", file=sys.stderr, flush=True)
-                profile = (
-                    "phase breakdown (separate process, no profiler):\n"
-                    + phase_breakdown(catalogue) + "\n"
-                    + profile_ours(catalogue, tmp / "profile-out")
-                )
-            for d in (ours_out, sloth_out, tmp / f"proofs-{n}"):
-                shutil.rmtree(d, ignore_errors=True)
-    text = report(rows, proofs, runs, sloth, profile, (load_start, os.getloadavg()[0]))
+                if rules_only:
+                    rows[-1].ours_rules_only = median_run(measured["rules"])
+                if n in (10, 100) and not args.no_proofs:
+                    print(f"N={n}: ours with proofs ...", file=sys.stderr, flush=True)
+                    with_tests, _ = measure(
+                        lambda d, c=catalogue: ours_argv(c, d, True), runs, out_root / f"proofs-{n}"
+                    )
+                    proofs.append((n, with_tests, rows[-1].ours))
+                if n == 1000 and not args.no_profile:
+                    print("N=1000: cProfile ...", file=sys.stderr, flush=True)
+                    profile = (
+                        "phase breakdown (separate process, no profiler):\n"
+                        + phase_breakdown(catalogue) + "\n"
+                        + profile_ours(catalogue, tmp / "profile-out")
+                    )
+                for d in (ours_out, sloth_out, out_root / f"r-{n}", out_root / f"proofs-{n}"):
+                    shutil.rmtree(d, ignore_errors=True)
+        finally:
+            if out_root != tmp:
+                shutil.rmtree(out_root, ignore_errors=True)
+    text = report(rows, proofs, runs, sloth, profile, (load_start, os.getloadavg()[0]), where)
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rules_bench.txt").write_text(text)

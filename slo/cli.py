@@ -6,16 +6,16 @@ No Pulumi and no cluster: this is what a pull request check or an operator's lap
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from slo import durations
 from slo.loader import CatalogueError, load_catalogue
 from slo.model import ResolvedSlo, resolve_all
-from slo.rules import by_service, prometheus_rule, rule_file
+from slo.rules import by_service, prometheus_rule_of_groups, rule_group
 from slo.yamlout import dump
 
 # Catalogues at least this large are rendered by several processes (one per CPU by default).
@@ -166,23 +166,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _rules(args, slos)
 
 
-Rendered = tuple[dict[Path, str], list[str]]  # files by relative path, warnings
-
+Written = tuple[Counter[str], list[str]]  # files written per folder, warnings
 Share = list[list[ResolvedSlo]]  # some services, each with its SLOs
 _shared: tuple[list[Share], argparse.Namespace] | None = None  # what forked workers render
 
 
-def _render(groups: Share, args: argparse.Namespace) -> Rendered:
-    """Rule files, proofs and PrometheusRules for ``groups`` (each one service's SLOs)."""
+def _folders(args: argparse.Namespace) -> list[str]:
+    """The output folders ``args`` asks for (proofs need the rule files they test)."""
+    wanted = {"rules": args.format != "prometheusrule" or not args.no_tests,
+              "tests": not args.no_tests, "prometheusrule": args.format != "rules"}
+    return [folder for folder, yes in wanted.items() if yes]
+
+
+def _write(args: argparse.Namespace, folder: str, name: str, text: str, n: Counter[str]) -> None:
+    (args.output / folder / name).write_text(text)
+    n[folder] += 1
+
+
+def _render(groups: Share, args: argparse.Namespace) -> Written:
+    """Write the rule files, proofs and PrometheusRules of ``groups`` (each a service's SLOs)."""
     if not args.no_tests:
         from slo.proofs import ProofError, proof_files
-    files: dict[Path, str] = {}
+    folders = _folders(args)
+    counts: Counter[str] = Counter()
     skipped: list[str] = []
     for group in groups:
-        for slo in group:
+        rule_groups = [rule_group(slo) for slo in group]
+        for slo, built in zip(group, rule_groups, strict=True):
             stem = f"{slo.service.name}-{slo.slo.name}"
-            if args.format != "prometheusrule" or not args.no_tests:  # proofs read the rule file
-                files[Path("rules", f"{stem}.yml")] = dump(rule_file([slo]))
+            if "rules" in folders:
+                _write(args, "rules", f"{stem}.yml", dump({"groups": [built]}), counts)
             if args.no_tests:
                 continue
             try:
@@ -191,27 +204,30 @@ def _render(groups: Share, args: argparse.Namespace) -> Rendered:
                 skipped.append(str(err))
                 continue
             for step, doc in proofs.items():
-                files[Path("tests", f"{stem}.{step}m.test.yml")] = dump(doc)
-        if args.format != "rules":
+                _write(args, "tests", f"{stem}.{step}m.test.yml", dump(doc), counts)
+        if "prometheusrule" in folders:
             service = group[0].service
-            files[Path("prometheusrule", f"{service.name}.yaml")] = dump(
-                prometheus_rule(service.name, service.namespace, group)
-            )
-    return files, skipped
+            body = prometheus_rule_of_groups(service.name, service.namespace, rule_groups)
+            _write(args, "prometheusrule", f"{service.name}.yaml", dump(body), counts)
+    return counts, skipped
 
 
-def _render_share(index: int) -> Rendered:
+def _render_share(index: int) -> Written:
     assert _shared is not None
     shares, args = _shared
     return _render(shares[index], args)
 
 
-def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Rendered:
+def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Written:
     """Render in this process, or split by service over ``args.jobs`` forked processes.
 
     The output does not depend on the split: every file is rendered from its own SLOs only.
     """
     global _shared
+    import multiprocessing as mp
+
+    for folder in _folders(args):
+        (args.output / folder).mkdir(parents=True, exist_ok=True)
     groups = list(by_service(slos).values())
     jobs = min(args.jobs, len(groups))
     if jobs < 2 or len(slos) < PARALLEL_MIN_SLOS or "fork" not in mp.get_all_start_methods():
@@ -224,24 +240,16 @@ def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Rendered:
             results = [_render(shares[0], args), *pending.get()]
     finally:
         _shared = None
-    files: dict[Path, str] = {}
+    counts: Counter[str] = Counter()
     skipped: list[str] = []
-    for share_files, share_skipped in results:
-        files.update(share_files)
+    for share_counts, share_skipped in results:
+        counts += share_counts
         skipped += share_skipped
-    return files, sorted(skipped)
+    return counts, sorted(skipped)
 
 
 def _rules(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
-    files, skipped = _render_all(slos, args)
-    for relative, text in sorted(files.items()):
-        target = args.output / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    counts = {
-        kind: sum(1 for p in files if p.parts[0] == kind)
-        for kind in ("rules", "tests", "prometheusrule")
-    }
+    counts, skipped = _render_all(slos, args)
     print(
         f"{args.output}: {len(slos)} SLOs -> {counts['rules']} rule files, "
         f"{counts['tests']} promtool test files, {counts['prometheusrule']} PrometheusRules"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import yaml
@@ -116,10 +116,13 @@ class ResolvedSlo:
     def labels(self) -> dict[str, str]:
         return {names.LABEL_SERVICE: self.service.name, names.LABEL_SLO: self.slo.name}
 
+    @cached_property
+    def _matchers(self) -> str:
+        return ",".join(f'{k}="{v}"' for k, v in self.labels.items())
+
     def selector_of(self, record: str) -> str:
         """A recorded series of this SLO, e.g. ``slo:sli_total:rate5m{service="api",slo="x"}``."""
-        matchers = ",".join(f'{k}="{v}"' for k, v in self.labels.items())
-        return f"{record}{{{matchers}}}"
+        return f"{record}{{{self._matchers}}}"
 
     def windows(self) -> list[str]:
         """Every alert window, shortest first, always including the 5m base."""

@@ -164,6 +164,13 @@ def prometheus_rule(
     service: str, namespace: str, slos: list[ResolvedSlo], labels: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The same groups as a ``monitoring.coreos.com/v1`` PrometheusRule body."""
+    return prometheus_rule_of_groups(service, namespace, [rule_group(s) for s in slos], labels)
+
+
+def prometheus_rule_of_groups(
+    service: str, namespace: str, groups: list[dict[str, Any]], labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A PrometheusRule body holding rule groups already built by :func:`rule_group`."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -176,7 +183,7 @@ def prometheus_rule(
                 **(labels or {}),
             },
         },
-        "spec": rule_file(slos),
+        "spec": {"groups": groups},
     }
 
 

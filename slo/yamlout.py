@@ -141,17 +141,28 @@ def _inline(value: Any) -> str:
     return _scalar(value)
 
 
+@lru_cache(maxsize=4096)
+def _key(key: Any) -> str:
+    """``key:`` as written in a block mapping."""
+    if not isinstance(key, str):
+        raise TypeError(f"cannot write a {type(key).__name__} key as YAML")
+    text = _string(key)
+    if len(text) > 1000:  # YAML's limit on implicit keys is 1024 characters
+        raise ValueError(f"cannot write a key of {len(text)} characters as YAML")
+    return text + ":"
+
+
 def _mapping(value: dict[Any, Any], indent: str, out: list[str], first: str | None = None) -> None:
     """Block mapping at ``indent``; ``first`` replaces the indent of its first line."""
-    for number, key in enumerate(sorted(value)):
-        if not isinstance(key, str):
-            raise TypeError(f"cannot write a {type(key).__name__} key as YAML")
-        text = _string(key)
-        if len(text) > 1000:  # YAML's limit on implicit keys is 1024 characters
-            raise ValueError(f"cannot write a key of {len(text)} characters as YAML")
-        out.append(first if number == 0 and first is not None else indent)
-        out.append(text + ":")
-        _after_key(value[key], indent, out)
+    lead = indent if first is None else first
+    for key in sorted(value):
+        item = value[key]
+        if type(item) is str and "\n" not in item:  # most values: one line, no call below
+            out.append(f"{lead}{_key(key)} {_string(item)}\n")
+        else:
+            out.append(lead + _key(key))
+            _after_key(item, indent, out)
+        lead = indent
 
 
 def _sequence(value: list[Any] | tuple[Any, ...], indent: str, out: list[str]) -> None:
