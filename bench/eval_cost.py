@@ -720,7 +720,7 @@ def main() -> int:
         prom.start()
         prom_started = time.time()
         log("waiting for compaction of the backfilled blocks")
-        wait_compacted(prom, 1200, args.interval)
+        wait_compacted(prom, 2400, args.interval)
         time.sleep(args.interval * args.warmup_rounds)
         results = [measure_rounds(prom, "both rule sets in one Prometheus", args.rounds,
                                   args.interval, ours_dir, sloth_dir)]
