@@ -9,7 +9,8 @@ SCAN_VENV ?= .venv-scan
 SCAN_STAMP := $(SCAN_VENV)/.installed-$(shell sha256sum requirements-scan.txt | cut -c1-16)
 TOOLS ?= $(HOME)/.cache/slo-canary-tools
 ACTIONLINT_VERSION := v1.7.12
-ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)/actionlint
+GO_TOOLCHAIN := $(shell sed -n 's/^GO_TOOLCHAIN=//p' e2e/tools/build.sh)
+ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)-$(GO_TOOLCHAIN)/actionlint
 
 .PHONY: help setup test lint unit scan rules docs render bench e2e-tools e2e vulncheck clean
 
@@ -40,7 +41,8 @@ $(SCAN_STAMP): requirements-scan.txt
 # actionlint from its Go module (its PyPI wrapper downloads a release binary at install time).
 $(ACTIONLINT):
 	@echo "building actionlint $(ACTIONLINT_VERSION) into $(dir $@)"
-	GOBIN=$(dir $@) GOFLAGS=-mod=mod go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	GOBIN=$(dir $@) GOFLAGS=-mod=mod GOTOOLCHAIN=$(GO_TOOLCHAIN) \
+	  go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 lint: setup $(ACTIONLINT)
 	$(PY) -m ruff check slo components tests tools bench __main__.py

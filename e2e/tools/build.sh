@@ -3,12 +3,16 @@
 #
 #   e2e/tools/build.sh [tool ...]     tools: kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes
 #
-# Everything goes to ${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}/<tool>-<version>/ (outside the
+# Everything goes to ${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}/<tool>-<version>-<go>/ (outside the
 # work tree); a tool whose directory is complete is not rebuilt. The last line printed on stdout is
 # the bin directory to put on PATH (symlinks to every built binary). Progress goes to stderr.
 set -euo pipefail
 
 # ---- pinned versions ---------------------------------------------------------------------------
+# Go release every tool is built with, fetched once from the module proxy (golang.org/toolchain).
+# go1.26.11 carries the standard library's fixes for every Go vulnerability database entry up to
+# the snapshot tools/vulncheck.py checks against; the machine's own Go may be older.
+GO_TOOLCHAIN=go1.26.11
 K8S_VERSION=v1.36.3                # k8s.io/kubernetes; staging modules at v0.36.3
 ETCD_VERSION=v3.6.16               # go.etcd.io/etcd/server/v3 (kwok v0.8.0 pairs k8s 1.36 with etcd 3.6)
 KWOK_VERSION=v0.8.0                # sigs.k8s.io/kwok
@@ -27,7 +31,7 @@ PULUMI_K8S_VERSION=4.34.2          # version the provider reports (matches pulum
 CACHE="${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}"
 BIN="$CACHE/bin"
 
-export GOTOOLCHAIN=local   # never download another Go toolchain
+export GOTOOLCHAIN=$GO_TOOLCHAIN  # exactly this release, whatever the local go is
 export CGO_ENABLED=0
 export GOFLAGS=-mod=mod    # wrapper modules resolve and record their requirements as they build
 export GOWORK=off
@@ -225,21 +229,21 @@ TOOLS=("$@")
 TOTAL_START=$SECONDS
 for t in "${TOOLS[@]}"; do
   case "$t" in
-    kubernetes) run_tool kubernetes "$K8S_VERSION" "$CACHE/kubernetes-$K8S_VERSION" build_kubernetes \
+    kubernetes) run_tool kubernetes "$K8S_VERSION" "$CACHE/kubernetes-$K8S_VERSION-$GO_TOOLCHAIN" build_kubernetes \
                   kube-apiserver kube-controller-manager kube-scheduler kubectl ;;
-    etcd) run_tool etcd "$ETCD_VERSION" "$CACHE/etcd-$ETCD_VERSION" build_etcd etcd ;;
-    kwok) run_tool kwok "$KWOK_VERSION" "$CACHE/kwok-$KWOK_VERSION" build_kwok kwok kwokctl ;;
-    argo-rollouts) run_tool argo-rollouts "$ARGO_ROLLOUTS_VERSION" "$CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION" \
+    etcd) run_tool etcd "$ETCD_VERSION" "$CACHE/etcd-$ETCD_VERSION-$GO_TOOLCHAIN" build_etcd etcd ;;
+    kwok) run_tool kwok "$KWOK_VERSION" "$CACHE/kwok-$KWOK_VERSION-$GO_TOOLCHAIN" build_kwok kwok kwokctl ;;
+    argo-rollouts) run_tool argo-rollouts "$ARGO_ROLLOUTS_VERSION" "$CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION-$GO_TOOLCHAIN" \
                      build_argo_rollouts rollouts-controller kubectl-argo-rollouts ;;
-    pulumi) run_tool pulumi "$PULUMI_VERSION" "$CACHE/pulumi-$PULUMI_VERSION" build_pulumi \
+    pulumi) run_tool pulumi "$PULUMI_VERSION" "$CACHE/pulumi-$PULUMI_VERSION-$GO_TOOLCHAIN" build_pulumi \
               pulumi pulumi-language-python-exec ;;
     pulumi-kubernetes) run_tool pulumi-kubernetes "$PULUMI_K8S_VERSION" \
-                         "$CACHE/pulumi-kubernetes-$PULUMI_K8S_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}" \
+                         "$CACHE/pulumi-kubernetes-$PULUMI_K8S_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}-$GO_TOOLCHAIN" \
                          build_pulumi_kubernetes pulumi-resource-kubernetes ;;
     *) die "unknown tool '$t' (known: ${ALL[*]})" ;;
   esac
 done
 # Paths callers need besides PATH.
-ln -sfn "$CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION/crds" "$CACHE/argo-rollouts-crds" 2>/dev/null || true
+ln -sfn "$CACHE/argo-rollouts-$ARGO_ROLLOUTS_VERSION-$GO_TOOLCHAIN/crds" "$CACHE/argo-rollouts-crds" 2>/dev/null || true
 log "total $((SECONDS - TOTAL_START))s"
 echo "$BIN"
