@@ -225,6 +225,7 @@ def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Written:
     """
     global _shared
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
     for folder in _folders(args):
         (args.output / folder).mkdir(parents=True, exist_ok=True)
@@ -234,10 +235,10 @@ def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Written:
         return _render(groups, args)
     shares = [groups[i::jobs] for i in range(jobs)]
     _shared = (shares, args)
-    try:
-        with mp.get_context("fork").Pool(jobs - 1) as pool:
-            pending = pool.map_async(_render_share, range(1, jobs))
-            results = [_render(shares[0], args), *pending.get()]
+    try:  # a worker that dies raises BrokenProcessPool here instead of leaving us waiting
+        with ProcessPoolExecutor(jobs - 1, mp_context=mp.get_context("fork")) as pool:
+            pending = [pool.submit(_render_share, index) for index in range(1, jobs)]
+            results = [_render(shares[0], args), *(future.result() for future in pending)]
     finally:
         _shared = None
     counts: Counter[str] = Counter()
@@ -245,11 +246,12 @@ def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Written:
     for share_counts, share_skipped in results:
         counts += share_counts
         skipped += share_skipped
-    return counts, sorted(skipped)
+    return counts, skipped
 
 
 def _rules(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
     counts, skipped = _render_all(slos, args)
+    skipped.sort()  # the same order however the work was split
     print(
         f"{args.output}: {len(slos)} SLOs -> {counts['rules']} rule files, "
         f"{counts['tests']} promtool test files, {counts['prometheusrule']} PrometheusRules"
