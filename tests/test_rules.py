@@ -195,3 +195,22 @@ def test_yaml_writer_reads_back_to_the_same_document(doc):
     text = dump(doc)
     assert yaml.load(text, Loader=yaml.SafeLoader) == doc
     assert yaml.load(text, Loader=yaml.CSafeLoader) == doc
+
+
+def test_yaml_writer_style():
+    from slo.yamlout import dump
+
+    expr = 'sum(rate(http_requests_total{code=~"5..",job="api"}[5m])) / ' * 3 + "1"
+    doc = {"b": [{"expr": expr, "for": "5m"}], "a": {"x": "true", "y": "a: b", "z": "l1\nl2\n"}}
+    text = dump(doc)
+    assert text == (
+        "a:\n"
+        "  x: 'true'\n"
+        "  y: 'a: b'\n"
+        "  z: |\n"
+        "    l1\n"
+        "    l2\n"
+        "b:\n"
+        f"- expr: {expr}\n"  # long expressions stay on one line, unquoted
+        "  for: 5m\n"
+    )
