@@ -224,6 +224,12 @@ def fmt_ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
+def ratios(ours: Run, sloth: Run) -> str:
+    """The 'time ours/Sloth', 'CPU o/S' and 'mem o/S' columns."""
+    return (f"{fmt_ratio(ours.seconds, sloth.seconds):>15} {fmt_ratio(ours.cpu, sloth.cpu):>7} "
+            f"{fmt_ratio(ours.peak_mb, sloth.peak_mb):>7}")
+
+
 def report(rows: list[Row], proofs: list[tuple[int, Run, Run]], runs: int, sloth: Path,
            profile: str | None, load: tuple[float, float], where: str) -> str:
     out = io.StringIO()
@@ -256,9 +262,7 @@ def report(rows: list[Row], proofs: list[tuple[int, Run, Run]], runs: int, sloth
     for r in rows:
         p(f"{r.n:>7} | {r.ours.seconds:>7.3f} {r.ours.cpu:>7.3f} {r.ours.peak_mb:>6.1f} | "
           f"{r.sloth.seconds:>7.3f} {r.sloth.cpu:>7.3f} {r.sloth.peak_mb:>6.1f} | "
-          f"{fmt_ratio(r.ours.seconds, r.sloth.seconds):>15} "
-          f"{fmt_ratio(r.ours.cpu, r.sloth.cpu):>7} "
-          f"{fmt_ratio(r.ours.peak_mb, r.sloth.peak_mb):>7}")
+          f"{ratios(r.ours, r.sloth)}")
     if any(r.ours_rules_only for r in rows):
         p()
         p("ours with --format rules (plain rule files only -- the output Sloth writes; the default "
@@ -272,8 +276,7 @@ def report(rows: list[Row], proofs: list[tuple[int, Run, Run]], runs: int, sloth
             if o is None:
                 continue
             p(f"{r.n:>7} | {o.seconds:>7.3f} {o.cpu:>7.3f} {o.peak_mb:>6.1f} | "
-              f"{fmt_ratio(o.seconds, r.sloth.seconds):>15} {fmt_ratio(o.cpu, r.sloth.cpu):>7} "
-              f"{fmt_ratio(o.peak_mb, r.sloth.peak_mb):>7}")
+              f"{ratios(o, r.sloth)}")
     p()
     p("Growth: time(N) / time(previous N), wall and CPU, and the marginal wall time per extra SLO "
       "((t(N) - t(prev)) / (N - prev)); linear generation shows a constant marginal cost and a "

@@ -132,12 +132,12 @@ def _after_key(value: Any, indent: str, out: list[str]) -> None:
 
 
 def _inline(value: Any) -> str:
+    """A one-line value: a scalar, or an empty mapping or sequence (callers write multi-line
+    strings and non-empty collections as blocks)."""
     if isinstance(value, dict):
         return "{}"
     if isinstance(value, list | tuple):
         return "[]"
-    if isinstance(value, str) and "\n" in value:
-        return _double_quoted(value)
     return _scalar(value)
 
 
