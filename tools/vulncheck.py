@@ -383,6 +383,17 @@ def acceptance_for(accepted: list[Acceptance], osv: str, module: str,
     return max(matches, key=lambda a: a.expires) if matches else None
 
 
+def verdict(accepted: list[Acceptance], osv: str, module: str, binary: str,
+            today: dt.date) -> tuple[str, str | None]:
+    """The gate column for a symbol-level finding, and what to list as failed (None: passes)."""
+    a = acceptance_for(accepted, osv, module, binary)
+    if a is None:
+        return "NOT ACCEPTED", osv
+    if a.expires < today:
+        return f"acceptance EXPIRED {a.expires}", f"{osv}(expired)"
+    return f"accepted until {a.expires}", None
+
+
 def suggestions(scans: list[Scan], accepted: list[Acceptance],
                 today: dt.date) -> list[dict[str, object]]:
     """Entries for the symbol-level findings not accepted, one per module and set of binaries
@@ -525,16 +536,10 @@ def run(args: argparse.Namespace) -> int:
             for f in s.findings:
                 gate = ""
                 if f.level == "symbol":
-                    a = acceptance_for(accepted, f.osv, f.module, s.binary)
                     used.add((f.osv, f.module, s.binary))
-                    if a is None:
-                        gate = "NOT ACCEPTED"
-                        failures.append((s.binary, f.osv))
-                    elif a.expires < today:
-                        gate = f"acceptance EXPIRED {a.expires}"
-                        failures.append((s.binary, f"{f.osv}(expired)"))
-                    else:
-                        gate = f"accepted until {a.expires}"
+                    gate, failed = verdict(accepted, f.osv, f.module, s.binary, today)
+                    if failed is not None:
+                        failures.append((s.binary, failed))
                 fixed = "/".join(sorted(show_version(f.module, v) for v in f.fixed)) or "none"
                 rows.append([f.level, f.osv, cves(osvs.get(f.osv)), f.module,
                              show_version(f.module, f.found), fixed, gate])
