@@ -17,17 +17,18 @@ from components.argo_rollouts import ArgoRollouts
 from components.canary_service import CanaryService, CanaryServiceArgs
 from components.slo_bundle import SloBundle, SloBundleArgs
 from components.slo_dashboard import SloDashboard, SloDashboardArgs
-from slo.loader import CatalogueError, load_catalogue
-from slo.model import resolve_all
-from slo.rules import by_service
-from slo.stack import (
+from delivery.canary import bodies
+from delivery.config import (
     PROJECT,
     StackConfig,
-    StackError,
     check_against_catalogue,
     check_promotion,
     parse_stack,
 )
+from slo.loader import load_catalogue
+from slo.model import resolve_all
+from slo.problems import ConfigError
+from slo.rules import by_service
 
 HERE = Path(__file__).resolve().parent
 SECRET_KEYS = {"grafanaToken"}
@@ -54,11 +55,11 @@ def main() -> None:
     try:
         stack = parse_stack(stack_values(), source)
         if not (HERE / stack.catalogue).is_file():
-            raise StackError([f"{source}: {PROJECT}:catalogue: {stack.catalogue} does not exist"])
+            raise ConfigError([f"{source}: {PROJECT}:catalogue: {stack.catalogue} does not exist"])
         catalogue = load_catalogue(HERE / stack.catalogue, source=stack.catalogue)
         slos = resolve_all(catalogue)
         check_against_catalogue(stack, slos, source)
-    except CatalogueError as err:  # StackError too: one line per problem, no traceback
+    except ConfigError as err:  # catalogue and stack alike: one line per problem, no traceback
         raise pulumi.RunError("\n".join(err.lines)) from None
 
     token = pulumi.Config(PROJECT).get_secret("grafanaToken")
@@ -81,6 +82,10 @@ def main() -> None:
         ns: k8s.core.v1.Namespace(f"namespace-{ns}", metadata={"name": ns})
         for ns in sorted({svc.namespace for svc in catalogue.services})
     }
+
+    # `pulumi up` may wait for rollouts: on the cluster the stack's provider talks to.
+    kubernetes = pulumi.Config("kubernetes")
+    kubeconfig, context = kubernetes.get("kubeconfig"), kubernetes.get("context")
 
     rollouts: dict[str, str] = {}
     rules: dict[str, str] = {}
@@ -105,11 +110,12 @@ def main() -> None:
             CanaryServiceArgs(
                 service.name,
                 service.namespace,
-                grouped[service.name],
-                deployment,
-                stack.delivery,
-                stack.prometheus,
+                bodies(service.name, service.namespace, grouped[service.name], stack),
+                wait_for_rollout=stack.delivery.wait_for_rollout,
+                timeout_seconds=stack.delivery.timeout_seconds,
                 image=None if promoted is None else promoted[service.name],
+                kubeconfig=kubeconfig,
+                context=context,
             ),
             opts=after,
         )
@@ -132,7 +138,7 @@ def main() -> None:
 def _promoted(stack: StackConfig, healthy: Any, source: str) -> dict[str, str]:
     try:
         return check_promotion(stack, healthy, source)
-    except StackError as err:
+    except ConfigError as err:
         raise pulumi.RunError("\n".join(err.lines)) from None
 
 

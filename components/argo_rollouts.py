@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from slo.stack import ArgoRolloutsConfig
+from delivery.config import ArgoRolloutsConfig
 
 CLUSTER_SCOPED = {
     "CustomResourceDefinition",

@@ -9,20 +9,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.rollout_wait import wait_healthy
-from slo import analysis, rollout
-from slo.model import ResolvedSlo
-from slo.stack import DeliveryConfig, PrometheusConfig, ServiceDeployment
+from delivery.canary import CanaryBodies
 
 
 @dataclass(frozen=True)
 class CanaryServiceArgs:
     service: str
     namespace: str
-    slos: list[ResolvedSlo]
-    deployment: ServiceDeployment
-    delivery: DeliveryConfig
-    prometheus: PrometheusConfig
-    image: pulumi.Input[str] | None = None  # replaces deployment.image once promotion allows it
+    bodies: CanaryBodies
+    wait_for_rollout: bool = False
+    timeout_seconds: int = 1800
+    image: pulumi.Input[str] | None = None  # replaces the stack's image once promotion allows it
+    kubeconfig: str | None = None  # the stack's `kubernetes:kubeconfig`, if it sets one
+    context: str | None = None  # the stack's `kubernetes:context`
 
 
 def _custom(
@@ -46,73 +45,37 @@ class CanaryService(pulumi.ComponentResource):
     ) -> None:
         super().__init__("slo-canary:delivery:CanaryService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        svc, ns, cfg = args.service, args.namespace, args.delivery.analysis
-        address = args.prometheus.address
-        gated = bool(analysis.gated(args.slos))
-        freeze = args.delivery.budget_freeze
-
-        templates = []
-        if gated:
-            templates.append(
-                _custom(
-                    f"{name}-gate", analysis.gate_template(svc, ns, args.slos, cfg, address), child
-                )
-            )
-            templates.append(
-                _custom(
-                    f"{name}-background",
-                    analysis.background_template(svc, ns, args.slos, cfg, address),
-                    child,
-                )
-            )
-        if freeze:
-            templates.append(
-                _custom(f"{name}-freeze", analysis.freeze_template(svc, ns, cfg, address), child)
-            )
-
+        bodies = args.bodies
+        templates = [_custom(f"{name}-{key}", body, child) for key, body in bodies.templates.items()]
         services = [
             k8s.core.v1.Service(
-                f"{name}-{body['metadata']['name'].removeprefix(svc + '-')}",
-                metadata=body["metadata"],
-                spec=body["spec"],
-                opts=child,
+                f"{name}-{key}", metadata=body["metadata"], spec=body["spec"], opts=child
             )
-            for body in rollout.services(svc, ns, args.deployment)
+            for key, body in bodies.services.items()
         ]
         routing: list[pulumi.Resource] = []
-        if args.delivery.traffic_routing == "nginx":
-            body = rollout.ingress(svc, ns, args.deployment)
+        if bodies.ingress is not None:
             routing.append(
                 k8s.networking.v1.Ingress(
-                    f"{name}-ingress", metadata=body["metadata"], spec=body["spec"], opts=child
+                    f"{name}-ingress",
+                    metadata=bodies.ingress["metadata"],
+                    spec=bodies.ingress["spec"],
+                    opts=child,
                 )
             )
-        policy = rollout.network_policy(svc, ns, args.deployment, args.prometheus.namespace)
+        policy = bodies.network_policy
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=child
         )
-        if args.prometheus.scrape == "podmonitor":
-            _custom(
-                f"{name}-podmonitor",
-                rollout.pod_monitor(svc, ns, args.prometheus.rule_labels),
-                child,
-            )
+        if bodies.pod_monitor is not None:
+            _custom(f"{name}-podmonitor", bodies.pod_monitor, child)
 
-        def body_for(image: str) -> dict[str, Any]:
-            return rollout.rollout(
-                svc,
-                ns,
-                args.deployment.model_copy(update={"image": image}),
-                args.delivery,
-                freeze=freeze,
-                gated=gated,
-                annotate_scrape=args.prometheus.scrape == "annotations",
-            )
-
-        body = body_for(args.deployment.image)
+        body = bodies.rollout(bodies.image)
         spec: pulumi.Input[dict[str, Any]] = body["spec"]
         if args.image is not None:
-            spec = pulumi.Output.from_input(args.image).apply(lambda image: body_for(image)["spec"])
+            spec = pulumi.Output.from_input(args.image).apply(
+                lambda image: bodies.rollout(image)["spec"]
+            )
         self.rollout = k8s.apiextensions.CustomResource(
             f"{name}-rollout",
             api_version=body["apiVersion"],
@@ -123,10 +86,14 @@ class CanaryService(pulumi.ComponentResource):
         )
         self.rollout_name = body["metadata"]["name"]
         outputs: dict[str, Any] = {"rollout_name": self.rollout_name}
-        if args.delivery.wait_for_rollout and not pulumi.runtime.is_dry_run():
-            timeout = args.delivery.timeout_seconds
+        if args.wait_for_rollout and not pulumi.runtime.is_dry_run():
+            ns, svc, timeout = args.namespace, args.service, args.timeout_seconds
+            config, context = args.kubeconfig, args.context
             self.status = self.rollout.metadata.apply(  # type: ignore[attr-defined]
-                lambda meta: wait_healthy(ns, svc, int(meta["generation"]), timeout)
+                lambda meta: wait_healthy(
+                    ns, svc, int(meta["generation"]), timeout, kubeconfig=config, context=context
+                )
             )
             outputs["status"] = self.status
         self.register_outputs(outputs)
+

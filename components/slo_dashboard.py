@@ -17,7 +17,7 @@ import pulumiverse_grafana as grafana
 from slo import dashboards, grafana_alerts
 from slo.model import ResolvedSlo
 from slo.rules import by_service
-from slo.stack import GrafanaConfig
+from delivery.config import GrafanaConfig
 
 FOLDER_ANNOTATION = "grafana_folder"
 

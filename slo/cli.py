@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from slo import durations
-from slo.loader import CatalogueError, load_catalogue
+from slo.loader import load_catalogue
+from slo.problems import ConfigError
 from slo.model import ResolvedSlo, resolve_all
 from slo.rules import by_service, prometheus_rule_of_groups, rule_group
 from slo.yamlout import dump
@@ -127,7 +128,7 @@ def _tune(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
 
 def _docs(args: argparse.Namespace) -> int:
     from slo import docs
-    from slo.stack import load_stack_file
+    from delivery.config import load_stack_file
 
     if args.slos is None:
         print(docs.render(), end="")
@@ -138,7 +139,7 @@ def _docs(args: argparse.Namespace) -> int:
             p.name.removeprefix("Pulumi.").removesuffix(".yaml"): load_stack_file(p)
             for p in args.stack
         }
-    except CatalogueError as err:
+    except ConfigError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
         return 1
@@ -152,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _docs(args)
     try:
         catalogue = load_catalogue(args.file)
-    except CatalogueError as err:
+    except ConfigError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
         return 1

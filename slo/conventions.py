@@ -44,3 +44,15 @@ def rule_group_name(service: str, slo: str) -> str:
 
 def prometheus_rule_name(service: str) -> str:
     return f"{service}-slos"
+
+
+# Canary metrics carry the pod's `rollouts-pod-template-hash` label under this name, copied at
+# scrape time (the PodMonitor's relabelling); AnalysisTemplates take the hashes as arguments.
+HASH_LABEL = "rollouts_pod_template_hash"
+HASH_RELABEL_SOURCE = "__meta_kubernetes_pod_label_rollouts_pod_template_hash"
+CANARY_HASH_ARG = "canary-hash"
+STABLE_HASH_ARG = "stable-hash"
+
+# `app.kubernetes.io/part-of` of what the program renders.
+PART_OF_WORKLOADS = "core-services"
+PART_OF_SLO = "slo"

@@ -22,7 +22,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from slo import conventions as names
 from slo import promql
-from slo.model import Events, ResolvedSlo, number
+from slo.model import Events, GaugeEvents, RatioEvents, ResolvedSlo, number
 from slo.spec import Service
 
 UID_MAX_LENGTH = 40
@@ -34,7 +34,7 @@ RATE_INTERVAL = "$__rate_interval"
 SLI_SHORT_WINDOW = "1h"
 
 # Canary pods are told apart by this label (copied from the pod label at scrape time).
-CANARY_LABEL = "rollouts_pod_template_hash"
+CANARY_LABEL = names.HASH_LABEL
 # Metrics of the Argo Rollouts controller. The Rollout of a service is named after the service.
 ROLLOUT_INFO = "rollout_info"
 ANALYSIS_RUN_INFO = "analysis_run_info"
@@ -153,7 +153,7 @@ def _slo_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
         _budget_panel(slo, ds, 4),
         _burn_rate_panel(slo, ds),
     ]
-    if slo.events.kind == "latency":
+    if slo.events.is_latency:
         panels.append(_latency_panel(slo, ds))
     panels += _canary_panels(slo, ds)
     return panels
@@ -238,7 +238,7 @@ def _latency_panel(slo: ResolvedSlo, ds: model.DataSourceRef) -> timeseries.Pane
 def _canary_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
     legend = "{{" + CANARY_LABEL + "}}"
     panels: list[Any] = [
-        _timeseries(f"{slo.slo.name}: canary vs stable {_good_events_name(slo)}", ds, 12)
+        _timeseries(f"{slo.slo.name}: canary vs stable {slo.events.good_events_name()}", ds, 12)
         .description(
             f"The {slo.slo.name} SLI of each pod template (canary and stable) during a rollout."
         )
@@ -252,7 +252,7 @@ def _canary_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
             )
         )
     ]
-    if slo.events.kind == "latency":
+    if slo.events.is_latency:
         quantile = _quantile_name(slo)
         panels.append(
             _timeseries(f"{slo.slo.name}: canary vs stable {quantile} latency", ds, 12)
@@ -308,15 +308,15 @@ def _rate(selector: promql.Selector, by: tuple[str, ...] = ()) -> str:
 def _canary_sli(events: Events) -> str:
     """The share of good events per pod template hash, from the service's raw series."""
     by = (CANARY_LABEL,)
-    if events.kind == "gauge":
+    if isinstance(events, GaugeEvents):
         return f"avg by ({CANARY_LABEL}) ({events.total_selector.render()})"
     total = _rate(events.total_selector, by)
     if events.native:
         return f"histogram_fraction(0, {number(events.threshold)}, {total})"
-    if events.good_selector is not None:
+    if isinstance(events, RatioEvents) and events.good_selector is not None:
         good = _rate(events.good_selector, by)
         return f"({good} or 0 * {total}) / ({total} > 0)"
-    assert events.bad_selector is not None
+    assert isinstance(events, RatioEvents) and events.bad_selector is not None
     bad = _rate(events.bad_selector, by)
     return f"1 - ({bad} or 0 * {total}) / ({total} > 0)"
 
@@ -363,14 +363,6 @@ def _row_title(slo: ResolvedSlo) -> str:
 
 def _quantile_name(slo: ResolvedSlo) -> str:
     return f"p{number(slo.objective * 100)}"
-
-
-def _good_events_name(slo: ResolvedSlo) -> str:
-    if slo.events.kind == "latency":
-        return f"requests under {number(slo.events.threshold)}s"
-    if slo.events.kind == "gauge":
-        return "availability"
-    return "success rate"
 
 
 # Builders

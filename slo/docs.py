@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from slo import durations
-from slo.analysis import gated
+from delivery.analysis import gated
 from slo.model import BURN_RATES_FILE, ResolvedSlo, default_tiers, number
 from slo.rules import by_service
 from slo.spec import (
@@ -25,7 +25,7 @@ from slo.spec import (
     Service,
     Slo,
 )
-from slo.stack import StackConfig
+from delivery.config import StackConfig
 
 MODELS: list[type[BaseModel]] = [
     Catalogue,
@@ -213,12 +213,4 @@ def _pct(ratio: float) -> str:
 
 
 def _indicator(slo: ResolvedSlo) -> str:
-    events = slo.events
-    if events.kind == "latency":
-        return f"latency under {events.threshold:g}s (`{events.total_selector.metric}`)"
-    if events.kind == "gauge":
-        return f"gauge `{events.total_selector.render()}`"
-    picked = events.bad_selector or events.good_selector
-    word = "bad" if events.bad_selector else "good"
-    assert picked is not None
-    return f"{word} `{picked.render()}` of `{events.total_selector.render()}`"
+    return slo.events.describe()

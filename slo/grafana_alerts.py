@@ -64,7 +64,7 @@ def burn_rate_rule(slo: ResolvedSlo, tier: Tier, datasource_uid: str) -> Rule:
     ]
     condition = "$longOver && $shortOver"
     min_events = slo.alerting.min_events
-    if min_events and slo.events.kind != "gauge":
+    if min_events and slo.events.counts_traffic:
         datas.append(_prometheus("events", _events(slo, tier), datasource_uid))
         condition += f" && $events >= {min_events}"
     datas.append(_math("firing", condition))

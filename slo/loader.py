@@ -18,26 +18,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from slo import durations, yamlout
+from slo.problems import ConfigError, Problem
 from slo.model import default_tiers, tiers_for
 from slo.spec import Catalogue, LatencyIndicator
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-
-    def render(self, source: str) -> str:
-        where = f"{source}: {self.path}" if self.path else source
-        return f"{where}: {self.message}"
-
-
-class CatalogueError(Exception):
-    """A catalogue that cannot be used; ``lines`` holds one message per problem."""
-
-    def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 def format_path(loc: tuple[str | int, ...]) -> str:
@@ -48,7 +31,7 @@ def format_path(loc: tuple[str | int, ...]) -> str:
 
 
 def load_catalogue(path: str | Path, source: str | None = None) -> Catalogue:
-    """The validated catalogue in ``path``, or CatalogueError listing every problem.
+    """The validated catalogue in ``path``, or ConfigError listing every problem.
 
     ``source`` is how messages name the file (default: ``path`` as given).
     """
@@ -56,26 +39,26 @@ def load_catalogue(path: str | Path, source: str | None = None) -> Catalogue:
     try:
         data = yamlout.load(Path(path).read_text())
     except OSError as err:
-        raise CatalogueError([f"{source}: cannot read the file ({err.strerror})"]) from None
+        raise ConfigError([f"{source}: cannot read the file ({err.strerror})"]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise CatalogueError([f"{source}:{where}: not valid YAML ({err})"]) from None
+        raise ConfigError([f"{source}:{where}: not valid YAML ({err})"]) from None
     return parse_catalogue(data, source)
 
 
 def parse_catalogue(data: Any, source: str) -> Catalogue:
     if not isinstance(data, dict):
-        raise CatalogueError([f"{source}: the catalogue must be a mapping with 'services'"])
+        raise ConfigError([f"{source}: the catalogue must be a mapping with 'services'"])
     try:
         catalogue = Catalogue.model_validate(data)
     except ValidationError as err:
-        raise CatalogueError(
+        raise ConfigError(
             [p.render(source) for p in pydantic_problems(err, Catalogue)]
         ) from None
     problems = check_catalogue(catalogue)
     if problems:
-        raise CatalogueError([p.render(source) for p in problems])
+        raise ConfigError([p.render(source) for p in problems])
     return catalogue
 
 

@@ -7,9 +7,10 @@ dicts, so the arithmetic of budgets and factors lives in one place.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from functools import cache, cached_property
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
@@ -52,52 +53,167 @@ class Tier:
     threshold: float  # error ratio at which both windows must be to fire: factor x budget
 
 
+def _sum_rate(selector: promql.Selector, window: str) -> str:
+    return f"sum(rate({selector.render()}[{window}]))"
+
+
+def _sum_last(selector: promql.Selector, lookback: str) -> str:
+    return f"sum(last_over_time({selector.render()}[{lookback}]))"
+
+
 @dataclass(frozen=True)
 class Events:
-    """PromQL for the per-second rates of all and of bad events over a window.
+    """One SLI kind: where its events are and how PromQL counts all of them and the bad ones.
 
-    ``bad`` may be empty when no bad event was ever counted (a 5xx series that does not exist);
-    callers add ``or vector(0)``. Both are label-less (summed over the service's series).
+    ``total``/``bad`` are per-second rates over a window, summed over the service's series;
+    ``counts`` are cumulative counts since the series began (a canary's whole life). ``bad`` may
+    be empty when no bad event was ever counted (a 5xx series that does not exist); callers add
+    ``or vector(0)``. Adding an SLI kind means a catalogue model and one subclass here.
     """
 
-    kind: str
     total_selector: promql.Selector
-    bad_selector: promql.Selector | None = None
-    good_selector: promql.Selector | None = None
-    native: bool = False
+
+    # Each request is an event: zero traffic is meaningful and the minimum-traffic guard applies.
+    counts_traffic: ClassVar[bool] = True
+    # Bad and total events of the canary's pods can be counted, so a canary can be judged.
+    can_gate: ClassVar[bool] = True
+    is_latency: ClassVar[bool] = False
+    native: ClassVar[bool] = False
     threshold: float = 0.0
 
     def total(self, window: str) -> str:
-        sel = self.total_selector.render()
-        if self.kind == "gauge":
-            return f"sum(count_over_time({sel}[{window}])) / {durations.parse(window)}"
-        if self.native:
-            return f"histogram_count(sum(rate({sel}[{window}])))"
-        return f"sum(rate({sel}[{window}]))"
+        return _sum_rate(self.total_selector, window)
 
     def bad(self, window: str) -> str:
-        if self.kind == "gauge":
-            sel = self.total_selector.render()
-            seconds = durations.parse(window)
-            return (
-                f"(sum(count_over_time({sel}[{window}])) - sum(sum_over_time({sel}[{window}])))"
-                f" / {seconds}"
-            )
-        if self.native:
-            hist = f"sum(rate({self.total_selector.render()}[{window}]))"
-            return (
-                f"histogram_count({hist}) * "
-                f"(1 - histogram_fraction(0, {number(self.threshold)}, {hist}))"
-            )
-        if self.bad_selector is not None:
-            return f"sum(rate({self.bad_selector.render()}[{window}]))"
-        assert self.good_selector is not None
-        good = f"sum(rate({self.good_selector.render()}[{window}]))"
-        return f"{self.total(window)} - ({good} or vector(0))"
+        raise NotImplementedError
+
+    def counts(self, lookback: str) -> tuple[str, str]:
+        """(all, bad) events counted by series that existed in the last ``lookback``.
+
+        Summing each series' last value counts every event exactly once, without the
+        extrapolation of ``increase()``, for series that start at zero (a new pod's counters).
+        """
+        raise NotImplementedError
+
+    def with_matchers(self, extra: tuple[promql.Matcher, ...]) -> Events:
+        """The same events restricted by ``extra`` (e.g. one pod-template hash)."""
+        changes = {
+            f.name: getattr(self, f.name).with_matchers(extra)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), promql.Selector)
+        }
+        return replace(self, **changes)
 
     def source_selectors(self) -> list[promql.Selector]:
-        found = [self.total_selector, self.bad_selector, self.good_selector]
-        return [s for s in found if s is not None]
+        found = [getattr(self, f.name) for f in fields(self)]
+        return [s for s in found if isinstance(s, promql.Selector)]
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def good_events_name(self) -> str:
+        return "success rate"
+
+
+@dataclass(frozen=True)
+class RatioEvents(Events):
+    """Requests and the bad (or the good) ones among them, as counters."""
+
+    bad_selector: promql.Selector | None = None
+    good_selector: promql.Selector | None = None
+
+    def __post_init__(self) -> None:
+        if (self.bad_selector is None) == (self.good_selector is None):
+            raise ValueError("a ratio needs exactly one of a bad and a good selector")
+
+    def bad(self, window: str) -> str:
+        if self.bad_selector is not None:
+            return _sum_rate(self.bad_selector, window)
+        assert self.good_selector is not None
+        good = _sum_rate(self.good_selector, window)
+        return f"{self.total(window)} - ({good} or vector(0))"
+
+    def counts(self, lookback: str) -> tuple[str, str]:
+        total = _sum_last(self.total_selector, lookback)
+        if self.bad_selector is not None:
+            return total, f"({_sum_last(self.bad_selector, lookback)} or vector(0))"
+        assert self.good_selector is not None
+        return total, f"({total} - ({_sum_last(self.good_selector, lookback)} or vector(0)))"
+
+    def describe(self) -> str:
+        word = "bad" if self.bad_selector else "good"
+        picked = self.bad_selector or self.good_selector
+        assert picked is not None
+        return f"{word} `{picked.render()}` of `{self.total_selector.render()}`"
+
+
+@dataclass(frozen=True)
+class LatencyEvents(RatioEvents):
+    """A classic histogram: requests are ``_count``, good ones the ``le`` bucket at the threshold."""
+
+    is_latency: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        return f"latency under {self.threshold:g}s (`{self.total_selector.metric}`)"
+
+    def good_events_name(self) -> str:
+        return f"requests under {number(self.threshold)}s"
+
+
+@dataclass(frozen=True)
+class NativeLatencyEvents(Events):
+    """A native histogram: counts and the share above the threshold come from the histogram."""
+
+    is_latency: ClassVar[bool] = True
+    native: ClassVar[bool] = True
+
+    def _slow(self, histogram: str) -> str:
+        return (
+            f"histogram_count({histogram}) * "
+            f"(1 - histogram_fraction(0, {number(self.threshold)}, {histogram}))"
+        )
+
+    def total(self, window: str) -> str:
+        return f"histogram_count({_sum_rate(self.total_selector, window)})"
+
+    def bad(self, window: str) -> str:
+        return self._slow(_sum_rate(self.total_selector, window))
+
+    def counts(self, lookback: str) -> tuple[str, str]:
+        histogram = _sum_last(self.total_selector, lookback)
+        return f"histogram_count({histogram})", self._slow(histogram)
+
+    def describe(self) -> str:
+        return f"latency under {self.threshold:g}s (native `{self.total_selector.metric}`)"
+
+    def good_events_name(self) -> str:
+        return f"requests under {number(self.threshold)}s"
+
+
+@dataclass(frozen=True)
+class GaugeEvents(Events):
+    """A 0/1 gauge such as ``up``: each sample is an event, a 0 is a bad one."""
+
+    counts_traffic: ClassVar[bool] = False
+    can_gate: ClassVar[bool] = False  # a pod's `up` says nothing about the release it runs
+
+    def total(self, window: str) -> str:
+        sel = self.total_selector.render()
+        return f"sum(count_over_time({sel}[{window}])) / {durations.parse(window)}"
+
+    def bad(self, window: str) -> str:
+        sel = self.total_selector.render()
+        seconds = durations.parse(window)
+        return (
+            f"(sum(count_over_time({sel}[{window}])) - sum(sum_over_time({sel}[{window}])))"
+            f" / {seconds}"
+        )
+
+    def describe(self) -> str:
+        return f"gauge `{self.total_selector.render()}`"
+
+    def good_events_name(self) -> str:
+        return "availability"
 
 
 @dataclass(frozen=True)
@@ -148,28 +264,27 @@ def events_for(service: Service, slo: Slo) -> Events:
 
     indicator = slo.indicator
     if isinstance(indicator, RatioIndicator):
-        return Events(
-            "ratio",
+        return RatioEvents(
             sel(indicator.total),
             bad_selector=sel(indicator.bad) if indicator.bad else None,
             good_selector=sel(indicator.good) if indicator.good else None,
         )
     if isinstance(indicator, AvailabilityIndicator):
         if indicator.gauge is not None:
-            return Events("gauge", sel(indicator.gauge))
+            return GaugeEvents(sel(indicator.gauge))
         assert indicator.total is not None and indicator.bad is not None
-        return Events("ratio", sel(indicator.total), bad_selector=sel(indicator.bad))
+        return RatioEvents(sel(indicator.total), bad_selector=sel(indicator.bad))
     assert isinstance(indicator, LatencyIndicator)
     histogram = next(h for h in service.histograms if h.name == indicator.histogram)
     extra = promql.parse_matchers(indicator.matchers)
     if histogram.native:
         total = promql.Selector(histogram.name).with_matchers(extra + service_matchers)
-        return Events("latency", total, native=True, threshold=indicator.threshold)
+        return NativeLatencyEvents(total, threshold=indicator.threshold)
     count = promql.Selector(f"{histogram.name}_count").with_matchers(extra + service_matchers)
     good = promql.Selector(f"{histogram.name}_bucket").with_matchers(
         extra + service_matchers + (le_matcher(indicator.threshold),)
     )
-    return Events("latency", count, good_selector=good, threshold=indicator.threshold)
+    return LatencyEvents(count, good_selector=good, threshold=indicator.threshold)
 
 
 def tiers_for(alerting: Alerting, period_seconds: int, budget: float) -> tuple[Tier, ...]:

@@ -21,7 +21,7 @@ import rstr
 
 from slo import conventions as names
 from slo import durations
-from slo.model import Events, ResolvedSlo, Tier, minutes_to_fire
+from slo.model import Events, GaugeEvents, LatencyEvents, RatioEvents, ResolvedSlo, Tier, minutes_to_fire
 from slo.promql import Matcher, Selector
 from slo.rules import alert_rules
 
@@ -159,7 +159,7 @@ class Model:
         if long is None or short is None or long <= tier.threshold or short <= tier.threshold:
             return False
         guard = self.slo.alerting.min_events
-        if guard and self.slo.events.kind != "gauge":
+        if guard and self.slo.events.counts_traffic:
             return self.events(t, tier.long_seconds, shift) >= guard
         return True
 
@@ -291,7 +291,7 @@ def input_series(
 ) -> list[dict[str, str]]:
     """The scraped series that produce ``timeline`` through the SLO's selectors."""
     present = timeline.present
-    if events.kind == "gauge":
+    if isinstance(events, GaugeEvents):
         assert gauge_values is not None
         labels = labels_for(events.total_selector.matchers)
         return [
@@ -301,7 +301,7 @@ def input_series(
             }
         ]
     good = [t - b for t, b in zip(timeline.total, timeline.bad, strict=True)]
-    if events.kind == "latency":
+    if isinstance(events, LatencyEvents):
         assert events.good_selector is not None
         bucket = events.good_selector
         labels = labels_for([m for m in bucket.matchers if m.name != "le"])
@@ -490,7 +490,7 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
             step=5,
         )
     )
-    if slo.events.kind != "gauge":
+    if slo.events.counts_traffic:
         tl = Timeline()
         tl.add(history, _good(slo))
         start = tl.add(180, _good(slo), rpm=0.0)
@@ -542,7 +542,7 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
             )
         )
         found[-1].without_bad_series = True
-    if slo.events.kind == "gauge":
+    if isinstance(slo.events, GaugeEvents):
         for sc in found:
             sc.gauge_values = _gauge_pattern(sc.timeline)
     return found

@@ -50,7 +50,7 @@ def sli_rules(slo: ResolvedSlo) -> list[Rule]:
 
 def _guarded_windows(slo: ResolvedSlo) -> set[str]:
     """Long windows, read from the 5m base, whose traffic the minimum-traffic guard checks."""
-    if not slo.alerting.min_events or slo.events.kind == "gauge":
+    if not slo.alerting.min_events or not slo.events.counts_traffic:
         return set()
     return {t.long_window for t in slo.tiers if t.long_seconds > names.RAW_WINDOW_MAX_SECONDS}
 
@@ -102,7 +102,7 @@ def alert_rules(slo: ResolvedSlo) -> list[Rule]:
             if tier.long_window in _guarded_windows(slo):
                 total = slo.selector_of(names.total_rate(tier.long_window))
                 clause += f" and {total} * {tier.long_seconds} >= {alerting.min_events}"
-            elif alerting.min_events and slo.events.kind != "gauge":
+            elif alerting.min_events and slo.events.counts_traffic:
                 total = slo.selector_of(names.TOTAL_RATE_5M)
                 clause += (
                     f" and avg_over_time({total}[{tier.long_window}]) * {tier.long_seconds}"
@@ -178,7 +178,7 @@ def prometheus_rule_of_groups(
             "name": names.prometheus_rule_name(service),
             "namespace": namespace,
             "labels": {
-                "app.kubernetes.io/part-of": "slo",
+                "app.kubernetes.io/part-of": names.PART_OF_SLO,
                 names.LABEL_SERVICE: service,
                 **(labels or {}),
             },

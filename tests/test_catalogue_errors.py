@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from slo.loader import CatalogueError, load_catalogue
+from slo.loader import load_catalogue
+from slo.problems import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = sorted((ROOT / "tests" / "catalogues" / "broken").glob("*.yaml"))
@@ -42,7 +43,7 @@ def test_every_broken_catalogue_announces_its_expectation():
 
 
 def test_missing_file_is_one_line(tmp_path):
-    with pytest.raises(CatalogueError) as err:
+    with pytest.raises(ConfigError) as err:
         load_catalogue(tmp_path / "nope.yaml")
     assert err.value.lines == [
         f"{tmp_path / 'nope.yaml'}: cannot read the file (No such file or directory)"
@@ -52,7 +53,7 @@ def test_missing_file_is_one_line(tmp_path):
 def test_invalid_yaml_names_the_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("services:\n  - name: [unclosed\n")
-    with pytest.raises(CatalogueError) as err:
+    with pytest.raises(ConfigError) as err:
         load_catalogue(path)
     assert len(err.value.lines) == 1
     assert err.value.lines[0].startswith(f"{path}: line ")

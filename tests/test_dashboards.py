@@ -210,7 +210,7 @@ def test_burn_rate_panels_draw_every_tier_factor_as_a_threshold(catalogue):
 
 @pytest.mark.parametrize("catalogue", catalogues())
 def test_latency_slos_plot_the_quantile_of_the_raw_histogram_against_the_threshold(catalogue):
-    for slo in (s for s in resolve_all(catalogue) if s.events.kind == "latency"):
+    for slo in (s for s in resolve_all(catalogue) if s.events.is_latency):
         board = service_dashboard(slo.service, [slo], DATASOURCE)
         (panel,) = [p for p in panels(board) if p["title"].endswith("latency vs threshold")]
         (expr,) = [t["expr"] for t in panel["targets"]]
@@ -312,7 +312,7 @@ def test_the_minimum_traffic_guard_is_mirrored_when_the_slo_has_one(catalogue):
                 if r["name"].startswith("SLOBurnRate")
                 and r["labels"][names.LABEL_SLO] == slo.slo.name
             ]
-            guarded = bool(slo.alerting.min_events) and slo.events.kind != "gauge"
+            guarded = bool(slo.alerting.min_events) and slo.events.counts_traffic
             for rule in rules:
                 data = models(rule)
                 assert ("events" in data) == guarded

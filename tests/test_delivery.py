@@ -7,11 +7,11 @@ import promql_parser
 import pytest
 import yaml
 
-from slo import analysis, rollout
+from delivery import analysis, rollout
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service
-from slo.stack import DeliveryConfig, ServiceDeployment, parse_stack
+from delivery.config import DeliveryConfig, ServiceDeployment, parse_stack
 from tests.schemas import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,13 +241,13 @@ def test_nginx_routing_points_at_the_stable_ingress():
 
 
 def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
-    from slo.stack import StackError, check_promotion
+    from delivery.config import ConfigError, check_promotion
 
     prod = STACKS["prod"]
     healthy = {name: d.image for name, d in prod.services.items()}
     assert check_promotion(prod, healthy, "Pulumi.prod.yaml") == healthy
     stale = {**healthy, "api-gateway": "registry.platform.internal/core/api-gateway:3.0.3"}
-    with pytest.raises(StackError) as err:
+    with pytest.raises(ConfigError) as err:
         check_promotion(prod, stale, "Pulumi.prod.yaml")
     assert err.value.lines == [
         "Pulumi.prod.yaml: slo-canary:services.api-gateway.image: "
@@ -258,5 +258,5 @@ def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
     allowed = prod.model_copy(update={"promotion": prod.promotion.model_copy(
         update={"allow_images": ["registry.platform.internal/core/api-gateway:3.0.4"]})})
     assert check_promotion(allowed, stale, "Pulumi.prod.yaml")["api-gateway"].endswith("3.0.4")
-    with pytest.raises(StackError, match="nothing Healthy"):
+    with pytest.raises(ConfigError, match="nothing Healthy"):
         check_promotion(prod, None, "Pulumi.prod.yaml")

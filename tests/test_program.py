@@ -18,7 +18,7 @@ from slo import dashboards
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service
-from slo.stack import DeliveryConfig, GrafanaConfig, PrometheusConfig, ServiceDeployment
+from delivery.config import DeliveryConfig, GrafanaConfig, PrometheusConfig, ServiceDeployment
 from tests.schemas import validate
 
 ROOT = Path(__file__).resolve().parent.parent

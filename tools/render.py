@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from slo.stack import PROJECT  # noqa: E402
+from delivery.config import PROJECT  # noqa: E402
 from slo.yamlout import dump  # noqa: E402
 
 SECRET = "[secret]"

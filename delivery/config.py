@@ -6,16 +6,17 @@ returns these models or one line per problem naming the stack file and the confi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from slo import durations
-from slo.loader import CatalogueError, Problem, pydantic_problems
+from slo.loader import pydantic_problems
+from slo.problems import ConfigError, Problem
 from slo.model import ResolvedSlo
-from slo.spec import NAME_PATTERN, Duration, Labels
+from slo.spec import NAME_PATTERN, Labels
 
 PROJECT = "slo-canary"
 
@@ -28,6 +29,36 @@ def _percent_steps(value: list[int]) -> list[int]:
     if any(not 0 < w < 100 for w in value) or value != sorted(set(value)):
         raise ValueError("canary weights must increase strictly and lie between 1 and 99")
     return value
+
+
+Enforcement = Literal["enforce", "advisory", "off"]
+# What earlier versions of the stack file set and the sequential judge no longer uses.
+REMOVED_ANALYSIS_FIELDS = {
+    "window": "evidence now accumulates over the canary's whole life (evidenceWindow)",
+    "minRequests": "the test itself says when the evidence suffices",
+    "consecutiveSuccesses": "one measurement past the pass boundary is a pass",
+    "failureLimit": "one measurement past the abort boundary is a decision, not noise",
+}
+
+
+def _go_duration(value: str) -> str:
+    """Durations Argo Rollouts reads with Go's time.ParseDuration: h, m, s only (no d or w)."""
+    if not isinstance(value, str) or not re.fullmatch(r"([0-9]+(h|m|s))+", value):
+        raise ValueError(
+            f"{value!r} is not a duration Argo Rollouts accepts: write whole numbers with h, m "
+            "or s, e.g. 30s, 5m, 1h30m (d and w are not allowed)"
+        )
+    if go_seconds(value) == 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return value
+
+
+def go_seconds(value: str) -> int:
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)(h|m|s)", value))
+
+
+GoDuration = Annotated[str, AfterValidator(_go_duration)]
 
 
 class ArgoRolloutsConfig(Model):
@@ -72,6 +103,18 @@ class PrometheusConfig(Model):
         description="PodMonitor (copies the pod-template-hash label) or prometheus.io annotations.",
     )
     namespace: str = Field(default="monitoring", pattern=NAME_PATTERN)
+    scrape_interval: GoDuration = Field(
+        default="30s",
+        alias="scrapeInterval",
+        description="How often the PodMonitor has the services scraped; at most 1m, since the "
+        "judge reads stable's rates over 2m.",
+    )
+
+    @model_validator(mode="after")
+    def _scrape_fits(self) -> PrometheusConfig:
+        if go_seconds(self.scrape_interval) > 60:
+            raise ValueError("scrapeInterval must be at most 1m")
+        return self
 
 
 class GrafanaConfig(Model):
@@ -101,33 +144,17 @@ class GrafanaConfig(Model):
 
 
 class AnalysisConfig(Model):
-    """How canaries are judged."""
+    """How canaries are judged: a sequential test per gated SLO (docs/slos.md, the runbook)."""
 
-    interval: Duration = Field(default="1m", description="Time between measurements.")
-    window: Duration = Field(default="2m", description="Range of the canary queries.")
-    min_requests: int = Field(
-        default=100,
-        ge=1,
-        alias="minRequests",
-        description="Canary requests a measurement needs; fewer is inconclusive, never a pass.",
-    )
-    consecutive_successes: int = Field(
-        default=3,
-        ge=1,
-        alias="consecutiveSuccesses",
-        description="Good measurements in a row that let a gate promote.",
+    interval: GoDuration = Field(
+        default="30s", description="Time between measurements (Go duration: h, m, s)."
     )
     max_measurements: int = Field(
-        default=10,
+        default=20,
         ge=1,
         alias="maxMeasurements",
-        description="Measurements a gate waits for evidence before pausing for a human.",
-    )
-    failure_limit: int = Field(
-        default=1,
-        ge=0,
-        alias="failureLimit",
-        description="Failed measurements tolerated before the rollout aborts.",
+        description="Measurements a gate waits for a verdict before pausing for a human; the "
+        "gate waits at most this many intervals.",
     )
     consecutive_error_limit: int = Field(
         default=4,
@@ -139,24 +166,78 @@ class AnalysisConfig(Model):
         default=1.0,
         gt=0,
         alias="passBurnRate",
-        description="A measurement passes at or below this multiple of the error budget.",
+        description="A good release burns the error budget at most this fast: its error ratio "
+        "is at most passBurnRate x the budget.",
     )
     fail_burn_rate: float = Field(
         default=10.0,
         gt=0,
         alias="failBurnRate",
-        description="A measurement fails above this multiple of the error budget; between the "
-        "two it is inconclusive.",
+        description="A bad release burns the error budget at least this fast; between the two "
+        "rates either verdict is acceptable.",
     )
+    false_abort_risk: float = Field(
+        default=0.001,
+        gt=0,
+        lt=0.5,
+        alias="falseAbortRisk",
+        description="Chance that a good release is rolled back, for all gated SLOs of a "
+        "service together (0.001 = one in a thousand).",
+    )
+    missed_regression_risk: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        alias="missedRegressionRisk",
+        description="Chance that a bad release passes a gate (0.01 = one in a hundred).",
+    )
+    baseline: Literal["compare", "ignore"] = Field(
+        default="compare",
+        description="`compare`: a canary fails only when it is also worse than the stable pods "
+        "over the same period, and an incident both share pauses the rollout instead of "
+        "aborting; `ignore`: judged against the SLO alone.",
+    )
+    baseline_margin: float = Field(
+        default=2.0,
+        gt=1,
+        alias="baselineMargin",
+        description="With `baseline: compare`, how many times stable's error ratio a canary "
+        "must reach to fail.",
+    )
+    enforcement: Enforcement = Field(
+        default="enforce",
+        description="`enforce`: gates block promotion and failures abort; `advisory`: measured "
+        "and shown (Argo dryRun), never blocks or aborts; `off`: not rendered.",
+    )
+    enforcement_by_slo: dict[str, Enforcement] = Field(
+        default_factory=dict,
+        alias="enforcementBySlo",
+        description="Per SLO (`<service>/<slo>`), overrides `enforcement`, e.g. a new gate in "
+        "`advisory` before it may roll back.",
+    )
+    evidence_window: GoDuration | None = Field(
+        default=None,
+        alias="evidenceWindow",
+        description="How far back canary counts are read. Default: twice the longest the "
+        "canary steps can take (pauses and gate waits), at least 30m.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            gone = [k for k in REMOVED_ANALYSIS_FIELDS if k in data]
+            if gone:
+                raise ValueError(
+                    "; ".join(f"{k} is no longer used: {REMOVED_ANALYSIS_FIELDS[k]}" for k in gone)
+                    + "; set falseAbortRisk and missedRegressionRisk instead"
+                )
+        return data
 
     @model_validator(mode="after")
     def _ordered(self) -> AnalysisConfig:
-        if self.fail_burn_rate < self.pass_burn_rate:
-            raise ValueError("failBurnRate must be at least passBurnRate")
-        if self.consecutive_successes > self.max_measurements:
-            raise ValueError("consecutiveSuccesses cannot exceed maxMeasurements")
-        if durations.parse(self.window) < 10:
-            raise ValueError("window must hold at least two scrapes (10s or more)")
+        if self.fail_burn_rate <= self.pass_burn_rate:
+            raise ValueError("failBurnRate must be greater than passBurnRate")
         return self
 
 
@@ -167,7 +248,9 @@ class DeliveryConfig(Model):
         default_factory=lambda: [10, 25, 50],
         description="Canary weights before 100%.",
     )
-    pause: Duration = Field(default="5m", description="Pause at each weight.")
+    pause: GoDuration = Field(
+        default="5m", description="Pause at each weight (Go duration: h, m, s)."
+    )
     manual_gate: bool = Field(
         default=False,
         alias="manualGate",
@@ -250,17 +333,13 @@ class StackConfig(Model):
     promotion: PromotionConfig | None = Field(default=None)
 
 
-class StackError(CatalogueError):
-    """A stack configuration that cannot be used; one line per problem."""
-
-
 def parse_stack(values: dict[str, Any], source: str) -> StackConfig:
     """Validate the ``slo-canary:*`` values of a stack file."""
     try:
         return StackConfig.model_validate(values)
     except ValidationError as err:
         problems = pydantic_problems(err, StackConfig)
-        raise StackError([_render(p, source) for p in problems]) from None
+        raise ConfigError([_render(p, source) for p in problems]) from None
 
 
 def _render(problem: Problem, source: str) -> str:
@@ -285,7 +364,7 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
                 "so a canary could never fail that gate; lower it"
             )
     if lines:
-        raise StackError(lines)
+        raise ConfigError(lines)
 
 
 def load_stack_file(path: Path) -> StackConfig:
@@ -320,5 +399,5 @@ def check_promotion(
             f"{PROJECT}:promotion.allowImages"
         )
     if lines:
-        raise StackError(lines)
+        raise ConfigError(lines)
     return {name: d.image for name, d in stack.services.items()}

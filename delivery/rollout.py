@@ -7,23 +7,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from slo import analysis
-from slo.stack import DeliveryConfig, Probe, ServiceDeployment
+from delivery.config import DeliveryConfig, Probe, ServiceDeployment
+from delivery.names import service_names, template_names
+from delivery.routers import ROUTERS
+from slo import conventions as names
 
-HASH_POD_LABEL = "rollouts-pod-template-hash"
 RUN_AS_USER = 10001  # above 10000, clear of host users
 
 
 def labels(service: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": "core-services"}
+    return {"app.kubernetes.io/name": service, "app.kubernetes.io/part-of": names.PART_OF_WORKLOADS}
+
+
+def hash_args() -> list[dict[str, Any]]:
+    """The canary's and the stable pods' template hashes, as analysis arguments."""
+    return [
+        {"name": names.CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}},
+        {"name": names.STABLE_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Stable"}},
+    ]
 
 
 def steps(
     service: str, delivery: DeliveryConfig, freeze: bool, gated: bool
 ) -> list[dict[str, Any]]:
     """10% -> pause -> gate -> 25% -> ... -> [manual gate] -> 100%."""
-    templates = analysis.template_names(service)
-    hash_arg = [{"name": analysis.CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}]
+    templates = template_names(service)
     out: list[dict[str, Any]] = []
     if freeze:
         out.append({"analysis": {"templates": [{"templateName": templates["freeze"]}]}})
@@ -32,7 +40,7 @@ def steps(
         out.append({"pause": {"duration": delivery.pause}})
         if gated:
             out.append(
-                {"analysis": {"templates": [{"templateName": templates["gate"]}], "args": hash_arg}}
+                {"analysis": {"templates": [{"templateName": templates["gate"]}], "args": hash_args()}}
             )
     if delivery.manual_gate:
         out.append({"pause": {}})
@@ -96,10 +104,6 @@ def pod_template(service: str, spec: ServiceDeployment, annotate_scrape: bool) -
     }
 
 
-def service_names(service: str) -> dict[str, str]:
-    return {"stable": f"{service}-stable", "canary": f"{service}-canary"}
-
-
 def rollout(
     service: str,
     namespace: str,
@@ -107,26 +111,26 @@ def rollout(
     delivery: DeliveryConfig,
     *,
     freeze: bool,
-    gated: bool,
+    gate: bool,
+    background: bool,
     annotate_scrape: bool,
 ) -> dict[str, Any]:
     svc = service_names(service)
     canary: dict[str, Any] = {
         "stableService": svc["stable"],
         "canaryService": svc["canary"],
-        "steps": steps(service, delivery, freeze, gated),
+        "steps": steps(service, delivery, freeze, gate),
         "abortScaleDownDelaySeconds": 30,
     }
-    if gated:
+    if background:
         canary["analysis"] = {
-            "templates": [{"templateName": analysis.template_names(service)["background"]}],
+            "templates": [{"templateName": template_names(service)["background"]}],
             "startingStep": 0,
-            "args": [
-                {"name": analysis.CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}
-            ],
+            "args": hash_args(),
         }
-    if delivery.traffic_routing == "nginx":
-        canary["trafficRouting"] = {"nginx": {"stableIngress": service}}
+    routing = ROUTERS[delivery.traffic_routing].traffic_routing(service)
+    if routing is not None:
+        canary["trafficRouting"] = routing
     metadata: dict[str, Any] = {"name": service, "namespace": namespace, "labels": labels(service)}
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -192,7 +196,9 @@ def ingress(service: str, namespace: str, spec: ServiceDeployment) -> dict[str, 
     }
 
 
-def pod_monitor(service: str, namespace: str, extra_labels: dict[str, str]) -> dict[str, Any]:
+def pod_monitor(
+    service: str, namespace: str, extra_labels: dict[str, str], interval: str
+) -> dict[str, Any]:
     """Scrapes the metrics port and keeps the canary's hash as ``rollouts_pod_template_hash``."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
@@ -208,12 +214,13 @@ def pod_monitor(service: str, namespace: str, extra_labels: dict[str, str]) -> d
                 {
                     "port": "metrics",
                     "path": "/metrics",
+                    "interval": interval,
                     "relabelings": [
                         {
                             "sourceLabels": [
-                                "__meta_kubernetes_pod_label_rollouts_pod_template_hash"
+                                names.HASH_RELABEL_SOURCE
                             ],
-                            "targetLabel": analysis.HASH_LABEL,
+                            "targetLabel": names.HASH_LABEL,
                         },
                         {"targetLabel": "job", "replacement": service},
                         {"sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": "pod"},

@@ -1,0 +1,161 @@
+"""Argo Rollouts AnalysisTemplates of one service, from its gates (``delivery/judge.py``).
+
+Upstream semantics relied on (Argo Rollouts v1.9, ``analysis/analysis.go``):
+
+- a measurement with both conditions is Failed when the failure condition holds, Successful when
+  only the success condition does, Inconclusive when neither does; a provider error is Error;
+- a metric is Failed when failures exceed ``failureLimit``, Inconclusive when inconclusive
+  measurements exceed ``inconclusiveLimit``, Error when consecutive errors exceed
+  ``consecutiveErrorLimit``; Successful at ``consecutiveSuccessLimit``; at ``count`` without it,
+  Inconclusive;
+- once one metric of a run is Failed, Error or Inconclusive the run terminates with that phase
+  and metrics still under their limits are marked Successful; dry-run metrics never decide;
+- a blocking step's Inconclusive run pauses the rollout, Failed or Error aborts it; a background
+  run acts when it ends, whatever step the rollout is at.
+
+Three templates per service:
+
+- ``<service>-slo-gate`` is a blocking step after each weight's pause. Per enforced SLO one
+  metric that passes once the canary's statistic falls to the accept boundary
+  (``consecutiveSuccessLimit: 1``), fails once the judged statistic reaches the abort boundary
+  (``failureLimit: 0``: the boundary already carries the risk), and is otherwise inconclusive;
+  after ``maxMeasurements`` without a verdict the rollout pauses for a human.
+- ``<service>-slo-background`` runs from the first step to the end: per SLO the same statistic,
+  aborting when it reaches the abort boundary, and with ``baseline: compare`` a second metric
+  ``<slo>-shared-incident`` that pauses the rollout when canary and stable are both bad and the
+  canary is not worse. Advisory SLOs appear here only, as dry-run metrics.
+- ``<service>-budget-freeze`` (optional) is the first step: it passes only while the service's
+  error budget remaining is above zero; an exhausted or unknown budget pauses the rollout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from delivery import judge
+from delivery.config import AnalysisConfig, DeliveryConfig, PrometheusConfig, go_seconds
+from delivery.judge import Gate
+from delivery.names import template_names
+from slo import conventions as names
+from slo import durations
+
+MIN_EVIDENCE_WINDOW_SECONDS = 1800
+SHARED_INCIDENT_SUFFIX = "-shared-incident"
+
+
+def evidence_window(delivery: DeliveryConfig) -> str:
+    """The range canary counts are read over, as a PromQL duration."""
+    cfg = delivery.analysis
+    if cfg.evidence_window is not None:
+        seconds = go_seconds(cfg.evidence_window)
+    else:
+        per_step = go_seconds(delivery.pause) + go_seconds(cfg.interval) * cfg.max_measurements
+        seconds = max(2 * per_step * len(delivery.weights), MIN_EVIDENCE_WINDOW_SECONDS)
+        seconds = -(-seconds // 60) * 60
+    return durations.format_seconds(seconds)
+
+
+def _metric(gate: Gate, cfg: AnalysisConfig, prometheus: PrometheusConfig, lookback: str) -> (
+    dict[str, Any]
+):
+    query = judge.query(gate, lookback, go_seconds(prometheus.scrape_interval))
+    return {
+        "name": gate.name,
+        "interval": cfg.interval,
+        "consecutiveErrorLimit": cfg.consecutive_error_limit,
+        "provider": {"prometheus": {"address": prometheus.address, "query": query}},
+    }
+
+
+def _template(
+    name: str, namespace: str, service: str, metrics: list[dict[str, Any]], args: bool,
+    dry_run: list[str] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"metrics": metrics, "args": []}
+    if args:
+        spec["args"] = [{"name": names.CANARY_HASH_ARG}, {"name": names.STABLE_HASH_ARG}]
+    if dry_run:
+        spec["dryRun"] = [{"metricName": m} for m in dry_run]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": names.PART_OF_SLO, names.LABEL_SERVICE: service},
+        },
+        "spec": spec,
+    }
+
+
+def gate_template(
+    service: str, namespace: str, gates: list[Gate], delivery: DeliveryConfig,
+    prometheus: PrometheusConfig
+) -> dict[str, Any]:
+    """The blocking step: enforced SLOs only (advisory ones never hold a rollout)."""
+    cfg, lookback = delivery.analysis, evidence_window(delivery)
+    metrics = []
+    for gate in (g for g in gates if g.enforcement == "enforce"):
+        metric = _metric(gate, cfg, prometheus, lookback)
+        metric.update(
+            count=cfg.max_measurements,
+            consecutiveSuccessLimit=1,
+            successCondition=judge.passes(gate),
+            failureCondition=judge.fails(gate),
+            failureLimit=0,
+            inconclusiveLimit=cfg.max_measurements,
+        )
+        metrics.append(metric)
+    return _template(template_names(service)["gate"], namespace, service, metrics, args=True)
+
+
+def background_template(
+    service: str, namespace: str, gates: list[Gate], delivery: DeliveryConfig,
+    prometheus: PrometheusConfig
+) -> dict[str, Any]:
+    """Runs for the whole rollout and only aborts, or pauses on an incident stable shares."""
+    cfg, lookback = delivery.analysis, evidence_window(delivery)
+    metrics, dry_run = [], []
+    for gate in gates:
+        metric = _metric(gate, cfg, prometheus, lookback)
+        metric.update(
+            successCondition=judge.not_failing(gate),
+            failureCondition=judge.fails(gate),
+            failureLimit=0,
+            inconclusiveLimit=judge.BACKGROUND_INCONCLUSIVE_LIMIT,
+        )
+        metrics.append(metric)
+        if gate.compare:
+            incident = _metric(gate, cfg, prometheus, lookback)
+            incident.update(
+                name=gate.name + SHARED_INCIDENT_SUFFIX,
+                successCondition=judge.no_shared_incident(gate),
+                failureCondition="false",
+                inconclusiveLimit=0,
+            )
+            metrics.append(incident)
+        if gate.enforcement == "advisory":
+            dry_run.append(gate.name)
+            if gate.compare:
+                dry_run.append(gate.name + SHARED_INCIDENT_SUFFIX)
+    return _template(
+        template_names(service)["background"], namespace, service, metrics, args=True,
+        dry_run=dry_run,
+    )
+
+
+def freeze_template(
+    service: str, namespace: str, cfg: AnalysisConfig, address: str
+) -> dict[str, Any]:
+    """Passes while every SLO of the service has budget left; otherwise pauses (never aborts)."""
+    query = f'min({names.ERROR_BUDGET_REMAINING}{{{names.LABEL_SERVICE}="{service}"}})'
+    metric = {
+        "name": "error-budget-remaining",
+        "count": 1,
+        "successCondition": "len(result) > 0 && !isNaN(result[0]) && result[0] > 0",
+        "failureCondition": "false",
+        "inconclusiveLimit": 0,
+        "consecutiveErrorLimit": cfg.consecutive_error_limit,
+        "provider": {"prometheus": {"address": address, "query": query}},
+    }
+    return _template(template_names(service)["freeze"], namespace, service, [metric], args=False)

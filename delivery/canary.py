@@ -1,0 +1,86 @@
+"""Which Kubernetes bodies one canary service has on a stack, decided in one place.
+
+``bodies`` is pure: ``components/canary_service.py`` only turns what it returns into resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from delivery import analysis, judge, rollout
+from delivery.config import StackConfig
+from delivery.judge import Gate
+from delivery.routers import ROUTERS
+from slo.model import ResolvedSlo
+
+
+@dataclass(frozen=True)
+class CanaryBodies:
+    """Bodies keyed by the child-resource suffix they are registered under."""
+
+    templates: dict[str, dict[str, Any]]  # gate, background, freeze
+    services: dict[str, dict[str, Any]]  # stable, canary
+    network_policy: dict[str, Any]
+    rollout: Callable[[str], dict[str, Any]]  # image -> Rollout body
+    ingress: dict[str, Any] | None = None
+    pod_monitor: dict[str, Any] | None = None
+    image: str = ""  # the stack file's image
+    gates: list[Gate] = field(default_factory=list)
+
+
+def bodies(service: str, namespace: str, slos: list[ResolvedSlo], stack: StackConfig) -> (
+    CanaryBodies
+):
+    deployment = stack.services[service]
+    delivery, prometheus = stack.delivery, stack.prometheus
+    address = prometheus.address
+    gates = judge.gates(slos, delivery.analysis)
+    gate = any(g.enforcement == "enforce" for g in gates)
+    background = bool(gates)
+    templates: dict[str, dict[str, Any]] = {}
+    if gate:
+        templates["gate"] = analysis.gate_template(service, namespace, gates, delivery, prometheus)
+    if background:
+        templates["background"] = analysis.background_template(
+            service, namespace, gates, delivery, prometheus
+        )
+    if delivery.budget_freeze:
+        templates["freeze"] = analysis.freeze_template(
+            service, namespace, delivery.analysis, address
+        )
+    router = ROUTERS[delivery.traffic_routing]
+    scrape = prometheus.scrape
+
+    def rollout_for(image: str) -> dict[str, Any]:
+        return rollout.rollout(
+            service,
+            namespace,
+            deployment.model_copy(update={"image": image}),
+            delivery,
+            freeze=delivery.budget_freeze,
+            gate=gate,
+            background=background,
+            annotate_scrape=scrape == "annotations",
+        )
+
+    return CanaryBodies(
+        templates=templates,
+        services={
+            body["metadata"]["name"].removeprefix(service + "-"): body
+            for body in rollout.services(service, namespace, deployment)
+        },
+        network_policy=rollout.network_policy(
+            service, namespace, deployment, prometheus.namespace
+        ),
+        rollout=rollout_for,
+        ingress=rollout.ingress(service, namespace, deployment) if router.ingress else None,
+        pod_monitor=(
+            rollout.pod_monitor(service, namespace, prometheus.rule_labels, prometheus.scrape_interval)
+            if scrape == "podmonitor"
+            else None
+        ),
+        image=deployment.image,
+        gates=gates,
+    )
