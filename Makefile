@@ -20,7 +20,7 @@ help:
 	@echo "make test         linters and the test suite (needs promtool: apt-get install prometheus)"
 	@echo "make scan         checkov policies on the rendered dev and prod manifests"
 	@echo "make rules        write rule files and promtool proofs of $(CATALOGUE) to out/rules/"
-	@echo "make docs         regenerate docs/slo-catalogue.md and docs/slos.md"
+	@echo "make docs         regenerate docs/slo-catalogue.md, docs/slos.md and docs/stack-config.md"
 	@echo "make bench        run the benchmarks under bench/"
 	@echo "make e2e-tools    build the local cluster tools from Go modules (cached by version)"
 	@echo "make e2e          end-to-end scenarios on a local KWOK cluster with Argo Rollouts"
@@ -45,7 +45,7 @@ $(ACTIONLINT):
 	  go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 lint: setup $(ACTIONLINT)
-	$(PY) -m ruff check slo components tests tools bench __main__.py
+	$(PY) -m ruff check slo delivery components tests tools bench e2e __main__.py
 	$(PY) -m mypy
 	$(ACTIONLINT)
 
@@ -65,7 +65,8 @@ rules: setup
 
 docs: setup
 	$(PY) -m slo docs > docs/slo-catalogue.md
-	$(PY) -m slo docs --slos $(CATALOGUE) --stack Pulumi.dev.yaml --stack Pulumi.prod.yaml > docs/slos.md
+	$(PY) -m delivery docs --slos $(CATALOGUE) --stack Pulumi.dev.yaml --stack Pulumi.prod.yaml > docs/slos.md
+	$(PY) -m delivery docs --stack-reference > docs/stack-config.md
 
 bench: setup
 	$(PY) bench/rules_bench.py

@@ -25,6 +25,7 @@ from delivery.config import (
     check_promotion,
     parse_stack,
 )
+from delivery.docs import plan, plan_lines
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.problems import ConfigError
@@ -89,6 +90,7 @@ def main() -> None:
 
     rollouts: dict[str, str] = {}
     rules: dict[str, str] = {}
+    plans: dict[str, object] = {}
     for service in catalogue.services:
         after = pulumi.ResourceOptions(depends_on=[namespaces[service.namespace], *argo.ready])
         bundle = SloBundle(
@@ -105,6 +107,9 @@ def main() -> None:
         deployment = stack.services.get(service.name)
         if deployment is None:
             continue
+        plans[service.name] = summary = plan(service.name, grouped[service.name], stack)
+        for line in plan_lines(service.name, summary):
+            pulumi.log.info(line)
         canary = CanaryService(
             service.name,
             CanaryServiceArgs(
@@ -131,6 +136,8 @@ def main() -> None:
     # images are proven here and another stack may promote them (promotion.fromStack).
     pulumi.export("healthyImages", images if stack.delivery.wait_for_rollout else {})
     pulumi.export("prometheusRules", rules)
+    # What a canary verdict needs here, before any rollout: traffic share per weight, requests.
+    pulumi.export("canaryPlan", plans)
     pulumi.export("dashboardUids", dashboard.uids)
     pulumi.export("dashboardUrls", dashboard.urls)
 

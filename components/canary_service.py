@@ -46,7 +46,9 @@ class CanaryService(pulumi.ComponentResource):
         super().__init__("slo-canary:delivery:CanaryService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         bodies = args.bodies
-        templates = [_custom(f"{name}-{key}", body, child) for key, body in bodies.templates.items()]
+        templates = [
+            _custom(f"{name}-{key}", body, child) for key, body in bodies.templates.items()
+        ]
         services = [
             k8s.core.v1.Service(
                 f"{name}-{key}", metadata=body["metadata"], spec=body["spec"], opts=child
@@ -96,4 +98,3 @@ class CanaryService(pulumi.ComponentResource):
             )
             outputs["status"] = self.status
         self.register_outputs(outputs)
-

@@ -14,10 +14,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumiverse_grafana as grafana
 
+from delivery.config import GrafanaConfig
 from slo import dashboards, grafana_alerts
 from slo.model import ResolvedSlo
 from slo.rules import by_service
-from delivery.config import GrafanaConfig
 
 FOLDER_ANNOTATION = "grafana_folder"
 

@@ -55,9 +55,9 @@ def evidence_window(delivery: DeliveryConfig) -> str:
     return durations.format_seconds(seconds)
 
 
-def _metric(gate: Gate, cfg: AnalysisConfig, prometheus: PrometheusConfig, lookback: str) -> (
-    dict[str, Any]
-):
+def _metric(
+    gate: Gate, cfg: AnalysisConfig, prometheus: PrometheusConfig, lookback: str
+) -> dict[str, Any]:
     query = judge.query(gate, lookback, go_seconds(prometheus.scrape_interval))
     return {
         "name": gate.name,
@@ -68,7 +68,11 @@ def _metric(gate: Gate, cfg: AnalysisConfig, prometheus: PrometheusConfig, lookb
 
 
 def _template(
-    name: str, namespace: str, service: str, metrics: list[dict[str, Any]], args: bool,
+    name: str,
+    namespace: str,
+    service: str,
+    metrics: list[dict[str, Any]],
+    args: bool,
     dry_run: list[str] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"metrics": metrics, "args": []}
@@ -82,15 +86,21 @@ def _template(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/part-of": names.PART_OF_SLO, names.LABEL_SERVICE: service},
+            "labels": {
+                "app.kubernetes.io/part-of": names.PART_OF_SLO,
+                names.LABEL_SERVICE: service,
+            },
         },
         "spec": spec,
     }
 
 
 def gate_template(
-    service: str, namespace: str, gates: list[Gate], delivery: DeliveryConfig,
-    prometheus: PrometheusConfig
+    service: str,
+    namespace: str,
+    gates: list[Gate],
+    delivery: DeliveryConfig,
+    prometheus: PrometheusConfig,
 ) -> dict[str, Any]:
     """The blocking step: enforced SLOs only (advisory ones never hold a rollout)."""
     cfg, lookback = delivery.analysis, evidence_window(delivery)
@@ -110,8 +120,11 @@ def gate_template(
 
 
 def background_template(
-    service: str, namespace: str, gates: list[Gate], delivery: DeliveryConfig,
-    prometheus: PrometheusConfig
+    service: str,
+    namespace: str,
+    gates: list[Gate],
+    delivery: DeliveryConfig,
+    prometheus: PrometheusConfig,
 ) -> dict[str, Any]:
     """Runs for the whole rollout and only aborts, or pauses on an incident stable shares."""
     cfg, lookback = delivery.analysis, evidence_window(delivery)
@@ -139,7 +152,11 @@ def background_template(
             if gate.compare:
                 dry_run.append(gate.name + SHARED_INCIDENT_SUFFIX)
     return _template(
-        template_names(service)["background"], namespace, service, metrics, args=True,
+        template_names(service)["background"],
+        namespace,
+        service,
+        metrics,
+        args=True,
         dry_run=dry_run,
     )
 

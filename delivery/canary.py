@@ -30,9 +30,9 @@ class CanaryBodies:
     gates: list[Gate] = field(default_factory=list)
 
 
-def bodies(service: str, namespace: str, slos: list[ResolvedSlo], stack: StackConfig) -> (
-    CanaryBodies
-):
+def bodies(
+    service: str, namespace: str, slos: list[ResolvedSlo], stack: StackConfig
+) -> CanaryBodies:
     deployment = stack.services[service]
     delivery, prometheus = stack.delivery, stack.prometheus
     address = prometheus.address
@@ -71,13 +71,13 @@ def bodies(service: str, namespace: str, slos: list[ResolvedSlo], stack: StackCo
             body["metadata"]["name"].removeprefix(service + "-"): body
             for body in rollout.services(service, namespace, deployment)
         },
-        network_policy=rollout.network_policy(
-            service, namespace, deployment, prometheus.namespace
-        ),
+        network_policy=rollout.network_policy(service, namespace, deployment, prometheus.namespace),
         rollout=rollout_for,
         ingress=rollout.ingress(service, namespace, deployment) if router.ingress else None,
         pod_monitor=(
-            rollout.pod_monitor(service, namespace, prometheus.rule_labels, prometheus.scrape_interval)
+            rollout.pod_monitor(
+                service, namespace, prometheus.rule_labels, prometheus.scrape_interval
+            )
             if scrape == "podmonitor"
             else None
         ),

@@ -14,8 +14,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slo.loader import pydantic_problems
-from slo.problems import ConfigError, Problem
 from slo.model import ResolvedSlo
+from slo.problems import ConfigError, Problem
 from slo.spec import NAME_PATTERN, Labels
 
 PROJECT = "slo-canary"
@@ -69,9 +69,17 @@ class ArgoRolloutsConfig(Model):
         description="`helm`: the argo-rollouts chart; `manifests`: the controller's own "
         "install manifests from a local path (air-gapped); `none`: already installed.",
     )
-    namespace: str = Field(default="argo-rollouts", pattern=NAME_PATTERN)
-    chart_version: str = Field(default="2.41.0", alias="chartVersion")
-    repository: str = Field(default="https://argoproj.github.io/argo-helm")
+    namespace: str = Field(
+        default="argo-rollouts", pattern=NAME_PATTERN, description="Namespace of the controller."
+    )
+    chart_version: str = Field(
+        default="2.41.0",
+        alias="chartVersion",
+        description="Version of the argo-rollouts Helm chart for `helm`.",
+    )
+    repository: str = Field(
+        default="https://argoproj.github.io/argo-helm", description="Helm repository of the chart."
+    )
     dashboard: bool = Field(default=False, description="Also run the Argo Rollouts dashboard.")
     manifests_path: str | None = Field(
         default=None, alias="manifestsPath", description="install.yaml for `manifests`."
@@ -102,7 +110,11 @@ class PrometheusConfig(Model):
         default="podmonitor",
         description="PodMonitor (copies the pod-template-hash label) or prometheus.io annotations.",
     )
-    namespace: str = Field(default="monitoring", pattern=NAME_PATTERN)
+    namespace: str = Field(
+        default="monitoring",
+        pattern=NAME_PATTERN,
+        description="Namespace Prometheus runs in (allowed to scrape the services).",
+    )
     scrape_interval: GoDuration = Field(
         default="30s",
         alias="scrapeInterval",
@@ -126,12 +138,26 @@ class GrafanaConfig(Model):
         "ConfigMaps for the Grafana sidecar.",
     )
     url: str | None = Field(default=None, description="Grafana URL for `api`.")
-    folder: str = Field(default="SLOs")
-    datasource_uid: str = Field(default="prometheus", alias="datasourceUid")
-    alert_rules: bool = Field(default=False, alias="alertRules")
-    namespace: str = Field(default="monitoring", pattern=NAME_PATTERN)
+    folder: str = Field(default="SLOs", description="Grafana folder of the dashboards.")
+    datasource_uid: str = Field(
+        default="prometheus",
+        alias="datasourceUid",
+        description="UID of the Prometheus data source in Grafana.",
+    )
+    alert_rules: bool = Field(
+        default=False,
+        alias="alertRules",
+        description="Also create Grafana alert rules (needs `delivery: api`).",
+    )
+    namespace: str = Field(
+        default="monitoring",
+        pattern=NAME_PATTERN,
+        description="Namespace of the dashboard ConfigMaps for `configmap`.",
+    )
     sidecar_labels: Labels = Field(
-        default_factory=lambda: {"grafana_dashboard": "1"}, alias="sidecarLabels"
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        alias="sidecarLabels",
+        description="Labels the Grafana sidecar selects dashboard ConfigMaps by.",
     )
 
     @model_validator(mode="after")
@@ -266,40 +292,75 @@ class DeliveryConfig(Model):
         alias="waitForRollout",
         description="`pulumi up` waits for each Rollout to be Healthy and fails otherwise.",
     )
-    timeout_seconds: int = Field(default=1800, ge=60, alias="timeoutSeconds")
+    timeout_seconds: int = Field(
+        default=1800,
+        ge=60,
+        alias="timeoutSeconds",
+        description="With waitForRollout, how long `pulumi up` waits per Rollout.",
+    )
     traffic_routing: Literal["replicas", "nginx"] = Field(
         default="replicas",
         alias="trafficRouting",
         description="Split by replica count, or by NGINX ingress canary weights.",
     )
-    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    analysis: AnalysisConfig = Field(
+        default_factory=AnalysisConfig, description="How canaries are judged."
+    )
 
 
 class Probe(Model):
-    path: str = Field(pattern=r"^/")
-    port: str = Field(default="http")
-    period_seconds: int = Field(default=10, ge=1, alias="periodSeconds")
-    initial_delay_seconds: int = Field(default=0, ge=0, alias="initialDelaySeconds")
+    path: str = Field(pattern=r"^/", description="HTTP path probed, starting with `/`.")
+    port: str = Field(default="http", description="Container port name or number probed.")
+    period_seconds: int = Field(
+        default=10, ge=1, alias="periodSeconds", description="Seconds between probes."
+    )
+    initial_delay_seconds: int = Field(
+        default=0, ge=0, alias="initialDelaySeconds", description="Seconds before the first probe."
+    )
 
 
 class Resources(Model):
-    cpu_request: str = Field(default="100m", alias="cpuRequest")
-    memory_request: str = Field(default="128Mi", alias="memoryRequest")
-    cpu_limit: str = Field(default="1", alias="cpuLimit")
-    memory_limit: str = Field(default="512Mi", alias="memoryLimit")
+    cpu_request: str = Field(
+        default="100m", alias="cpuRequest", description="CPU request (Kubernetes quantity)."
+    )
+    memory_request: str = Field(
+        default="128Mi", alias="memoryRequest", description="Memory request (Kubernetes quantity)."
+    )
+    cpu_limit: str = Field(
+        default="1", alias="cpuLimit", description="CPU limit (Kubernetes quantity)."
+    )
+    memory_limit: str = Field(
+        default="512Mi", alias="memoryLimit", description="Memory limit (Kubernetes quantity)."
+    )
 
 
 class ServiceDeployment(Model):
     """A core service's workload on this stack."""
 
     image: str = Field(pattern=r"^\S+:\S+$", description="Image with an explicit tag.")
-    replicas: int = Field(default=2, ge=1)
-    port: int = Field(default=8080, ge=1, le=65535)
-    metrics_port: int = Field(default=9090, ge=1, le=65535, alias="metricsPort")
-    env: dict[str, str] = Field(default_factory=dict)
-    resources: Resources = Field(default_factory=Resources)
-    liveness: Probe = Field(default_factory=lambda: Probe(path="/healthz"))
-    readiness: Probe = Field(default_factory=lambda: Probe(path="/ready"))
+    replicas: int = Field(default=2, ge=1, description="Pods of the stable version.")
+    port: int = Field(
+        default=8080, ge=1, le=65535, description="Container port of the service's traffic."
+    )
+    metrics_port: int = Field(
+        default=9090,
+        ge=1,
+        le=65535,
+        alias="metricsPort",
+        description="Container port Prometheus scrapes (`/metrics`).",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables of the container."
+    )
+    resources: Resources = Field(
+        default_factory=Resources, description="CPU and memory requests and limits."
+    )
+    liveness: Probe = Field(
+        default_factory=lambda: Probe(path="/healthz"), description="Liveness probe."
+    )
+    readiness: Probe = Field(
+        default_factory=lambda: Probe(path="/ready"), description="Readiness probe."
+    )
     host: str | None = Field(default=None, description="Ingress host (NGINX routing).")
 
 
@@ -322,15 +383,28 @@ class StackConfig(Model):
     """Everything a stack file sets under the ``slo-canary:`` namespace."""
 
     catalogue: str = Field(description="Path of the SLO catalogue, relative to the project.")
-    environment: str = Field(pattern=NAME_PATTERN)
-    argo_rollouts: ArgoRolloutsConfig = Field(
-        default_factory=ArgoRolloutsConfig, alias="argoRollouts"
+    environment: str = Field(
+        pattern=NAME_PATTERN,
+        description="Name of the environment (dev, prod, ...), exported and shown on dashboards.",
     )
-    prometheus: PrometheusConfig
-    grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
-    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
-    services: dict[str, ServiceDeployment] = Field(min_length=1)
-    promotion: PromotionConfig | None = Field(default=None)
+    argo_rollouts: ArgoRolloutsConfig = Field(
+        default_factory=ArgoRolloutsConfig,
+        alias="argoRollouts",
+        description="How Argo Rollouts is installed.",
+    )
+    prometheus: PrometheusConfig = Field(description="The cluster's Prometheus.")
+    grafana: GrafanaConfig = Field(
+        default_factory=GrafanaConfig, description="Where dashboards and Grafana alert rules go."
+    )
+    delivery: DeliveryConfig = Field(
+        default_factory=DeliveryConfig, description="How releases progress and are judged."
+    )
+    services: dict[str, ServiceDeployment] = Field(
+        min_length=1, description="The core services deployed on this stack, by catalogue name."
+    )
+    promotion: PromotionConfig | None = Field(
+        default=None, description="Only deploy images another stack rolled out to Healthy."
+    )
 
 
 def parse_stack(values: dict[str, Any], source: str) -> StackConfig:

@@ -152,9 +152,9 @@ def llr(errors: float, requests: float, h: Hypotheses) -> float:
     )
 
 
-def adjusted(h: Hypotheses, stable_errors: float, stable_requests: float, margin: float) -> (
-    Hypotheses
-):
+def adjusted(
+    h: Hypotheses, stable_errors: float, stable_requests: float, margin: float
+) -> Hypotheses:
     """The hypotheses moved by stable's error ratio over the same period (see module doc)."""
     if stable_requests <= 0:
         return h
@@ -202,7 +202,13 @@ def _hash(arg: str) -> tuple[Matcher, ...]:
     return (Matcher(HASH_LABEL, "=", "{{args.%s}}" % arg),)  # noqa: UP031 (Argo's braces)
 
 
-def _llr(errors: str, requests: str, good: str, bad: str) -> str:
+def _llr(errors: str, requests: str, good: float | str, bad: float | str) -> str:
+    """The statistic in PromQL; fixed hypotheses have their logarithms computed here (PromQL's
+    ``ln`` takes vectors only), moved ones are vectors."""
+    if isinstance(good, float) and isinstance(bad, float):
+        per_error = repr(math.log(bad / good))
+        per_success = repr(math.log((1 - bad) / (1 - good)))
+        return f"({errors}) * {per_error} + (({requests}) - ({errors})) * {per_success}"
     return (
         f"({errors}) * ln(({bad}) / ({good})) + (({requests}) - ({errors})) * "
         f"ln((1 - ({bad})) / (1 - ({good})))"
@@ -230,7 +236,7 @@ def query(gate: Gate, lookback: str, scrape_seconds: int) -> str:
     stable_errors = while_canary(f"({stable.bad(rate_window)} or vector(0))")
     h = gate.hypotheses
     good, bad = number(h.good), number(h.bad)
-    judged = _llr(errors, requests, good, bad)
+    judged = _llr(errors, requests, h.good, h.bad)
     if gate.compare:
         ratio = f"({stable_errors} / ({stable_requests} > 0))"
         bad_cap = max(h.bad, BAD_CAP)
@@ -242,12 +248,12 @@ def query(gate: Gate, lookback: str, scrape_seconds: int) -> str:
         judged = _llr(errors, requests, moved_good, moved_bad)
     parts = {
         "judged": judged,
-        "canary": _llr(errors, requests, good, bad),
+        "canary": _llr(errors, requests, h.good, h.bad),
         "canary_errors": errors,
         "canary_requests": requests,
         "stable_errors": f"({stable_errors} or vector(0))",
         "stable_requests": f"({stable_requests} or vector(0))",
-        "stable": f"({_llr(stable_errors, stable_requests, good, bad)} or vector(0))",
+        "stable": f"({_llr(stable_errors, stable_requests, h.good, h.bad)} or vector(0))",
     }
     assert tuple(parts) == EVIDENCE
     vector = " or ".join(_labelled(expr, name) for name, expr in parts.items())

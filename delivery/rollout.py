@@ -40,7 +40,12 @@ def steps(
         out.append({"pause": {"duration": delivery.pause}})
         if gated:
             out.append(
-                {"analysis": {"templates": [{"templateName": templates["gate"]}], "args": hash_args()}}
+                {
+                    "analysis": {
+                        "templates": [{"templateName": templates["gate"]}],
+                        "args": hash_args(),
+                    }
+                }
             )
     if delivery.manual_gate:
         out.append({"pause": {}})
@@ -217,9 +222,7 @@ def pod_monitor(
                     "interval": interval,
                     "relabelings": [
                         {
-                            "sourceLabels": [
-                                names.HASH_RELABEL_SOURCE
-                            ],
+                            "sourceLabels": [names.HASH_RELABEL_SOURCE],
                             "targetLabel": names.HASH_LABEL,
                         },
                         {"targetLabel": "job", "replacement": service},
@@ -245,8 +248,13 @@ def network_policy(
             "ingress": [
                 {"ports": [{"port": "http", "protocol": "TCP"}]},
                 {
-                    "from": [{"namespaceSelector": {"matchLabels": {
-                        "kubernetes.io/metadata.name": monitoring_namespace}}}],
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": monitoring_namespace}
+                            }
+                        }
+                    ],
                     "ports": [{"port": "metrics", "protocol": "TCP"}],
                 },
             ],

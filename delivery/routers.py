@@ -30,7 +30,7 @@ def replica_split(replicas: int, weight: int) -> tuple[int, int]:
     if surge > 0:
         options.append((ceil, replicas + 1))
         surge_exact = (replicas + 1) * weight / 100
-        if not surge_exact - math.floor(surge_exact) == 0.5 and floor != 0:
+        if surge_exact - math.floor(surge_exact) != 0.5 and floor != 0:
             options.append((floor, replicas + 1))
     if not options:
         return 0, replicas

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from slo import durations
 from slo.loader import load_catalogue
-from slo.problems import ConfigError
 from slo.model import ResolvedSlo, resolve_all
+from slo.problems import ConfigError
 from slo.rules import by_service, prometheus_rule_of_groups, rule_group
 from slo.yamlout import dump
 
@@ -101,13 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     docs_cmd = sub.add_parser(
         "docs",
         help="print the catalogue reference, or with --slos the SLO summary",
-        description="Print docs/slo-catalogue.md; with --slos CATALOGUE, print docs/slos.md "
-        "for that catalogue and the given stack files.",
+        description="Print docs/slo-catalogue.md; with --slos CATALOGUE, the SLOs and alert "
+        "thresholds of that catalogue (`python -m delivery docs` adds the canary gates).",
     )
     docs_cmd.add_argument("--slos", type=Path, metavar="CATALOGUE")
-    docs_cmd.add_argument(
-        "--stack", type=Path, action="append", default=[], metavar="Pulumi.<stack>.yaml"
-    )
     return parser
 
 
@@ -128,22 +125,17 @@ def _tune(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
 
 def _docs(args: argparse.Namespace) -> int:
     from slo import docs
-    from delivery.config import load_stack_file
 
     if args.slos is None:
         print(docs.render(), end="")
         return 0
     try:
         slos = resolve_all(load_catalogue(args.slos))
-        stacks = {
-            p.name.removeprefix("Pulumi.").removesuffix(".yaml"): load_stack_file(p)
-            for p in args.stack
-        }
     except ConfigError as err:
         for line in err.lines:
             print(line, file=sys.stderr)
         return 1
-    print(docs.render_slos(slos, stacks), end="")
+    print(docs.render_slos(slos), end="")
     return 0
 
 

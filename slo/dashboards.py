@@ -326,7 +326,7 @@ def _latency_quantile(slo: ResolvedSlo, *by: str) -> str:
     quantile = number(slo.objective)
     if events.native:
         return f"histogram_quantile({quantile}, {_rate(events.total_selector, by)})"
-    assert events.good_selector is not None
+    assert isinstance(events, RatioEvents) and events.good_selector is not None
     good = events.good_selector
     buckets = promql.Selector(good.metric, tuple(m for m in good.matchers if m.name != "le"))
     return f"histogram_quantile({quantile}, {_rate(buckets, ('le', *by))})"

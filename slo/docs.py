@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from slo import durations
-from delivery.analysis import gated
 from slo.model import BURN_RATES_FILE, ResolvedSlo, default_tiers, number
 from slo.rules import by_service
 from slo.spec import (
@@ -25,7 +25,6 @@ from slo.spec import (
     Service,
     Slo,
 )
-from delivery.config import StackConfig
 
 MODELS: list[type[BaseModel]] = [
     Catalogue,
@@ -121,16 +120,23 @@ def _default(field: Any) -> str:
     return "required"
 
 
-def render() -> str:
-    parts = [INTRO]
-    for model in MODELS:
+def model_tables(models: list[type[BaseModel]], by_alias: bool = False) -> list[str]:
+    """One table per model, from its fields' types, defaults and descriptions."""
+    parts = []
+    for model in models:
         parts.append(f"## {model.__name__}\n\n{(model.__doc__ or '').strip()}\n")
         parts.append("| field | type | default | meaning |\n|---|---|---|---|")
         for name, field in model.model_fields.items():
             description = (field.description or "").replace("|", "\\|")
             type_name = _type_name(field.annotation)
-            parts.append(f"| `{name}` | {type_name} | {_default(field)} | {description} |")
+            key = (field.alias or name) if by_alias else name
+            parts.append(f"| `{key}` | {type_name} | {_default(field)} | {description} |")
         parts.append("")
+    return parts
+
+
+def render() -> str:
+    parts = [INTRO, *model_tables(MODELS)]
     parts.append("## Default burn-rate table\n")
     parts.append(
         f'From `{BURN_RATES_FILE.name}` (SRE Workbook, "Alerting on SLOs"); factors '
@@ -148,8 +154,12 @@ def render() -> str:
     return "\n".join(parts)
 
 
-def render_slos(slos: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> str:
-    """docs/slos.md: every service's SLOs, alert thresholds and, per stack, canary gates."""
+def render_slos(
+    slos: list[ResolvedSlo],
+    extra: Callable[[list[ResolvedSlo]], list[str]] | None = None,
+) -> str:
+    """docs/slos.md: every service's SLOs and alert thresholds; ``extra`` adds lines per service
+    (the delivery package adds its canary gates)."""
     parts = [
         "# Service level objectives",
         "",
@@ -182,29 +192,9 @@ def render_slos(slos: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> str:
                     f"| {slo.slo.name} | {tier.severity} | {tier.long_window} / "
                     f"{tier.short_window} | {tier.factor:g}x | {_pct(tier.threshold)} |"
                 )
-        parts += [
-            "",
-            "Canary gates (canary error ratio; between pass and fail is inconclusive):",
-            "",
-            "| SLO | stack | passes at or below | fails above | min requests | "
-            "good in a row | waits at most |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for slo in group:
-            if slo not in gated(group):
-                parts.append(
-                    f"| {slo.slo.name} | all | not gated ({slo.events.kind} "
-                    "indicator or canary_gate: false) | | | | |"
-                )
-                continue
-            for name, stack in stacks.items():
-                cfg = stack.delivery.analysis
-                parts.append(
-                    f"| {slo.slo.name} | {name} | {_pct(slo.budget * cfg.pass_burn_rate)} | "
-                    f"{_pct(min(slo.budget * cfg.fail_burn_rate, 1))} | {cfg.min_requests} | "
-                    f"{cfg.consecutive_successes} | {cfg.max_measurements} x {cfg.interval} |"
-                )
         parts.append("")
+        if extra is not None:
+            parts += extra(group)
     return "\n".join(parts)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from slo import durations, yamlout
-from slo.problems import ConfigError, Problem
 from slo.model import default_tiers, tiers_for
+from slo.problems import ConfigError, Problem
 from slo.spec import Catalogue, LatencyIndicator
 
 

@@ -149,7 +149,7 @@ class RatioEvents(Events):
 
 @dataclass(frozen=True)
 class LatencyEvents(RatioEvents):
-    """A classic histogram: requests are ``_count``, good ones the ``le`` bucket at the threshold."""
+    """A classic histogram: requests are ``_count``, good ones the ``le`` bucket at threshold."""
 
     is_latency: ClassVar[bool] = True
 

@@ -21,7 +21,15 @@ import rstr
 
 from slo import conventions as names
 from slo import durations
-from slo.model import Events, GaugeEvents, LatencyEvents, RatioEvents, ResolvedSlo, Tier, minutes_to_fire
+from slo.model import (
+    Events,
+    GaugeEvents,
+    LatencyEvents,
+    RatioEvents,
+    ResolvedSlo,
+    Tier,
+    minutes_to_fire,
+)
 from slo.promql import Matcher, Selector
 from slo.rules import alert_rules
 
@@ -320,6 +328,7 @@ def input_series(
                 "values": _counter_values(timeline.total, present),
             },
         ]
+    assert isinstance(events, RatioEvents), "native histograms have no promtool series here"
     total = events.total_selector
     if events.bad_selector is not None:
         picked, picked_values, other_values = events.bad_selector, timeline.bad, good
@@ -525,7 +534,7 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
             ],
         )
     )
-    if slo.events.bad_selector is not None:
+    if isinstance(slo.events, RatioEvents) and slo.events.bad_selector is not None:
         tl = Timeline()
         tl.add(history, 0.0)
         found.append(

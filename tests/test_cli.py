@@ -50,13 +50,36 @@ def test_catalogue_reference_is_fresh():
     )
 
 
+def run_delivery(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "delivery", *args], cwd=ROOT, capture_output=True, text=True
+    )
+
+
 def test_slo_summary_is_fresh():
-    result = run("docs", "--slos", str(CATALOGUE.relative_to(ROOT)),
-                 "--stack", "Pulumi.dev.yaml", "--stack", "Pulumi.prod.yaml")
+    result = run_delivery("docs", "--slos", str(CATALOGUE.relative_to(ROOT)),
+                          "--stack", "Pulumi.dev.yaml", "--stack", "Pulumi.prod.yaml")
     assert result.returncode == 0, result.stderr
     assert (ROOT / "docs" / "slos.md").read_text() == result.stdout, (
         "docs/slos.md is stale: run `make docs`"
     )
+
+
+def test_stack_reference_is_fresh_and_describes_every_field():
+    from delivery.docs import STACK_MODELS
+
+    result = run_delivery("docs", "--stack-reference")
+    assert result.returncode == 0, result.stderr
+    assert (ROOT / "docs" / "stack-config.md").read_text() == result.stdout, (
+        "docs/stack-config.md is stale: run `make docs`"
+    )
+    undescribed = [
+        f"{model.__name__}.{name}"
+        for model in STACK_MODELS
+        for name, field in model.model_fields.items()
+        if not field.description
+    ]
+    assert undescribed == []
 
 
 def _tree(root: Path) -> dict[Path, bytes]:

@@ -1,80 +1,96 @@
-"""Canary bodies rendered by slo/analysis.py and slo/rollout.py, checked against the real CRD
-schemas and against Argo Rollouts' analysis semantics."""
+"""Canary bodies rendered by delivery/, checked against the real CRD schemas and against the
+semantics of Argo Rollouts' analysis that the judge relies on."""
 
+import json
 from pathlib import Path
 
 import promql_parser
 import pytest
 import yaml
 
-from delivery import analysis, rollout
-from slo.loader import load_catalogue
-from slo.model import resolve_all
-from slo.rules import by_service
+from delivery import judge, rollout
+from delivery.canary import bodies
 from delivery.config import DeliveryConfig, ServiceDeployment, parse_stack
+from delivery.routers import ROUTERS, replica_split
+from slo.loader import load_catalogue, parse_catalogue
+from slo.model import resolve_all
+from slo.problems import ConfigError
+from slo.rules import by_service
 from tests.schemas import validate
 
 ROOT = Path(__file__).resolve().parent.parent
-SLOS = by_service(resolve_all(load_catalogue(ROOT / "catalogue" / "core-services.yaml")))
-ADDRESS = "http://prometheus.monitoring:9090"
+CATALOGUE = load_catalogue(ROOT / "catalogue" / "core-services.yaml")
+SLOS = by_service(resolve_all(CATALOGUE))
+NAMESPACES = {s.name: s.namespace for s in CATALOGUE.services}
 
 
-def stack(name: str):
-    import json
-
+def stack_values(name: str) -> dict:
     raw = yaml.safe_load((ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
-    values = {k.split(":", 1)[1]: json.loads(json.dumps(v)) for k, v in raw.items()}
+    return {k.split(":", 1)[1]: json.loads(json.dumps(v)) for k, v in raw.items()}
+
+
+def stack(name: str, **analysis):
+    values = stack_values(name)
+    values["delivery"]["analysis"].update(analysis)
     return parse_stack(values, f"Pulumi.{name}.yaml")
 
 
 STACKS = {name: stack(name) for name in ("dev", "prod")}
 
 
+def render(service: str, stack_name: str = "dev", **analysis):
+    cfg = stack(stack_name, **analysis) if analysis else STACKS[stack_name]
+    return bodies(service, NAMESPACES[service], SLOS[service], cfg)
+
+
+def metrics(body) -> dict:
+    return {m["name"]: m for m in body["spec"]["metrics"]}
+
+
 @pytest.mark.parametrize("stack_name", STACKS)
 @pytest.mark.parametrize("service", sorted(SLOS))
 def test_templates_and_rollout_fit_the_argo_rollouts_crds(stack_name, service):
-    cfg = STACKS[stack_name]
-    slos = SLOS[service]
-    delivery = cfg.delivery
-    bodies = [
-        analysis.gate_template(service, "core", slos, delivery.analysis, ADDRESS),
-        analysis.background_template(service, "core", slos, delivery.analysis, ADDRESS),
-        analysis.freeze_template(service, "core", delivery.analysis, ADDRESS),
-        rollout.rollout(
-            service,
-            "core",
-            cfg.services[service],
-            delivery,
-            freeze=delivery.budget_freeze,
-            gated=True,
-            annotate_scrape=False,
-        ),
-        rollout.pod_monitor(service, "core", {}),
-        rollout.ingress(service, "core", cfg.services[service]),
-        rollout.network_policy(service, "core", cfg.services[service], "monitoring"),
-        *rollout.services(service, "core", cfg.services[service]),
-    ]
-    for body in bodies:
+    b = render(service, stack_name)
+    nginx = STACKS[stack_name].model_copy(
+        update={"delivery": STACKS[stack_name].delivery.model_copy(
+            update={"traffic_routing": "nginx"})}
+    )
+    with_ingress = bodies(service, NAMESPACES[service], SLOS[service], nginx)
+    for body in [
+        *b.templates.values(),
+        b.rollout(b.image),
+        b.pod_monitor,
+        b.network_policy,
+        *b.services.values(),
+        with_ingress.ingress,
+        with_ingress.rollout("x:1"),
+    ]:
         validate(body)
 
 
 def test_a_misspelt_field_fails_the_crd_schema():
-    body = analysis.gate_template(
-        "orchestrator", "core", SLOS["orchestrator"], STACKS["dev"].delivery.analysis, ADDRESS
-    )
+    body = render("orchestrator").templates["gate"]
     body["spec"]["metrics"][0]["consecutiveSuccesLimit"] = 2
     with pytest.raises(Exception, match="consecutiveSuccesLimit"):
         validate(body)
 
 
 def test_default_steps_go_10_25_50_with_pauses_and_gates():
-    delivery = DeliveryConfig()
-    steps = rollout.steps("api", delivery, freeze=False, gated=True)
-    weights = [s["setWeight"] for s in steps if "setWeight" in s]
-    assert weights == [10, 25, 50]
-    kinds = [next(iter(s)) for s in steps]
-    assert kinds == ["setWeight", "pause", "analysis"] * 3
+    steps = rollout.steps("api", DeliveryConfig(), freeze=False, gated=True)
+    assert [s["setWeight"] for s in steps if "setWeight" in s] == [10, 25, 50]
+    assert [next(iter(s)) for s in steps] == ["setWeight", "pause", "analysis"] * 3
     assert all(s["pause"] == {"duration": "5m"} for s in steps if "pause" in s)
+
+
+def test_gates_get_the_canary_and_the_stable_hash():
+    steps = render("api-gateway", "prod").rollout("x:1")["spec"]["strategy"]["canary"]["steps"]
+    gates = [s["analysis"] for s in steps if "analysis" in s and "args" in s["analysis"]]
+    assert len(gates) == 3
+    for gate in gates:
+        assert gate["args"] == [
+            {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+            {"name": "stable-hash", "valueFrom": {"podTemplateHashValue": "Stable"}},
+        ]
 
 
 def test_prod_holds_at_a_manual_gate_before_full_promotion():
@@ -90,98 +106,150 @@ def test_dev_has_short_pauses_and_no_manual_gate():
     assert {s["pause"]["duration"] for s in steps if "pause" in s} == {"30s"}
 
 
-def test_gate_needs_consecutive_evidence_and_pauses_without_it():
+def test_a_gate_passes_on_one_measurement_past_the_accept_boundary_and_pauses_without_one():
     cfg = STACKS["prod"].delivery.analysis
-    gate = analysis.gate_template("api-gateway", "api", SLOS["api-gateway"], cfg, ADDRESS)
-    metrics = gate["spec"]["metrics"]
-    assert {m["name"] for m in metrics} == {"error-rate", "latency", "availability"}
-    for metric in metrics:
-        assert metric["consecutiveSuccessLimit"] == cfg.consecutive_successes
+    b = render("api-gateway", "prod")
+    gate = metrics(b.templates["gate"])
+    assert set(gate) == {"error-rate", "latency", "availability"}
+    accept = judge.gates(SLOS["api-gateway"], cfg)[0].accept
+    for metric in gate.values():
+        assert metric["consecutiveSuccessLimit"] == 1
         assert metric["count"] == cfg.max_measurements
-        # inconclusive measurements never end the gate early: only the count does, and a count
-        # reached without consecutive successes is Inconclusive (the rollout pauses)
+        # undecided measurements never end the gate early; a count reached without a pass is
+        # Inconclusive, so the rollout pauses for a human
         assert metric["inconclusiveLimit"] == cfg.max_measurements
-        assert metric["failureLimit"] == cfg.failure_limit
+        assert metric["failureLimit"] == 0
         assert metric["consecutiveErrorLimit"] == cfg.consecutive_error_limit
-        for condition in (metric["successCondition"], metric["failureCondition"]):
-            assert condition.startswith("len(result) > 0 && !isNaN(result[0]) && ")
+        assert metric["successCondition"] == f"len(result) == 7 && result[1] <= {accept:.12g}"
 
 
-def test_conditions_compare_against_the_error_budget():
-    cfg = STACKS["prod"].delivery.analysis
-    gate = analysis.gate_template("orchestrator", "core", SLOS["orchestrator"], cfg, ADDRESS)
-    by_name = {m["name"]: m for m in gate["spec"]["metrics"]}
-    assert by_name["error-rate"]["successCondition"].endswith("result[0] <= 0.001")
-    assert by_name["error-rate"]["failureCondition"].endswith("result[0] > 0.005")
-    assert by_name["latency"]["successCondition"].endswith("result[0] <= 0.05")
-    assert by_name["latency"]["failureCondition"].endswith("result[0] > 0.25")
+def test_abort_boundary_splits_the_false_abort_risk_over_the_enforced_slos():
+    gate = metrics(render("orchestrator", "prod").templates["gate"])
+    # three enforced SLOs share 0.1%: each aborts at ln(1 / 0.000333...) = ln(3000)
+    for metric in gate.values():
+        assert metric["failureCondition"] == "len(result) == 7 && result[0] >= 8.00636756765"
+    two = metrics(render("agent-runner", "prod").templates["gate"])
+    assert set(two) == {"error-rate", "latency"}  # the gauge SLO cannot judge a canary
+    for metric in two.values():
+        assert metric["failureCondition"].endswith(">= 7.60090245954")  # ln(2000)
 
 
-def test_canary_queries_look_at_the_canary_only_and_need_enough_requests():
-    cfg = STACKS["dev"].delivery.analysis
-    gate = analysis.gate_template("agent-runner", "agents", SLOS["agent-runner"], cfg, ADDRESS)
-    for metric in gate["spec"]["metrics"]:
+def test_queries_parse_and_read_the_canary_and_the_stable_pods():
+    for metric in render("agent-runner").templates["gate"]["spec"]["metrics"]:
         query = metric["provider"]["prometheus"]["query"]
-        promql_parser.parse(query)
-        assert query.count('rollouts_pod_template_hash="{{args.canary-hash}}"') >= 3
-        assert query.endswith(f">= {cfg.min_requests})")
-        assert metric["provider"]["prometheus"]["address"] == ADDRESS
-    assert gate["spec"]["args"] == [{"name": "canary-hash"}]
+        promql_parser.parse(query.replace("{{args.canary-hash}}", "c").replace(
+            "{{args.stable-hash}}", "s"))
+        assert 'rollouts_pod_template_hash="{{args.canary-hash}}"' in query
+        assert 'rollouts_pod_template_hash="{{args.stable-hash}}"' in query
+        assert all(f'"evidence", "{name}"' in query for name in judge.EVIDENCE)
+        assert "last_over_time(" in query  # evidence over the canary's life, no sliding rate
 
 
-def test_gauge_slos_do_not_gate_canaries():
-    names = {
-        m["name"]
-        for m in analysis.gate_template(
-            "agent-runner", "agents", SLOS["agent-runner"], STACKS["dev"].delivery.analysis, ADDRESS
-        )["spec"]["metrics"]
-    }
-    assert names == {"error-rate", "latency"}
-
-
-def test_background_analysis_starts_at_the_first_step_with_the_canary_hash():
-    body = rollout.rollout(
-        "api-gateway",
-        "api",
-        ServiceDeployment(image="x:1"),
-        DeliveryConfig(),
-        freeze=False,
-        gated=True,
-        annotate_scrape=False,
-    )
-    canary = body["spec"]["strategy"]["canary"]
+def test_background_aborts_on_the_same_statistic_and_pauses_on_a_shared_incident():
+    b = render("api-gateway")
+    canary = b.rollout("x:1")["spec"]["strategy"]["canary"]
     assert canary["analysis"]["startingStep"] == 0
     assert canary["analysis"]["templates"] == [{"templateName": "api-gateway-slo-background"}]
-    assert canary["analysis"]["args"] == [
-        {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}
-    ]
-    assert canary["stableService"] == "api-gateway-stable"
-    assert canary["canaryService"] == "api-gateway-canary"
+    assert [a["name"] for a in canary["analysis"]["args"]] == ["canary-hash", "stable-hash"]
+    background = metrics(b.templates["background"])
+    gate = metrics(b.templates["gate"])
+    assert set(background) == {
+        *gate, *(f"{name}-shared-incident" for name in gate)
+    }
+    for name, metric in gate.items():
+        assert background[name]["failureCondition"] == metric["failureCondition"]
+        assert "count" not in background[name]
+        incident = background[f"{name}-shared-incident"]
+        assert incident["failureCondition"] == "false"
+        assert incident["inconclusiveLimit"] == 0  # one shared-incident measurement pauses
+
+
+def test_baseline_ignore_judges_against_the_slo_alone():
+    b = render("api-gateway", baseline="ignore")
+    assert not any(n.endswith("-shared-incident") for n in metrics(b.templates["background"]))
+    query = b.templates["gate"]["spec"]["metrics"][0]["provider"]["prometheus"]["query"]
+    assert "clamp(" not in query
+
+
+def test_advisory_gates_are_measured_in_the_background_only_and_never_decide():
+    key = "api-gateway/latency"
+    b = render("api-gateway", enforcementBySlo={key: "advisory"})
+    assert "latency" not in metrics(b.templates["gate"])
+    assert {"metricName": "latency"} in b.templates["background"]["spec"]["dryRun"]
+    assert {"metricName": "latency-shared-incident"} in b.templates["background"]["spec"]["dryRun"]
+    # two enforced SLOs now share the false-abort risk
+    assert metrics(b.templates["gate"])["error-rate"]["failureCondition"].endswith(
+        ">= 7.60090245954"
+    )
+
+
+def test_a_stack_whose_gates_are_all_advisory_has_no_blocking_gate():
+    b = render("api-gateway", enforcement="advisory")
+    assert "gate" not in b.templates
+    steps = b.rollout("x:1")["spec"]["strategy"]["canary"]["steps"]
+    assert not any("analysis" in s for s in steps)
+    assert "analysis" in b.rollout("x:1")["spec"]["strategy"]["canary"]
+
+
+def test_enforcement_off_renders_no_analysis():
+    b = render("api-gateway", enforcement="off")
+    assert set(b.templates) == set()
+    assert "analysis" not in b.rollout("x:1")["spec"]["strategy"]["canary"]
+
+
+def test_native_histogram_latency_slos_gate_canaries():
+    catalogue = parse_catalogue(
+        {
+            "services": [{
+                "name": "api", "namespace": "api", "owner": "t", "selector": 'job="api"',
+                "histograms": [{"name": "http_request_duration_seconds", "native": True,
+                                "buckets": [2]}],
+                "slos": [{
+                    "name": "latency", "objective": 95,
+                    "indicator": {"kind": "latency", "histogram": "http_request_duration_seconds",
+                                  "threshold": 2},
+                }],
+            }]
+        },
+        "native.yaml",
+    )
+    values = stack_values("dev")
+    values["services"] = {"api": {"image": "r/api:1"}}
+    cfg = parse_stack(values, "Pulumi.dev.yaml")
+    b = bodies("api", "api", resolve_all(catalogue), cfg)
+    query = metrics(b.templates["gate"])["latency"]["provider"]["prometheus"]["query"]
+    assert "histogram_fraction(0, 2, sum(last_over_time(http_request_duration_seconds{" in query
+    promql_parser.parse(query.replace("{{args.canary-hash}}", "c").replace(
+        "{{args.stable-hash}}", "s"))
+    validate(b.templates["gate"])
+
+
+@pytest.mark.parametrize("field", ["pause", "interval"])
+@pytest.mark.parametrize("value", ["1d", "2w", "30 seconds", "0s"])
+def test_argo_facing_durations_take_only_what_go_parses(field, value):
+    values = stack_values("dev")
+    if field == "pause":
+        values["delivery"]["pause"] = value
+    else:
+        values["delivery"]["analysis"]["interval"] = value
+    with pytest.raises(ConfigError) as err:
+        parse_stack(values, "Pulumi.dev.yaml")
+    assert len(err.value.lines) == 1
+    assert f"{field}: " in err.value.lines[0]
 
 
 def test_freeze_pauses_instead_of_aborting():
-    metric = analysis.freeze_template("api", "api", DeliveryConfig().analysis, ADDRESS)["spec"][
-        "metrics"
-    ][0]
+    metric = render("api-gateway", "prod").templates["freeze"]["spec"]["metrics"][0]
     assert metric["failureCondition"] == "false"
     assert metric["inconclusiveLimit"] == 0
-    assert (
-        'slo:error_budget_remaining:ratio{service="api"}'
-        in metric["provider"]["prometheus"]["query"]
+    assert 'slo:error_budget_remaining:ratio{service="api-gateway"}' in (
+        metric["provider"]["prometheus"]["query"]
     )
 
 
 def test_pods_run_with_secure_defaults():
-    body = rollout.rollout(
-        "api",
-        "api",
-        ServiceDeployment(image="x:1"),
-        DeliveryConfig(),
-        freeze=False,
-        gated=True,
-        annotate_scrape=False,
-    )
-    pod = body["spec"]["template"]["spec"]
+    b = render("api-gateway")
+    pod = b.rollout("x:1")["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"] == {
@@ -191,17 +259,42 @@ def test_pods_run_with_secure_defaults():
         "runAsUser": 10001,
         "capabilities": {"drop": ["ALL"]},
     }
+    assert container["image"] == "x:1"
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
 
 
-def test_pod_monitor_keeps_the_pod_template_hash():
-    endpoint = rollout.pod_monitor("api", "api", {})["spec"]["podMetricsEndpoints"][0]
+def test_pod_monitor_keeps_the_pod_template_hash_and_the_stack_scrape_interval():
+    endpoint = render("api-gateway").pod_monitor["spec"]["podMetricsEndpoints"][0]
     assert {
         "sourceLabels": ["__meta_kubernetes_pod_label_rollouts_pod_template_hash"],
         "targetLabel": "rollouts_pod_template_hash",
     } in endpoint["relabelings"]
+    assert endpoint["interval"] == "30s"
+
+
+@pytest.mark.parametrize(
+    "replicas, weight, canary, stable",
+    [(2, 10, 1, 2), (2, 50, 1, 1), (4, 10, 1, 4), (4, 25, 1, 3), (4, 50, 2, 2), (6, 10, 1, 6)],
+    ids=lambda v: str(v),
+)
+def test_replica_routing_rounds_to_whole_pods_as_argo_does(replicas, weight, canary, stable):
+    assert replica_split(replicas, weight) == (canary, stable)
+
+
+def test_two_replicas_at_ten_percent_send_a_third_of_the_traffic():
+    assert ROUTERS["replicas"].share(2, 10) == pytest.approx(1 / 3)
+    assert ROUTERS["nginx"].share(2, 10) == pytest.approx(0.10)
+
+
+def test_router_table_and_config_agree():
+    from typing import get_args
+
+    from delivery.config import DeliveryConfig as D
+
+    allowed = get_args(D.model_fields["traffic_routing"].annotation)
+    assert set(allowed) == set(ROUTERS)
 
 
 @pytest.mark.parametrize(
@@ -225,23 +318,19 @@ def test_waiting_for_a_rollout_checks_the_observed_generation(status, verdict):
 
 
 def test_nginx_routing_points_at_the_stable_ingress():
-    delivery = DeliveryConfig(trafficRouting="nginx")
-    body = rollout.rollout(
-        "api",
-        "api",
-        ServiceDeployment(image="x:1"),
-        delivery,
-        freeze=False,
-        gated=True,
-        annotate_scrape=False,
+    cfg = STACKS["dev"].model_copy(
+        update={"delivery": STACKS["dev"].delivery.model_copy(update={"traffic_routing": "nginx"})}
     )
-    assert body["spec"]["strategy"]["canary"]["trafficRouting"] == {
-        "nginx": {"stableIngress": "api"}
+    b = bodies("api-gateway", "api", SLOS["api-gateway"], cfg)
+    assert b.rollout("x:1")["spec"]["strategy"]["canary"]["trafficRouting"] == {
+        "nginx": {"stableIngress": "api-gateway"}
     }
+    assert b.ingress is not None
+    assert render("api-gateway").ingress is None
 
 
 def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
-    from delivery.config import ConfigError, check_promotion
+    from delivery.config import check_promotion
 
     prod = STACKS["prod"]
     healthy = {name: d.image for name, d in prod.services.items()}
@@ -260,3 +349,8 @@ def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
     assert check_promotion(allowed, stale, "Pulumi.prod.yaml")["api-gateway"].endswith("3.0.4")
     with pytest.raises(ConfigError, match="nothing Healthy"):
         check_promotion(prod, None, "Pulumi.prod.yaml")
+
+
+def test_service_deployment_needs_an_image_tag():
+    with pytest.raises(ValueError):
+        ServiceDeployment(image="registry/app")

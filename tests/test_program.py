@@ -159,16 +159,20 @@ def _service_slos(name):
 def test_canary_service_children_are_parented_and_named(mocks):
     from components.canary_service import CanaryService, CanaryServiceArgs
 
-    delivery = DeliveryConfig(budgetFreeze=True, trafficRouting="nginx")
+    from delivery.canary import bodies
+    from delivery.config import StackConfig
+
+    stack = StackConfig(
+        catalogue="catalogue/core-services.yaml",
+        environment="test",
+        prometheus=PrometheusConfig(address="http://prom:9090"),
+        delivery=DeliveryConfig(budgetFreeze=True, trafficRouting="nginx"),
+        services={"api-gateway": ServiceDeployment(image="r/api:1", host="api.example")},
+    )
     svc = CanaryService(
         "api-gateway",
         CanaryServiceArgs(
-            "api-gateway",
-            "api",
-            _service_slos("api-gateway"),
-            ServiceDeployment(image="r/api:1", host="api.example"),
-            delivery,
-            PrometheusConfig(address="http://prom:9090"),
+            "api-gateway", "api", bodies("api-gateway", "api", _service_slos("api-gateway"), stack)
         ),
     )
 

@@ -1,0 +1,3 @@
+from delivery.cli import main
+
+raise SystemExit(main())
