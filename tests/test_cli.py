@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +9,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue" / "core-services.yaml"
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, hash_seed: str = "0") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "slo", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "slo", *args], cwd=ROOT, capture_output=True, text=True,
+        check=False, env={**os.environ, "PYTHONHASHSEED": hash_seed},
     )
 
 
@@ -27,9 +29,10 @@ def test_validate_accepts_the_core_catalogue():
     assert "3 services, 9 SLOs, valid" in result.stdout
 
 
-def test_rules_are_byte_identical_across_runs(tmp_path):
-    assert main(["rules", str(CATALOGUE), "-o", str(tmp_path / "a")]) == 0
-    assert main(["rules", str(CATALOGUE), "-o", str(tmp_path / "b")]) == 0
+def test_rules_are_byte_identical_across_processes_and_hash_seeds(tmp_path):
+    for out, seed in (("a", "1"), ("b", "4242")):
+        result = run("rules", str(CATALOGUE), "-o", str(tmp_path / out), hash_seed=seed)
+        assert result.returncode == 0, result.stderr
     first = {
         p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*.y*ml")
     }

@@ -354,3 +354,66 @@ def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
 def test_service_deployment_needs_an_image_tag():
     with pytest.raises(ValueError):
         ServiceDeployment(image="registry/app")
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters:
+- {name: a, cluster: {server: "https://cluster-a.example:6443"}}
+- {name: b, cluster: {server: "https://cluster-b.example:6443"}}
+users:
+- {name: u, user: {token: t}}
+contexts:
+- {name: ctx-a, context: {cluster: a, user: u}}
+- {name: ctx-b, context: {cluster: b, user: u}}
+current-context: ctx-a
+"""
+
+
+def test_the_rollout_watcher_talks_to_the_stacks_cluster(tmp_path, monkeypatch):
+    from components.rollout_wait import api_client
+
+    default = tmp_path / "default-kubeconfig"
+    default.write_text(KUBECONFIG.replace("cluster-a", "machine-default"))
+    monkeypatch.setenv("KUBECONFIG", str(default))
+
+    def host(api):
+        return api.api_client.configuration.host
+
+    # the provider's kubeconfig (contents, as `kubernetes:kubeconfig` may hold), its context
+    assert host(api_client(KUBECONFIG)) == "https://cluster-a.example:6443"
+    assert host(api_client(KUBECONFIG, "ctx-b")) == "https://cluster-b.example:6443"
+    path = tmp_path / "stack-kubeconfig"
+    path.write_text(KUBECONFIG)
+    assert host(api_client(str(path), "ctx-b")) == "https://cluster-b.example:6443"
+    # only a stack that configures nothing falls back to the machine's default, like the provider
+    assert host(api_client(None)) == "https://machine-default.example:6443"
+    assert host(api_client(None, "ctx-b")) == "https://cluster-b.example:6443"
+
+
+def test_waits_for_several_rollouts_run_at_once(monkeypatch):
+    import asyncio
+    import time
+
+    from components import rollout_wait
+
+    class Api:
+        def get_namespaced_custom_object(self, *args):
+            time.sleep(0.2)  # a slow API server
+            return {"status": {"observedGeneration": "1", "phase": "Healthy"}}
+
+    monkeypatch.setattr(rollout_wait, "api_client", lambda *a: Api())
+
+    async def all_three():
+        return await asyncio.gather(
+            *(rollout_wait.wait_healthy("ns", name, 1, 10) for name in ("a", "b", "c"))
+        )
+
+    loop = asyncio.new_event_loop()  # not asyncio.run: it would unset the loop Pulumi's tests use
+    start = time.monotonic()
+    try:
+        assert loop.run_until_complete(all_three()) == ["Healthy"] * 3
+    finally:
+        loop.close()
+    assert time.monotonic() - start < 0.5  # not 0.6: the three polls overlapped

@@ -5,6 +5,7 @@ runtime; components are built inside tests with mocks installed by a fixture.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -27,15 +28,30 @@ STACK_FILES = sorted(ROOT.glob("Pulumi.*.yaml"))
 BROKEN = sorted((ROOT / "tests" / "stacks" / "broken").glob("Pulumi.*.yaml"))
 
 
-def render(stack_file: Path, out: Path) -> subprocess.CompletedProcess[str]:
+SECRET_SENTINEL = "sentinel-grafana-token-5b7e2a91"
+
+
+def render(
+    stack_file: Path, out: Path, hash_seed: str = "0", script: str = "tools/render.py"
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "SLO_CANARY_RENDER_SECRET": SECRET_SENTINEL}
     return subprocess.run(
-        [sys.executable, "tools/render.py", "--stack-file", str(stack_file), "--out", str(out)],
+        [sys.executable, script, "--stack-file", str(stack_file), "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
+        env=env,
     )
+
+
+def leaks(out: Path) -> list[Path]:
+    """Rendered files that hold the stand-in secret."""
+    return [
+        p for p in sorted(out.rglob("*"))
+        if p.is_file() and SECRET_SENTINEL.encode() in p.read_bytes()
+    ]
 
 
 @pytest.fixture(
@@ -94,15 +110,22 @@ def test_exports_name_rollouts_rules_dashboards_and_images(rendered):
 
 
 def test_no_secret_reaches_a_rendered_file(rendered):
-    for path in rendered.rglob("*"):
-        if path.is_file():
-            assert "grafanaToken" not in path.read_text()
+    assert leaks(rendered) == []
 
 
-def test_rendering_is_deterministic(tmp_path):
+def test_the_secret_check_catches_a_component_that_leaks_the_token(tmp_path):
+    out = tmp_path / "leaky"
+    result = render(ROOT / "Pulumi.prod.yaml", out, script="tests/leaky_render.py")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in leaks(out)] == ["configmap-leaked-token.yaml"]
+
+
+@pytest.mark.parametrize("stack_file", [ROOT / "Pulumi.dev.yaml", ROOT / "Pulumi.prod.yaml"],
+                         ids=["dev", "prod"])
+def test_rendering_is_deterministic_across_processes_and_hash_seeds(stack_file, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
-    assert render(ROOT / "Pulumi.dev.yaml", first).returncode == 0
-    assert render(ROOT / "Pulumi.dev.yaml", second).returncode == 0
+    assert render(stack_file, first, hash_seed="1").returncode == 0
+    assert render(stack_file, second, hash_seed="4242").returncode == 0
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     for rel in files:

@@ -3,13 +3,16 @@ resource's inputs to ``out/<stack>/``. No cluster, no Pulumi CLI, no backend.
 
     python tools/render.py --stack dev [--out out/dev]
 
-Secrets in the stack file are never decrypted: they render as ``[secret]``.
+Secrets in the stack file are never decrypted: the program gets a stand-in value
+(``$SLO_CANARY_RENDER_SECRET``, or a fixed one), and inputs the Grafana provider marks as
+credentials render as ``[secret]``. A stand-in found in a rendered file is a leak.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import runpy
 import shutil
 import subprocess
@@ -27,6 +30,7 @@ from delivery.config import PROJECT  # noqa: E402
 from slo.yamlout import dump  # noqa: E402
 
 SECRET = "[secret]"
+STAND_IN = os.environ.get("SLO_CANARY_RENDER_SECRET", "render-stand-in-secret-7d1f0c")
 SECRET_INPUTS = {"auth", "token", "password"}
 
 
@@ -89,12 +93,12 @@ def stack_config(path: Path) -> tuple[dict[str, str], list[str]]:
     for key, value in config.items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            values[full] = SECRET
+            values[full] = STAND_IN
             secrets.append(full)
         else:
             values[full] = value if isinstance(value, str) else json.dumps(value)
     if f"{PROJECT}:grafanaToken" not in values:  # offline render has no token: use a stand-in
-        values[f"{PROJECT}:grafanaToken"] = SECRET
+        values[f"{PROJECT}:grafanaToken"] = STAND_IN
         secrets.append(f"{PROJECT}:grafanaToken")
     return values, secrets
 
