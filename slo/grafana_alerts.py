@@ -22,6 +22,7 @@ from grafana_foundation_sdk.cog.variants import Dataquery
 from grafana_foundation_sdk.models import dashboard as model
 
 from slo import conventions as names
+from slo.annotations import alert_text
 from slo.model import ResolvedSlo, Tier, number
 
 EXPR_DATASOURCE_UID = "__expr__"
@@ -79,11 +80,11 @@ def burn_rate_rule(slo: ResolvedSlo, tier: Tier, datasource_uid: str) -> Rule:
         condition="firing",
         for_="0s",
         datas=datas,
-        summary=f"{service} is burning its {name} error budget too fast",
-        description=(
-            f"The {name} SLO of {service} ({number(slo.objective * 100)}% over {slo.period}) "
-            f"is burning its error budget faster than {tier.factor:g}x over both "
-            f"{tier.long_window} and {tier.short_window} (error ratio above {number(threshold)})."
+        annotations=alert_text(
+            slo,
+            names.ALERT_BURN[tier.severity],
+            burning=f"faster than {tier.factor:g}x over both {tier.long_window} and "
+            f"{tier.short_window} (error ratio above {number(threshold)})",
         ),
     )
 
@@ -102,12 +103,7 @@ def absent_rule(slo: ResolvedSlo, datasource_uid: str) -> Rule:
             _prometheus("absent", absent, datasource_uid),
             _threshold("missing", "absent", 0),
         ],
-        summary=f"{service} reports no metrics for its {name} SLO",
-        description=(
-            f"No series match {slo.events.total_selector.render()} for "
-            f"{slo.alerting.absent_for}: the {name} SLO of {service} cannot be judged. Check "
-            "the scrape target and the service selector in the SLO catalogue."
-        ),
+        annotations=alert_text(slo, names.ALERT_ABSENT),
     )
 
 
@@ -119,12 +115,8 @@ def _rule(
     condition: str,
     for_: str,
     datas: list[dict[str, Any]],
-    summary: str,
-    description: str,
+    annotations: dict[str, str],
 ) -> Rule:
-    annotations = {"summary": summary, "description": description}
-    if slo.alerting.runbook_url:
-        annotations["runbook_url"] = slo.alerting.runbook_url
     return {
         "name": title,
         "for_": for_,

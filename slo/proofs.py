@@ -35,7 +35,6 @@ from slo.rules import alert_rules
 
 REQUESTS_PER_MINUTE = 10000.0  # integer event counts keep promtool's float sums exact
 BACKGROUND_BURN = 0.1  # good periods still spend 10% of the budget rate, as real services do
-SEVERITIES = ("page", "ticket")
 
 
 class ProofError(Exception):

@@ -11,6 +11,7 @@ from typing import Any
 
 from slo import conventions as names
 from slo import durations
+from slo.annotations import alert_text
 from slo.model import ResolvedSlo, number
 
 Rule = dict[str, Any]
@@ -87,7 +88,6 @@ def metadata_rules(slo: ResolvedSlo) -> list[Rule]:
 def alert_rules(slo: ResolvedSlo) -> list[Rule]:
     alerting = slo.alerting
     common_labels = {**alerting.labels}
-    service, name = slo.service.name, slo.slo.name
     rules: list[Rule] = []
     for severity in ("page", "ticket"):
         tiers = [t for t in slo.tiers if t.severity == severity]
@@ -115,11 +115,8 @@ def alert_rules(slo: ResolvedSlo) -> list[Rule]:
                 "alert": names.ALERT_BURN[severity],
                 "expr": "\n or ".join(clauses),
                 "labels": {**common_labels, **slo.labels, names.LABEL_SEVERITY: severity},
-                "annotations": _annotations(
-                    slo,
-                    f"{service} is burning its {name} error budget too fast",
-                    f"The {name} SLO of {service} ({number(slo.objective * 100)}% over "
-                    f"{slo.period}) is burning its error budget at one of: {windows}.",
+                "annotations": alert_text(
+                    slo, names.ALERT_BURN[severity], burning=f"at one of: {windows}"
                 ),
             }
         )
@@ -129,23 +126,10 @@ def alert_rules(slo: ResolvedSlo) -> list[Rule]:
             "expr": f"absent({slo.selector_of(names.TOTAL_RATE_5M)})",
             "for": alerting.absent_for,
             "labels": {**common_labels, **slo.labels, names.LABEL_SEVERITY: "ticket"},
-            "annotations": _annotations(
-                slo,
-                f"{service} reports no metrics for its {name} SLO",
-                f"No series match {slo.events.total_selector.render()} for "
-                f"{alerting.absent_for}: the {name} SLO of {service} cannot be judged. Check "
-                "the scrape target and the service selector in the SLO catalogue.",
-            ),
+            "annotations": alert_text(slo, names.ALERT_ABSENT),
         }
     )
     return rules
-
-
-def _annotations(slo: ResolvedSlo, summary: str, description: str) -> dict[str, str]:
-    annotations = {"summary": summary, "description": description}
-    if slo.alerting.runbook_url:
-        annotations["runbook_url"] = slo.alerting.runbook_url
-    return annotations
 
 
 def rule_group(slo: ResolvedSlo) -> dict[str, Any]:

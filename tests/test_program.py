@@ -15,11 +15,11 @@ import pulumi
 import pytest
 import yaml
 
+from delivery.config import DeliveryConfig, GrafanaConfig, PrometheusConfig, ServiceDeployment
 from slo import dashboards
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service
-from delivery.config import DeliveryConfig, GrafanaConfig, PrometheusConfig, ServiceDeployment
 from tests.schemas import validate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,7 +181,6 @@ def _service_slos(name):
 @pulumi.runtime.test
 def test_canary_service_children_are_parented_and_named(mocks):
     from components.canary_service import CanaryService, CanaryServiceArgs
-
     from delivery.canary import bodies
     from delivery.config import StackConfig
 
