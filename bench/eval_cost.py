@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import calendar
 import io
-import json
 import math
 import multiprocessing
 import os
@@ -46,15 +45,12 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -65,11 +61,14 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT))
 
 import synth  # noqa: E402
 
 RESULTS = BENCH / "results"
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+from tools.local_prometheus import LocalPrometheus, binary, free_port  # noqa: E402
+
+PROMETHEUS = binary()
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 BLOCK = 2 * 3600  # TSDB block range; backfill files are aligned on it
 INSTANCES = 3
@@ -354,100 +353,40 @@ def base_backfill_rules(rule_sets: list[list[Path]]) -> dict[str, Any]:
 # Prometheus
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Prometheus(LocalPrometheus):
+    """The bench's server: scrapes the exporter and itself (for its rule-group metrics)."""
 
-
-class Prometheus:
     def __init__(self, workdir: Path, data_dir: Path, exporter_port: int, interval: int,
                  rule_files: list[str], name: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         # its own scraped series: earlier runs on the same data dir used other ports
-        self.itself = f'{{job="prometheus",instance="127.0.0.1:{self.port}"}}'
-        self.config = workdir / f"prometheus-{name}.yml"
-        self.log_path = workdir / f"prometheus-{name}.log"
-        self.config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": f"{interval}s", "evaluation_interval": f"{interval}s"},
-            "scrape_configs": [
-                {
-                    "job_name": "bench-exporter",
-                    "honor_labels": True,
-                    "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
-                },
-                {   # itself, so that its rule group metrics can be read through the query API
-                    "job_name": "prometheus",
-                    "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}],
-                },
-            ],
-            "rule_files": rule_files,
-        }))
-        self.argv = [
-            PROMETHEUS, f"--config.file={self.config}", f"--storage.tsdb.path={data_dir}",
-            f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=90d",
-            "--log.level=warn",
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started = 0.0
+        self.itself = f'{{job="prometheus",instance="127.0.0.1:{port}"}}'
+        super().__init__(
+            {
+                "global": {"scrape_interval": f"{interval}s",
+                           "evaluation_interval": f"{interval}s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "bench-exporter",
+                        "honor_labels": True,
+                        "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+                    },
+                    {
+                        "job_name": "prometheus",
+                        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                    },
+                ],
+                "rule_files": rule_files,
+            },
+            workdir,
+            data_dir=data_dir,
+            port=port,
+            args=("--storage.tsdb.retention.time=90d", "--log.level=warn"),
+            name=f"prometheus-{name}",
+        )
 
-    def start(self, timeout: float = 300) -> None:
-        self.log_file = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.argv, stdout=self.log_file, stderr=self.log_file)
-        self.started = time.time()
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise RuntimeError("prometheus did not become ready")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        if hasattr(self, "log_file"):
-            self.log_file.close()
-
-    def api(self, path: str, **params: Any) -> Any:
-        url = f"{self.url}/api/v1/{path}"
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        with urllib.request.urlopen(url, timeout=120) as r:
-            body = json.load(r)
-        if body.get("status") != "success":
-            raise RuntimeError(f"{path}: {body}")
-        return body["data"]
-
-    def own_metrics(self) -> dict[str, float]:
-        """Label-less samples of Prometheus' own /metrics (e.g. prometheus_tsdb_blocks_loaded)."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=30) as r:
-            text = r.read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#") and "{" not in line:
-                name, _, value = line.partition(" ")
-                out[name] = float(value)
-        return out
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        return self.api("query", query=expr)["result"]
-
-    def scalar(self, expr: str) -> float:
-        result = self.query(expr)
-        return float(result[0]["value"][1]) if result else float("nan")
+    def start(self, timeout: float = 300) -> LocalPrometheus:
+        return super().start(timeout)
 
 
 # ---------------------------------------------------------------------------------------------

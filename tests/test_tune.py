@@ -3,14 +3,14 @@
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tools.local_prometheus import LocalPrometheus, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue" / "core-services.yaml"
@@ -64,12 +64,6 @@ def _history(end: int) -> tuple[str, dict[str, float]]:
     return "\n".join(text) + "\n", expected
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
     assert shutil.which("prometheus"), "needs the Debian package 'prometheus'"
@@ -90,39 +84,13 @@ def prometheus(tmp_path_factory):
         check=True,
         capture_output=True,
     )
-    (work / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=30d",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "prometheus.log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "Prometheus did not become ready:\n"
-                    + (work / "prometheus.log").read_text()[-2000:]
-                )
-            time.sleep(0.2)
-        yield url, end, expected
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with LocalPrometheus(
+        {"global": {"scrape_interval": "1m"}},
+        work,
+        data_dir=data,
+        args=("--storage.tsdb.retention.time=30d",),
+    ) as prom:
+        yield prom.url, end, expected
 
 
 def tune(url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -164,7 +132,7 @@ def test_tune_tightens_only_where_history_allows(prometheus):
 
 
 def test_tune_fails_clearly_when_prometheus_is_unreachable():
-    result = tune(f"http://127.0.0.1:{_free_port()}")
+    result = tune(f"http://127.0.0.1:{free_port()}")
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("error: http://127.0.0.1:")
     assert "Traceback" not in result.stderr

@@ -1,0 +1,105 @@
+"""A Prometheus server on 127.0.0.1 for tests, benchmarks and the end-to-end suite.
+
+    with LocalPrometheus(config, workdir) as prom:      # waits for /-/ready
+        urllib.request.urlopen(f"{prom.url}/api/v1/query?query=up")
+
+The binary is ``$SLO_CANARY_PROMETHEUS`` when set, else ``prometheus`` on PATH. It listens on
+loopback only and is stopped (SIGTERM, then SIGKILL) when the block ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def binary() -> str:
+    found = os.environ.get("SLO_CANARY_PROMETHEUS") or shutil.which("prometheus")
+    if not found:
+        raise RuntimeError("no Prometheus: set SLO_CANARY_PROMETHEUS or put prometheus on PATH")
+    return found
+
+
+class LocalPrometheus:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        *,
+        data_dir: Path | None = None,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        name: str = "prometheus",
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = workdir / f"{name}.yml"
+        self.log_path = workdir / f"{name}.log"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.argv = [
+            binary(),
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={data_dir or workdir / (name + '-data')}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            *args,
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def start(self, timeout: float = 60) -> LocalPrometheus:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log)
+        log.close()
+        self.started = time.time()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Prometheus exited:\n{self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"Prometheus not ready after {timeout:g}s:\n"
+                           f"{self.log_path.read_text()[-2000:]}")
+
+    def stop(self, timeout: float = 120) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> LocalPrometheus:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
