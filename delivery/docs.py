@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pydantic import BaseModel
+
 from delivery import config
 from delivery.analysis import evidence_window
 from delivery.config import StackConfig, go_seconds
@@ -16,7 +18,7 @@ from slo.model import ResolvedSlo, number
 
 PLAN_RATES = (20, 100, 1000)  # canary requests per minute the plan shows times for
 
-STACK_MODELS = [
+STACK_MODELS: list[type[BaseModel]] = [
     config.StackConfig,
     config.ArgoRolloutsConfig,
     config.PrometheusConfig,

@@ -1,0 +1,1471 @@
+"""Monte Carlo benchmark of canary verdicts: the rendered AnalysisTemplates and Rollout steps.
+
+    python bench/canary_judgement.py                 # full run (targets' evidence)
+    python bench/canary_judgement.py --quick         # smoke run for `make test`
+    python bench/canary_judgement.py --stack dev --runs 8000 --seed 7
+
+For every service of catalogue/core-services.yaml with gated SLOs, on the dev and prod stacks,
+all gated SLOs of the service judged together in one rollout:
+
+Traffic. The canary receives Poisson traffic at a constant rate (20 ... 5000 requests/minute),
+the stable pods 9x that rate. Each request is a 5xx with probability ``e`` and slower than the
+latency threshold with probability ``s``, independently: every ratio/availability SLO on the
+``http_requests_total`` 5xx selector sees the same 5xx (orchestrator's 99.5% availability and
+99.9% error rate count the very same errors), every latency SLO the same slow requests. A cell
+puts the canary at ``m`` x budget: ``e = m x`` the strictest budget among the service's
+error-type SLOs, ``s = min(m x latency budget, 1)``; stable runs at 0.5x. The shared incident
+puts stable and canary both at 10x; the idle canary gets no requests (stable keeps 180/min).
+
+Prometheus (2.42, the version installed). The counters of the canary pods (starting at 0 when
+the canary starts) and of the stable pods are scraped every scrape interval, with a random
+phase per run and per pod group; a series exists from the first scrape after its first
+increment (a client library creates a ``code="500"`` child on the first 5xx), except histogram
+buckets, which appear with their ``_count``. A query at time ``t`` sees the last scrape at or
+before ``t``. Range selectors are closed, ``[t - w, t]`` (Prometheus 3 made them left-open,
+``(t - w, t]``; not modelled). ``rate()``/``increase()`` are Prometheus 2.42's extrapolatedRate:
+extrapolate to the window's edges when the first/last sample is within 1.1x the average sample
+interval of them, else by half an interval, and never below the counter's zero point (2.42
+clamps to the zero point before the 1.1x test; later versions after it). Subqueries evaluate at
+multiples of their step since the epoch within the closed range; the epoch's phase is random per
+run. No counter resets (pods are not restarted), no scrape failures, no query errors.
+
+Argo Rollouts v1.9 (analysis/analysis.go, utils/evaluate/evaluate.go of v1.9.1). Conditions are
+the rendered strings, evaluated by a small evaluator of the expr-lang subset they use (never by
+Python's eval). A measurement with both conditions true is Failed; success only: Successful;
+neither: Inconclusive; an evaluation error: Error. A metric is Failed when failed >
+failureLimit, Inconclusive when inconclusive > inconclusiveLimit, Error when consecutive errors
+> consecutiveErrorLimit (in that order of precedence, the last wins), Successful at
+consecutiveSuccessLimit, and at ``count`` without that limit reached Inconclusive. Its first
+measurement is taken when the run starts, then every ``interval`` (an Error's 10 s retry is
+taken at the next interval here; the report counts Error measurements, and none occur). Once a
+non-dry-run metric is Failed/Error/Inconclusive the run ends with the worst phase at that moment
+(Failed > Error > Inconclusive); dry-run metrics never decide. The Rollout runs its steps in
+order: setWeight is immediate, pause {duration} waits, an analysis step blocks until its run
+completes (Successful: next step; Inconclusive: the rollout pauses; Failed/Error: abort). The
+background analysis starts with the rollout and acts when it ends (Failed/Error: abort;
+Inconclusive: pause). Reaching ``pause: {}`` (prod's manual gate) or the end of the steps is
+"promote": for prod that means the automated judgement promoted and a human has the last word.
+prod's budget-freeze step is evaluated with its rendered conditions on a remaining budget of
+50% (the 30-day budget is not simulated). Controller and reconciliation latency are zero.
+
+Reference mode: the same runs (same traffic, same scrapes) judged by the templates shipped
+before the sequential judge (``bench/reference_templates.py``, commit 84bbf00).
+
+Prints a report and writes bench/results/canary_judgement.txt; the exit status is 1 when a
+target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from scipy.stats import beta as beta_distribution
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.reference_templates import REFERENCE_COMMIT, canary_query, reference_bodies  # noqa: E402
+from delivery import judge  # noqa: E402
+from delivery.canary import bodies  # noqa: E402
+from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
+from slo import durations  # noqa: E402
+from slo.loader import load_catalogue  # noqa: E402
+from slo.model import Events, RatioEvents, ResolvedSlo, resolve_all  # noqa: E402
+from slo.promql import Selector  # noqa: E402
+from slo.rules import by_service  # noqa: E402
+
+CATALOGUE_SERVICES = ("orchestrator", "agent-runner", "api-gateway")
+STACKS = ("dev", "prod")
+RATES = (20, 50, 100, 300, 1000, 5000)  # canary requests per minute
+MULTIPLES = (0, 0.5, 1, 2, 5, 10, 50)  # canary error ratio, x budget
+STABLE_MULTIPLE = 0.5
+INCIDENT_MULTIPLE = 10
+STABLE_TRAFFIC = 9  # stable pods' requests per canary request
+IDLE_STABLE_RATE = 180  # requests/minute of the stable pods beside an idle canary
+FREEZE_BUDGET_REMAINING = 0.5  # what prod's budget-freeze query is taken to return
+LOOKBACK_DELTA = 300.0  # Prometheus' default instant-vector lookback (5m)
+STABLE_HISTORY_SECONDS = 86400  # the stable pods' counters hold a day of traffic at the start
+BATCH = 1000
+RESULTS = ROOT / "bench" / "results" / "canary_judgement.txt"
+
+# Measurement and metric phases, in Argo's order from best to worst (analysisStatusOrder).
+SUCCESSFUL, INCONCLUSIVE, ERROR, FAILED = 0, 1, 2, 3
+RUNNING = -1
+PHASE_NAMES = {SUCCESSFUL: "Successful", INCONCLUSIVE: "Inconclusive", ERROR: "Error",
+               FAILED: "Failed", RUNNING: "Running"}
+# Rollout outcomes, by severity at a tie.
+PROMOTE, PAUSE, ABORT = 0, 1, 2
+UNDECIDED = -1
+OUTCOME_NAMES = {PROMOTE: "promote", PAUSE: "pause", ABORT: "abort", UNDECIDED: "undecided"}
+NEVER = np.iinfo(np.int64).max // 4
+
+
+# ---- the expr-lang subset of the rendered conditions ----------------------------------------
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)"
+    r"|(?P<op>&&|\|\||==|!=|<=|>=|<|>|!|\(|\)|\[|\]|,|-)"
+    r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*))"
+)
+_COMPARE = {
+    "==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+    ">": np.greater, ">=": np.greater_equal,
+}
+
+
+class Env(NamedTuple):
+    """What a condition sees: ``result`` as arrays of its elements and its length per cell."""
+
+    values: Sequence[np.ndarray]
+    length: np.ndarray
+
+
+Evaluator = Callable[[Env], tuple[Any, Any]]  # -> (value, evaluation error), elementwise
+
+
+class Condition:
+    """One rendered condition, parsed once, evaluated on whole arrays of measurements.
+
+    Supported: ``&&``/``and``, ``||``/``or``, ``!``/``not``, unary ``-``, ``== != < <= > >=``,
+    numbers, ``true``/``false``, ``len(result)``, ``result[<int>]``, ``isNaN(<number>)``, with
+    expr-lang's precedence (``!`` binds tighter than comparisons, ``&&`` tighter than ``||``)
+    and short-circuit evaluation: ``result[i]`` past the end is an evaluation error (Argo: the
+    measurement is Error) unless the left side of ``&&``/``||`` already decided.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self._tokens = self._tokenize(text)
+        self._pos = 0
+        kind, self._fn = self._or()
+        if self._pos != len(self._tokens):
+            raise ValueError(f"unexpected {self._tokens[self._pos][1]!r} in {text!r}")
+        if kind != "bool":
+            raise ValueError(f"condition {text!r} is not boolean")
+
+    @staticmethod
+    def _tokenize(text: str) -> list[tuple[str, str]]:
+        tokens, pos = [], 0
+        while pos < len(text):
+            if text[pos:].strip() == "":
+                break
+            match = _TOKEN.match(text, pos)
+            if not match:
+                raise ValueError(f"cannot read {text[pos:]!r} in {text!r}")
+            kind = match.lastgroup
+            assert kind is not None
+            value = match.group(kind)
+            if kind == "name" and value in ("and", "or", "not"):
+                kind, value = "op", {"and": "&&", "or": "||", "not": "!"}[value]
+            tokens.append((kind, value))
+            pos = match.end()
+        return tokens
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self._tokens[self._pos] if self._pos < len(self._tokens) else None
+
+    def _take(self, value: str | None = None) -> tuple[str, str]:
+        token = self._peek()
+        if token is None or (value is not None and token[1] != value):
+            raise ValueError(f"expected {value or 'more'} in {self.text!r}")
+        self._pos += 1
+        return token
+
+    def _or(self) -> tuple[str, Evaluator]:
+        kind, left = self._and()
+        while self._peek() == ("op", "||"):
+            self._take()
+            right_kind, right = self._and()
+            if kind != "bool" or right_kind != "bool":
+                raise ValueError(f"|| needs booleans in {self.text!r}")
+            left = self._logical(left, right, is_and=False)
+        return kind, left
+
+    def _and(self) -> tuple[str, Evaluator]:
+        kind, left = self._compare()
+        while self._peek() == ("op", "&&"):
+            self._take()
+            right_kind, right = self._compare()
+            if kind != "bool" or right_kind != "bool":
+                raise ValueError(f"&& needs booleans in {self.text!r}")
+            left = self._logical(left, right, is_and=True)
+        return kind, left
+
+    @staticmethod
+    def _logical(left: Evaluator, right: Evaluator, is_and: bool) -> Evaluator:
+        def run(env: Env) -> tuple[Any, Any]:
+            lv, le = left(env)
+            rv, re_ = right(env)
+            lv = np.asarray(lv, dtype=bool)
+            rv = np.asarray(rv, dtype=bool)
+            decided = ~lv if is_and else lv  # the right side is not evaluated there
+            error = le | (~np.asarray(le) & ~decided & re_)
+            return (lv & rv) if is_and else (lv | rv), error
+
+        return run
+
+    def _compare(self) -> tuple[str, Evaluator]:
+        kind, left = self._unary()
+        token = self._peek()
+        if token and token[0] == "op" and token[1] in _COMPARE:
+            self._take()
+            right_kind, right = self._unary()
+            if kind != "num" or right_kind != "num":
+                raise ValueError(f"{token[1]} needs numbers in {self.text!r}")
+            op = _COMPARE[token[1]]
+
+            def run(env: Env) -> tuple[Any, Any]:
+                lv, le = left(env)
+                rv, re_ = right(env)
+                with np.errstate(invalid="ignore"):
+                    return op(lv, rv), le | re_
+
+            return "bool", run
+        return kind, left
+
+    def _unary(self) -> tuple[str, Evaluator]:
+        token = self._peek()
+        if token == ("op", "!"):
+            self._take()
+            kind, inner = self._unary()
+            if kind != "bool":
+                raise ValueError(f"! needs a boolean in {self.text!r}")
+            return "bool", lambda env: (lambda v, e: (~np.asarray(v, dtype=bool), e))(*inner(env))
+        if token == ("op", "-"):
+            self._take()
+            kind, inner = self._unary()
+            if kind != "num":
+                raise ValueError(f"- needs a number in {self.text!r}")
+            return "num", lambda env: (lambda v, e: (-np.asarray(v), e))(*inner(env))
+        return self._primary()
+
+    def _primary(self) -> tuple[str, Evaluator]:
+        kind, value = self._take()
+        if kind == "num":
+            number = float(value)
+            return "num", lambda env: (number, False)
+        if kind == "op" and value == "(":
+            inner = self._or()
+            self._take(")")
+            return inner
+        if kind != "name":
+            raise ValueError(f"unexpected {value!r} in {self.text!r}")
+        if value in ("true", "false"):
+            truth = value == "true"
+            return "bool", lambda env: (truth, False)
+        if value == "result":
+            self._take("[")
+            index_kind, index = self._take()
+            if index_kind != "num" or not index.isdigit():
+                raise ValueError(f"result[...] needs a whole number in {self.text!r}")
+            self._take("]")
+            i = int(index)
+
+            def element(env: Env) -> tuple[Any, Any]:
+                value = env.values[i] if i < len(env.values) else np.nan
+                return value, env.length <= i
+
+            return "num", element
+        if value == "len":
+            self._take("(")
+            if self._take() != ("name", "result"):
+                raise ValueError(f"len() takes result only in {self.text!r}")
+            self._take(")")
+            return "num", lambda env: (env.length, False)
+        if value == "isNaN":
+            self._take("(")
+            arg_kind, arg = self._or()
+            self._take(")")
+            if arg_kind != "num":
+                raise ValueError(f"isNaN needs a number in {self.text!r}")
+            return "bool", lambda env: (lambda v, e: (np.isnan(v), e))(*arg(env))
+        raise ValueError(f"{value!r} is not supported in {self.text!r}")
+
+    def evaluate(self, env: Env) -> tuple[np.ndarray, np.ndarray]:
+        """(truth, evaluation error) per element, broadcast to the shape of ``env.length``."""
+        value, error = self._fn(env)
+        shape = np.shape(env.length)
+        return (
+            np.broadcast_to(np.asarray(value, dtype=bool), shape),
+            np.broadcast_to(np.asarray(error, dtype=bool), shape),
+        )
+
+
+# ---- Prometheus 2.42 arithmetic on regularly scraped counters --------------------------------
+
+
+@dataclass
+class Counters:
+    """Counter samples of one pod group: sample ``k`` of every run at ``t0 + k * step`` seconds.
+
+    ``values[name]`` is (runs, samples); NaN where the series does not exist (yet).
+    """
+
+    t0: np.ndarray
+    step: float
+    values: dict[str, np.ndarray]
+    _first: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def samples(self) -> int:
+        return next(iter(self.values.values())).shape[1]
+
+    def first_present(self, name: str) -> np.ndarray:
+        """Index of each run's first sample of ``name`` (``samples`` when it never appears)."""
+        if name not in self._first:
+            present = ~np.isnan(self.values[name])
+            first = np.argmax(present, axis=1)
+            self._first[name] = np.where(present.any(axis=1), first, self.samples)
+        return self._first[name]
+
+
+def _rows(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return a.reshape((-1,) + (1,) * (t.ndim - 1))
+
+
+def last_over_time_sum(
+    c: Counters, names: Sequence[str], t: np.ndarray, window: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sum(last_over_time(sel[window]))`` at times ``t`` (runs x times): (value, present)."""
+    t0 = _rows(c.t0, t)
+    idx = np.floor((t - t0) / c.step).astype(np.int64)
+    inside = idx >= 0
+    idx = np.clip(idx, 0, c.samples - 1)
+    fresh = t0 + idx * c.step >= t - window
+    total = np.zeros(t.shape)
+    present = np.zeros(t.shape, dtype=bool)
+    flat = idx.reshape(len(c.t0), -1)
+    for name in names:
+        v = np.take_along_axis(c.values[name], flat, axis=1).reshape(t.shape)
+        ok = inside & fresh & ~np.isnan(v)
+        total += np.where(ok, v, 0.0)
+        present |= ok
+    return total, present
+
+
+def extrapolated_sum(
+    c: Counters, names: Sequence[str], t: np.ndarray, window: float, is_rate: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sum(rate(sel[window]))`` (or ``increase``) at times ``t``: Prometheus 2.42's
+    extrapolatedRate per series over the closed range ``[t - window, t]``, then summed."""
+    t0 = _rows(c.t0, t)
+    hi = np.floor((t - t0) / c.step).astype(np.int64)
+    lo = np.ceil((t - window - t0) / c.step).astype(np.int64)
+    hi = np.minimum(hi, c.samples - 1)
+    total = np.zeros(t.shape)
+    present = np.zeros(t.shape, dtype=bool)
+    runs = len(c.t0)
+    for name in names:
+        first = np.maximum(lo, _rows(c.first_present(name), t))
+        n = hi - first + 1
+        ok = n >= 2
+        a = np.clip(first, 0, c.samples - 1).reshape(runs, -1)
+        b = np.clip(hi, 0, c.samples - 1).reshape(runs, -1)
+        v1 = np.take_along_axis(c.values[name], a, axis=1).reshape(t.shape)
+        v2 = np.take_along_axis(c.values[name], b, axis=1).reshape(t.shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = v2 - v1  # no counter resets in these series
+            t1 = t0 + first * c.step
+            t2 = t0 + hi * c.step
+            to_start = t1 - (t - window)
+            to_end = t - t2
+            sampled = t2 - t1
+            average = sampled / (n - 1)
+            # 2.42: the zero point shortens the distance to the start before the 1.1x test
+            to_zero = sampled * (v1 / delta)
+            clamp = (delta > 0) & (v1 >= 0) & (to_zero < to_start)
+            to_start = np.where(clamp, to_zero, to_start)
+            threshold = average * 1.1
+            span = (
+                sampled
+                + np.where(to_start < threshold, to_start, average / 2)
+                + np.where(to_end < threshold, to_end, average / 2)
+            )
+            value = delta * (span / sampled)
+            if is_rate:
+                value = value / window
+        total += np.where(ok, value, 0.0)
+        present |= ok
+    return total, present
+
+
+@dataclass
+class StepGrid:
+    """Subquery steps: multiples of ``step`` seconds since the epoch, from the canary's start.
+
+    Rollout time 0 is ``epoch_phase`` seconds past a multiple of ``step`` (per run), so step
+    ``i`` is at ``(first + i) * step - epoch_phase`` with ``first = ceil(epoch_phase / step)``.
+    """
+
+    step: float
+    epoch_phase: np.ndarray  # (runs,)
+    count: int
+
+    @property
+    def first(self) -> np.ndarray:
+        return np.ceil(self.epoch_phase / self.step).astype(np.int64)
+
+    def times(self) -> np.ndarray:
+        i = np.arange(self.count)
+        return (self.first[:, None] + i) * self.step - self.epoch_phase[:, None]
+
+
+def subquery_sum(
+    grid: StepGrid, inner: np.ndarray, inner_present: np.ndarray, t: np.ndarray, window: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_over_time((inner)[window:step])`` at times ``t``: steps in ``[t - window, t]``."""
+    u = grid.epoch_phase[:, None]
+    first = grid.first[:, None]
+    prefix = np.cumsum(np.where(inner_present, inner, 0.0), axis=1)
+    counted = np.cumsum(inner_present, axis=1)
+    hi = np.floor((t + u) / grid.step).astype(np.int64) - first
+    lo = np.maximum(np.ceil((t - window + u) / grid.step).astype(np.int64) - first, 0)
+    if (hi >= grid.count).any():
+        raise ValueError("evaluation past the last subquery step")
+    some = hi >= lo
+    hi_c = np.clip(hi, 0, grid.count - 1)
+    lo_c = np.clip(lo - 1, 0, grid.count - 1)
+    total = np.take_along_axis(prefix, hi_c, axis=1) - np.where(
+        lo > 0, np.take_along_axis(prefix, lo_c, axis=1), 0.0
+    )
+    n = np.take_along_axis(counted, hi_c, axis=1) - np.where(
+        lo > 0, np.take_along_axis(counted, lo_c, axis=1), 0
+    )
+    present = some & (n > 0)
+    return np.where(present, total, 0.0), present
+
+
+# ---- what the rendered queries select, and their arithmetic ---------------------------------
+
+# Synthetic series per pod group: 2xx and 5xx request counters, the histogram's _count and its
+# bucket at the latency threshold.
+OK, ERR, COUNT, FAST = "ok", "err", "count", "fast"
+SERIES = (OK, ERR, COUNT, FAST)
+
+
+@dataclass(frozen=True)
+class SloSeries:
+    """Which synthetic series an SLO's selectors pick: total, and bad or good ones."""
+
+    total: tuple[str, ...]
+    bad: tuple[str, ...] | None
+    good: tuple[str, ...] | None
+    latency: bool
+
+
+def _series_of(selector: Selector) -> tuple[str, ...]:
+    codes = [m for m in selector.matchers if m.name == "code"]
+    if selector.metric == "http_requests_total":
+        if not codes:
+            return (OK, ERR)
+        (code,) = codes
+        if (code.op, code.value) == ("=~", "5.."):
+            return (ERR,)
+        if (code.op, code.value) == ("!~", "5.."):
+            return (OK,)
+    elif selector.metric.endswith("_count") and not codes:
+        return (COUNT,)
+    elif selector.metric.endswith("_bucket") and any(m.name == "le" for m in selector.matchers):
+        return (FAST,)
+    raise ValueError(f"the benchmark has no synthetic series for {selector.render()}")
+
+
+def slo_series(events: Events) -> SloSeries:
+    if not isinstance(events, RatioEvents):
+        raise ValueError(f"cannot simulate {type(events).__name__}")
+    return SloSeries(
+        total=_series_of(events.total_selector),
+        bad=_series_of(events.bad_selector) if events.bad_selector else None,
+        good=_series_of(events.good_selector) if events.good_selector else None,
+        latency=events.is_latency,
+    )
+
+
+def _seconds(text: str) -> float:
+    return float(durations.parse(text))
+
+
+@dataclass(frozen=True)
+class JudgeQuery:
+    """A rendered sequential-judge query: which series, which ranges (read from its text)."""
+
+    gate: judge.Gate
+    series: SloSeries
+    lookback: float  # canary counts' last_over_time range
+    rate_window: float  # stable's rate() range
+    step: float  # stable's subquery step (the multiplier after it)
+    subquery_range: float
+
+    @classmethod
+    def parse(cls, text: str, gate: judge.Gate, scrape_seconds: int) -> JudgeQuery:
+        lookback = re.search(r"last_over_time\([^\[]*\[(\w+)\]\)", text)
+        sub = re.search(r"\[(\w+):(\w+)\]\) \* (\d+)", text)
+        rate = re.search(r"rate\([^\[]*\[(\w+)\]\)", text)
+        if not (lookback and sub and rate):
+            raise ValueError("not a sequential-judge query")
+        if text != judge.query(gate, lookback.group(1), scrape_seconds):
+            raise ValueError(f"the rendered query of {gate.name} is not judge.query()'s")
+        if _seconds(sub.group(2)) != float(sub.group(3)):
+            raise ValueError("subquery step and its multiplier differ")
+        return cls(
+            gate=gate,
+            series=slo_series(gate.slo.events),
+            lookback=_seconds(lookback.group(1)),
+            rate_window=_seconds(rate.group(1)),
+            step=_seconds(sub.group(2)),
+            subquery_range=_seconds(sub.group(1)),
+        )
+
+
+def _llr(x: Any, n: Any, good: Any, bad: Any) -> Any:
+    return x * np.log(bad / good) + (n - x) * np.log((1 - bad) / (1 - good))
+
+
+def _clamp(v: Any, low: Any, high: Any) -> Any:
+    return np.maximum(low, np.minimum(high, v))  # PromQL clamp(): max(min, min(max, v))
+
+
+def _bad_count(
+    s: SloSeries, c: Counters, t: np.ndarray, window: float, total: np.ndarray, reader: Callable
+) -> np.ndarray:
+    if s.bad is not None:
+        bad, present = reader(c, s.bad, t, window)
+        return np.where(present, bad, 0.0)  # ... or vector(0)
+    assert s.good is not None
+    good, present = reader(c, s.good, t, window)
+    return total - np.where(present, good, 0.0)  # total - (good or vector(0))
+
+
+def judge_evidence(
+    q: JudgeQuery, canary: Counters, stable: Counters, grid: StepGrid, t: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The query's result at times ``t`` (runs x times): (non-empty, the 7 EVIDENCE arrays)."""
+    s, h = q.series, q.gate.hypotheses
+    n, n_present = last_over_time_sum(canary, s.total, t, q.lookback)
+    x = _bad_count(s, canary, t, q.lookback, n, last_over_time_sum)
+    non_empty = n_present & (n > 0)
+
+    steps = grid.times()
+    canary_there = last_over_time_sum(canary, s.total, steps, LOOKBACK_DELTA)[1]
+    rate_total, rate_present = extrapolated_sum(stable, s.total, steps, q.rate_window)
+    if s.bad is not None:
+        rate_bad, bad_present = extrapolated_sum(stable, s.bad, steps, q.rate_window)
+        rate_bad = np.where(bad_present, rate_bad, 0.0)
+    else:
+        assert s.good is not None
+        rate_good, good_present = extrapolated_sum(stable, s.good, steps, q.rate_window)
+        rate_bad = np.where(rate_present, rate_total - np.where(good_present, rate_good, 0.0), 0.0)
+    sn, sn_present = subquery_sum(grid, rate_total, rate_present & canary_there, t,
+                                  q.subquery_range)
+    se, se_present = subquery_sum(grid, rate_bad, canary_there, t, q.subquery_range)
+    sn, se = sn * q.step, se * q.step
+    both = sn_present & se_present
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        canary_llr = _llr(x, n, h.good, h.bad)
+        judged = canary_llr
+        if q.gate.compare:
+            has_ratio = both & (sn > 0)
+            ratio = np.where(has_ratio, se / np.where(has_ratio, sn, 1.0), 0.0)
+            bad_cap = max(h.bad, judge.BAD_CAP)
+            good_cap = max(h.good, judge.GOOD_CAP_SHARE * bad_cap)
+            good = np.where(has_ratio, _clamp(ratio, h.good, good_cap), h.good)
+            bad = np.where(has_ratio, _clamp(q.gate.margin * ratio, h.bad, bad_cap), h.bad)
+            judged = _llr(x, n, good, bad)
+        stable_llr = np.where(both, _llr(se, sn, h.good, h.bad), 0.0)
+    vector = [judged, canary_llr, x, n, np.where(se_present, se, 0.0),
+              np.where(sn_present, sn, 0.0), stable_llr]
+    return non_empty, [np.where(non_empty, v, np.nan) for v in vector]
+
+
+@dataclass(frozen=True)
+class ReferenceQuery:
+    """84bbf00's query: the canary's error ratio over a window, with a minimum of requests."""
+
+    slo: ResolvedSlo
+    series: SloSeries
+    window: float
+    min_requests: float
+
+    @classmethod
+    def parse(cls, text: str, slo: ResolvedSlo) -> ReferenceQuery:
+        found = re.search(r"rate\([^\[]*\[(\w+)\]\)\).*>= (\d+)\)$", text)
+        if not found:
+            raise ValueError("not a reference query")
+        if text != canary_query(slo, found.group(1), int(found.group(2))):
+            raise ValueError(f"the reference query of {slo.slo.name} is not canary_query()'s")
+        return cls(slo, slo_series(slo.events), _seconds(found.group(1)), float(found.group(2)))
+
+
+def reference_evidence(
+    q: ReferenceQuery, canary: Counters, t: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    s = q.series
+    total, total_present = extrapolated_sum(canary, s.total, t, q.window)
+    increase, _ = extrapolated_sum(canary, s.total, t, q.window, is_rate=False)
+    bad = _bad_count(s, canary, t, q.window, total, extrapolated_sum)
+    non_empty = total_present & (total > 0) & (increase >= q.min_requests)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(non_empty, bad / np.where(non_empty, total, 1.0), np.nan)
+    return non_empty, [ratio]
+
+
+# ---- Argo Rollouts v1.9 ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    interval: float
+    count: int | None
+    success: Condition | None
+    failure: Condition | None
+    failure_limit: int
+    inconclusive_limit: int
+    consecutive_error_limit: int
+    consecutive_success_limit: int
+    dry_run: bool
+    query: str
+
+    @classmethod
+    def from_rendered(cls, metric: dict[str, Any], dry_run: set[str]) -> MetricSpec:
+        def condition(key: str) -> Condition | None:
+            return Condition(metric[key]) if metric.get(key) else None
+
+        return cls(
+            name=metric["name"],
+            interval=float(go_seconds(metric["interval"])) if "interval" in metric else 0.0,
+            count=metric.get("count"),
+            success=condition("successCondition"),
+            failure=condition("failureCondition"),
+            failure_limit=metric.get("failureLimit", 0),
+            inconclusive_limit=metric.get("inconclusiveLimit", 0),
+            consecutive_error_limit=metric.get("consecutiveErrorLimit", 4),  # Argo's default
+            consecutive_success_limit=metric.get("consecutiveSuccessLimit", 0),
+            dry_run=metric["name"] in dry_run,
+            query=metric["provider"]["prometheus"]["query"],
+        )
+
+    def measure(self, env: Env) -> np.ndarray:
+        """Phase of each measurement (utils/evaluate.EvaluateResult)."""
+        shape = np.shape(env.length)
+        error = np.zeros(shape, dtype=bool)
+        succeeded = np.zeros(shape, dtype=bool)
+        failed = np.zeros(shape, dtype=bool)
+        if self.success:
+            succeeded, e = self.success.evaluate(env)
+            error |= e
+        if self.failure:
+            failed, e = self.failure.evaluate(env)
+            error |= e
+        if self.success and not self.failure:
+            failed = ~succeeded
+        elif self.failure and not self.success:
+            succeeded = ~failed
+        elif not self.success and not self.failure:
+            succeeded = np.ones(shape, dtype=bool)
+        phase = np.where(failed, FAILED, np.where(succeeded, SUCCESSFUL, INCONCLUSIVE))
+        return np.where(error, ERROR, phase).astype(np.int8)
+
+
+def _run_length(mask: np.ndarray) -> np.ndarray:
+    """Length of the run of True ending at each position (along axis 1)."""
+    n = np.arange(mask.shape[1])
+    last_false = np.maximum.accumulate(np.where(mask, -1, n), axis=1)
+    return n - last_false
+
+
+def metric_outcome(
+    spec: MetricSpec, phases: np.ndarray, start: np.ndarray, every: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """When (grid index) and how one metric completes, measuring from ``start`` every ``every``
+    grid steps (analysis.go: assessMetricStatus, assessMetricFailureInconclusiveOrError)."""
+    runs = phases.shape[0]
+    n_max = spec.count if spec.count else (horizon // every + 1)
+    at = start[:, None] + every * np.arange(n_max)[None, :]
+    taken = at < horizon
+    p = np.take_along_axis(phases, np.clip(at, 0, horizon - 1), axis=1)
+    p = np.where(taken, p, -9)
+    is_error = p == ERROR
+    counted = np.cumsum(taken & ~is_error, axis=1)
+    failed = np.cumsum(p == FAILED, axis=1)
+    inconclusive = np.cumsum(p == INCONCLUSIVE, axis=1)
+    errors_in_a_row = _run_length(is_error)
+    successes_in_a_row = _run_length(p == SUCCESSFUL)
+
+    too_many_failed = (failed > spec.failure_limit) if spec.failure_limit >= 0 else False
+    too_many_inconclusive = inconclusive > spec.inconclusive_limit
+    too_many_errors = errors_in_a_row > spec.consecutive_error_limit
+    bad = too_many_failed | too_many_inconclusive | too_many_errors
+    bad_phase = np.where(too_many_errors, ERROR,
+                         np.where(too_many_inconclusive, INCONCLUSIVE, FAILED))
+    limit = spec.consecutive_success_limit
+    passed = (successes_in_a_row >= limit) if limit > 0 else np.zeros_like(bad)
+    if spec.count:
+        at_count = counted >= spec.count
+        if limit > 0:  # successApplicable; failureApplicable unless failureLimit < 0
+            count_phase = INCONCLUSIVE if spec.failure_limit >= 0 else FAILED
+        else:
+            count_phase = SUCCESSFUL
+    else:
+        at_count = np.zeros_like(bad)
+        count_phase = SUCCESSFUL
+    done = taken & (bad | passed | at_count)
+    phase = np.where(bad, bad_phase, np.where(passed, SUCCESSFUL, count_phase))
+    first = np.argmax(done, axis=1)
+    row = np.arange(runs)
+    finished = done[row, first]
+    end = np.where(finished, at[row, first], NEVER)
+    return end, np.where(finished, phase[row, first], RUNNING)
+
+
+def run_outcome(
+    specs: Sequence[MetricSpec], outcomes: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """An AnalysisRun's end and phase from its metrics' (assessRunStatus with terminating)."""
+    runs = len(outcomes[0][0])
+    bad_end = np.full(runs, NEVER)
+    for spec, (end, phase) in zip(specs, outcomes, strict=True):
+        if not spec.dry_run:
+            bad_end = np.minimum(bad_end, np.where(phase >= INCONCLUSIVE, end, NEVER))
+    worst = np.full(runs, RUNNING)
+    last_end = np.zeros(runs, dtype=np.int64)
+    all_done = np.ones(runs, dtype=bool)
+    for spec, (end, phase) in zip(specs, outcomes, strict=True):
+        all_done &= phase != RUNNING
+        last_end = np.maximum(last_end, end)
+        if not spec.dry_run:
+            worst = np.maximum(worst, np.where((end == bad_end) & (phase >= INCONCLUSIVE),
+                                               phase, RUNNING))
+    stopped = bad_end < NEVER
+    end = np.where(stopped, bad_end, np.where(all_done, last_end, NEVER))
+    phase = np.where(stopped, worst, np.where(all_done, SUCCESSFUL, RUNNING))
+    return end, phase
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    metrics: tuple[MetricSpec, ...]
+
+    @classmethod
+    def from_rendered(cls, body: dict[str, Any]) -> Template:
+        dry = {d["metricName"] for d in body["spec"].get("dryRun", [])}
+        specs = tuple(MetricSpec.from_rendered(m, dry) for m in body["spec"]["metrics"])
+        return cls(body["metadata"]["name"], specs)
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # "weight", "pause", "manual", "analysis"
+    seconds: float = 0.0
+    template: str = ""
+
+
+def rollout_steps(canary: dict[str, Any]) -> tuple[list[Step], str | None]:
+    """The rendered strategy.canary: its steps, and the background template (startingStep 0)."""
+    steps = []
+    for step in canary["steps"]:
+        if "setWeight" in step:
+            steps.append(Step("weight"))
+        elif "pause" in step:
+            duration = step["pause"].get("duration")
+            steps.append(Step("pause", go_seconds(duration)) if duration else Step("manual"))
+        elif "analysis" in step:
+            (template,) = step["analysis"]["templates"]
+            steps.append(Step("analysis", template=template["templateName"]))
+        else:
+            raise ValueError(f"unsupported step {step}")
+    background = canary.get("analysis")
+    if background is not None:
+        if background.get("startingStep", 0) != 0:
+            raise ValueError("the benchmark starts the background analysis with the rollout")
+        (template,) = background["templates"]
+        return steps, template["templateName"]
+    return steps, None
+
+
+# ---- one rollout mode: templates + steps, and how its measurements are computed -------------
+
+
+@dataclass
+class Mode:
+    """A rendered rollout (new judge or reference) of one service on one stack."""
+
+    label: str
+    steps: list[Step]
+    background: str | None
+    templates: dict[str, Template]
+    queries: dict[str, JudgeQuery | ReferenceQuery]  # rendered query text -> its model
+    grid: float  # seconds between possible measurement times
+    horizon: int  # grid points simulated
+    longest_analysis: float  # seconds to the last measurement the steps can take
+
+    def evidence(self, query: str, canary: Counters, stable: Counters, grid: StepGrid,
+                 t: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        q = self.queries[query]
+        if isinstance(q, JudgeQuery):
+            return judge_evidence(q, canary, stable, grid, t)
+        return reference_evidence(q, canary, t)
+
+    def gate_deadline(self) -> float:
+        """Seconds from the rollout's start to the first gate's last measurement."""
+        seconds = 0.0
+        for step in self.steps:
+            if step.kind == "pause":
+                seconds += step.seconds
+            elif step.kind == "analysis" and not is_freeze(self.templates[step.template]):
+                metrics = self.templates[step.template].metrics
+                return seconds + max(((m.count or 1) - 1) * m.interval for m in metrics)
+        return seconds
+
+
+def _grid_of(steps: list[Step], templates: dict[str, Template]) -> float:
+    values = [int(s.seconds) for s in steps if s.kind == "pause"]
+    values += [int(m.interval) for t in templates.values() for m in t.metrics if m.interval]
+    return float(math.gcd(*values))
+
+
+def _longest(steps: list[Step], templates: dict[str, Template]) -> float:
+    seconds = 0.0
+    for step in steps:
+        if step.kind == "pause":
+            seconds += step.seconds
+        elif step.kind == "analysis":
+            metrics = templates[step.template].metrics
+            seconds += max(((m.count or 1) - 1) * m.interval for m in metrics)
+    return seconds
+
+
+def new_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack: StackConfig) -> Mode:
+    b = bodies(service, namespace, slos, stack)
+    scrape = go_seconds(stack.prometheus.scrape_interval)
+    templates = {body["metadata"]["name"]: Template.from_rendered(body)
+                 for body in b.templates.values()}
+    steps, background = rollout_steps(b.rollout(b.image)["spec"]["strategy"]["canary"])
+    queries: dict[str, JudgeQuery | ReferenceQuery] = {}
+    for template in templates.values():
+        for metric in template.metrics:
+            if metric.query in queries or metric.query.startswith("min("):
+                continue
+            for gate in b.gates:
+                try:
+                    queries[metric.query] = JudgeQuery.parse(metric.query, gate, scrape)
+                    break
+                except ValueError:
+                    continue
+            else:
+                raise ValueError(f"no gate renders the query of {metric.name}")
+    return _mode("new judge", steps, background, templates, queries)
+
+
+def reference_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack_name: str,
+                   address: str) -> Mode:
+    ref = reference_bodies(service, namespace, slos, stack_name, address)
+    templates = {body["metadata"]["name"]: Template.from_rendered(body)
+                 for body in ref.templates.values()}
+    steps, background = rollout_steps(ref.canary)
+    queries: dict[str, JudgeQuery | ReferenceQuery] = {}
+    for template in templates.values():
+        for metric in template.metrics:
+            if metric.query.startswith("min(") or metric.query in queries:
+                continue
+            slo = next(s for s in slos if s.slo.name == metric.name)
+            queries[metric.query] = ReferenceQuery.parse(metric.query, slo)
+    return _mode(f"reference ({REFERENCE_COMMIT})", steps, background, templates, queries)
+
+
+def _mode(label: str, steps: list[Step], background: str | None,
+          templates: dict[str, Template], queries: dict[str, JudgeQuery | ReferenceQuery]) -> Mode:
+    grid = _grid_of(steps, templates)
+    longest = _longest(steps, templates)
+    return Mode(label, steps, background, templates, queries, grid,
+                int(longest // grid) + 2, longest)
+
+
+def phases_of(mode: Mode, canary: Counters, stable: Counters, grid: StepGrid) -> dict[str, Any]:
+    """Every metric's measurement phase at every grid time, keyed by (template, metric)."""
+    runs = len(canary.t0)
+    t = np.broadcast_to(np.arange(mode.horizon) * mode.grid, (runs, mode.horizon))
+    cache: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+    out: dict[str, Any] = {}
+    for template in mode.templates.values():
+        for metric in template.metrics:
+            if metric.query.startswith("min("):  # the budget freeze: a constant remaining budget
+                env = Env([np.full(t.shape, FREEZE_BUDGET_REMAINING)], np.ones(t.shape, int))
+            else:
+                if metric.query not in cache:
+                    cache[metric.query] = mode.evidence(metric.query, canary, stable, grid, t)
+                present, vector = cache[metric.query]
+                env = Env(vector, np.where(present, len(vector), 0))
+            out[f"{template.name}/{metric.name}"] = metric.measure(env)
+    return out
+
+
+def simulate_rollout(mode: Mode, phases: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """(outcome, time in seconds, first gate's end or NEVER, error measurements) per run."""
+    runs = next(iter(phases.values())).shape[0]
+
+    def analysis(name: str, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        template = mode.templates[name]
+        outcomes = [
+            metric_outcome(m, phases[f"{name}/{m.name}"], start,
+                           max(1, round(m.interval / mode.grid)), mode.horizon)
+            for m in template.metrics
+        ]
+        return run_outcome(template.metrics, outcomes)
+
+    at = np.zeros(runs, dtype=np.int64)
+    outcome = np.full(runs, UNDECIDED)
+    when = np.full(runs, NEVER)
+    first_gate = np.full(runs, NEVER)
+    gates_seen = 0
+    for step in mode.steps:
+        active = outcome == UNDECIDED
+        if step.kind == "pause":
+            at = at + round(step.seconds / mode.grid)
+        elif step.kind == "manual":
+            outcome = np.where(active, PROMOTE, outcome)
+            when = np.where(active, at, when)
+            break
+        elif step.kind == "analysis":
+            end, phase = analysis(step.template, at)
+            if not is_freeze(mode.templates[step.template]):
+                if gates_seen == 0:
+                    first_gate = np.where(active & (phase == SUCCESSFUL), end, NEVER)
+                gates_seen += 1
+            if (active & (phase == RUNNING)).any():
+                raise RuntimeError(f"{step.template} still running at the horizon")
+            stop = np.where(phase >= ERROR, ABORT, PAUSE)
+            halted = active & (phase != SUCCESSFUL)
+            outcome = np.where(halted, stop, outcome)
+            when = np.where(halted, end, when)
+            at = np.where(active & (phase == SUCCESSFUL), end, at)
+    active = outcome == UNDECIDED
+    outcome = np.where(active, PROMOTE, outcome)
+    when = np.where(active, at, when)
+    if mode.background:
+        end, phase = analysis(mode.background, np.zeros(runs, dtype=np.int64))
+        verdict = np.where(phase >= ERROR, ABORT, np.where(phase == INCONCLUSIVE, PAUSE, -1))
+        acts = (verdict >= 0) & ((end < when) | ((end == when) & (verdict > outcome)))
+        outcome = np.where(acts, verdict, outcome)
+        when = np.where(acts, end, when)
+    errors = sum(int((p == ERROR).sum()) for p in phases.values())
+    return outcome, _seconds_or_nan(when, mode.grid), _seconds_or_nan(first_gate, mode.grid), \
+        np.array([errors])
+
+
+def _seconds_or_nan(index: np.ndarray, grid: float) -> np.ndarray:
+    return np.where(index >= NEVER, np.nan, index.astype(np.float64) * grid)
+
+
+def is_freeze(template: Template) -> bool:
+    """prod's budget-freeze step: its query reads the recorded budget, not the canary."""
+    return all(m.query.startswith("min(") for m in template.metrics)
+
+
+# ---- traffic -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    kind: str  # "m", "shared", "idle"
+    rate: float  # canary requests per minute
+    m: float  # canary's multiple of the budget
+    stable_m: float
+
+    @property
+    def title(self) -> str:
+        if self.kind == "shared":
+            return f"shared {self.m:g}x"
+        if self.kind == "idle":
+            return "idle"
+        return f"m={self.m:g}"
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    e: float  # per-request 5xx probability
+    s: float  # per-request slow probability
+
+
+def probabilities(slos: list[ResolvedSlo], m: float) -> Probabilities:
+    gated = judge.gated(slos)
+    errors = [s.budget for s in gated if not s.events.is_latency]
+    latency = [s.budget for s in gated if s.events.is_latency]
+    return Probabilities(
+        e=min(m * min(errors), 1.0) if errors else 0.0,
+        s=min(m * min(latency), 1.0) if latency else 0.0,
+    )
+
+
+def sample_counters(
+    rng: np.random.Generator, runs: int, per_second: float, p: Probabilities, t0: np.ndarray,
+    step: float, samples: int, history: float,
+) -> Counters:
+    """Poisson requests between scrapes, binomial 5xx and slow ones; counters from ``history``
+    seconds of the same traffic before time 0 (0 for new pods)."""
+    widths = np.full((runs, samples), step)
+    widths[:, 0] = t0 + history
+    requests = rng.poisson(per_second * widths).astype(np.float64)
+    errors = rng.binomial(requests.astype(np.int64), p.e).astype(np.float64)
+    slow = rng.binomial(requests.astype(np.int64), p.s).astype(np.float64)
+    count = np.cumsum(requests, axis=1)
+    err = np.cumsum(errors, axis=1)
+    fast = count - np.cumsum(slow, axis=1)
+    ok = count - err
+    exists = count >= 1
+
+    def series(v: np.ndarray, there: np.ndarray) -> np.ndarray:
+        return np.where(there, v, np.nan)
+
+    return Counters(t0=t0, step=step, values={
+        OK: series(ok, ok >= 1), ERR: series(err, err >= 1),
+        COUNT: series(count, exists), FAST: series(fast, exists),
+    })
+
+
+@dataclass
+class CellResult:
+    stack: str
+    service: str
+    cell: Cell
+    runs: int
+    outcomes: dict[str, np.ndarray]  # mode label -> outcome per run
+    times: dict[str, np.ndarray]  # seconds
+    first_gate: dict[str, np.ndarray]
+    errors: dict[str, int]
+    seconds: float
+
+
+@cache
+def _stack(stack_name: str) -> tuple[StackConfig, dict[str, list[ResolvedSlo]]]:
+    stack = load_stack_file(ROOT / f"Pulumi.{stack_name}.yaml")
+    slos = by_service(resolve_all(load_catalogue(ROOT / stack.catalogue)))
+    return stack, slos
+
+
+@cache
+def modes_for(stack_name: str, service: str) -> tuple[Mode, Mode]:
+    stack, slos = _stack(stack_name)
+    mine = slos[service]
+    namespace = mine[0].service.namespace
+    return (
+        new_mode(service, namespace, mine, stack),
+        reference_mode(service, namespace, mine, stack_name, stack.prometheus.address),
+    )
+
+
+def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
+                  seed: Sequence[int]) -> CellResult:
+    started = time.perf_counter()
+    stack, slos = _stack(stack_name)
+    modes = modes_for(stack_name, service)
+    scrape = float(go_seconds(stack.prometheus.scrape_interval))
+    rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
+    canary_p = probabilities(slos[service], cell.m)
+    stable_p = probabilities(slos[service], cell.stable_m)
+    stable_rate = cell.rate * STABLE_TRAFFIC if cell.kind != "idle" else IDLE_STABLE_RATE
+    horizon_seconds = max(m.horizon * m.grid for m in modes)
+    outcomes: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
+    times: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
+    gates: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
+    errors = {m.label: 0 for m in modes}
+    done = 0
+    while done < runs:
+        n = min(BATCH, runs - done)
+        canary_phase = rng.uniform(0, scrape, n)
+        stable_phase = rng.uniform(0, scrape, n)
+        epoch_phase = rng.uniform(0, 60.0, n)
+        samples = int(horizon_seconds // scrape) + 2
+        canary = sample_counters(rng, n, cell.rate / 60, canary_p, canary_phase, scrape,
+                                 samples, 0.0)
+        lead = 6  # stable samples before the canary starts (a rate window reaches back)
+        stable = sample_counters(rng, n, stable_rate / 60, stable_p,
+                                 stable_phase - lead * scrape, scrape, samples + lead,
+                                 STABLE_HISTORY_SECONDS)
+        for mode in modes:
+            steps = StepGrid(60.0, epoch_phase, int(mode.horizon * mode.grid // 60) + 2)
+            phases = phases_of(mode, canary, stable, steps)
+            outcome, when, first_gate, errs = simulate_rollout(mode, phases)
+            outcomes[mode.label].append(outcome)
+            times[mode.label].append(when)
+            gates[mode.label].append(first_gate)
+            errors[mode.label] += int(errs[0])
+        done += n
+    return CellResult(
+        stack=stack_name, service=service, cell=cell, runs=runs,
+        outcomes={k: np.concatenate(v) for k, v in outcomes.items()},
+        times={k: np.concatenate(v) for k, v in times.items()},
+        first_gate={k: np.concatenate(v) for k, v in gates.items()},
+        errors=errors, seconds=time.perf_counter() - started,
+    )
+
+
+def _task(args: tuple[str, str, Cell, int, tuple[int, ...]]) -> CellResult:
+    return simulate_cell(*args)
+
+
+# ---- statistics, report, targets ---------------------------------------------------------------
+
+
+def clopper_pearson(x: int, n: int) -> tuple[float, float]:
+    low = 0.0 if x == 0 else float(beta_distribution.ppf(0.025, x, n - x + 1))
+    high = 1.0 if x == n else float(beta_distribution.ppf(0.975, x + 1, n - x))
+    return low, high
+
+
+@dataclass
+class Summary:
+    n: int
+    counts: dict[int, int]
+    median_abort: float  # minutes, nan when none
+    median_promote: float
+    p99_promote: float
+
+    def p(self, outcome: int) -> float:
+        return self.counts.get(outcome, 0) / self.n
+
+    def ci(self, outcome: int) -> tuple[float, float]:
+        return clopper_pearson(self.counts.get(outcome, 0), self.n)
+
+
+def summarise(outcome: np.ndarray, when: np.ndarray) -> Summary:
+    counts = {k: int((outcome == k).sum()) for k in (PROMOTE, PAUSE, ABORT, UNDECIDED)}
+    minutes = when / 60
+
+    def median(k: int) -> float:
+        chosen = minutes[outcome == k]
+        return float(np.median(chosen)) if len(chosen) else math.nan
+
+    promoted = minutes[outcome == PROMOTE]
+    p99 = float(np.quantile(promoted, 0.99)) if len(promoted) else math.nan
+    return Summary(len(outcome), counts, median(ABORT), median(PROMOTE), p99)
+
+
+def zone(stack: StackConfig, cell: Cell) -> str:
+    cfg = stack.delivery.analysis
+    if cell.kind != "m":
+        return cell.kind
+    if cell.m <= cfg.pass_burn_rate:
+        return "good"
+    if cell.m >= cfg.fail_burn_rate:
+        return "bad"
+    return "indiff"
+
+
+def needed_requests(stack_name: str, service: str, cell: Cell) -> float:
+    """Wald's requests the test needs at the cell's ratios: max over the service's gates."""
+    stack, slos = _stack(stack_name)
+    p = probabilities(slos[service], cell.m)
+    gates = judge.gates(slos[service], stack.delivery.analysis)
+    return max(judge.expected_requests(g, p.s if g.slo.events.is_latency else p.e)
+               for g in gates)
+
+
+def cells_for(quick: bool) -> list[Cell]:
+    rates = (20, 300, 5000) if quick else RATES
+    multiples = (0, 1, 10, 50) if quick else MULTIPLES
+    cells = [Cell("m", r, m, STABLE_MULTIPLE) for m in multiples for r in rates]
+    cells += [Cell("shared", r, INCIDENT_MULTIPLE, INCIDENT_MULTIPLE) for r in rates]
+    cells.append(Cell("idle", 0.0, 0.0, STABLE_MULTIPLE))
+    return cells
+
+
+def runs_for(stack: StackConfig, cell: Cell, good_runs: int) -> int:
+    if zone(stack, cell) == "good":
+        return good_runs
+    if cell.kind == "idle":
+        return max(50, good_runs // 20)
+    return max(100, good_runs // 4)
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:.2f}"
+
+
+def _ci(s: Summary, outcome: int) -> str:
+    low, high = s.ci(outcome)
+    return f"{_pct(s.p(outcome)):>6} [{_pct(low)}-{_pct(high)}]"
+
+
+def _minutes(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v:.1f}"
+
+
+def _step_text(step: Step) -> str:
+    if step.kind == "pause":
+        return f"pause {step.seconds:g}s"
+    if step.kind == "manual":
+        return "pause {} (manual gate)"
+    if step.kind == "analysis":
+        return step.template
+    return "setWeight"
+
+
+def describe_mode(mode: Mode) -> list[str]:
+    lines = [f"  {mode.label}: steps " + ", ".join(_step_text(s) for s in mode.steps)]
+    for template in mode.templates.values():
+        for m in template.metrics:
+            lines.append(
+                f"    {template.name}/{m.name}: interval {m.interval:g}s count {m.count} "
+                f"consecutiveSuccessLimit {m.consecutive_success_limit} failureLimit "
+                f"{m.failure_limit} inconclusiveLimit {m.inconclusive_limit} "
+                f"consecutiveErrorLimit {m.consecutive_error_limit}"
+                f"{' dryRun' if m.dry_run else ''}")
+    lines.append(f"    background: {mode.background}; last possible measurement "
+                 f"{mode.longest_analysis / 60:.1f} min after the start")
+    return lines
+
+
+@dataclass
+class TargetLine:
+    name: str
+    met: bool
+    figure: str
+
+    def render(self) -> str:
+        return f"target {self.name}: {'met' if self.met else 'missed'} ({self.figure})"
+
+
+def evaluate_targets(results: list[CellResult], stacks: Sequence[str]) -> list[TargetLine]:
+    new = "new judge"
+    by = [(r, summarise(r.outcomes[new], r.times[new])) for r in results]
+    stack_cfg = {s: _stack(s)[0] for s in stacks}
+    lines = []
+
+    good = [(r, s) for r, s in by if zone(stack_cfg[r.stack], r.cell) == "good"]
+    worst_p = max(good, key=lambda rs: rs[1].p(ABORT))
+    worst_hi = max(good, key=lambda rs: rs[1].ci(ABORT)[1])
+    met = all(s.p(ABORT) <= 0.001 and s.ci(ABORT)[1] <= 0.003 for _, s in good)
+    lines.append(TargetLine(
+        "good-canaries-rarely-aborted", met and bool(good),
+        f"{len(good)} cells; highest P(abort) {_pct(worst_p[1].p(ABORT))}% at "
+        f"{_where(worst_p[0])}; highest 95% upper bound {_pct(worst_hi[1].ci(ABORT)[1])}% at "
+        f"{_where(worst_hi[0])}; need <= 0.10% and <= 0.30%"))
+
+    bad = [(r, s) for r, s in by if zone(stack_cfg[r.stack], r.cell) == "bad"]
+    reach = [(r, s) for r, s in bad if reaches(r)]
+    worst_promote = max(bad, key=lambda rs: rs[1].p(PROMOTE))
+    worst_abort = min(reach, key=lambda rs: rs[1].p(ABORT)) if reach else None
+    met = all(s.p(PROMOTE) <= 0.01 for _, s in bad) and all(
+        s.p(ABORT) >= 0.99 for _, s in reach)
+    lines.append(TargetLine(
+        "bad-canaries-stopped", met and bool(bad),
+        f"{len(bad)} cells; highest P(promote) {_pct(worst_promote[1].p(PROMOTE))}% at "
+        f"{_where(worst_promote[0])} (need <= 1%); lowest P(abort) where the rollout gives the "
+        f"test its requests ({len(reach)} cells) "
+        + (f"{_pct(worst_abort[1].p(ABORT))}% at {_where(worst_abort[0])}" if worst_abort
+           else "-") + " (need >= 99%)"))
+
+    fast = []
+    for r, s in bad:
+        limit = None
+        if r.cell.m >= 50 and r.cell.rate >= 50:
+            limit = 2.0
+        if r.cell.rate >= 300:
+            limit = min(limit or math.inf, 3.0 if r.stack == "dev" else 5.0)
+        if limit is not None:
+            fast.append((r, s, limit))
+    slowest = max(fast, key=lambda x: (math.inf if math.isnan(x[1].median_abort)
+                                       else x[1].median_abort - x[2]))
+    met = all(not math.isnan(s.median_abort) and s.median_abort <= lim for _, s, lim in fast)
+    lines.append(TargetLine(
+        "fast-aborts", met and bool(fast),
+        f"{len(fast)} cells; closest to its limit: median {_minutes(slowest[1].median_abort)} "
+        f"min at {_where(slowest[0])} (limit {slowest[2]:g} min); limits 3 min dev / 5 min prod "
+        "at >= 10x and >= 300 req/min, 2 min at 50x and >= 50 req/min"))
+
+    idle = [(r, s) for r, s in by if r.cell.kind == "idle"]
+    promoted = sum(s.counts.get(PROMOTE, 0) for _, s in idle)
+    lines.append(TargetLine(
+        "idle-canary-never-promoted", promoted == 0 and bool(idle),
+        f"{promoted} promotions in {sum(s.n for _, s in idle)} idle runs over {len(idle)} "
+        f"rollouts; outcome: " + ", ".join(sorted({
+            f"{OUTCOME_NAMES[k]} {_pct(s.p(k))}%" for _, s in idle for k in s.counts
+            if s.counts[k]}))))
+
+    perfect = [(r, s) for r, s in by if r.cell.kind == "m" and r.cell.m == 0
+               and r.cell.rate == 20]
+    parts, met = [], bool(perfect)
+    for r, s in perfect:
+        mode = modes_for(r.stack, r.service)[0]
+        gate = r.first_gate[new]
+        passed = gate[~np.isnan(gate)] / 60
+        p_gate = float(np.median(passed)) if len(passed) else math.nan
+        parts.append(f"{r.stack}/{r.service} {_pct(s.p(PROMOTE))}% promoted, first gate passed "
+                     f"at median {_minutes(p_gate)} min (its wait ends at "
+                     f"{mode.gate_deadline() / 60:.1f} min), promoted at median "
+                     f"{_minutes(s.median_promote)} min")
+        met &= s.p(PROMOTE) >= 0.99
+    lines.append(TargetLine("perfect-canary-promoted", met,
+                            "; ".join(parts) + "; need >= 99% promoted at 20 req/min"))
+
+    shared = [(r, s) for r, s in by if r.cell.kind == "shared"]
+    worst = min(shared, key=lambda rs: rs[1].p(PAUSE))
+    met = all(s.p(PAUSE) >= 0.99 for _, s in shared)
+    lines.append(TargetLine(
+        "shared-incident-pauses", met and bool(shared),
+        f"{len(shared)} cells; lowest P(pause) {_pct(worst[1].p(PAUSE))}% "
+        f"(abort {_pct(worst[1].p(ABORT))}%) at {_where(worst[0])}; need >= 99%"))
+    return lines
+
+
+def _where(r: CellResult) -> str:
+    return f"{r.stack}/{r.service} {r.cell.title} {r.cell.rate:g}/min"
+
+
+def available_requests(r: CellResult) -> float:
+    mode = modes_for(r.stack, r.service)[0]
+    return r.cell.rate * mode.longest_analysis / 60
+
+
+def reaches(r: CellResult) -> bool:
+    return available_requests(r) >= needed_requests(r.stack, r.service, r.cell)
+
+
+def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_runs: int,
+           seed: int, elapsed: float, jobs: int) -> tuple[str, list[TargetLine]]:
+    out = []
+    today = datetime.date.today().isoformat()
+    out.append(f"Canary judgement benchmark ({'QUICK smoke run' if quick else 'full run'}), "
+               f"{today}, seed {seed}, {good_runs} runs per good-canary cell, "
+               f"{elapsed:.0f} s on {jobs} process(es); Python {platform.python_version()}, "
+               f"numpy {np.__version__}")
+    out.append("Semantics: Argo Rollouts v1.9.1 analysis; Prometheus 2.42 (closed range "
+               "selectors [t-w, t], 2.42 extrapolatedRate, subquery steps at multiples of the "
+               "step since the epoch); see the module docstring for the model.")
+    if quick:
+        out.append("QUICK: fewer runs and cells; these figures are not the targets' evidence. "
+                   "The targets below are still evaluated on what was measured.")
+    out.append("P(...) in %, [95% Clopper-Pearson interval]; times in minutes from the "
+               "rollout's start (median); need = requests Wald's approximation says the test "
+               "needs at the cell's ratios (max over gates); avail = canary requests by the last "
+               "measurement the rollout can take; ref = reference templates (84bbf00) on the "
+               "same runs.")
+    errors = sum(e for r in results for e in r.errors.values())
+    out.append(f"Error measurements (evaluation errors) in all runs: {errors}")
+    new, ref_label = "new judge", None
+    for stack_name in stacks:
+        stack = _stack(stack_name)[0]
+        out.append("")
+        out.append(f"=== stack {stack_name} (passBurnRate {stack.delivery.analysis.pass_burn_rate:g}"
+                   f", failBurnRate {stack.delivery.analysis.fail_burn_rate:g}; cells: good m <= "
+                   "pass, bad m >= fail)")
+        for service in CATALOGUE_SERVICES:
+            mine = [r for r in results if r.stack == stack_name and r.service == service]
+            if not mine:
+                continue
+            modes = modes_for(stack_name, service)
+            ref_label = modes[1].label
+            slos = _stack(stack_name)[1][service]
+            gates = judge.gates(slos, stack.delivery.analysis)
+            out.append("")
+            out.append(f"--- {stack_name}/{service}: gates " + ", ".join(
+                f"{g.name} (budget {g.slo.budget:.2%}, good {g.hypotheses.good:g}, bad "
+                f"{g.hypotheses.bad:g}, abort {g.abort:.2f}, accept {g.accept:.2f})"
+                for g in gates))
+            p1 = probabilities(slos, 1)
+            out.append(f"    canary at m x budget: 5xx ratio e = m x {p1.e:g}, slow ratio "
+                       f"s = min(m x {p1.s:g}, 1); stable at {STABLE_MULTIPLE:g}x unless shared")
+            for mode in modes:
+                out.extend(describe_mode(mode))
+            header = (f"    {'cell':<12}{'rpm':>5}{'runs':>6} {'zone':<7}| "
+                      f"{'abort':<20}{'pause':<21}{'promote':<21}{'t_abort':>8}{'t_prom':>7} | "
+                      f"{'need':>7}{'avail':>8} | ref: {'abort':>6}{'pause':>7}{'promote':>8}"
+                      f"{'t_abort':>8}{'t_prom':>7}")
+            for title, chosen in (
+                ("targeted cells", [r for r in mine if zone(stack, r.cell) != "indiff"]),
+                ("indifference zone (no target)",
+                 [r for r in mine if zone(stack, r.cell) == "indiff"]),
+            ):
+                if not chosen:
+                    continue
+                out.append(f"  {title}:")
+                out.append(header)
+                for r in chosen:
+                    s = summarise(r.outcomes[new], r.times[new])
+                    q = summarise(r.outcomes[ref_label], r.times[ref_label])
+                    need = needed_requests(r.stack, r.service, r.cell)
+                    avail = available_requests(r)
+                    mark = "" if avail >= need else "<"
+                    out.append(
+                        f"    {r.cell.title:<12}{r.cell.rate:>5g}{r.runs:>6} "
+                        f"{zone(stack, r.cell):<7}| {_ci(s, ABORT):<20}{_ci(s, PAUSE):<21}"
+                        f"{_ci(s, PROMOTE):<21}{_minutes(s.median_abort):>8}"
+                        f"{_minutes(s.median_promote):>7} | {need:>7.0f}{avail:>7.0f}{mark:1} | "
+                        f"ref: {_pct(q.p(ABORT)):>6}{_pct(q.p(PAUSE)):>7}{_pct(q.p(PROMOTE)):>8}"
+                        f"{_minutes(q.median_abort):>8}{_minutes(q.median_promote):>7}")
+    out.append("")
+    if any(r.stack == "prod" for r in results):
+        out.append("prod: 'promote' = the automated judgement reached the manual gate "
+                   "(pause {}); a human promotes to 100%.")
+    out.append("avail marked '<': the rollout's longest analysis gives the canary fewer requests "
+               "than the test needs at that ratio.")
+    out.append("")
+    lines = evaluate_targets(results, stacks)
+    out.extend(line.render() for line in lines)
+    return "\n".join(out) + "\n", lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: fewer runs and cells")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="runs per good-canary cell (default 8000; --quick 300); other "
+                             "cells get a quarter")
+    parser.add_argument("--seed", type=int, default=20261127)
+    parser.add_argument("--stack", choices=STACKS, action="append",
+                        help="only this stack (repeatable; default both)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    good_runs = args.runs or (300 if args.quick else 8000)
+    stacks = tuple(args.stack or STACKS)
+    tasks = []
+    for si, stack_name in enumerate(STACKS):
+        if stack_name not in stacks:
+            continue
+        stack, slos = _stack(stack_name)
+        for vi, service in enumerate(CATALOGUE_SERVICES):
+            if not judge.gated(slos[service]):
+                continue
+            for ci, cell in enumerate(cells_for(args.quick)):
+                tasks.append((stack_name, service, cell, runs_for(stack, cell, good_runs),
+                              (args.seed, si, vi, ci)))
+    # the longest cells first, so that the two workers finish together
+    tasks.sort(key=lambda t: -t[3] * (2 if t[0] == "prod" else 1))
+    started = time.perf_counter()
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(_task, tasks))
+    else:
+        results = [_task(t) for t in tasks]
+    cells = cells_for(args.quick)
+    results.sort(key=lambda r: (STACKS.index(r.stack), CATALOGUE_SERVICES.index(r.service),
+                                cells.index(r.cell)))
+    elapsed = time.perf_counter() - started
+    text, lines = report(results, stacks, args.quick, good_runs, args.seed, elapsed, args.jobs)
+    sys.stdout.write(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return 0 if all(line.met for line in lines) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""The scenarios every SLO is proven on: outages, burns, recovery, no traffic, absent metrics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from itertools import product
+
+from slo import conventions as names
+from slo import durations
+from slo.model import (
+    GaugeEvents,
+    RatioEvents,
+    ResolvedSlo,
+    minutes_to_fire,
+)
+from slo.proofs.oracle import BACKGROUND_BURN, Model, Timeline
+
+
+@dataclass
+class Check:
+    minute: int
+    alert: str
+    why: str
+
+
+@dataclass
+class Scenario:
+    name: str
+    timeline: Timeline
+    checks: list[Check]
+    step: int = 1  # rule evaluation interval of the test file, in minutes
+    gauge_values: list[float] | None = None
+    without_bad_series: bool = False
+    expr_checks: list[tuple[int, str, float | None]] = field(default_factory=list)
+
+
+def _history_minutes(slo: ResolvedSlo, severity: str | None = None) -> int:
+    """Good history that fills the longest window of the tiers a scenario asserts on."""
+    longs = [t.long_seconds for t in slo.tiers if severity in (None, t.severity)]
+    return max([*longs, 3600]) // 60
+
+
+def _good(slo: ResolvedSlo) -> float:
+    return BACKGROUND_BURN * slo.budget
+
+
+def _page_minutes(
+    slo: ResolvedSlo, error_ratio: float, severity: str = "page", background: float = 0.0
+) -> float:
+    """Earliest time to fire of a severity's tiers, both windows considered."""
+    times = []
+    for tier in slo.tiers:
+        if tier.severity != severity:
+            continue
+        long = minutes_to_fire(tier, error_ratio, background)
+        short = tier.threshold / error_ratio * tier.short_seconds / 60 if error_ratio else math.inf
+        times.append(max(long, short))
+    return min(times, default=math.inf)
+
+
+def scenarios(slo: ResolvedSlo) -> list[Scenario]:
+    history = _history_minutes(slo, "page")
+    long_history = _history_minutes(slo)
+    found: list[Scenario] = []
+    severities = {t.severity for t in slo.tiers}
+    page, ticket = names.ALERT_BURN["page"], names.ALERT_BURN["ticket"]
+
+    if "page" in severities:
+        fire = _page_minutes(slo, 1.0)
+        if math.isfinite(fire):
+            tl = Timeline()
+            tl.add(history, _good(slo))
+            start = tl.add(math.ceil(fire) + 15, 1.0)
+            recovered = tl.add(60, _good(slo))
+            due = start + max(2, math.ceil(fire) + 1)
+            found.append(
+                Scenario(
+                    "a full outage pages within the Workbook's time "
+                    f"({fire * 60:.0f}s at this objective) and clears after recovery",
+                    tl,
+                    [
+                        Check(start - 1, page, "nothing before the outage"),
+                        Check(due, page, f"paging {due - start} min into the outage"),
+                        Check(recovered + 25, page, "still paging while the 30m window is bad"),
+                        Check(recovered + 35, page, "cleared once the short windows are clean"),
+                    ],
+                )
+            )
+        found += _short_outage(slo, history)
+        burn = 10.0
+        if burn * slo.budget <= 1:
+            tl = Timeline()
+            tl.add(history, _good(slo))
+            workbook = _page_minutes(slo, burn * slo.budget)
+            predicted = _page_minutes(slo, burn * slo.budget, background=_good(slo))
+            if math.isfinite(predicted):
+                start = tl.add(math.ceil(predicted) + 30, burn * slo.budget)
+                found.append(
+                    Scenario(
+                        f"a 10x burn pages close to the Workbook's {workbook:.0f} min "
+                        f"({predicted:.0f} min after a history at 0.1x)",
+                        tl,
+                        [
+                            Check(start + math.floor(predicted) - 10, page, "not yet paging"),
+                            Check(start + math.ceil(predicted) + 10, page, "paging"),
+                        ],
+                    )
+                )
+    if "ticket" in severities and 2 * slo.budget <= 1:
+        tl = Timeline()
+        tl.add(long_history, _good(slo))
+        predicted = _page_minutes(slo, 2 * slo.budget, "ticket", background=_good(slo))
+        start = tl.add(math.ceil(predicted) + 120, 2 * slo.budget)
+        checks = [Check(start + hours * 60, page, "a 2x burn never pages") for hours in (1, 6, 24)]
+        checks += [
+            Check(start + math.floor(predicted) - 60, ticket, "no ticket yet"),
+            Check(start + math.ceil(predicted) + 60, ticket, "a 2x burn opens a ticket"),
+            Check(tl.end, page, "still no page at the end"),
+        ]
+        found.append(
+            Scenario(f"a 2x burn opens a ticket after {predicted / 60:.1f} h", tl, checks, step=5)
+        )
+    tl = Timeline()
+    tl.add(long_history, _good(slo))
+    start = tl.add(3 * 1440, 0.9 * slo.budget)
+    found.append(
+        Scenario(
+            "a 0.9x burn for three days raises nothing",
+            tl,
+            [
+                Check(start + day * 1440, alert, f"quiet after {day} day(s)")
+                for day in (1, 2, 3)
+                for alert in (page, ticket, names.ALERT_ABSENT)
+            ],
+            step=5,
+        )
+    )
+    if slo.events.counts_traffic:
+        tl = Timeline()
+        tl.add(history, _good(slo))
+        start = tl.add(180, _good(slo), rpm=0.0)
+        found.append(
+            Scenario(
+                "zero traffic is not an outage: no alert, and no SLI sample instead of NaN",
+                tl,
+                [
+                    Check(start + m, a, "quiet")
+                    for m in (30, 179)
+                    for a in (page, ticket, names.ALERT_ABSENT)
+                ],
+                expr_checks=[
+                    (start + 30, names.error_ratio(names.BASE_WINDOW), None),
+                    (start + 120, names.error_ratio(_longest_raw_window(slo)), None),
+                ],
+            )
+        )
+    tl = Timeline()
+    tl.add(history, _good(slo))
+    stop = tl.add(60, None)
+    wait = durations.parse(slo.alerting.absent_for) // 60
+    found.append(
+        Scenario(
+            "absent metrics raise SLOMetricsAbsent and nothing else",
+            tl,
+            [
+                Check(stop + 2, names.ALERT_ABSENT, "not before the series go stale"),
+                Check(stop + wait + 10, names.ALERT_ABSENT, "absent after the wait"),
+                Check(stop + wait + 10, page, "no page for missing data"),
+                Check(stop + wait + 10, ticket, "no ticket for missing data"),
+            ],
+        )
+    )
+    if isinstance(slo.events, RatioEvents) and slo.events.bad_selector is not None:
+        tl = Timeline()
+        tl.add(history, 0.0)
+        found.append(
+            Scenario(
+                "a service that never failed has an SLI of 0, not a gap",
+                tl,
+                [],
+                expr_checks=[
+                    (history, names.error_ratio(names.BASE_WINDOW), 0.0),
+                    (history, names.error_ratio(_longest_raw_window(slo)), 0.0),
+                    (history, names.error_ratio(slo.windows()[-1]), 0.0),
+                    (history, names.ERROR_RATIO_PERIOD, 0.0),
+                ],
+            )
+        )
+        found[-1].without_bad_series = True
+    if isinstance(slo.events, GaugeEvents):
+        for sc in found:
+            sc.gauge_values = _gauge_pattern(sc.timeline)
+    return found
+
+
+def _longest_raw_window(slo: ResolvedSlo) -> str:
+    raw = [w for w in slo.windows() if durations.parse(w) <= names.RAW_WINDOW_MAX_SECONDS]
+    return raw[-1]
+
+
+def _short_outage(slo: ResolvedSlo, history: int) -> list[Scenario]:
+    """An outage that only the 1h tier catches, to show that tier clears in about 5 minutes."""
+    page_tiers = sorted(
+        (t for t in slo.tiers if t.severity == "page"), key=lambda t: t.long_seconds
+    )
+    if len(page_tiers) < 2:
+        return []
+    fast = page_tiers[0]
+    page = names.ALERT_BURN["page"]
+    for error_ratio in (1.0, 0.5, 0.2, 0.1, 0.05):
+        for minutes in range(1, fast.long_seconds // 60):
+            tl = Timeline()
+            tl.add(history, _good(slo))
+            start = tl.add(minutes, error_ratio)
+            recovered = tl.add(120, _good(slo))
+            model = Model(slo, tl, None)
+            fast_fired = model.tier_fires(fast, recovered, 0, 5)
+            slow_quiet = all(
+                not model.tier_fires(t, m, s, b)
+                for t in page_tiers[1:]
+                for m in range(start, tl.end + 1)
+                for s, b in product((-1, 0, 1), (5,))
+            )
+            if fast_fired and slow_quiet and model.robust(page, recovered) is True:
+                clear = recovered + fast.short_seconds // 60 + 2
+                return [
+                    Scenario(
+                        f"a {minutes} min outage at {error_ratio:.0%} errors pages on the "
+                        f"{fast.long_window} tier only and clears within its "
+                        f"{fast.short_window} short window",
+                        tl,
+                        [
+                            Check(recovered, page, "paging when the outage ends"),
+                            Check(clear, page, f"cleared {clear - recovered} min after recovery"),
+                        ],
+                    )
+                ]
+            if not slow_quiet:
+                break
+    return []
+
+
+def _gauge_pattern(timeline: Timeline) -> list[float]:
+    """0/1 samples whose share of zeros follows the timeline's error ratio, evenly spread."""
+    values, debt = [], 0.0
+    for total, bad in zip(timeline.total, timeline.bad, strict=True):
+        ratio = bad / total if total else 0.0
+        debt += ratio
+        if debt >= 1.0 - 1e-9:
+            values.append(0.0)
+            debt -= 1.0
+        else:
+            values.append(1.0)
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering the test file.
