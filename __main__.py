@@ -17,6 +17,7 @@ from components.argo_rollouts import ArgoRollouts
 from components.canary_service import CanaryService, CanaryServiceArgs
 from components.slo_bundle import SloBundle, SloBundleArgs
 from components.slo_dashboard import SloDashboard, SloDashboardArgs
+from delivery.analysis import evidence_window
 from delivery.canary import bodies
 from delivery.config import (
     PROJECT,
@@ -26,8 +27,10 @@ from delivery.config import (
     parse_stack,
 )
 from delivery.docs import plan, plan_lines
+from delivery.judge import gates
+from slo.dashboards import CanaryStatistic
 from slo.loader import load_catalogue
-from slo.model import resolve_all
+from slo.model import ResolvedSlo, resolve_all
 from slo.problems import ConfigError
 from slo.rules import by_service
 
@@ -126,7 +129,10 @@ def main() -> None:
         )
         rollouts[service.name] = canary.rollout_name
 
-    dashboard = SloDashboard("slo-dashboards", SloDashboardArgs(slos, stack.grafana, token))
+    dashboard = SloDashboard(
+        "slo-dashboards",
+        SloDashboardArgs(slos, stack.grafana, token, statistics=canary_statistics(stack, grouped)),
+    )
 
     pulumi.export("environment", stack.environment)
     pulumi.export("rollouts", rollouts)
@@ -140,6 +146,22 @@ def main() -> None:
     pulumi.export("canaryPlan", plans)
     pulumi.export("dashboardUids", dashboard.uids)
     pulumi.export("dashboardUrls", dashboard.urls)
+
+
+def canary_statistics(
+    stack: StackConfig, grouped: dict[str, list[ResolvedSlo]]
+) -> dict[str, dict[str, CanaryStatistic]]:
+    """The judge's hypotheses and boundaries per deployed service and SLO, for the dashboards."""
+    lookback = evidence_window(stack.delivery)
+    return {
+        service: {
+            gate.name: CanaryStatistic(
+                gate.hypotheses.good, gate.hypotheses.bad, gate.abort, gate.accept, lookback
+            )
+            for gate in gates(grouped[service], stack.delivery.analysis)
+        }
+        for service in stack.services
+    }
 
 
 def _promoted(stack: StackConfig, healthy: Any, source: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ ConfigMaps that the Grafana sidecar loads.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -27,13 +27,17 @@ class SloDashboardArgs:
     slos: list[ResolvedSlo]
     grafana: GrafanaConfig
     token: pulumi.Input[str] | None = None
+    # per service and SLO, how the stack's canary judge weighs evidence (a dashboard panel)
+    statistics: dict[str, dict[str, dashboards.CanaryStatistic]] = field(default_factory=dict)
 
 
 def rendered(args: SloDashboardArgs) -> dict[str, dict[str, Any]]:
     """Every dashboard by uid: one per service and the fleet overview."""
     uid = args.grafana.datasource_uid
     boards = [
-        dashboards.service_dashboard(slos[0].service, slos, uid)
+        dashboards.service_dashboard(
+            slos[0].service, slos, uid, args.statistics.get(slos[0].service.name)
+        )
         for slos in by_service(args.slos).values()
     ]
     boards.append(dashboards.fleet_dashboard(args.slos, uid))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -61,8 +64,27 @@ def all_expressions(dashboard: Dashboard) -> list[str]:
     return found
 
 
-def service_dashboard(service: Service, slos: list[ResolvedSlo], datasource_uid: str) -> Dashboard:
-    """SLI, budget, burn rate and canary panels for each SLO of ``service``, and its rollout."""
+@dataclass(frozen=True)
+class CanaryStatistic:
+    """How a stack's canary judge weighs one SLO's evidence (from ``delivery.judge``), so the
+    dashboard plots the statistic the AnalysisRuns decide on."""
+
+    good: float
+    bad: float
+    abort: float
+    accept: float
+    lookback: str
+
+
+def service_dashboard(
+    service: Service,
+    slos: list[ResolvedSlo],
+    datasource_uid: str,
+    statistics: Mapping[str, CanaryStatistic] | None = None,
+) -> Dashboard:
+    """SLI, budget, burn rate and canary panels for each SLO of ``service``, and its rollout.
+
+    ``statistics`` (by SLO name) adds a panel of each pod template's verdict statistic."""
     ds = _datasource(datasource_uid)
     builder = (
         _dashboard(dashboard_uid(service.name), f"SLOs: {service.name}")
@@ -80,7 +102,36 @@ def service_dashboard(service: Service, slos: list[ResolvedSlo], datasource_uid:
         builder.with_row(dash.Row(_row_title(slo)))
         for panel in _slo_panels(slo, ds):
             builder.with_panel(panel)
+        if statistics and slo.slo.name in statistics:
+            builder.with_panel(_statistic_panel(slo, statistics[slo.slo.name], ds))
     return _to_dict(builder)
+
+
+def _statistic_panel(
+    slo: ResolvedSlo, statistic: CanaryStatistic, ds: model.DataSourceRef
+) -> timeseries.Panel:
+    """The canary judge's log likelihood ratio per pod template hash, with its boundaries."""
+    total, bad = slo.events.counts(statistic.lookback, by=(CANARY_LABEL,))
+    per_bad = repr(math.log(statistic.bad / statistic.good))
+    per_good = repr(math.log((1 - statistic.bad) / (1 - statistic.good)))
+    expr = f"{bad} * {per_bad} + ({total} - {bad}) * {per_good}"
+    return (
+        _timeseries(f"{slo.slo.name}: canary verdict statistic", ds, 12)
+        .description(
+            f"Evidence that a pod template is a bad release for {slo.slo.name} (good: at most "
+            f"{number(statistic.good * 100)}% bad events, bad: at least "
+            f"{number(statistic.bad * 100)}%). "
+            f"A canary aborts at {number(round(statistic.abort, 3))} and passes a gate at "
+            f"{number(round(statistic.accept, 3))}; see the canary runbook."
+        )
+        .with_target(_query(expr, ds, legend="{{" + CANARY_LABEL + "}}"))
+        .thresholds(_steps(("green", None), ("orange", statistic.accept), ("red", statistic.abort)))
+        .thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.DASHED
+            )
+        )
+    )
 
 
 def fleet_dashboard(slos: list[ResolvedSlo], datasource_uid: str) -> Dashboard:

@@ -57,8 +57,14 @@ def _sum_rate(selector: promql.Selector, window: str) -> str:
     return f"sum(rate({selector.render()}[{window}]))"
 
 
-def _sum_last(selector: promql.Selector, lookback: str) -> str:
-    return f"sum(last_over_time({selector.render()}[{lookback}]))"
+def _sum_last(selector: promql.Selector, lookback: str, by: tuple[str, ...] = ()) -> str:
+    grouping = f" by ({', '.join(by)}) " if by else ""
+    return f"sum{grouping}(last_over_time({selector.render()}[{lookback}]))"
+
+
+def _none_as_zero(expr: str, like: str, by: tuple[str, ...]) -> str:
+    """``expr``, or 0 where it has no series: per group of ``like`` when grouped."""
+    return f"({expr} or 0 * {like})" if by else f"({expr} or vector(0))"
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,9 @@ class Events:
     def bad(self, window: str) -> str:
         raise NotImplementedError
 
-    def counts(self, lookback: str) -> tuple[str, str]:
-        """(all, bad) events counted by series that existed in the last ``lookback``.
+    def counts(self, lookback: str, by: tuple[str, ...] = ()) -> tuple[str, str]:
+        """(all, bad) events counted by series that existed in the last ``lookback``, summed,
+        or summed ``by`` labels (one pair per pod template hash, say).
 
         Summing each series' last value counts every event exactly once, without the
         extrapolation of ``increase()``, for series that start at zero (a new pod's counters).
@@ -133,12 +140,13 @@ class RatioEvents(Events):
         good = _sum_rate(self.good_selector, window)
         return f"{self.total(window)} - ({good} or vector(0))"
 
-    def counts(self, lookback: str) -> tuple[str, str]:
-        total = _sum_last(self.total_selector, lookback)
+    def counts(self, lookback: str, by: tuple[str, ...] = ()) -> tuple[str, str]:
+        total = _sum_last(self.total_selector, lookback, by)
         if self.bad_selector is not None:
-            return total, f"({_sum_last(self.bad_selector, lookback)} or vector(0))"
+            return total, _none_as_zero(_sum_last(self.bad_selector, lookback, by), total, by)
         assert self.good_selector is not None
-        return total, f"({total} - ({_sum_last(self.good_selector, lookback)} or vector(0)))"
+        good = _none_as_zero(_sum_last(self.good_selector, lookback, by), total, by)
+        return total, f"({total} - {good})"
 
     def describe(self) -> str:
         word = "bad" if self.bad_selector else "good"
@@ -179,8 +187,8 @@ class NativeLatencyEvents(Events):
     def bad(self, window: str) -> str:
         return self._slow(_sum_rate(self.total_selector, window))
 
-    def counts(self, lookback: str) -> tuple[str, str]:
-        histogram = _sum_last(self.total_selector, lookback)
+    def counts(self, lookback: str, by: tuple[str, ...] = ()) -> tuple[str, str]:
+        histogram = _sum_last(self.total_selector, lookback, by)
         return f"histogram_count({histogram})", self._slow(histogram)
 
     def describe(self) -> str:

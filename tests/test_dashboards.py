@@ -399,3 +399,28 @@ def test_a_rule_group_refuses_an_slo_of_another_service(core):
     _, slos = core
     with pytest.raises(ValueError, match="belongs to"):
         rule_group("orchestrator", slos, DATASOURCE)
+
+
+def test_service_dashboards_plot_the_judges_statistic_for_each_pod_template():
+    from delivery.analysis import evidence_window
+    from delivery.config import load_stack_file
+    from delivery.judge import gates
+    from slo.dashboards import CanaryStatistic, service_dashboard
+
+    stack = load_stack_file(ROOT / "Pulumi.prod.yaml")
+    slos = by_service(resolve_all(load_catalogue(ROOT / "catalogue" / "core-services.yaml")))
+    group = slos["api-gateway"]
+    statistics = {
+        g.name: CanaryStatistic(g.hypotheses.good, g.hypotheses.bad, g.abort, g.accept,
+                                evidence_window(stack.delivery))
+        for g in gates(group, stack.delivery.analysis)
+    }
+    board = service_dashboard(group[0].service, group, "prometheus", statistics)
+    panels = [p for p in board["panels"] if p.get("title", "").endswith("verdict statistic")]
+    assert [p["title"].split(":")[0] for p in panels] == ["availability", "latency", "error-rate"]
+    for panel in panels:
+        expr = panel["targets"][0]["expr"]
+        promql_parser.parse(expr)
+        assert "sum by (rollouts_pod_template_hash) (last_over_time(" in expr
+        steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert steps[-1]["value"] == pytest.approx(statistics[panel["title"].split(":")[0]].abort)
