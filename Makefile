@@ -69,6 +69,7 @@ docs: setup
 	$(PY) -m delivery docs --stack-reference > docs/stack-config.md
 
 bench: setup
+	$(PY) bench/canary_judgement.py
 	$(PY) bench/rules_bench.py
 	$(PY) bench/eval_cost.py
 
