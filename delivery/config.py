@@ -60,6 +60,39 @@ def go_seconds(value: str) -> int:
 
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
 
+# An image reference as container runtimes read it (distribution's reference grammar, in short):
+# [registry[:port]/]path[:tag][@digest]; a registry is the first component when it has a '.' or
+# ':' or is `localhost`.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = (
+    rf"(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?"
+)
+_WITH_REGISTRY = re.compile(
+    r"(?P<registry>(?:[a-zA-Z0-9-]+\.)*[a-zA-Z0-9-]+(?::[0-9]+)?)/" + _REFERENCE
+)
+_WITHOUT_REGISTRY = re.compile(_REFERENCE)
+
+
+def _pinned_image(value: str) -> str:
+    match = _WITH_REGISTRY.fullmatch(value)
+    registry = match["registry"] if match else ""
+    if not (match and ("." in registry or ":" in registry or registry == "localhost")):
+        match, registry = _WITHOUT_REGISTRY.fullmatch(value), ""
+    if not match:
+        raise ValueError(
+            f"{value!r} is not an image reference: write [registry[:port]/]path[:tag][@digest] "
+            "with a lower-case path, e.g. registry.example:5000/team/app:1.2.3"
+        )
+    if not match["tag"] and not match["digest"]:
+        port = " (the colon belongs to the registry's port, not a tag)" if ":" in registry else ""
+        raise ValueError(
+            f"{value!r} has no tag or digest{port}: pin it, e.g. {value}:1.2.3 or "
+            f"{value}@sha256:<digest>"
+        )
+    return value
+
 
 class ArgoRolloutsConfig(Model):
     """How Argo Rollouts gets onto the cluster."""
@@ -337,7 +370,10 @@ class Resources(Model):
 class ServiceDeployment(Model):
     """A core service's workload on this stack."""
 
-    image: str = Field(pattern=r"^\S+:\S+$", description="Image with an explicit tag.")
+    image: Annotated[str, AfterValidator(_pinned_image)] = Field(
+        description="Image reference with an explicit tag or digest, e.g. "
+        "`registry:5000/team/app:1.2.3` or `team/app@sha256:...`."
+    )
     replicas: int = Field(default=2, ge=1, description="Pods of the stable version.")
     port: int = Field(
         default=8080, ge=1, le=65535, description="Container port of the service's traffic."

@@ -2,6 +2,7 @@
 semantics of Argo Rollouts' analysis that the judge relies on."""
 
 import json
+import re
 from pathlib import Path
 
 import promql_parser
@@ -351,9 +352,27 @@ def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
         check_promotion(prod, None, "Pulumi.prod.yaml")
 
 
-def test_service_deployment_needs_an_image_tag():
-    with pytest.raises(ValueError):
-        ServiceDeployment(image="registry/app")
+@pytest.mark.parametrize(
+    "image",
+    ["registry.example:5000/team/app:1.2.3", "team/app:1", "localhost/app:dev",
+     "team/app@sha256:" + "a" * 64, "registry.example/app:1@sha256:" + "b" * 64],
+)
+def test_pinned_image_references_are_accepted(image):
+    assert ServiceDeployment(image=image).image == image
+
+
+@pytest.mark.parametrize(
+    "image, says",
+    [
+        ("registry.example:5000/team/app", "the colon belongs to the registry's port"),
+        ("team/app", "has no tag or digest"),
+        ("Team/App:1", "is not an image reference"),
+        ("team/app:", "is not an image reference"),
+    ],
+)
+def test_unpinned_or_malformed_image_references_are_refused(image, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        ServiceDeployment(image=image)
 
 
 KUBECONFIG = """\
