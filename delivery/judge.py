@@ -26,8 +26,9 @@ canary series (selected by ``rollouts_pod_template_hash``) seen within the evide
 Nothing is counted twice and nothing is extrapolated; a few requests a minute still add up.
 
 The stable baseline (``baseline: compare``). Stable's error ratio over the same period
-(``ps``: stable's rates summed minute by minute while canary series exist) moves the
-hypotheses to ``good = max(good, ps)`` and ``bad = max(bad, margin x ps)``. While stable is
+(``ps``: stable's rates summed step by step while canary series exist) moves the
+hypotheses to ``good = max(good, ps)`` and ``bad = max(bad, margin x ps)``. Until stable has
+traffic in that period there is no baseline: the judged statistic is NaN and cannot abort. While stable is
 healthy this is the absolute test unchanged; when stable is as bad as the canary (an incident
 both share) the canary cannot fail, and a separate background metric pauses the rollout with a
 message naming the shared incident: rolling back would not help. A gate still passes only on
@@ -175,9 +176,10 @@ def evidence(
     canary = llr(errors, requests, gate.hypotheses)
     judged = canary
     if gate.compare:
-        judged = llr(
-            errors, requests, adjusted(gate.hypotheses, stable_errors, stable_requests, gate.margin)
-        )
+        judged = math.nan
+        if stable_requests > 0:
+            moved = adjusted(gate.hypotheses, stable_errors, stable_requests, gate.margin)
+            judged = llr(errors, requests, moved)
     stable = llr(stable_errors, stable_requests, gate.hypotheses)
     return (judged, canary, errors, requests, stable_errors, stable_requests, stable)
 
@@ -241,11 +243,10 @@ def query(gate: Gate, lookback: str, scrape_seconds: int) -> str:
         ratio = f"({stable_errors} / ({stable_requests} > 0))"
         bad_cap = max(h.bad, BAD_CAP)
         good_cap = max(h.good, GOOD_CAP_SHARE * bad_cap)
-        moved_good = f"(clamp({ratio}, {good}, {number(good_cap)}) or vector({good}))"
-        moved_bad = (
-            f"(clamp({number(gate.margin)} * {ratio}, {bad}, {number(bad_cap)}) or vector({bad}))"
-        )
-        judged = _llr(errors, requests, moved_good, moved_bad)
+        moved_good = f"clamp({ratio}, {good}, {number(good_cap)})"
+        moved_bad = f"clamp({number(gate.margin)} * {ratio}, {bad}, {number(bad_cap)})"
+        # no stable traffic over the canary's period yet: no baseline, so no verdict to abort on
+        judged = f"({_llr(errors, requests, moved_good, moved_bad)} or vector(NaN))"
     parts = {
         "judged": judged,
         "canary": _llr(errors, requests, h.good, h.bad),

@@ -117,3 +117,15 @@ def test_no_canary_requests_is_no_evidence():
 def test_hypotheses_must_be_ordered():
     with pytest.raises(ValueError):
         judge.Hypotheses(0.01, 0.001)
+
+
+def test_without_stable_traffic_in_the_canarys_period_the_judged_statistic_cannot_abort():
+    import math
+
+    gate = gate_for("api-gateway", "error-rate")
+    values = judge.evidence(gate, 50, 1_000, 0, 0)  # a bad canary, but no baseline yet
+    assert values is not None
+    assert math.isnan(values[judge.JUDGED])
+    assert values[judge.CANARY] >= gate.abort  # its own evidence is still shown
+    ignoring = gate_for("api-gateway", "error-rate", baseline="ignore")
+    assert judge.evidence(ignoring, 50, 1_000, 0, 0)[judge.JUDGED] >= ignoring.abort
