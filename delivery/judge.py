@@ -29,9 +29,9 @@ The stable baseline (``baseline: compare``). Stable's error ratio over the same 
 (``ps``: stable's rates summed step by step while canary series exist) moves the
 hypotheses to ``good = max(good, ps)`` and ``bad = max(bad, margin x ps)``. Until stable has
 traffic in that period there is no baseline: the judged statistic is NaN and cannot abort.
-While stable is healthy this is the absolute test unchanged; when stable is as bad as the canary (an incident
-both share) the canary cannot fail, and a separate background metric pauses the rollout with a
-message naming the shared incident: rolling back would not help. A gate still passes only on
+While stable is healthy this is the absolute test unchanged; when stable is as bad as the
+canary (an incident both share) the canary cannot fail, and a separate background metric pauses
+the rollout with a message naming the shared incident: rolling back would not help. A gate still passes only on
 the absolute test, so a shared incident never promotes.
 
 What Argo sees. One instant query per gated SLO returns seven samples in a fixed order
