@@ -31,8 +31,8 @@ hypotheses to ``good = max(good, ps)`` and ``bad = max(bad, margin x ps)``. Unti
 traffic in that period there is no baseline: the judged statistic is NaN and cannot abort.
 While stable is healthy this is the absolute test unchanged; when stable is as bad as the
 canary (an incident both share) the canary cannot fail, and a separate background metric pauses
-the rollout with a message naming the shared incident: rolling back would not help. A gate still passes only on
-the absolute test, so a shared incident never promotes.
+the rollout with a message naming the shared incident: rolling back would not help. A gate
+still passes only on the absolute test, so a shared incident never promotes.
 
 What Argo sees. One instant query per gated SLO returns seven samples in a fixed order
 (``EVIDENCE``): Prometheus keeps the order of the operands of ``or`` in an instant query, and
