@@ -7,6 +7,8 @@ what it saw last. Every process started here is stopped by :meth:`Stack.close`.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import runpy
@@ -18,7 +20,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -186,7 +188,9 @@ def tools_bin() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def start_cluster(stack: Stack) -> None:
+def start_cluster(stack: Stack, name: str = "") -> None:
+    """A KWOK cluster named ``slo-e2e-<pid>[-<name>]`` (two may run at once), a fake node, the
+    Argo Rollouts CRDs and the two Prometheus Operator CRDs the program creates objects of."""
     kwok = stack.work / "kwok"
     stack.env.update(
         KWOK_WORKDIR=str(kwok),
@@ -203,7 +207,7 @@ def start_cluster(stack: Stack) -> None:
             }
         )
     )
-    stack.cluster = f"slo-e2e-{os.getpid()}"
+    stack.cluster = f"slo-e2e-{os.getpid()}" + (f"-{name}" if name else "")
     b = stack.bin
     subprocess.run(
         [
@@ -442,6 +446,8 @@ class Pulumi:
         }
         os.environ.update(env)
         self.config = self._stack_config(prometheus)
+        self.others = self._other_config()  # e.g. kubernetes:enableConfigMapMutable, as written
+        self.applied: dict[str, Any] | None = None  # the config of the last `pulumi up`
         self.stack = auto.create_or_select_stack(
             stack_name="e2e",
             project_name="slo-canary",
@@ -459,10 +465,25 @@ class Pulumi:
 
     @staticmethod
     def _stack_config(prometheus: str) -> dict[str, Any]:
+        """The ``slo-canary:`` settings of Pulumi.e2e.yaml, by key without the namespace."""
         raw = yaml.safe_load((ROOT / "Pulumi.e2e.yaml").read_text())["config"]
-        config = {key.split(":", 1)[1]: value for key, value in raw.items()}
+        config = {
+            key.split(":", 1)[1]: value
+            for key, value in raw.items()
+            if key.startswith("slo-canary:")
+        }
         config["prometheus"]["address"] = prometheus
         return config
+
+    @staticmethod
+    def _other_config() -> dict[str, str]:
+        """Pulumi.e2e.yaml's keys of other namespaces (the Kubernetes provider's)."""
+        raw = yaml.safe_load((ROOT / "Pulumi.e2e.yaml").read_text())["config"]
+        return {
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in raw.items()
+            if not key.startswith("slo-canary:")
+        }
 
     def up(self, **changes: Any) -> Any:
         """Apply the e2e config with ``changes`` merged in (nested dicts merge)."""
@@ -473,12 +494,46 @@ class Pulumi:
             )
             for key, value in self.config.items()
         }
+        values.update({k: self.auto.ConfigValue(value=v) for k, v in self.others.items()})
         self.stack.set_all_config(values)
+        self.applied = copy.deepcopy(self.config)
         return self.stack.up(on_output=lambda line: None, color="never")
+
+    @contextlib.contextmanager
+    def override(self, **changes: Any) -> Iterator[None]:
+        """Stack settings for one scenario: merged in now (the next :meth:`up` applies them),
+        put back when the block ends, however it ends. Images are not put back: they are what
+        the cluster runs, and a scenario that releases one leaves it as the next baseline."""
+        saved = copy.deepcopy(self.config)
+        _merge(self.config, changes)
+        try:
+            yield
+        finally:
+            self.config = with_images(saved, self.config)
+
+    def settings_differ(self, config: dict[str, Any]) -> bool:
+        """Whether the last `pulumi up` applied settings (images aside) other than ``config``."""
+        return self.applied is not None and without_images(self.applied) != without_images(config)
 
     def preview_changes(self) -> dict[str, int]:
         result = self.stack.preview(on_output=lambda line: None, color="never")
         return dict(result.change_summary)
+
+
+def without_images(config: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(config)
+    for service in out.get("services", {}).values():
+        service.pop("image", None)
+    return out
+
+
+def with_images(config: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the images of ``current``."""
+    out = copy.deepcopy(config)
+    for name, service in current.get("services", {}).items():
+        if "image" in service:
+            out["services"].setdefault(name, {})["image"] = service["image"]
+    return out
 
 
 def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:

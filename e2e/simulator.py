@@ -7,16 +7,23 @@ second it lists each service's Running pods, splits the service's request rate e
 ``rollouts_pod_template_hash``. Prometheus scrapes ``/metrics/<service>``.
 
 How a release behaves is read from its image tag: ``…-bad`` answers half of its requests with
-500, ``…-slow`` serves its requests in 3 s; anything else is healthy. ``POST
-/rate/<service>/<requests per second>`` changes a service's traffic (0 for none), and ``POST
-/errors/<service>/<share>`` makes every pod of a service fail that share of requests (an
-incident that is not a release).
+500, ``…-errors<share>`` (e.g. ``1.6.0-errors0.003``) that share of them, ``…-slow`` serves its
+requests in 3 s; anything else is healthy. ``POST /rate/<service>/<requests per second>`` changes
+a service's traffic (0 for none), and ``POST /errors/<service>/<share>`` makes every pod of a
+service fail at least that share of requests (an incident that is not a release).
+
+Counts are expected values (fractions of a request), so a scenario's error ratio is exact and
+every run sees the same numbers. A pod's counters start at zero: the tick that first sees a pod
+only registers it, so Prometheus scrapes it at 0 before any request (the canary judge sums the
+last value of every canary series, and a rate over a series that starts high would lose its
+first requests).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import threading
 import time
@@ -41,6 +48,9 @@ def behaviour(image: str) -> tuple[float, float]:
     tag = image.rsplit(":", 1)[-1]
     if tag.endswith("-bad"):
         return 0.5, 0.1
+    share = re.search(r"-errors([0-9]*\.?[0-9]+)$", tag)
+    if share:
+        return min(float(share.group(1)), 1.0), 0.1
     if tag.endswith("-slow"):
         return 0.0, 3.0
     return 0.0, 0.1
@@ -91,9 +101,13 @@ class Simulator:
             pods = self.running_pods(service)
             with self.lock:
                 rate = self.rates[service]
-                for name, pod_hash, image in pods:
-                    counters = self.pods[service].setdefault(name, PodCounters(namespace, pod_hash))
-                    requests = rate * seconds / len(pods)
+                known = self.pods[service]
+                serving = [p for p in pods if p[0] in known]
+                for name, pod_hash, _ in pods:
+                    known.setdefault(name, PodCounters(namespace, pod_hash))
+                for name, _, image in serving:
+                    counters = known[name]
+                    requests = rate * seconds / len(serving)
                     errors, latency = behaviour(image)
                     errors = max(errors, self.incident[service])
                     counters.requests["500"] += requests * errors

@@ -1,12 +1,27 @@
 """Scenarios against the real stack: `pulumi up`, the Argo Rollouts controller, Prometheus.
 
-Run with `make e2e`. Each scenario records a timeline; the session prints a summary table and
-keeps it in out/e2e-report.md.
+Run with `make e2e`. Each scenario records a timeline and the verdicts the AnalysisRuns show; the
+module prints a summary and keeps it in out/e2e-report.md.
+
+The canary judge (delivery/judge.py) is a sequential test on the canary's cumulative counts:
+a verdict needs a number of requests, not a time. The simulator therefore sends 1000 requests a
+second per service (a 10% canary of 4 replicas gets 1 pod in 5, 200 a second), so that a clean
+canary passes the error-rate gate (509 requests) on its first or second measurement. Scenarios
+that need another rate set it and put it back. Scenarios that change stack settings do so in
+``pulumi.override(...)``, and the ``settings_restored`` fixture re-applies the e2e stack file's
+settings after any scenario that leaves others applied, pass or fail.
+
+Order matters where scenarios share a service: each release's stable is the last promoted one;
+the budget freeze exhausts agent-runner's 1h error budget, so no later scenario releases
+agent-runner.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+import re
 import subprocess
 import sys
 import time
@@ -26,12 +41,20 @@ from e2e.harness import (
     start_prometheus,
     start_simulator,
     wait_for,
+    with_images,
 )
 
 SERVICES = {"orchestrator": "core", "agent-runner": "agents", "api-gateway": "api"}
 REGISTRY = "registry.platform.internal/core"
-RPS = 60.0
+RPS = 1000.0  # requests a second per service: 60,000 a minute
+SUBTLE_RPS = 4000.0  # a 3x-budget regression needs ~6,000 canary requests at failBurnRate 2.5
+LOW_RPS = 150.0  # a 10% canary then gets 30 a second: a verdict takes several measurements
+EVIDENCE_LEN = 7  # delivery.judge.EVIDENCE
+# the e2e stack's 2 gated SLOs per service at falseAbortRisk 0.001: ln(1 / (0.001 / 2))
+ABORT = math.log(2000)
+ACCEPT = math.log(0.01)  # missedRegressionRisk 0.01
 TIMELINES: list[tuple[str, dict[str, float], str]] = []
+VERDICTS: list[tuple[str, str, str, str, int, str]] = []
 
 
 class Timeline:
@@ -49,7 +72,7 @@ class Timeline:
         TIMELINES.append((self.scenario, self.marks, outcome))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = new_stack(tmp_path_factory.mktemp("e2e"))
     try:
@@ -81,9 +104,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         _report()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pulumi(stack: Stack) -> Pulumi:
     return Pulumi(stack, stack.prometheus_url)
+
+
+@pytest.fixture(autouse=True)
+def settings_restored(pulumi: Pulumi) -> Iterator[None]:
+    """After each scenario, pass or fail: the settings it started with (images aside), and a
+    `pulumi up` if the cluster was left with others."""
+    saved = copy.deepcopy(pulumi.config)
+    yield
+    pulumi.config = with_images(saved, pulumi.config)
+    if pulumi.settings_differ(saved):
+        pulumi.up()
 
 
 def rollout(stack: Stack, service: str) -> dict[str, Any]:
@@ -125,6 +159,90 @@ def analysis_runs(stack: Stack, service: str, current: bool = True) -> list[dict
         stack.kubectl("get", "analysisrun", "-n", SERVICES[service], *selector, "-o", "json")
     )
     return [r for r in runs["items"] if r["metadata"]["name"].startswith(service)]
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def kind(run: dict[str, Any]) -> str:
+    """``Step`` (a gate) or ``Background``: Argo's own label on the run."""
+    return str(run["metadata"].get("labels", {}).get("rollout-type", ""))
+
+
+def run_phase(run: dict[str, Any]) -> str:
+    return str(run.get("status", {}).get("phase", ""))
+
+
+def results(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["name"]: m for m in run.get("status", {}).get("metricResults") or []}
+
+
+def measurements(run: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    return list(results(run).get(metric, {}).get("measurements") or [])
+
+
+def vector(measurement: dict[str, Any]) -> list[float]:
+    """A measurement's value as Argo's Prometheus provider writes it: ``[v1,v2,...]``."""
+    text = str(measurement.get("value", "")).strip()
+    assert text.startswith("[") and text.endswith("]"), f"not a vector: {text!r}"
+    inner = text[1:-1].strip()
+    return [float(v) for v in inner.split(",")] if inner else []
+
+
+def boundary(run: dict[str, Any], metric: str, condition: str) -> float:
+    """The number a metric's condition compares ``result[0]`` (failure) or ``result[1]``
+    (success) with, read from the run the controller executes."""
+    spec = next(m for m in run["spec"]["metrics"] if m["name"] == metric)
+    found = re.search(r"result\[[01]\] (?:>=|<=) (-?[0-9.]+(?:e-?[0-9]+)?)", spec[condition])
+    assert found, spec[condition]
+    return float(found.group(1))
+
+
+def step_index(run: dict[str, Any]) -> int:
+    return int(run["metadata"].get("labels", {}).get("step-index", -1))
+
+
+def record(scenario: str, run: dict[str, Any], metric: str) -> list[float]:
+    """Keep the metric's last measurement for the report; return its vector."""
+    taken = measurements(run, metric)
+    last = taken[-1] if taken else {}
+    label = kind(run) + (f" step {step_index(run)}" if kind(run) == "Step" else "")
+    VERDICTS.append(
+        (
+            scenario,
+            label,
+            metric,
+            str(results(run).get(metric, {}).get("phase", "")),
+            len(taken),
+            str(last.get("value", last.get("message", ""))),
+        )
+    )
+    try:
+        return vector(last)
+    except AssertionError:  # an Error measurement has a message, no value
+        return []
+
+
+class Runs:
+    """Every AnalysisRun of the release in progress, as last seen (Argo deletes old ones and
+    terminates the background run at the end, so scenarios keep what they saw while watching)."""
+
+    def __init__(self, stack: Stack, service: str):
+        self.stack, self.service = stack, service
+        self.seen: dict[str, dict[str, Any]] = {}
+        self.history: list[dict[str, Any]] = []  # every snapshot, oldest first
+
+    def __call__(self) -> None:
+        for run in analysis_runs(self.stack, self.service):
+            self.seen[run["metadata"]["name"]] = run
+            self.history.append(run)
+
+    def of(self, which: str) -> list[dict[str, Any]]:
+        runs = [r for r in self.seen.values() if kind(r) == which]
+        return sorted(runs, key=lambda r: (step_index(r), r["metadata"]["creationTimestamp"]))
+
+
+# --------------------------------------------------------------------------- releases
 
 
 def release(
@@ -180,6 +298,23 @@ def stable_image(body: dict[str, Any]) -> str:
     return str(body["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
+def running_tag(stack: Stack, service: str) -> str:
+    return stable_image(rollout(stack, service)).rsplit(":", 1)[-1]
+
+
+def went_through(weights: list[int]) -> list[int]:
+    seen = [w for w in weights if w in (10, 25, 50, 100)]
+    return [w for i, w in enumerate(seen) if i == 0 or seen[i - 1] != w]
+
+
+def all_calls(*calls: Callable[[], object]) -> Callable[[], None]:
+    def call() -> None:
+        for c in calls:
+            c()
+
+    return call
+
+
 # --------------------------------------------------------------------------- scenarios
 
 
@@ -196,8 +331,16 @@ def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, p
             ),
             120,
         )
-        for template in ("slo-gate", "slo-background"):
-            stack.get("analysistemplate", f"{service}-{template}", namespace)
+        gate = stack.get("analysistemplate", f"{service}-slo-gate", namespace)
+        assert [m["name"] for m in gate["spec"]["metrics"]] == ["error-rate", "latency"]
+        background = stack.get("analysistemplate", f"{service}-slo-background", namespace)
+        assert [m["name"] for m in background["spec"]["metrics"]] == [
+            "error-rate",
+            "error-rate-shared-incident",
+            "latency",
+            "latency-shared-incident",
+        ]
+        assert not background["spec"].get("dryRun")
         stack.get("service", f"{service}-stable", namespace)
         stack.get("service", f"{service}-canary", namespace)
         stack.get("prometheusrule", f"{service}-slos", namespace)
@@ -218,19 +361,52 @@ def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, p
     timeline.done("created; second up: no changes")
 
 
+def _evidence_order(stack: Stack, run: dict[str, Any], metric: str) -> list[str]:
+    """The ``evidence`` labels of the metric's query, asked of Prometheus directly with the
+    run's arguments: the order Argo reads the values in."""
+    spec = next(m for m in run["spec"]["metrics"] if m["name"] == metric)
+    query = spec["provider"]["prometheus"]["query"]
+    for arg in run["spec"].get("args") or []:
+        query = query.replace("{{args.%s}}" % arg["name"], arg["value"])  # noqa: UP031
+    return [r["metric"].get("evidence", "") for r in stack.query(query)]
+
+
 def test_2_a_good_release_goes_10_25_50_100_and_ends_healthy(stack, pulumi):
     timeline = Timeline("2 good release promoted")
     release(stack, pulumi, "orchestrator", "1.1.0", timeline)
     weights: list[int] = []
-    body = watch(stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240, weights)
+    runs = Runs(stack, "orchestrator")
+    body = watch(stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240, weights, runs)
+    runs()
     assert phase(body) == "Healthy", summary(body)
     assert stable_image(body).endswith(":1.1.0")
     assert body["status"]["stableRS"] == body["status"]["currentPodHash"]
-    seen = [w for w in weights if w in (10, 25, 50, 100)]
-    assert [w for i, w in enumerate(seen) if i == 0 or seen[i - 1] != w] == [10, 25, 50, 100], (
-        weights
+    assert went_through(weights) == [10, 25, 50, 100], weights
+    gates = runs.of("Step")
+    assert [step_index(r) for r in gates] == [2, 5, 8], [r["metadata"]["name"] for r in gates]
+    for run in gates:
+        assert run_phase(run) == "Successful", run.get("status")
+        for metric in ("error-rate", "latency"):
+            value = record(timeline.scenario, run, metric)
+            assert len(value) == EVIDENCE_LEN, value
+            assert value[1] <= boundary(run, metric, "successCondition") == pytest.approx(ACCEPT)
+            assert value[2] == 0 and value[3] > 0, value  # no errors, some requests
+    first = gates[0]
+    assert _evidence_order(stack, first, "error-rate") == [
+        "judged",
+        "canary",
+        "canary_errors",
+        "canary_requests",
+        "stable_errors",
+        "stable_requests",
+        "stable",
+    ]
+    clean = vector(measurements(first, "error-rate")[-1])
+    timeline.done(
+        f"Healthy at 1.1.0 via 10, 25, 50, 100; 10% gate passed after "
+        f"{len(measurements(first, 'error-rate'))} measurement(s) at "
+        f"{clean[3]:.0f} canary requests"
     )
-    timeline.done("Healthy at 1.1.0 via 10, 25, 50, 100")
 
 
 def _aborted(
@@ -288,6 +464,16 @@ def _recover(stack: Stack, pulumi: Pulumi, service: str, good_tag: str) -> None:
     )
 
 
+def _failed_metric(runs: list[dict[str, Any]], metric: str) -> tuple[dict[str, Any], list[float]]:
+    """The run whose ``metric`` failed and the vector of its failing measurement."""
+    for run in runs:
+        if results(run).get(metric, {}).get("phase") == "Failed":
+            failing = [m for m in measurements(run, metric) if m.get("phase") == "Failed"]
+            assert failing, results(run)[metric]
+            return run, vector(failing[-1])
+    raise AssertionError(f"no run with {metric} Failed: {[results(r) for r in runs]}")
+
+
 def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, pulumi):
     timeline = Timeline("3+8 bad release aborted, page fires and clears")
     good = f"{REGISTRY}/api-gateway:1.0.0"
@@ -307,16 +493,23 @@ def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, 
             timeline.mark("page alert cleared")
         return Observation(bool(firing), f"{len(firing)} firing page alerts", firing)
 
-    body = _aborted(stack, "api-gateway", timeline, good, also=page)
+    runs = Runs(stack, "api-gateway")
+    body = _aborted(stack, "api-gateway", timeline, good, also=all_calls(page, runs))
+    runs()
     assert "page alert firing" in timeline.marks, "the bad release never paged"
+    failed = [r for r in runs.seen.values() if run_phase(r) == "Failed"]
+    assert failed, "no failed AnalysisRun"
+    run, value = _failed_metric(failed, "error-rate")
+    record(timeline.scenario, run, "error-rate")
+    assert len(value) == EVIDENCE_LEN, value
+    assert value[0] >= boundary(run, "error-rate", "failureCondition"), value
+    assert value[2] / value[3] == pytest.approx(0.5, rel=0.05), value  # the canary's 50% errors
     wait_for(
         "the page alert to clear after the rollback",
         lambda: Observation(not page().ok, "page still firing", True),
         120,
     )
     timeline.mark("page alert cleared")
-    failed = [r for r in analysis_runs(stack, "api-gateway") if r["status"]["phase"] == "Failed"]
-    assert failed, "no failed AnalysisRun"
     _recover(stack, pulumi, "api-gateway", "1.0.0")
     timeline.done(f"aborted: {body['status'].get('message', '')[:60]}")
 
@@ -325,14 +518,13 @@ def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack, pulumi):
     timeline = Timeline("3b pulumi up waits and fails on abort")
     from pulumi.automation.errors import CommandError
 
-    with pytest.raises(CommandError) as err:
-        pulumi.up(
-            services={"api-gateway": {"image": f"{REGISTRY}/api-gateway:1.2.0-bad"}},
-            delivery={"waitForRollout": True, "timeoutSeconds": 60},
-        )
+    with (
+        pulumi.override(delivery={"waitForRollout": True, "timeoutSeconds": 60}),
+        pytest.raises(CommandError) as err,
+    ):
+        pulumi.up(services={"api-gateway": {"image": f"{REGISTRY}/api-gateway:1.2.0-bad"}})
     timeline.mark("pulumi up failed")
     assert "Rollout api/api-gateway was aborted" in str(err.value), str(err.value)[-2000:]
-    pulumi.config["delivery"]["waitForRollout"] = False
     _recover(stack, pulumi, "api-gateway", "1.0.0")
     timeline.done("pulumi up failed after the abort")
 
@@ -340,120 +532,111 @@ def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack, pulumi):
 def test_4_a_slow_release_is_aborted(stack, pulumi):
     timeline = Timeline("4 slow release aborted")
     release(stack, pulumi, "agent-runner", "1.1.0-slow", timeline)
-    _aborted(stack, "agent-runner", timeline, f"{REGISTRY}/agent-runner:1.0.0")
-    failed = [r for r in analysis_runs(stack, "agent-runner") if r["status"]["phase"] == "Failed"]
-    assert any(
-        m["name"] == "latency" and m["phase"] == "Failed"
-        for r in failed
-        for m in r["status"].get("metricResults", [])
-    ), failed
+    runs = Runs(stack, "agent-runner")
+    _aborted(stack, "agent-runner", timeline, f"{REGISTRY}/agent-runner:1.0.0", also=runs)
+    runs()
+    failed = [r for r in runs.seen.values() if run_phase(r) == "Failed"]
+    run, value = _failed_metric(failed, "latency")
+    record(timeline.scenario, run, "latency")
+    assert len(value) == EVIDENCE_LEN and value[0] >= boundary(run, "latency", "failureCondition")
+    assert value[2] == pytest.approx(value[3]), value  # every canary request slower than 2s
     _recover(stack, pulumi, "agent-runner", "1.0.0")
     timeline.done("aborted on latency")
 
 
 def test_5_too_little_traffic_is_inconclusive_then_proceeds(stack, pulumi):
-    timeline = Timeline("5 no traffic: waits, then proceeds")
+    timeline = Timeline("5 no traffic: held, then proceeds")
+    runs = Runs(stack, "orchestrator")
     stack.set_rate("orchestrator", 0)
     try:
         release(stack, pulumi, "orchestrator", "1.2.0", timeline)
 
         def gate_inconclusive() -> Observation:
-            runs = analysis_runs(stack, "orchestrator")
-            measured = [
-                m
-                for r in runs
-                for res in r.get("status", {}).get("metricResults", [])
-                for m in res.get("measurements", [])
-            ]
-            inconclusive = [m for m in measured if m.get("phase") == "Inconclusive"]
-            # several rounds of both metrics (error ratio, latency) without a verdict
-            return Observation(len(inconclusive) >= 8, f"{len(measured)} measurements")
+            runs()
+            gates = runs.of("Step")
+            taken = [m for r in gates for m in measurements(r, "error-rate")]
+            empty = [m for m in taken if m.get("phase") == "Inconclusive" and vector(m) == []]
+            # several rounds of the gate without a verdict: no canary requests, no statistic
+            return Observation(len(empty) >= 5, f"{len(taken)} gate measurements")
 
-        wait_for("inconclusive measurements while there is no traffic", gate_inconclusive, 60)
+        wait_for("inconclusive gate measurements without traffic", gate_inconclusive, 60)
         timeline.mark("inconclusive without traffic")
         body = rollout(stack, "orchestrator")
         assert phase(body) not in ("Degraded", "Healthy"), summary(body)
         assert weight(body) == 10, summary(body)
+        assert body["status"]["stableRS"] != body["status"]["currentPodHash"]
     finally:
         stack.set_rate("orchestrator", RPS)
     timeline.mark("traffic restored")
-    body = watch(stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240)
+    body = watch(stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240, also=runs)
+    runs()
     assert phase(body) == "Healthy", summary(body)
     assert stable_image(body).endswith(":1.2.0")
-    timeline.done("held at 10% without traffic, promoted once traffic came")
+    first = runs.of("Step")[0]
+    assert run_phase(first) == "Successful"
+    taken = measurements(first, "error-rate")
+    assert [m["phase"] for m in taken[:5]] == ["Inconclusive"] * 5
+    assert taken[-1]["phase"] == "Successful"
+    record(timeline.scenario, first, "error-rate")
+    timeline.done(
+        f"held at 10% ({sum(m['phase'] == 'Inconclusive' for m in taken)} inconclusive gate "
+        "measurements), promoted once traffic came"
+    )
 
 
 def test_6_manual_gate_holds_until_promoted(stack, pulumi):
     timeline = Timeline("6 manual gate")
-    release(stack, pulumi, "api-gateway", "1.3.0", timeline, delivery={"manualGate": True})
+    with pulumi.override(delivery={"manualGate": True}):
+        release(stack, pulumi, "api-gateway", "1.3.0", timeline)
 
-    def at_gate() -> Observation:
-        body = rollout(stack, "api-gateway")
-        status = body.get("status", {})
-        paused = any(
-            c.get("reason") == "CanaryPauseStep" for c in status.get("pauseConditions") or []
-        )
-        last = (
-            status.get("currentStepIndex") == len(body["spec"]["strategy"]["canary"]["steps"]) - 1
-        )
-        return Observation(paused and last, summary(body))
+        def at_gate() -> Observation:
+            body = rollout(stack, "api-gateway")
+            status = body.get("status", {})
+            paused = any(
+                c.get("reason") == "CanaryPauseStep" for c in status.get("pauseConditions") or []
+            )
+            last = (
+                status.get("currentStepIndex")
+                == len(body["spec"]["strategy"]["canary"]["steps"]) - 1
+            )
+            return Observation(paused and last, summary(body))
 
-    wait_for("the rollout to hold at the manual gate", at_gate, 180)
-    timeline.mark("holding at the gate")
-    time.sleep(3)  # holding means: still there after a while
-    assert at_gate().ok
-    stack.rollouts_cli("promote", "api-gateway", "-n", "api")
-    timeline.mark("promoted by hand")
-    body = watch(stack, "api-gateway", timeline, {"Healthy", "Degraded"}, 120)
-    assert phase(body) == "Healthy" and stable_image(body).endswith(":1.3.0"), summary(body)
-    pulumi.config["delivery"]["manualGate"] = False
+        wait_for("the rollout to hold at the manual gate", at_gate, 180)
+        timeline.mark("holding at the gate")
+        time.sleep(3)  # holding means: still there after a while
+        assert at_gate().ok
+        stack.rollouts_cli("promote", "api-gateway", "-n", "api")
+        timeline.mark("promoted by hand")
+        body = watch(stack, "api-gateway", timeline, {"Healthy", "Degraded"}, 120)
+        assert phase(body) == "Healthy" and stable_image(body).endswith(":1.3.0"), summary(body)
     timeline.done("held at the gate, completed after promote")
 
 
 def test_7_prometheus_unreachable_never_promotes(stack, pulumi):
     timeline = Timeline("7 Prometheus unreachable")
     dead = "http://127.0.0.1:9"  # discard port: connection refused
-    release(stack, pulumi, "agent-runner", "1.4.0", timeline, prometheus={"address": dead})
-    body = watch(stack, "agent-runner", timeline, {"Degraded", "Healthy"}, 180)
+    runs = Runs(stack, "agent-runner")
+    with pulumi.override(prometheus={"address": dead}):
+        release(stack, pulumi, "agent-runner", "1.4.0", timeline)
+        body = watch(stack, "agent-runner", timeline, {"Degraded", "Healthy"}, 180, also=runs)
+    runs()
     # the analysis errors out (consecutiveErrorLimit) and that aborts: never promoted blindly
     assert phase(body) == "Degraded" and body["status"].get("abort") is True, summary(body)
     assert body["status"]["stableRS"] != body["status"]["currentPodHash"], summary(body)
     errors = [
         m
-        for r in analysis_runs(stack, "agent-runner")
+        for r in runs.seen.values()
         for res in r.get("status", {}).get("metricResults", [])
         for m in res.get("measurements", [])
         if m.get("phase") == "Error"
     ]
     assert len(errors) > 2, f"{len(errors)} Error measurements"
-    pulumi.config["prometheus"]["address"] = stack.prometheus_url
+    assert any("connection refused" in m.get("message", "") for m in errors), errors[0]
+    errored = [r for r in runs.seen.values() if run_phase(r) == "Error"]
+    assert errored, [run_phase(r) for r in runs.seen.values()]
+    record(timeline.scenario, errored[0], next(iter(results(errored[0]))))
     _recover(stack, pulumi, "agent-runner", "1.0.0")
     timeline.done(f"aborted after {len(errors)} query errors, never promoted")
-
-
-def _report() -> None:
-    if not TIMELINES:
-        return
-    names = sorted(
-        {k for _, marks, _ in TIMELINES for k in marks},
-        key=lambda k: min(m.get(k, 1e9) for _, m, _ in TIMELINES),
-    )
-    lines = [
-        "# End-to-end report",
-        "",
-        "Seconds from the start of each scenario.",
-        "",
-        "| scenario | " + " | ".join(names) + " | outcome |",
-        "|---|" + "---|" * len(names) + "---|",
-    ]
-    for scenario, marks, outcome in TIMELINES:
-        cells = [str(marks.get(n, "")) for n in names]
-        lines.append(f"| {scenario} | " + " | ".join(cells) + f" | {outcome} |")
-    text = "\n".join(lines) + "\n"
-    out = ROOT / "out"
-    out.mkdir(exist_ok=True)
-    (out / "e2e-report.md").write_text(text)
-    print("\n" + text)
 
 
 def test_9_nginx_canary_ingress_weight_follows_the_steps(stack, pulumi):
@@ -472,14 +655,17 @@ def test_9_nginx_canary_ingress_weight_follows_the_steps(stack, pulumi):
                 seen.append(value)
                 timeline.mark(f"ingress weight {value}")
 
-    pulumi.config["services"]["orchestrator"]["host"] = "orchestrator.e2e.internal"
-    release(stack, pulumi, "orchestrator", "1.5.0", timeline, delivery={"trafficRouting": "nginx"})
-    body = watch(stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240, also=canary_weight)
+    with pulumi.override(
+        delivery={"trafficRouting": "nginx"},
+        services={"orchestrator": {"host": "orchestrator.e2e.internal"}},
+    ):
+        release(stack, pulumi, "orchestrator", "1.5.0", timeline)
+        body = watch(
+            stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240, also=canary_weight
+        )
     assert phase(body) == "Healthy", summary(body)
     steps = [w for w in seen if w in ("10", "25", "50")]
     assert steps == ["10", "25", "50"], seen
-    pulumi.config["delivery"]["trafficRouting"] = "replicas"
-    pulumi.up()
     timeline.done(f"canary-weight annotation went {' -> '.join(seen)}")
 
 
@@ -501,37 +687,232 @@ def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi):
     finally:
         stack.set_incident("agent-runner", 0.0)
     timeline.mark("budget exhausted")
-    release(stack, pulumi, "agent-runner", "2.1.0", timeline, delivery={"budgetFreeze": True})
+    with pulumi.override(delivery={"budgetFreeze": True}):
+        release(stack, pulumi, "agent-runner", "2.1.0", timeline)
 
-    def frozen() -> Observation:
+        def frozen() -> Observation:
+            body = rollout(stack, "agent-runner")
+            status = body.get("status", {})
+            paused = bool(status.get("pauseConditions")) or status.get("phase") == "Paused"
+            runs = analysis_runs(stack, "agent-runner")
+            inconclusive = any(r.get("status", {}).get("phase") == "Inconclusive" for r in runs)
+            return Observation(
+                paused and inconclusive and status.get("currentStepIndex") == 0, summary(body)
+            )
+
+        wait_for("the release to be held at its first step", frozen, 90)
+        timeline.mark("held by the freeze")
+        time.sleep(3)
         body = rollout(stack, "agent-runner")
-        status = body.get("status", {})
-        paused = bool(status.get("pauseConditions")) or status.get("phase") == "Paused"
-        runs = analysis_runs(stack, "agent-runner")
-        inconclusive = any(r.get("status", {}).get("phase") == "Inconclusive" for r in runs)
-        return Observation(
-            paused and inconclusive and status.get("currentStepIndex") == 0, summary(body)
+        assert body["status"].get("currentStepIndex") == 0 and weight(body) == 0, summary(body)
+        assert phase(body) != "Degraded", summary(body)
+        stack.kubectl(
+            "annotate",
+            "rollout",
+            "agent-runner",
+            "-n",
+            "agents",
+            "--overwrite",
+            "slo.platform/freeze-override=e2e: shipping the fix",
         )
-
-    wait_for("the release to be held at its first step", frozen, 90)
-    timeline.mark("held by the freeze")
-    time.sleep(3)
-    body = rollout(stack, "agent-runner")
-    assert body["status"].get("currentStepIndex") == 0 and weight(body) == 0, summary(body)
-    assert phase(body) != "Degraded", summary(body)
-    stack.kubectl(
-        "annotate",
-        "rollout",
-        "agent-runner",
-        "-n",
-        "agents",
-        "--overwrite",
-        "slo.platform/freeze-override=e2e: shipping the fix",
-    )
-    stack.rollouts_cli("promote", "agent-runner", "-n", "agents")
-    timeline.mark("override promoted")
-    body = watch(stack, "agent-runner", timeline, {"Healthy", "Degraded"}, 240)
-    assert phase(body) == "Healthy", summary(body)
-    pulumi.config["delivery"]["budgetFreeze"] = False
-    pulumi.up()
+        stack.rollouts_cli("promote", "agent-runner", "-n", "agents")
+        timeline.mark("override promoted")
+        body = watch(stack, "agent-runner", timeline, {"Healthy", "Degraded"}, 240)
+        assert phase(body) == "Healthy", summary(body)
     timeline.done(f"held with {left:.2f} of the budget left; released after the override")
+
+
+def test_11_a_subtle_regression_is_aborted(stack, pulumi):
+    """3x the error budget: inside the default indifference zone (passBurnRate 1, failBurnRate
+    10, where a 3x canary would pass), outside it at failBurnRate 2.5, which must abort."""
+    timeline = Timeline("11 subtle regression (3x budget) aborted")
+    service, good_tag = "api-gateway", running_tag(stack, "api-gateway")
+    runs = Runs(stack, service)
+    stack.set_rate(service, SUBTLE_RPS)
+    try:
+        with pulumi.override(delivery={"analysis": {"failBurnRate": 2.5}}):
+            release(stack, pulumi, service, "1.6.0-errors0.003", timeline)
+            _aborted(stack, service, timeline, f"{REGISTRY}/{service}:{good_tag}", also=runs)
+    finally:
+        stack.set_rate(service, RPS)
+    runs()
+    failed = [r for r in runs.seen.values() if run_phase(r) == "Failed"]
+    run, value = _failed_metric(failed, "error-rate")
+    record(timeline.scenario, run, "error-rate")
+    abort = boundary(run, "error-rate", "failureCondition")
+    assert abort == pytest.approx(ABORT)
+    assert len(value) == EVIDENCE_LEN, value
+    assert value[0] >= abort, value
+    assert value[2] / value[3] == pytest.approx(0.003, rel=0.05), value  # 3x the 0.1% budget
+    assert value[4] == 0 and value[5] > 0, value  # stable clean: judged on the SLO alone
+    assert value[0] == pytest.approx(value[1]), value
+    # the gate never passed it: the canary's own statistic only rose
+    for gate in (r for r in runs.seen.values() if kind(r) == "Step"):
+        assert results(gate).get("error-rate", {}).get("phase") != "Successful", results(gate)
+    _recover(stack, pulumi, service, good_tag)
+    timeline.done(
+        f"aborted by {kind(run)} error-rate at {value[0]:.2f} >= {abort:.2f} after "
+        f"{value[3]:.0f} canary requests"
+    )
+
+
+def test_12_a_good_release_with_occasional_errors_at_low_traffic_is_promoted(stack, pulumi):
+    """Half the error budget, at a rate where the gate needs several measurements."""
+    timeline = Timeline("12 0.5x-budget release at low traffic promoted")
+    service = "orchestrator"
+    runs = Runs(stack, service)
+    weights: list[int] = []
+    stack.set_rate(service, LOW_RPS)
+    try:
+        release(stack, pulumi, service, "1.6.0-errors0.0005", timeline)
+        body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
+    finally:
+        stack.set_rate(service, RPS)
+    runs()
+    assert phase(body) == "Healthy", summary(body)
+    assert stable_image(body).endswith(":1.6.0-errors0.0005")
+    assert went_through(weights) == [10, 25, 50, 100], weights
+    first = runs.of("Step")[0]
+    assert step_index(first) == 2 and run_phase(first) == "Successful", first.get("status")
+    taken = measurements(first, "error-rate")
+    assert len(taken) > 1, taken
+    assert [m["phase"] for m in taken] == ["Inconclusive"] * (len(taken) - 1) + ["Successful"]
+    value = record(timeline.scenario, first, "error-rate")
+    assert len(value) == EVIDENCE_LEN and value[1] <= ACCEPT, value
+    assert value[2] > 0, value  # it had errors, and passed anyway
+    assert value[2] / value[3] == pytest.approx(0.0005, rel=0.05), value
+    for run in runs.of("Step")[1:]:
+        record(timeline.scenario, run, "error-rate")
+        assert run_phase(run) == "Successful"
+    timeline.done(
+        f"promoted; the 10% gate took {len(taken)} measurements, passing at "
+        f"{value[1]:.2f} <= {ACCEPT:.2f} with {value[2]:.2f} errors in {value[3]:.0f} requests"
+    )
+
+
+def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(stack, pulumi):
+    """Stable and canary both at 10x the budget: rolling back would not help, so the rollout
+    pauses and says why."""
+    timeline = Timeline("13 shared incident pauses")
+    service, good_tag = "api-gateway", running_tag(stack, "api-gateway")
+    runs = Runs(stack, service)
+    stack.set_incident(service, 0.01)
+    try:
+        time.sleep(3)  # stable's rates show the incident before the canary starts
+        release(stack, pulumi, service, "1.7.0", timeline)
+
+        def paused() -> Observation:
+            runs()
+            body = rollout(stack, service)
+            status = body.get("status", {})
+            reasons = [c.get("reason") for c in status.get("pauseConditions") or []]
+            background = [r for r in runs.of("Background") if run_phase(r) == "Inconclusive"]
+            held = "InconclusiveAnalysisRun" in reasons and bool(background)
+            ended = phase(body) in ("Degraded", "Healthy")  # fails the assertions below
+            return Observation(held or ended, summary(body) + f" pause={reasons}", body)
+
+        body = wait_for("the rollout to pause on the shared incident", paused, 90)
+        timeline.mark("paused")
+        assert phase(body) == "Paused" and not body["status"].get("abort"), summary(body)
+        background = runs.of("Background")[-1]
+        message = background["status"].get("message", "")
+        assert "error-rate-shared-incident" in message, message
+        rollout_says = body["status"]["canary"]["currentBackgroundAnalysisRunStatus"]
+        assert rollout_says["status"] == "Inconclusive", rollout_says
+        assert "error-rate-shared-incident" in rollout_says.get("message", ""), rollout_says
+        value = record(timeline.scenario, background, "error-rate-shared-incident")
+        assert len(value) == EVIDENCE_LEN, value
+        assert value[1] >= ABORT and value[6] >= ABORT and value[0] < ABORT, value
+        assert value[4] / value[5] == pytest.approx(0.01, rel=0.05), value  # stable at 10x
+        assert value[2] / value[3] == pytest.approx(0.01, rel=0.05), value  # canary too
+        assert results(background)["error-rate"]["phase"] != "Failed"
+        record(timeline.scenario, background, "error-rate")
+        time.sleep(4)  # paused means: still there, neither aborted nor promoted
+        body = rollout(stack, service)
+        assert phase(body) == "Paused" and not body["status"].get("abort"), summary(body)
+        assert (
+            weight(body) == 10 and body["status"]["stableRS"] != body["status"]["currentPodHash"]
+        ), summary(body)
+    finally:
+        stack.set_incident(service, 0.0)
+    _recover(stack, pulumi, service, good_tag)
+    timeline.done(f"paused, not aborted: {message[:70]}")
+
+
+def test_14_an_advisory_gate_is_measured_but_never_aborts(stack, pulumi):
+    """orchestrator/latency advisory, the canary slow: its dry-run metric fails in the
+    background run, the error-rate gate promotes the release."""
+    timeline = Timeline("14 advisory gate measured, not enforced")
+    service = "orchestrator"
+    runs = Runs(stack, service)
+    weights: list[int] = []
+    with pulumi.override(
+        delivery={"analysis": {"enforcementBySlo": {"orchestrator/latency": "advisory"}}}
+    ):
+        release(stack, pulumi, service, "1.7.0-slow", timeline)
+        namespace = SERVICES[service]
+        gate = stack.get("analysistemplate", f"{service}-slo-gate", namespace)
+        assert [m["name"] for m in gate["spec"]["metrics"]] == ["error-rate"]
+        background = stack.get("analysistemplate", f"{service}-slo-background", namespace)
+        assert background["spec"]["dryRun"] == [
+            {"metricName": "latency"},
+            {"metricName": "latency-shared-incident"},
+        ]
+        body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
+    runs()
+    assert phase(body) == "Healthy", summary(body)
+    assert stable_image(body).endswith(":1.7.0-slow")
+    assert went_through(weights) == [10, 25, 50, 100], weights
+    for run in runs.of("Step"):
+        assert list(results(run)) == ["error-rate"] and run_phase(run) == "Successful"
+    failed_seen = [
+        r
+        for r in runs.history
+        if kind(r) == "Background" and results(r).get("latency", {}).get("phase") == "Failed"
+    ]
+    assert failed_seen, "the advisory latency metric never failed"
+    snapshot = failed_seen[-1]
+    assert run_phase(snapshot) not in ("Failed", "Error", "Inconclusive"), snapshot["status"]
+    dry = snapshot["status"].get("dryRunSummary") or {}
+    assert dry.get("failed", 0) >= 1 and dry.get("count") == 2, dry
+    value = record(timeline.scenario, snapshot, "latency")
+    assert len(value) == EVIDENCE_LEN and value[0] >= ABORT, value
+    final = runs.of("Background")[-1]
+    assert run_phase(final) == "Successful", final.get("status")
+    timeline.done(f"promoted; dry run {dry}")
+
+
+def _report() -> None:
+    if not TIMELINES:
+        return
+    names = sorted(
+        {k for _, marks, _ in TIMELINES for k in marks},
+        key=lambda k: min(m.get(k, 1e9) for _, m, _ in TIMELINES),
+    )
+    lines = [
+        "# End-to-end report",
+        "",
+        "Seconds from the start of each scenario.",
+        "",
+        "| scenario | " + " | ".join(names) + " | outcome |",
+        "|---|" + "---|" * len(names) + "---|",
+    ]
+    for scenario, marks, outcome in TIMELINES:
+        cells = [str(marks.get(n, "")) for n in names]
+        lines.append(f"| {scenario} | " + " | ".join(cells) + f" | {outcome} |")
+    lines += [
+        "",
+        "Verdicts as the AnalysisRuns show them: the last measurement of each metric, "
+        "[judged, canary, canary errors, canary requests, stable errors, stable requests, "
+        "stable].",
+        "",
+        "| scenario | run | metric | phase | measurements | last value |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scenario, run, metric, result, count, value in VERDICTS:
+        lines.append(f"| {scenario} | {run} | {metric} | {result} | {count} | `{value}` |")
+    text = "\n".join(lines) + "\n"
+    out = ROOT / "out"
+    out.mkdir(exist_ok=True)
+    (out / "e2e-report.md").write_text(text)
+    print("\n" + text)
