@@ -14,7 +14,6 @@ import os
 import runpy
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,13 +28,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tools.local_prometheus import LocalPrometheus, free_port  # noqa: E402
+
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
@@ -388,7 +384,6 @@ def start_simulator(stack: Stack, services: dict[str, str], rps: float) -> None:
 
 
 def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subprocess.Popen[bytes]:
-    port = free_port()
     sim = stack.simulator_url.removeprefix("http://")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -403,24 +398,11 @@ def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subp
             for name in services
         ],
     }
-    path = stack.work / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config))
-    proc = stack.start(
-        "prometheus",
-        [
-            "prometheus",
-            f"--config.file={path}",
-            f"--storage.tsdb.path={stack.work / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-    )
-    stack.prometheus_url = f"http://127.0.0.1:{port}"
-    wait_for(
-        "Prometheus to be ready",
-        lambda: urllib.request.urlopen(f"{stack.prometheus_url}/-/ready", timeout=2).status == 200,
-        60,
-    )
-    return proc
+    prometheus = LocalPrometheus(config, stack.work, data_dir=stack.work / "tsdb")
+    prometheus.start(spawn=lambda argv: stack.start("prometheus", argv))
+    stack.prometheus_url = prometheus.url
+    assert prometheus.proc is not None
+    return prometheus.proc
 
 
 # ---------------------------------------------------------------------- pulumi

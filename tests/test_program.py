@@ -300,3 +300,24 @@ def test_grafana_token_stays_a_secret(mocks, monkeypatch):
     assert found == [True]
     rule_groups = [a for a in mocks.created if a.typ == "grafana:alerting/ruleGroup:RuleGroup"]
     assert len(rule_groups) == 3
+
+
+def _delivers_configmaps(path: Path) -> bool:
+    config = yaml.safe_load(path.read_text())["config"]
+    return (config.get("slo-canary:grafana") or {}).get("delivery", "configmap") == "configmap"
+
+
+CONFIGMAP_STACKS = [p for p in STACK_FILES if p.name != "Pulumi.yaml" and _delivers_configmaps(p)]
+
+
+def test_dev_and_e2e_deliver_dashboards_as_configmaps():
+    assert [p.name for p in CONFIGMAP_STACKS] == ["Pulumi.dev.yaml", "Pulumi.e2e.yaml"]
+
+
+@pytest.mark.parametrize(
+    "stack_file", CONFIGMAP_STACKS, ids=lambda p: p.stem.removeprefix("Pulumi.")
+)
+def test_stacks_with_dashboard_configmaps_change_them_in_place(stack_file):
+    config = yaml.safe_load(stack_file.read_text())["config"]
+    # without it pulumi-kubernetes replaces a ConfigMap whose data changed: delete, then create
+    assert config.get("kubernetes:enableConfigMapMutable") == "true"

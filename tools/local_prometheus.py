@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -63,15 +64,25 @@ class LocalPrometheus:
         self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
 
-    def start(self, timeout: float = 60) -> LocalPrometheus:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log)
-        log.close()
+    def start(
+        self,
+        timeout: float = 60,
+        spawn: Callable[[list[str]], subprocess.Popen[bytes]] | None = None,
+    ) -> LocalPrometheus:
+        """Start and wait until ready; ``spawn`` lets a caller that supervises its own
+        processes (the e2e stack) start the command itself."""
+        if spawn is not None:
+            self.proc = spawn(self.argv)
+        else:
+            log = self.log_path.open("ab")
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log)
+            log.close()
         self.started = time.time()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"Prometheus exited:\n{self.log_path.read_text()[-2000:]}")
+                log = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
+                raise RuntimeError(f"Prometheus exited:\n{log}")
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
                     if response.status == 200:
