@@ -586,7 +586,8 @@ def judge_evidence(
             good_cap = max(h.good, judge.GOOD_CAP_SHARE * bad_cap)
             good = np.where(has_ratio, _clamp(ratio, h.good, good_cap), h.good)
             bad = np.where(has_ratio, _clamp(q.gate.margin * ratio, h.bad, bad_cap), h.bad)
-            judged = _llr(x, n, good, bad)
+            # no stable traffic in the canary's period yet: `or vector(NaN)`, cannot abort
+            judged = np.where(has_ratio, _llr(x, n, good, bad), np.nan)
         stable_llr = np.where(both, _llr(se, sn, h.good, h.bad), 0.0)
     vector = [judged, canary_llr, x, n, np.where(se_present, se, 0.0),
               np.where(sn_present, sn, 0.0), stable_llr]

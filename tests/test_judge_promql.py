@@ -149,3 +149,94 @@ def test_the_comparison_would_catch_a_wrong_arithmetic(prometheus):
     swapped[judge.CANARY_ERRORS], swapped[judge.CANARY_REQUESTS] = (
         right[judge.CANARY_REQUESTS], right[judge.CANARY_ERRORS])
     assert mismatches(got, tuple(swapped)) == ["canary_errors", "canary_requests"]
+
+
+# ---- the benchmark's vectorised arithmetic (bench/canary_judgement.py) against the same engine
+
+def _irregular(seed: int, samples: int, per_scrape: tuple[int, int], errors_from: int) -> tuple[
+    list[float], list[float]
+]:
+    """Cumulative (2xx, 5xx) counters with uneven increments; no 5xx series before a sample."""
+    import random
+
+    rng = random.Random(seed)
+    ok, err, a, b = [], [], 0.0, 0.0
+    for k in range(samples):
+        a += rng.randint(per_scrape[0] // 2, per_scrape[0] * 3 // 2)
+        b += rng.randint(0, 2 * per_scrape[1]) if k >= errors_from else 0
+        ok.append(a)
+        err.append(b if k >= errors_from else math.nan)
+    return ok, err
+
+
+@pytest.fixture(scope="module")
+def uneven(tmp_path_factory):
+    """Canary and stable counters scraped off the minute, 5xx of the canary only from its 5th
+    scrape on; a real Prometheus over them, and the same samples for the benchmark."""
+    work = tmp_path_factory.mktemp("bench-vs-prometheus")
+    end = (int(time.time()) // 3600) * 3600 - 3600
+    start = end - CANARY_MINUTES * 60  # the canary starts here, on the minute
+    groups = {  # hash: (first sample offset from start, samples, counters)
+        "c1": (7, CANARY_MINUTES * 2, _irregular(1, CANARY_MINUTES * 2, (300, 6), 4)),
+        "s1": (13 - 1800, 60 + CANARY_MINUTES * 2, _irregular(2, 60 + CANARY_MINUTES * 2,
+                                                                (3000, 9), 0)),
+    }
+    lines = ["# TYPE http_requests_total counter"]
+    for pods, (offset, _, (ok, err)) in groups.items():
+        for code, values in (("200", ok), ("500", err)):
+            labels = f'job="api-gateway",code="{code}",rollouts_pod_template_hash="{pods}"'
+            lines += [f"http_requests_total{{{labels}}} {v:g} {start + offset + 30 * k}"
+                      for k, v in enumerate(values) if not math.isnan(v)]
+    (work / "history.om").write_text("\n".join([*lines, "# EOF"]) + "\n")
+    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics",
+                    str(work / "history.om"), str(work / "data")], check=True, capture_output=True)
+    with LocalPrometheus({"global": {"scrape_interval": "1m"}}, work, data_dir=work / "data",
+                         args=("--storage.tsdb.retention.time=30d",)) as prom:
+        yield prom.url, start, groups
+
+
+def test_the_benchmarks_arithmetic_agrees_with_prometheus(uneven):
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import canary_judgement as bench
+
+    url, start, groups = uneven
+
+    def counters(pods: str) -> "bench.Counters":
+        offset, _, (ok, err) = groups[pods]
+        ok_a, err_a = np.array([ok]), np.array([err])
+        total = ok_a + np.nan_to_num(err_a)
+        return bench.Counters(t0=np.array([float(offset)]), step=30.0, values={
+            bench.OK: ok_a, bench.ERR: err_a, bench.COUNT: total, bench.FAST: total})
+
+    moments = np.array([[61.0, 200.0, 331.0, 452.0, 599.0]])  # seconds after the canary started
+    compared = with_errors = 0
+    for gate in judge.gates(SLOS["api-gateway"], STACK.delivery.analysis):
+        if gate.slo.events.is_latency:
+            continue  # the synthetic series carry no histogram
+        query = bench.JudgeQuery.parse(judge.query(gate, evidence_window(STACK.delivery), SCRAPE),
+                                       gate, SCRAPE)
+        grid = bench.StepGrid(60.0, np.array([0.0]), CANARY_MINUTES + 2)
+        present, vector = bench.judge_evidence(query, counters("c1"), counters("s1"), grid,
+                                               moments)
+        for i, t in enumerate(moments[0]):
+            result = _query(url, _rendered(gate), int(start + t))
+            if not present[0, i]:
+                assert result == [], (gate.name, t)
+                continue
+            got = [float(r["value"][1]) for r in result]
+            mine = [float(v[0, i]) for v in vector]
+            assert len(got) == len(judge.EVIDENCE), (gate.name, t)
+            wrong = [name for name, g, m in zip(judge.EVIDENCE, got, mine, strict=True)
+                     if not (math.isclose(g, m, rel_tol=1e-9, abs_tol=1e-9)
+                             or (math.isnan(g) and math.isnan(m)))]
+            pairs = dict(zip(judge.EVIDENCE, zip(got, mine, strict=True), strict=True))
+            assert wrong == [], (gate.name, t, pairs)
+            assert got[judge.STABLE_REQUESTS] > 0
+            compared += 1
+            with_errors += got[judge.CANARY_ERRORS] > 0
+    assert compared == 2 * len(moments[0])  # error-rate and availability, at every moment
+    assert with_errors == 2 * (len(moments[0]) - 1)  # the canary's 5xx series from 127 s on
