@@ -1364,10 +1364,10 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
     new, ref_label = "new judge", None
     for stack_name in stacks:
         stack = _stack(stack_name)[0]
+        cfg = stack.delivery.analysis
         out.append("")
-        out.append(f"=== stack {stack_name} (passBurnRate {stack.delivery.analysis.pass_burn_rate:g}"
-                   f", failBurnRate {stack.delivery.analysis.fail_burn_rate:g}; cells: good m <= "
-                   "pass, bad m >= fail)")
+        out.append(f"=== stack {stack_name} (passBurnRate {cfg.pass_burn_rate:g}, failBurnRate "
+                   f"{cfg.fail_burn_rate:g}; cells: good m <= pass, bad m >= fail)")
         for service in CATALOGUE_SERVICES:
             mine = [r for r in results if r.stack == stack_name and r.service == service]
             if not mine:
@@ -1387,7 +1387,7 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
             for mode in modes:
                 out.extend(describe_mode(mode))
             header = (f"    {'cell':<12}{'rpm':>5}{'runs':>6} {'zone':<7}| "
-                      f"{'abort':<20}{'pause':<21}{'promote':<21}{'t_abort':>8}{'t_prom':>7} | "
+                      f"{'abort':<24}{'pause':<24}{'promote':<24}{'t_abort':>8}{'t_prom':>7} | "
                       f"{'need':>7}{'avail':>8} | ref: {'abort':>6}{'pause':>7}{'promote':>8}"
                       f"{'t_abort':>8}{'t_prom':>7}")
             for title, chosen in (
@@ -1407,8 +1407,8 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
                     mark = "" if avail >= need else "<"
                     out.append(
                         f"    {r.cell.title:<12}{r.cell.rate:>5g}{r.runs:>6} "
-                        f"{zone(stack, r.cell):<7}| {_ci(s, ABORT):<20}{_ci(s, PAUSE):<21}"
-                        f"{_ci(s, PROMOTE):<21}{_minutes(s.median_abort):>8}"
+                        f"{zone(stack, r.cell):<7}| {_ci(s, ABORT):<24}{_ci(s, PAUSE):<24}"
+                        f"{_ci(s, PROMOTE):<24}{_minutes(s.median_abort):>8}"
                         f"{_minutes(s.median_promote):>7} | {need:>7.0f}{avail:>7.0f}{mark:1} | "
                         f"ref: {_pct(q.p(ABORT)):>6}{_pct(q.p(PAUSE)):>7}{_pct(q.p(PROMOTE)):>8}"
                         f"{_minutes(q.median_abort):>8}{_minutes(q.median_promote):>7}")

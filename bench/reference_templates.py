@@ -23,7 +23,7 @@ from typing import Any
 
 from delivery.names import template_names
 from slo import conventions as names
-from slo.model import ResolvedSlo, RatioEvents, number
+from slo.model import RatioEvents, ResolvedSlo, number
 from slo.promql import Matcher, Selector
 
 REFERENCE_COMMIT = "84bbf00"
@@ -103,7 +103,10 @@ def _template(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {"app.kubernetes.io/part-of": names.PART_OF_SLO, names.LABEL_SERVICE: service},
+            "labels": {
+                "app.kubernetes.io/part-of": names.PART_OF_SLO,
+                names.LABEL_SERVICE: service,
+            },
         },
         "spec": {"args": [{"name": names.CANARY_HASH_ARG}] if args else [], "metrics": metrics},
     }
@@ -139,6 +142,7 @@ def reference_bodies(
     hash_arg = [{"name": names.CANARY_HASH_ARG, "valueFrom": {"podTemplateHashValue": "Latest"}}]
     steps: list[dict[str, Any]] = []
     if old.budget_freeze:
+        budget = f'min({names.ERROR_BUDGET_REMAINING}{{{names.LABEL_SERVICE}="{service}"}})'
         freeze = {
             "name": "error-budget-remaining",
             "count": 1,
@@ -149,7 +153,7 @@ def reference_bodies(
             "provider": {
                 "prometheus": {
                     "address": address,
-                    "query": f'min({names.ERROR_BUDGET_REMAINING}{{{names.LABEL_SERVICE}="{service}"}})',
+                    "query": budget,
                 }
             },
         }
