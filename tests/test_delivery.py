@@ -27,7 +27,11 @@ NAMESPACES = {s.name: s.namespace for s in CATALOGUE.services}
 
 def stack_values(name: str) -> dict:
     raw = yaml.safe_load((ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
-    return {k.split(":", 1)[1]: json.loads(json.dumps(v)) for k, v in raw.items()}
+    return {
+        k.split(":", 1)[1]: json.loads(json.dumps(v))
+        for k, v in raw.items()
+        if k.startswith("slo-canary:")  # not the provider's `kubernetes:` keys
+    }
 
 
 def stack(name: str, **analysis):
