@@ -6,6 +6,7 @@ dicts, so the arithmetic of budgets and factors lives in one place.
 
 from __future__ import annotations
 
+import decimal
 import math
 from dataclasses import dataclass, fields, replace
 from functools import cache, cached_property
@@ -256,12 +257,37 @@ class ResolvedSlo:
         return [durations.format_seconds(s) for s in sorted(seconds)]
 
 
+def le_spellings(value: float) -> tuple[str, ...]:
+    """The ways clients and Prometheus write a bucket boundary: Go's shortest ``%g`` form, which
+    switches to an exponent below 1e-4 and from 1e6 (``1e-05``, ``1e+06``; the Python client
+    copies it), and the same number in plain decimals (``0.00001``, ``1000000``). Integers may
+    also carry a ``.0`` (Prometheus 3 and OpenMetrics write ``2.0``): see :func:`le_matcher`."""
+    exact = decimal.Decimal(repr(float(value)))
+    sign, digits, exp = exact.normalize().as_tuple()
+    if sign or not isinstance(exp, int) or not exact:
+        raise ValueError(f"a latency threshold is a positive number of seconds, not {value}")
+    plain = format(exact.normalize(), "f")
+    places = len(digits) + exp - 1  # decimal exponent of the leading digit
+    if -4 <= places < 6:
+        return (plain,)
+    mantissa = "".join(map(str, digits))
+    if len(mantissa) > 1:
+        mantissa = f"{mantissa[0]}.{mantissa[1:]}"
+    return (f"{mantissa}e{'-' if places < 0 else '+'}{abs(places):02d}", plain)
+
+
 def le_matcher(threshold: float) -> promql.Matcher:
-    """Match a bucket boundary however the client library printed it (``2`` or ``2.0``)."""
-    text = number(threshold)
-    if "." not in text and "e" not in text:
-        return promql.Matcher("le", "=~", f"{text}(\\.0+)?")
-    return promql.Matcher("le", "=", text)
+    """Match a bucket boundary however it was printed (``2`` or ``2.0``, ``1e-05`` or
+    ``0.00001``): one regular expression over :func:`le_spellings`."""
+    spellings = le_spellings(threshold)
+    if len(spellings) == 1 and "." in spellings[0]:
+        return promql.Matcher("le", "=", spellings[0])
+
+    def pattern(spelling: str) -> str:
+        escaped = spelling.replace(".", "\\.").replace("+", "\\+")
+        return escaped if "." in spelling or "e" in spelling else f"{escaped}(\\.0+)?"
+
+    return promql.Matcher("le", "=~", "|".join(map(pattern, spellings)))
 
 
 def events_for(service: Service, slo: Slo) -> Events:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from slo.loader import load_catalogue
-from slo.model import ResolvedSlo, resolve_all
+from slo.model import ResolvedSlo, le_matcher, resolve_all
 from slo.proofs import proof_files
 from slo.rules import rule_file
 from slo.yamlout import dump
@@ -101,3 +101,43 @@ def test_proofs_catch_a_missing_absent_alert(tmp_path):
     ]
     output = _fast_proof_fails_against(rules, tmp_path)
     assert "absent metrics" in output
+
+
+@pytest.mark.parametrize(
+    ("threshold", "printed"),
+    [
+        (2.0, ("2", "2.0")),
+        (0.25, ("0.25",)),
+        (1e-05, ("1e-05", "0.00001")),
+        (1e6, ("1e+06", "1000000", "1000000.0")),
+        (2.5e-07, ("2.5e-07",)),
+    ],
+)
+def test_le_matcher_selects_every_spelling_of_its_bucket_and_no_other(threshold, printed, tmp_path):
+    """Prometheus itself decides: one series per spelling, plus neighbours that must not match."""
+    others = ("20", "0.025", "1e-06", "1e+05", "2.5e-08", "+Inf")
+    series = [
+        {"series": f'h_bucket{{le="{le}"}}', "values": "1"} for le in printed + others
+    ]
+    matcher = le_matcher(threshold)
+    selector = f"h_bucket{{{matcher.render()}}}"
+    doc = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": f"count({selector})",
+                        "eval_time": "0m",
+                        "exp_samples": [{"labels": "{}", "value": len(printed)}],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "le.test.yml").write_text(dump(doc))
+    ran = promtool("test", "rules", "le.test.yml", cwd=tmp_path)
+    assert ran.returncode == 0, selector + "\n" + ran.stdout + ran.stderr
