@@ -1,6 +1,23 @@
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def pytest_report_header() -> list[str]:
+    """Which Prometheus the proofs and queries run on (``make test``: the pinned 3.x build;
+    ``make compat``: Debian's 2.x)."""
+    lines = []
+    for tool in ("promtool", "prometheus"):
+        path = shutil.which(tool)
+        if path is None:
+            lines.append(f"{tool}: not found on PATH")
+            continue
+        ran = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+        first = (ran.stdout or ran.stderr).strip().splitlines()[:1]
+        lines.append(f"{tool}: {path}: {first[0] if first else 'no version'}")
+    return lines

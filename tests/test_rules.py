@@ -214,3 +214,35 @@ def test_yaml_writer_style():
         f"- expr: {expr}\n"  # long expressions stay on one line, unquoted
         "  for: 5m\n"
     )
+
+
+# What a proof scenario's name promises, and what its checks must then expect.
+PROMISES = {
+    r"(?<!never )\bpages\b": names.ALERT_BURN["page"],
+    r"\bopens a ticket\b": names.ALERT_BURN["ticket"],
+    r"\braise SLOMetricsAbsent\b": names.ALERT_ABSENT,
+}
+QUIET = r"\braises nothing\b|\bno alert\b"
+
+
+def _proof_groups():
+    from slo.proofs import proof_files
+
+    for slo in (s for path in CATALOGUES for s in resolve_all(load_catalogue(path))):
+        if slo.events.native:
+            continue
+        for doc in proof_files(slo, "rules.yml").values():
+            yield from doc["tests"]
+
+
+@pytest.mark.parametrize("group", list(_proof_groups()), ids=lambda g: g["name"])
+def test_every_proof_asserts_what_its_name_promises(group):
+    import re
+
+    firing = {t["alertname"] for t in group.get("alert_rule_test", []) if t["exp_alerts"]}
+    for pattern, alert in PROMISES.items():
+        if re.search(pattern, group["name"]):
+            assert alert in firing, f"named for {alert}, but no check expects it: {firing}"
+    if re.search(QUIET, group["name"]):
+        assert not firing, firing
+    assert group.get("alert_rule_test") or group.get("promql_expr_test"), "checks nothing"

@@ -34,12 +34,17 @@ def test_group(slo: ResolvedSlo, scenario: Scenario) -> dict[str, Any]:
     alert_tests = []
     for check in scenario.checks:
         minute = _robust_minute(model, check)
-        state = model.robust(check.alert, minute)
+        if model.robust(check.alert, minute) is not check.firing:
+            raise ProofError(
+                f"{slo.service.name}/{slo.slo.name}: '{scenario.name}': the check "
+                f"'{check.why}' expects {check.alert} {'firing' if check.firing else 'quiet'} "
+                f"at minute {minute}, and the window oracle says otherwise"
+            )
         alert_tests.append(
             {
                 "eval_time": f"{minute}m",
                 "alertname": check.alert,
-                "exp_alerts": _expected(slo, check.alert) if state else [],
+                "exp_alerts": _expected(slo, check.alert) if check.firing else [],
             }
         )
     group: dict[str, Any] = {

@@ -3,7 +3,9 @@ the rules' PromQL (see ``slo/proofs/__init__.py``)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import product
 
 from slo import conventions as names
@@ -58,6 +60,10 @@ class Model:
     Raw windows sum the minutes in the range; averaged windows sum the 5m base (itself a sum
     over 5 minutes) at every rule evaluation in the range, ``step`` minutes apart, as
     ``avg_over_time`` over the recorded base does.
+
+    ``closed`` is the range convention of the engine: Prometheus 2.x selects the samples in
+    ``[t - range, t]``, 3.x those in ``(t - range, t]``. Counters do not care (an increase is
+    the same either way); a gauge's ``count_over_time`` holds one sample more on 2.x.
     """
 
     def __init__(
@@ -66,9 +72,11 @@ class Model:
         timeline: Timeline,
         gauge_values: list[float] | None,
         step: int = 1,
+        closed: bool = False,
     ):
         self.slo = slo
         self.step = step
+        self.closed = closed
         self.gauge = gauge_values is not None
         if gauge_values is not None:  # a gauge: one sample per minute is one event
             total = [1.0 if p else 0.0 for p in timeline.present]
@@ -92,12 +100,11 @@ class Model:
     def _raw(self, t: int, minutes: int) -> tuple[float, float] | None:
         """(bad, total) over the last ``minutes``, None when the range holds < 2 samples.
 
-        A range selector holds the samples in [t - minutes, t]: ``minutes`` counter increments,
-        or ``minutes + 1`` gauge samples.
+        ``minutes`` counter increments; ``minutes`` gauge samples, one more in a closed range.
         """
         if self._sum(self.cum_present, t, minutes + 1) < 2:
             return None
-        width = minutes + 1 if self.gauge else minutes
+        width = minutes + 1 if self.gauge and self.closed else minutes
         return self._sum(self.cum_bad, t, width), self._sum(self.cum_total, t, width)
 
     def _base(self, base: int) -> tuple[list[float], list[float], list[float]]:
@@ -162,12 +169,24 @@ class Model:
         )
 
     def robust(self, alert: str, t: int) -> bool | None:
-        """The alert's state at minute t if it holds however the windows shift by a minute."""
+        """The alert's state at minute t if it holds however the windows shift by a minute, on
+        both range conventions (the other one is a second model of the same timeline)."""
         states = {
-            self.firing(alert, t + dt, shift, base)
+            model.firing(alert, t + dt, shift, base)
+            for model in (self, self.other)
             for dt, shift, base in product((-1, 0, 1), (-1, 0, 1), (5,))
         }
         return states.pop() if len(states) == 1 else None
+
+    @cached_property
+    def other(self) -> Model:
+        """This model on the other engine's range convention (itself where that changes nothing)."""
+        if not self.gauge:
+            return self
+        twin = copy.copy(self)
+        twin.closed = not self.closed
+        twin._bases = {}
+        return twin
 
 
 def _cumulative(values: list[float]) -> list[float]:
