@@ -11,13 +11,22 @@ TOOLS ?= $(HOME)/.cache/slo-canary-tools
 ACTIONLINT_VERSION := v1.7.12
 GO_TOOLCHAIN := $(shell sed -n 's/^GO_TOOLCHAIN=//p' e2e/tools/build.sh)
 ACTIONLINT := $(TOOLS)/actionlint-$(ACTIONLINT_VERSION)-$(GO_TOOLCHAIN)/actionlint
+# The Prometheus everything is proven on: built from its Go module by e2e/tools/build.sh.
+E2E_TOOLS_CACHE ?= $(HOME)/.cache/slo-canary-e2e
+PROMETHEUS_VERSION := $(shell sed -n 's/^PROMETHEUS_VERSION=\([^ ]*\).*/\1/p' e2e/tools/build.sh)
+PROMETHEUS_DIR := $(E2E_TOOLS_CACHE)/prometheus-$(PROMETHEUS_VERSION)-$(GO_TOOLCHAIN)
+WITH_PROMETHEUS := PATH="$(PROMETHEUS_DIR):$$PATH"
+# A directory holding Prometheus 2.x `prometheus` and `promtool` (Debian's package) for `make compat`.
+COMPAT_PROMETHEUS_DIR ?= /usr/bin
+COMPAT_TESTS := tests/test_promtool.py tests/test_judge_promql.py tests/test_canary_judgement.py tests/test_tune.py
 
-.PHONY: help setup test lint unit scan rules docs render bench e2e-tools e2e vulncheck clean
+.PHONY: help setup test lint unit scan rules docs render bench prometheus compat e2e-tools e2e vulncheck clean
 
 help:
 	@echo "make setup        create $(VENV) and install the pinned Python dependencies"
 	@echo "make render       set up, then render STACK=$(STACK) offline into out/$(STACK)/"
-	@echo "make test         linters and the test suite (needs promtool: apt-get install prometheus)"
+	@echo "make test         linters and the test suite (builds Prometheus $(PROMETHEUS_VERSION) on first use)"
+	@echo "make compat       rule files, proofs and queries on Prometheus 2.x from $(COMPAT_PROMETHEUS_DIR)"
 	@echo "make scan         checkov policies on the rendered dev and prod manifests"
 	@echo "make rules        write rule files and promtool proofs of $(CATALOGUE) to out/rules/"
 	@echo "make docs         regenerate docs/slo-catalogue.md, docs/slos.md and docs/stack-config.md"
@@ -52,8 +61,19 @@ lint: setup $(ACTIONLINT)
 scan: setup $(SCAN_STAMP)
 	$(PY) tools/scan.py --checkov $(SCAN_VENV)/bin/checkov
 
-unit: setup
-	$(PY) -m pytest -n 2 -p no:cacheprovider tests
+# Prometheus server and promtool from the Go module (about 10 minutes cold, cached by version).
+prometheus: $(PROMETHEUS_DIR)/.complete
+
+$(PROMETHEUS_DIR)/.complete:
+	bash e2e/tools/build.sh prometheus >/dev/null
+
+unit: setup prometheus
+	$(WITH_PROMETHEUS) $(PY) -m pytest -n 2 -p no:cacheprovider tests
+
+compat: setup
+	@test -x $(COMPAT_PROMETHEUS_DIR)/promtool && test -x $(COMPAT_PROMETHEUS_DIR)/prometheus || \
+	  { echo "make compat: no Prometheus 2.x in COMPAT_PROMETHEUS_DIR=$(COMPAT_PROMETHEUS_DIR) (Debian: apt-get install prometheus)"; exit 1; }
+	PATH="$(COMPAT_PROMETHEUS_DIR):$$PATH" $(PY) -m pytest -n 2 -p no:cacheprovider $(COMPAT_TESTS)
 
 test: lint unit scan
 
@@ -68,10 +88,10 @@ docs: setup
 	$(PY) -m delivery docs --slos $(CATALOGUE) --stack Pulumi.dev.yaml --stack Pulumi.prod.yaml > docs/slos.md
 	$(PY) -m delivery docs --stack-reference > docs/stack-config.md
 
-bench: setup
-	$(PY) bench/canary_judgement.py
-	$(PY) bench/rules_bench.py
-	$(PY) bench/eval_cost.py
+bench: setup prometheus
+	$(WITH_PROMETHEUS) $(PY) bench/canary_judgement.py
+	$(WITH_PROMETHEUS) $(PY) bench/rules_bench.py
+	$(WITH_PROMETHEUS) $(PY) bench/eval_cost.py
 
 e2e-tools:
 	bash e2e/tools/build.sh

@@ -16,18 +16,18 @@ puts the canary at ``m`` x budget: ``e = m x`` the strictest budget among the se
 error-type SLOs, ``s = min(m x latency budget, 1)``; stable runs at 0.5x. The shared incident
 puts stable and canary both at 10x; the idle canary gets no requests (stable keeps 180/min).
 
-Prometheus (2.42, the version installed). The counters of the canary pods (starting at 0 when
-the canary starts) and of the stable pods are scraped every scrape interval, with a random
-phase per run and per pod group; a series exists from the first scrape after its first
-increment (a client library creates a ``code="500"`` child on the first 5xx), except histogram
-buckets, which appear with their ``_count``. A query at time ``t`` sees the last scrape at or
-before ``t``. Range selectors are closed, ``[t - w, t]`` (Prometheus 3 made them left-open,
-``(t - w, t]``; not modelled). ``rate()``/``increase()`` are Prometheus 2.42's extrapolatedRate:
-extrapolate to the window's edges when the first/last sample is within 1.1x the average sample
-interval of them, else by half an interval, and never below the counter's zero point (2.42
-clamps to the zero point before the 1.1x test; later versions after it). Subqueries evaluate at
-multiples of their step since the epoch within the closed range; the epoch's phase is random per
-run. No counter resets (pods are not restarted), no scrape failures, no query errors.
+Prometheus (3.x, the pinned build ``make bench`` runs; ``--engine 2`` models 2.x). The counters
+of the canary pods (starting at 0 when the canary starts) and of the stable pods are scraped
+every scrape interval, with a random phase per run and per pod group; a series exists from the
+first scrape after its first increment (a client library creates a ``code="500"`` child on the
+first 5xx), except histogram buckets, which appear with their ``_count``. A query at time ``t``
+sees the last scrape within the lookback. Ranges (and the lookback) are left-open on 3.x,
+``(t - w, t]``, closed on 2.x, ``[t - w, t]``. ``rate()``/``increase()`` are Prometheus'
+extrapolatedRate: extrapolate to the window's edges when the first/last sample is within 1.1x
+the average sample interval of them, else by half an interval, and never below the counter's
+zero point (2.x clamps to the zero point before the 1.1x test, 3.x after it). Subqueries
+evaluate at multiples of their step since the epoch within the range; the epoch's phase is
+random per run. No counter resets (pods are not restarted), no scrape failures, no query errors.
 
 Argo Rollouts v1.9 (analysis/analysis.go, utils/evaluate/evaluate.go of v1.9.1). Conditions are
 the rendered strings, evaluated by a small evaluator of the expr-lang subset they use (never by
@@ -306,7 +306,33 @@ class Condition:
         )
 
 
-# ---- Prometheus 2.42 arithmetic on regularly scraped counters --------------------------------
+# ---- Prometheus arithmetic on regularly scraped counters -------------------------------------
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where the PromQL engine's versions differ, as far as these queries go."""
+
+    major: int
+
+    @property
+    def closed(self) -> bool:
+        """Ranges include their left edge (2.x); 3.x made them left-open."""
+        return self.major < 3
+
+    def first_index(self, edge: np.ndarray, step: float) -> np.ndarray:
+        """Index of the first grid point (multiples of ``step``) inside a range from ``edge``."""
+        if self.closed:
+            return np.ceil(edge / step).astype(np.int64)
+        return np.floor(edge / step).astype(np.int64) + 1
+
+
+ENGINE = Engine(3)  # what the arithmetic below copies; use_engine() switches
+
+
+def use_engine(major: int) -> None:
+    global ENGINE
+    ENGINE = Engine(major)
 
 
 @dataclass
@@ -346,7 +372,7 @@ def last_over_time_sum(
     idx = np.floor((t - t0) / c.step).astype(np.int64)
     inside = idx >= 0
     idx = np.clip(idx, 0, c.samples - 1)
-    fresh = t0 + idx * c.step >= t - window
+    fresh = idx >= ENGINE.first_index(t - window - t0, c.step)
     total = np.zeros(t.shape)
     present = np.zeros(t.shape, dtype=bool)
     flat = idx.reshape(len(c.t0), -1)
@@ -361,11 +387,11 @@ def last_over_time_sum(
 def extrapolated_sum(
     c: Counters, names: Sequence[str], t: np.ndarray, window: float, is_rate: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``sum(rate(sel[window]))`` (or ``increase``) at times ``t``: Prometheus 2.42's
-    extrapolatedRate per series over the closed range ``[t - window, t]``, then summed."""
+    """``sum(rate(sel[window]))`` (or ``increase``) at times ``t``: Prometheus' extrapolatedRate
+    per series over the range ending at ``t``, then summed."""
     t0 = _rows(c.t0, t)
     hi = np.floor((t - t0) / c.step).astype(np.int64)
-    lo = np.ceil((t - window - t0) / c.step).astype(np.int64)
+    lo = ENGINE.first_index(t - window - t0, c.step)
     hi = np.minimum(hi, c.samples - 1)
     total = np.zeros(t.shape)
     present = np.zeros(t.shape, dtype=bool)
@@ -386,16 +412,16 @@ def extrapolated_sum(
             to_end = t - t2
             sampled = t2 - t1
             average = sampled / (n - 1)
-            # 2.42: the zero point shortens the distance to the start before the 1.1x test
             to_zero = sampled * (v1 / delta)
-            clamp = (delta > 0) & (v1 >= 0) & (to_zero < to_start)
-            to_start = np.where(clamp, to_zero, to_start)
+            zero_point = (delta > 0) & (v1 >= 0)
             threshold = average * 1.1
-            span = (
-                sampled
-                + np.where(to_start < threshold, to_start, average / 2)
-                + np.where(to_end < threshold, to_end, average / 2)
-            )
+            if ENGINE.closed:  # 2.x: the zero point shortens the distance before the 1.1x test
+                to_start = np.where(zero_point & (to_zero < to_start), to_zero, to_start)
+                to_start = np.where(to_start < threshold, to_start, average / 2)
+            else:  # 3.x: after it
+                to_start = np.where(to_start < threshold, to_start, average / 2)
+                to_start = np.where(zero_point & (to_zero < to_start), to_zero, to_start)
+            span = sampled + to_start + np.where(to_end < threshold, to_end, average / 2)
             value = delta * (span / sampled)
             if is_rate:
                 value = value / window
@@ -428,13 +454,13 @@ class StepGrid:
 def subquery_sum(
     grid: StepGrid, inner: np.ndarray, inner_present: np.ndarray, t: np.ndarray, window: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``sum_over_time((inner)[window:step])`` at times ``t``: steps in ``[t - window, t]``."""
+    """``sum_over_time((inner)[window:step])`` at times ``t``: the steps in the range."""
     u = grid.epoch_phase[:, None]
     first = grid.first[:, None]
     prefix = np.cumsum(np.where(inner_present, inner, 0.0), axis=1)
     counted = np.cumsum(inner_present, axis=1)
     hi = np.floor((t + u) / grid.step).astype(np.int64) - first
-    lo = np.maximum(np.ceil((t - window + u) / grid.step).astype(np.int64) - first, 0)
+    lo = np.maximum(ENGINE.first_index(t - window + u, grid.step) - first, 0)
     if (hi >= grid.count).any():
         raise ValueError("evaluation past the last subquery step")
     some = hi >= lo
@@ -1118,8 +1144,10 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     )
 
 
-def _task(args: tuple[str, str, Cell, int, tuple[int, ...]]) -> CellResult:
-    return simulate_cell(*args)
+def _task(args: tuple[int, str, str, Cell, int, tuple[int, ...]]) -> CellResult:
+    engine, *cell = args
+    use_engine(engine)  # worker processes do not share the parent's globals
+    return simulate_cell(*cell)
 
 
 # ---- statistics, report, targets ---------------------------------------------------------------
@@ -1348,9 +1376,10 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
                f"{today}, seed {seed}, {good_runs} runs per good-canary cell, "
                f"{elapsed:.0f} s on {jobs} process(es); Python {platform.python_version()}, "
                f"numpy {np.__version__}")
-    out.append("Semantics: Argo Rollouts v1.9.1 analysis; Prometheus 2.42 (closed range "
-               "selectors [t-w, t], 2.42 extrapolatedRate, subquery steps at multiples of the "
-               "step since the epoch); see the module docstring for the model.")
+    ranges = "closed ranges [t-w, t]" if ENGINE.closed else "left-open ranges (t-w, t]"
+    out.append(f"Semantics: Argo Rollouts v1.9.1 analysis; Prometheus {ENGINE.major}.x ({ranges}, "
+               f"its extrapolatedRate, subquery steps at multiples of the step since the epoch); "
+               "see the module docstring for the model.")
     if quick:
         out.append("QUICK: fewer runs and cells; these figures are not the targets' evidence. "
                    "The targets below are still evaluated on what was measured.")
@@ -1435,7 +1464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="only this stack (repeatable; default both)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--engine", type=int, choices=(2, 3), default=3,
+                        help="Prometheus major version whose range semantics to copy")
     args = parser.parse_args(argv)
+    use_engine(args.engine)
     good_runs = args.runs or (300 if args.quick else 8000)
     stacks = tuple(args.stack or STACKS)
     tasks = []
@@ -1447,10 +1479,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not judge.gated(slos[service]):
                 continue
             for ci, cell in enumerate(cells_for(args.quick)):
-                tasks.append((stack_name, service, cell, runs_for(stack, cell, good_runs),
-                              (args.seed, si, vi, ci)))
+                tasks.append((args.engine, stack_name, service, cell,
+                              runs_for(stack, cell, good_runs), (args.seed, si, vi, ci)))
     # the longest cells first, so that the two workers finish together
-    tasks.sort(key=lambda t: -t[3] * (2 if t[0] == "prod" else 1))
+    tasks.sort(key=lambda t: -t[4] * (2 if t[1] == "prod" else 1))
     started = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:

@@ -1,8 +1,8 @@
 """bench/canary_judgement.py against the real tools: its per-measurement arithmetic against
-Prometheus 2.42 (``promtool test rules`` for every element's label and value, the HTTP API of a
-real ``prometheus`` for the order of the 7-vector), proof that both checks bite when the bench's
-arithmetic is broken, its Argo Rollouts semantics on hand-made sequences, the reference
-renderer against commit 84bbf00, and a ``--quick`` run."""
+the Prometheus on PATH, 3.x or 2.x (``promtool test rules`` for every element's label and
+value, the HTTP API of a real ``prometheus`` for the order of the 7-vector), proof that both
+checks bite when the bench's arithmetic is broken, its Argo Rollouts semantics on hand-made
+sequences, the reference renderer against commit 84bbf00, and a ``--quick`` run."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ import pytest
 
 from bench import canary_judgement as cj
 from delivery import judge
+from tools.local_prometheus import major_version
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMTOOL = shutil.which("promtool")
@@ -44,9 +45,13 @@ PROM_NAMES = {
 EVAL_TIMES = (240, 320, 360, 600, 1200, 1537, 2390)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _tools_present():
-    assert PROMTOOL, "promtool is required (Debian package 'prometheus')"
+@pytest.fixture(scope="module", autouse=True)
+def _engine_of_the_promtool_on_path():
+    """The bench's arithmetic copies the range semantics of the Prometheus it is checked on."""
+    assert PROMTOOL, "promtool is required (make test builds it)"
+    cj.use_engine(major_version(PROMTOOL))
+    yield
+    cj.use_engine(3)
 
 
 @dataclass
@@ -236,8 +241,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory) -> Iterator[dict[str, str]]:
-    """Prometheus 2.42 on 127.0.0.1 per scenario, serving its series backfilled as a block."""
-    assert PROMETHEUS, "prometheus is required (Debian package 'prometheus')"
+    """Prometheus on 127.0.0.1 per scenario, serving its series backfilled as a block."""
+    assert PROMETHEUS, "prometheus is required (make test builds it)"
     base = tmp_path_factory.mktemp("prometheus")
     urls, processes = {}, []
     try:

@@ -26,7 +26,7 @@ PROMTOOL = shutil.which("promtool")
 
 @pytest.fixture(scope="session", autouse=True)
 def _promtool_present():
-    assert PROMTOOL, "promtool is required (Debian package 'prometheus'; .ci/run installs it)"
+    assert PROMTOOL, "promtool is required (make test builds it; make compat uses Debian's)"
 
 
 def write(slo: ResolvedSlo, directory: Path, rules: dict | None = None) -> list[Path]:

@@ -66,7 +66,7 @@ def _history(end: int) -> tuple[str, dict[str, float]]:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory):
-    assert shutil.which("prometheus"), "needs the Debian package 'prometheus'"
+    assert shutil.which("prometheus"), "needs prometheus on PATH (make test builds it)"
     work = tmp_path_factory.mktemp("tune")
     end = (int(time.time()) // STEP) * STEP - 3600
     text, expected = _history(end)

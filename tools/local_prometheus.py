@@ -10,6 +10,7 @@ loopback only and is stopped (SIGTERM, then SIGKILL) when the block ends, howeve
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -36,6 +37,15 @@ def binary() -> str:
     if not found:
         raise RuntimeError("no Prometheus: set SLO_CANARY_PROMETHEUS or put prometheus on PATH")
     return found
+
+
+def major_version(tool: str) -> int:
+    """The major version of a ``prometheus`` or ``promtool`` binary (``--version``)."""
+    ran = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True)
+    found = re.search(r"version (\d+)\.", ran.stdout + ran.stderr)
+    if not found:
+        raise RuntimeError(f"{tool} --version does not say its version")
+    return int(found.group(1))
 
 
 class LocalPrometheus:

@@ -2,6 +2,7 @@
 # Build the local end-to-end toolchain from Go modules (Go module proxy only).
 #
 #   e2e/tools/build.sh [tool ...]     tools: kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes
+#                                     prometheus (what `make test` needs; the rest is for `make e2e`)
 #
 # Everything goes to ${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}/<tool>-<version>-<go>/ (outside the
 # work tree); a tool whose directory is complete is not rebuilt. The last line printed on stdout is
@@ -17,6 +18,7 @@ K8S_VERSION=v1.36.3                # k8s.io/kubernetes; staging modules at v0.36
 ETCD_VERSION=v3.6.16               # go.etcd.io/etcd/server/v3 (kwok v0.8.0 pairs k8s 1.36 with etcd 3.6)
 KWOK_VERSION=v0.8.0                # sigs.k8s.io/kwok
 ARGO_ROLLOUTS_VERSION=v1.9.1       # github.com/argoproj/argo-rollouts
+PROMETHEUS_VERSION=v0.316.0        # github.com/prometheus/prometheus: v0.3XX.Y is Prometheus 3.XX.Y
 # The project pins the Python SDK pulumi==3.272.0, but the proxy does not serve
 # github.com/pulumi/pulumi/pkg/v3@v3.272.0 (403); v3.274.1 is the closest served CLI.
 PULUMI_VERSION=v3.274.1
@@ -43,11 +45,13 @@ command -v go >/dev/null || die "go not found on PATH"
 command -v python3 >/dev/null || die "python3 not found on PATH"
 GO_LOCAL_VERSION="$(go env GOVERSION)"; GO_LOCAL_VERSION="${GO_LOCAL_VERSION#go}"
 mkdir -p "$CACHE" "$BIN"
-# One build at a time per cache (parallel make targets, two terminals).
-if command -v flock >/dev/null; then
-  exec 9>"$CACHE/.lock"
-  flock -n 9 || { log "waiting for another build.sh on $CACHE ..."; flock 9; }
-fi
+# One build of a tool at a time (parallel make targets, two terminals); the Go module and build
+# caches are shared by every build and safe for concurrent use.
+lock_tool() {
+  command -v flock >/dev/null || return 0
+  exec 9>"$1.lock"
+  flock -n 9 || { log "waiting for another build of $(basename "$1") ..."; flock 9; }
+}
 
 # module_info MODULE@VERSION FIELD  -> Dir or GoMod of the downloaded module
 module_info() {
@@ -105,6 +109,7 @@ link_bins() {
 run_tool() {
   local name=$1 ver=$2 dir=$3 fn=$4; shift 4
   local start=$SECONDS b ok=1
+  lock_tool "$dir"
   for b in "$@"; do [[ -x "$dir/$b" ]] || ok=0; done
   if [[ $ok == 1 && -f "$dir/.complete" ]]; then
     link_bins "$dir" "$@"
@@ -114,11 +119,15 @@ run_tool() {
   log "building $name $ver ..."
   rm -rf "$dir"; mkdir -p "$dir"
   # A subshell outside any `||`/`if`, so that errexit stops the build function at its first error.
-  local rc=0
+  local rc=0 ticker
+  # A line a minute, so that a cold build (minutes) is visibly alive.
+  (while sleep 60; do log "  still building $name ($((SECONDS - start))s; log: $dir.build.log)"; done) &
+  ticker=$!
   set +e
   (set -e; "$fn" "$dir") >"$dir.build.log" 2>&1
   rc=$?
   set -e
+  kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
   if ((rc != 0)); then
     tail -n 40 "$dir.build.log" >&2
     die "building $name $ver failed (exit $rc; full log: $dir.build.log)"
@@ -222,8 +231,22 @@ build_pulumi_kubernetes() {
   ls -l "$out/pulumi-resource-kubernetes"
 }
 
+# Server and promtool, version stamped. Built without the cloud service discoveries
+# (-tags remove_all_sd keeps static, file and http SD): nothing here discovers targets otherwise,
+# the query engine and rule evaluation are the same, and the build is a fraction of the size.
+build_prometheus() {
+  local out=$1 m=github.com/prometheus/prometheus v=${PROMETHEUS_VERSION#v0.3}
+  local c=github.com/prometheus/common/version
+  local ld="-s -w -X $c.Version=3.$v -X $c.Revision=$PROMETHEUS_VERSION -X $c.Branch=module-proxy"
+  ld+=" -X $c.BuildUser=slo-canary -X $c.BuildDate=module-proxy"
+  GOBIN="$out" GOFLAGS='' go install -trimpath -tags remove_all_sd -ldflags "$ld" \
+    "$m/cmd/prometheus@$PROMETHEUS_VERSION" "$m/cmd/promtool@$PROMETHEUS_VERSION"
+  "$out/prometheus" --version
+  "$out/promtool" --version
+}
+
 # ---- main ----------------------------------------------------------------------------------------
-ALL=(kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes)
+ALL=(kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes prometheus)
 TOOLS=("$@")
 ((${#TOOLS[@]})) || TOOLS=("${ALL[@]}")
 TOTAL_START=$SECONDS
@@ -240,6 +263,8 @@ for t in "${TOOLS[@]}"; do
     pulumi-kubernetes) run_tool pulumi-kubernetes "$PULUMI_K8S_VERSION" \
                          "$CACHE/pulumi-kubernetes-$PULUMI_K8S_VERSION-${PULUMI_K8S_MODULE_VERSION##*-}-$GO_TOOLCHAIN" \
                          build_pulumi_kubernetes pulumi-resource-kubernetes ;;
+    prometheus) run_tool prometheus "$PROMETHEUS_VERSION" "$CACHE/prometheus-$PROMETHEUS_VERSION-$GO_TOOLCHAIN" \
+                  build_prometheus prometheus promtool ;;
     *) die "unknown tool '$t' (known: ${ALL[*]})" ;;
   esac
 done
