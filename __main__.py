@@ -21,8 +21,10 @@ from delivery.analysis import evidence_window
 from delivery.canary import bodies
 from delivery.config import (
     PROJECT,
+    SECRET_KEYS,
     StackConfig,
     check_against_catalogue,
+    check_config_keys,
     check_promotion,
     parse_stack,
 )
@@ -35,15 +37,18 @@ from slo.problems import ConfigError
 from slo.rules import by_service
 
 HERE = Path(__file__).resolve().parent
-SECRET_KEYS = {"grafanaToken"}
+
+
+def every_config() -> dict[str, Any]:
+    """Every config value of the stack, any namespace: the engine hands config over through
+    PULUMI_CONFIG or the runtime's config map."""
+    return {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get({})}
 
 
 def stack_values() -> dict[str, Any]:
     """Every ``slo-canary:*`` config value except secrets, objects decoded from JSON."""
     values: dict[str, Any] = {}
-    # The engine hands config over through PULUMI_CONFIG or the runtime's config map.
-    every = {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get({})}
-    for key, raw in sorted(every.items()):
+    for key, raw in sorted(every_config().items()):
         project, _, name = key.partition(":")
         if project != PROJECT or name in SECRET_KEYS:
             continue
@@ -57,6 +62,11 @@ def stack_values() -> dict[str, Any]:
 def main() -> None:
     source = f"Pulumi.{pulumi.get_stack()}.yaml"
     try:
+        keys = sorted(every_config())
+        secrets = {k for k in keys if pulumi.runtime.config.is_config_secret(k)}
+        ignored = check_config_keys(keys, secrets, source)
+        if ignored:
+            raise ConfigError(ignored)
         stack = parse_stack(stack_values(), source)
         if not (HERE / stack.catalogue).is_file():
             raise ConfigError([f"{source}: {PROJECT}:catalogue: {stack.catalogue} does not exist"])

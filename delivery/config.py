@@ -6,13 +6,14 @@ returns these models or one line per problem naming the stack file and the confi
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from slo.inputs import read_yaml
 from slo.loader import pydantic_problems
 from slo.model import ResolvedSlo
 from slo.problems import ConfigError, Problem
@@ -477,15 +478,73 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
         raise ConfigError(lines)
 
 
+# What a stack file may hold besides config (Pulumi's own keys), the config namespaces this
+# program and its providers read, and the keys that must be secrets.
+STACK_FILE_KEYS = ("config", "encryptedkey", "encryptionsalt", "environment", "secretsprovider")
+NAMESPACES = (PROJECT, "grafana", "kubernetes", "pulumi")
+SECRET_KEYS = ("grafanaToken",)
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The ``config:`` map of a stack file, or ConfigError: every problem of the file itself
+    (unknown top-level keys, config namespaces nobody reads, secrets in plain text)."""
+    source = path.name
+    data = read_yaml(path, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}: a stack file is a mapping with 'config'"])
+    lines = [
+        f"{source}: {key}: not a stack file key{_did_you_mean(str(key), STACK_FILE_KEYS)}; "
+        f"allowed: {', '.join(STACK_FILE_KEYS)}"
+        for key in data
+        if key not in STACK_FILE_KEYS
+    ]
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError([*lines, f"{source}: config: a mapping of 'namespace:key' to values"])
+    secrets = {k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"}}
+    lines += check_config_keys([str(k) for k in config], secrets, source)
+    if lines:
+        raise ConfigError(lines)
+    return config
+
+
+def check_config_keys(keys: list[str], secrets: set[str], source: str) -> list[str]:
+    """Config keys that would be silently ignored, and secrets given in plain text."""
+    lines = []
+    for key in keys:
+        namespace, colon, name = key.partition(":")
+        if not colon:
+            continue  # Pulumi reads a bare key as the project's own
+        if namespace not in NAMESPACES:
+            close = _did_you_mean(namespace, NAMESPACES)
+            lines.append(
+                f"{source}: {key}: '{namespace}' is not a config namespace of this program or "
+                f"its providers{close}; nothing reads this key (known: {', '.join(NAMESPACES)})"
+            )
+        elif namespace == PROJECT and name in SECRET_KEYS and key not in secrets:
+            lines.append(
+                f"{source}: {key}: a secret in plain text, committed with the file; remove it "
+                f"and run: pulumi config set --secret {key} <value>"
+            )
+    return lines
+
+
+def _did_you_mean(word: str, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, allowed, n=1, cutoff=0.7)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def load_stack_file(path: Path) -> StackConfig:
     """A stack file read directly (for docs and checks; the program reads Pulumi config)."""
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    config = read_stack_file(path)
     values = {
         key.partition(":")[2]: value
         for key, value in config.items()
         if key.startswith(f"{PROJECT}:")
         and not (isinstance(value, dict) and "secure" in value)
-        and key.partition(":")[2] != "grafanaToken"
+        and key.partition(":")[2] not in SECRET_KEYS
     }
     return parse_stack(values, path.name)
 

@@ -13,10 +13,10 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from slo import durations, yamlout
+from slo import durations
+from slo.inputs import read_yaml
 from slo.model import default_tiers, tiers_for
 from slo.problems import ConfigError, Problem
 from slo.spec import Catalogue, LatencyIndicator
@@ -35,15 +35,7 @@ def load_catalogue(path: str | Path, source: str | None = None) -> Catalogue:
     ``source`` is how messages name the file (default: ``path`` as given).
     """
     source = source or str(path)
-    try:
-        data = yamlout.load(Path(path).read_text())
-    except OSError as err:
-        raise ConfigError([f"{source}: cannot read the file ({err.strerror})"]) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError([f"{source}:{where}: not valid YAML ({err})"]) from None
-    return parse_catalogue(data, source)
+    return parse_catalogue(read_yaml(path, source), source)
 
 
 def parse_catalogue(data: Any, source: str) -> Catalogue:

@@ -17,7 +17,7 @@ def expected_lines(path: Path) -> list[str]:
     rel = path.relative_to(ROOT)
     return [
         f"{rel}: {line.removeprefix('# expect: ')}"
-        for line in path.read_text().splitlines()
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines()
         if line.startswith("# expect: ")
     ]
 

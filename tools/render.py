@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from delivery.config import PROJECT  # noqa: E402
+from delivery.config import PROJECT, read_stack_file  # noqa: E402
+from slo.problems import ConfigError  # noqa: E402
 from slo.yamlout import dump  # noqa: E402
 
 SECRET = "[secret]"
@@ -86,9 +86,7 @@ def stack_file(stack: str) -> Path:
 
 def stack_config(path: Path) -> tuple[dict[str, str], list[str]]:
     """Config values as the Pulumi engine hands them to a program, and the secret keys."""
-    if not path.exists():
-        raise SystemExit(f"{path.name}: no such stack file")
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    config = read_stack_file(path)
     values, secrets = {}, []
     for key, value in config.items():
         full = key if ":" in key else f"{PROJECT}:{key}"
@@ -187,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     target = args.out or ROOT / "out" / stack_name(path)
     try:
         resources, exports = run(path, target.parent)
+    except ConfigError as err:  # the stack file itself (the program reports the rest)
+        print("\n".join(err.lines), file=sys.stderr)
+        return 1
     except pulumi.RunError as err:
         print(str(err), file=sys.stderr)
         return 1
