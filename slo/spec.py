@@ -225,7 +225,9 @@ class Slo(Model):
     indicator: Indicator = Field(description="How good and bad events are counted.")
     alerting: Alerting | None = Field(
         default=None,
-        description="Alerting policy; defaults to the catalogue's `defaults.alerting`.",
+        description="Alerting policy: the fields given here replace those of "
+        "`defaults.alerting` one by one, the rest are inherited; `labels` merge key by key. "
+        'To clear an inherited value, give it empty: `runbook_url: ""`, a label `team: ""`.',
     )
     canary_gate: bool = Field(
         default=True,
@@ -262,4 +264,14 @@ class Catalogue(Model):
     services: list[Service] = Field(min_length=1, description="The services and their SLOs.")
 
     def alerting_for(self, slo: Slo) -> Alerting:
-        return slo.alerting if slo.alerting is not None else self.defaults.alerting
+        """``defaults.alerting`` with what the SLO's own ``alerting`` sets, field by field;
+        ``labels`` merge key by key, and a label set to ``""`` is dropped."""
+        base = self.defaults.alerting
+        own = slo.alerting
+        if own is None:
+            return base
+        update = {name: getattr(own, name) for name in own.model_fields_set}
+        if "labels" in update:
+            merged = {**base.labels, **own.labels}
+            update["labels"] = {k: v for k, v in merged.items() if v != ""}
+        return base.model_copy(update=update)

@@ -246,3 +246,49 @@ def test_every_proof_asserts_what_its_name_promises(group):
     if re.search(QUIET, group["name"]):
         assert not firing, firing
     assert group.get("alert_rule_test") or group.get("promql_expr_test"), "checks nothing"
+
+
+def test_an_slo_alerting_override_keeps_the_defaults_it_does_not_set():
+    catalogue = {
+        "defaults": {
+            "alerting": {"runbook_url": "https://runbooks/slo", "labels": {"team": "core"}}
+        },
+        "services": [
+            {
+                "name": "api",
+                "namespace": "api",
+                "owner": "t",
+                "selector": 'job="api"',
+                "slos": [
+                    {
+                        "name": name,
+                        "objective": 99.9,
+                        "indicator": {
+                            "kind": "ratio",
+                            "total": "req_total",
+                            "bad": 'req_total{code=~"5.."}',
+                        },
+                        "alerting": alerting,
+                    }
+                    for name, alerting in (
+                        ("guarded", {"min_events": 100, "labels": {"tier": "1"}}),
+                        ("cleared", {"runbook_url": "", "labels": {"team": ""}}),
+                    )
+                ],
+            }
+        ],
+    }
+    guarded, cleared = resolve_all(parse_catalogue(catalogue, "c.yaml"))
+    assert guarded.alerting.min_events == 100
+    assert guarded.alerting.runbook_url == "https://runbooks/slo"
+    assert guarded.alerting.labels == {"team": "core", "tier": "1"}
+    page = next(
+        r
+        for g in rule_file([guarded])["groups"]
+        for r in g["rules"]
+        if r.get("alert") == names.ALERT_BURN["page"]
+    )
+    assert page["labels"]["team"] == "core" and page["labels"]["tier"] == "1"
+    assert page["annotations"]["runbook_url"] == "https://runbooks/slo"
+    assert cleared.alerting.runbook_url == "" and cleared.alerting.labels == {}
+    assert cleared.alerting.min_events == 0
