@@ -32,6 +32,9 @@ def read_yaml(path: str | Path, source: str | None = None) -> Any:
     """The parsed document in ``path`` (None when empty), or ConfigError."""
     source = source or str(path)
     try:
+        if not Path(path).is_file():  # a directory, a FIFO or a device would hang or fail late
+            problem = "no such file" if not Path(path).exists() else "not a regular file"
+            raise ConfigError([f"{source}: cannot read the file ({problem})"])
         with Path(path).open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except OSError as err:
