@@ -27,7 +27,7 @@ WORKER = r"""
 import collections, json, sys, traceback
 sys.path.insert(0, sys.argv[3])
 from tools import fuzz_inputs as fuzz
-first, last = int(sys.argv[1]), int(sys.argv[2])
+first, last, SLOW = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[4])
 workdir = fuzz.fresh_workdir()
 counts = collections.Counter()
 reasons = collections.Counter()
@@ -46,7 +46,7 @@ for seed in range(first, last):
                         + " | " + traceback.format_exc().splitlines()[-3].strip())
         continue
     slowest = max(slowest, outcome.seconds)
-    if outcome.seconds > %(slow)s:
+    if outcome.seconds > SLOW:
         counts["slow"] += 1
         problems.append(f"seed {seed}: {outcome.seconds:.1f} s")
     counts["accepted" if outcome.accepted else "refused"] += 1
@@ -55,12 +55,12 @@ for seed in range(first, last):
         reasons[" ".join(words)] += 1
 print(json.dumps({"counts": counts, "reasons": reasons, "problems": problems[:20],
                   "slowest": slowest}))
-""" % {"slow": SLOW_SECONDS}
+"""
 
 
 def run_chunk(first: int, last: int) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", WORKER, str(first), str(last), str(ROOT)],
+        [sys.executable, "-c", WORKER, str(first), str(last), str(ROOT), str(SLOW_SECONDS)],
         capture_output=True, text=True, check=False,
     )
     if done.returncode < 0:
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             slowest = max(slowest, float(result["slowest"]))  # type: ignore[arg-type]
     elapsed = time.perf_counter() - started
     total = counts["accepted"] + counts["refused"] + counts["broken"] + counts["traceback"]
-    print(f"input boundary fuzz: {args.cases} cases (seeds {args.seed}..{args.seed + args.cases - 1}),"
-          f" {elapsed:.0f} s on {args.jobs} workers")
+    seeds = f"seeds {args.seed}..{args.seed + args.cases - 1}"
+    print(f"input boundary fuzz: {args.cases} cases ({seeds}), {elapsed:.0f} s, {args.jobs} jobs")
     print(f"  accepted {counts['accepted']}, refused {counts['refused']} (checked {total})")
     for name in ("traceback", "broken", "signal", "worker crash", "slow"):
         print(f"  {name:13s} {counts[name]}")
