@@ -121,7 +121,7 @@ run_tool() {
   # A subshell outside any `||`/`if`, so that errexit stops the build function at its first error.
   local rc=0 ticker
   # A line a minute, so that a cold build (minutes) is visibly alive.
-  (while sleep 60; do log "  still building $name ($((SECONDS - start))s; log: $dir.build.log)"; done) &
+  (exec 9>&-; while sleep 60; do log "  still building $name ($((SECONDS - start))s; log: $dir.build.log)"; done) &
   ticker=$!
   set +e
   (set -e; "$fn" "$dir") >"$dir.build.log" 2>&1
@@ -234,13 +234,17 @@ build_pulumi_kubernetes() {
 # Server and promtool, version stamped. Built without the cloud service discoveries
 # (-tags remove_all_sd keeps static, file and http SD): nothing here discovers targets otherwise,
 # the query engine and rule evaluation are the same, and the build is a fraction of the size.
+# Through a wrapper module that raises golang.org/x/net and x/crypto to their fixed versions
+# (v0.316.0 requires x/net v0.61.0 and x/crypto v0.58.0: GO-2026-6860, -6866, -5932).
+PROMETHEUS_RAISE=(golang.org/x/net@v0.62.0 golang.org/x/crypto@v0.59.0)
 build_prometheus() {
-  local out=$1 m=github.com/prometheus/prometheus v=${PROMETHEUS_VERSION#v0.3}
+  local out=$1 w="$1/.wrapper" m=github.com/prometheus/prometheus v=${PROMETHEUS_VERSION#v0.3}
   local c=github.com/prometheus/common/version
   local ld="-s -w -X $c.Version=3.$v -X $c.Revision=$PROMETHEUS_VERSION -X $c.Branch=module-proxy"
   ld+=" -X $c.BuildUser=slo-canary -X $c.BuildDate=module-proxy"
-  GOBIN="$out" GOFLAGS='' go install -trimpath -tags remove_all_sd -ldflags "$ld" \
-    "$m/cmd/prometheus@$PROMETHEUS_VERSION" "$m/cmd/promtool@$PROMETHEUS_VERSION"
+  make_wrapper "$w" "$m" "$PROMETHEUS_VERSION" none '^$'
+  (cd "$w" && go get "${PROMETHEUS_RAISE[@]}" \
+    && go build -trimpath -tags remove_all_sd -ldflags "$ld" -o "$out/" "$m/cmd/prometheus" "$m/cmd/promtool")
   "$out/prometheus" --version
   "$out/promtool" --version
 }
