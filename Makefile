@@ -61,7 +61,7 @@ lint: setup $(ACTIONLINT)
 scan: setup $(SCAN_STAMP)
 	$(PY) tools/scan.py --checkov $(SCAN_VENV)/bin/checkov
 
-# Prometheus server and promtool from the Go module (about 10 minutes cold, cached by version).
+# Prometheus server and promtool from the Go module (10-25 minutes cold, cached by version).
 prometheus: $(PROMETHEUS_DIR)/.complete
 
 $(PROMETHEUS_DIR)/.complete:
