@@ -33,7 +33,8 @@ def read_yaml(path: str | Path, source: str | None = None) -> Any:
     source = source or str(path)
     try:
         if not Path(path).is_file():  # a directory, a FIFO or a device would hang or fail late
-            problem = "no such file" if not Path(path).exists() else "not a regular file"
+            exists = Path(path).exists()
+            problem = "not a regular file" if exists else "No such file or directory"
             raise ConfigError([f"{source}: cannot read the file ({problem})"])
         with Path(path).open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)

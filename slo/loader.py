@@ -19,7 +19,7 @@ from slo import durations
 from slo.inputs import read_yaml
 from slo.model import default_tiers, tiers_for
 from slo.problems import ConfigError, Problem
-from slo.spec import Catalogue, LatencyIndicator
+from slo.spec import NAME_PATTERN, Catalogue, LatencyIndicator
 
 
 def format_path(loc: tuple[str | int, ...]) -> str:
@@ -71,9 +71,72 @@ def pydantic_problems(err: ValidationError, root: type[BaseModel]) -> list[Probl
         elif item["type"] == "union_tag_not_found":
             message = "missing 'kind' (ratio, latency or availability)"
         else:
-            message = item["msg"].removeprefix("Value error, ")
+            message = _in_operator_terms(item)
         problems.append(Problem(format_path(loc), message))
     return problems
+
+
+# What a pattern means, for the patterns the models use.
+PATTERNS = {
+    NAME_PATTERN: "a name of 2 to 53 characters: lowercase letters, digits and '-', starting "
+    "with a letter and not ending with '-'",
+    r"^[a-zA-Z_:][a-zA-Z0-9_:]*$": "a Prometheus metric name: letters, digits, '_' and ':', "
+    "not starting with a digit",
+    r"^/": "a path starting with '/'",
+}
+# pydantic error types and what is allowed instead, in an operator's words.
+ALLOWED = {
+    "float_type": "a number (e.g. 99.9)",
+    "float_parsing": "a number (e.g. 99.9)",
+    "finite_number": "a finite number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text (quote it if YAML reads it as something else)",
+    "list_type": "a list ([a, b] or one '- item' per line)",
+    "dict_type": "a mapping (key: value lines)",
+    "model_type": "a mapping (key: value lines)",
+    "model_attributes_type": "a mapping (key: value lines)",
+}
+
+
+def _in_operator_terms(item: Any) -> str:
+    """pydantic's message, said as what was given and what is allowed."""
+    kind, ctx = item["type"], item.get("ctx") or {}
+    given = _shown(item.get("input"))
+    if kind in ALLOWED:
+        return f"{given} is not allowed here; give {ALLOWED[kind]}"
+    if kind == "string_pattern_mismatch":
+        meaning = PATTERNS.get(str(ctx.get("pattern")), f"text matching {ctx.get('pattern')}")
+        return f"{given} is not allowed here; give {meaning}"
+    bounds = {
+        "greater_than": "more than", "greater_than_equal": "at least",
+        "less_than": "less than", "less_than_equal": "at most",
+    }
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "?")
+        return f"{given} is out of range; allowed: {bounds[kind]} {limit}"
+    if kind in ("too_short", "too_long"):
+        word = "at least" if kind == "too_short" else "at most"
+        count = ctx.get("min_length" if kind == "too_short" else "max_length")
+        return f"{word} {count} item(s) here, got {ctx.get('actual_length')}"
+    if kind == "literal_error":
+        return f"{given} is not allowed here; give one of {ctx.get('expected')}"
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
+def _shown(value: Any) -> str:
+    """A given value as the message shows it: short, and its YAML type when not a scalar."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "an empty value"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _fields_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> set[str]:
