@@ -440,3 +440,28 @@ def test_waits_for_several_rollouts_run_at_once(monkeypatch):
     finally:
         loop.close()
     assert time.monotonic() - start < 0.5  # not 0.6: the three polls overlapped
+
+
+def test_config_keys_nobody_reads_and_plain_secrets_are_named():
+    from delivery.config import check_config_keys
+
+    keys = [
+        "slo-canary:delivery",
+        "slo-canery:delivery",
+        "kubernetes:context",
+        "grafana:url",
+        "aws:region",
+        "slo-canary:grafanaToken",
+        "plain",
+    ]
+    lines = check_config_keys(keys, secrets=set(), source="Pulumi.x.yaml")
+    assert lines == [
+        "Pulumi.x.yaml: slo-canery:delivery: 'slo-canery' is not a config namespace of this "
+        "program or its providers (did you mean 'slo-canary'?); nothing reads this key (known: "
+        "slo-canary, grafana, kubernetes, pulumi)",
+        "Pulumi.x.yaml: aws:region: 'aws' is not a config namespace of this program or its "
+        "providers; nothing reads this key (known: slo-canary, grafana, kubernetes, pulumi)",
+        "Pulumi.x.yaml: slo-canary:grafanaToken: a secret in plain text, committed with the "
+        "file; remove it and run: pulumi config set --secret slo-canary:grafanaToken <value>",
+    ]
+    assert check_config_keys(["slo-canary:grafanaToken"], {"slo-canary:grafanaToken"}, "s") == []

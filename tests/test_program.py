@@ -321,3 +321,24 @@ def test_stacks_with_dashboard_configmaps_change_them_in_place(stack_file):
     config = yaml.safe_load(stack_file.read_text())["config"]
     # without it pulumi-kubernetes replaces a ConfigMap whose data changed: delete, then create
     assert config.get("kubernetes:enableConfigMapMutable") == "true"
+
+
+def test_the_program_names_config_keys_nobody_reads_and_plain_secrets(tmp_path):
+    """The engine's config, not only the stack file: a namespace typo and a plain-text token."""
+    extra = {"slo-canery:delivery": {"weights": [50]}, "slo-canary:grafanaToken": "glsa_x"}
+    env_backup = os.environ.get("SLO_CANARY_EXTRA_CONFIG")
+    os.environ["SLO_CANARY_EXTRA_CONFIG"] = json.dumps(extra)
+    try:
+        result = render(ROOT / "Pulumi.dev.yaml", tmp_path / "out",
+                        script="tests/engine_config_render.py")
+    finally:
+        if env_backup is None:
+            os.environ.pop("SLO_CANARY_EXTRA_CONFIG")
+        else:
+            os.environ["SLO_CANARY_EXTRA_CONFIG"] = env_backup
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "slo-canary:grafanaToken: a secret in plain text" in result.stderr
+    assert "slo-canery:delivery: 'slo-canery' is not a config namespace" in result.stderr
+    assert "glsa_x" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
