@@ -408,6 +408,19 @@ def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subp
 # ---------------------------------------------------------------------- pulumi
 
 
+def pulumi_env(home: Path) -> dict[str, str]:
+    """The Pulumi CLI's environment for the e2e stacks: a file backend in ``home/state``, no
+    update checks and no plugin downloads (every plugin is a local build)."""
+    (home / "state").mkdir(parents=True, exist_ok=True)
+    return {
+        "PULUMI_BACKEND_URL": f"file://{home / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "e2e",
+        "PULUMI_HOME": str(home),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+    }
+
+
 class Pulumi:
     """`pulumi up` of this project's program on the e2e stack, with a local file backend."""
 
@@ -416,13 +429,8 @@ class Pulumi:
 
         self.auto = auto
         home = stack.work / "pulumi"
-        (home / "state").mkdir(parents=True)
         env = {
-            "PULUMI_BACKEND_URL": f"file://{home / 'state'}",
-            "PULUMI_CONFIG_PASSPHRASE": "e2e",
-            "PULUMI_HOME": str(home),
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            **pulumi_env(home),
             "KUBECONFIG": stack.env["KUBECONFIG"],
             "PATH": stack.env["PATH"],
         }
@@ -535,4 +543,6 @@ def new_stack(tmp: Path) -> Stack:
     return stack
 
 
-__all__ = ["Observation", "Pulumi", "Stack", "free_port", "new_stack", "shutil", "wait_for"]
+__all__ = [
+    "Observation", "Pulumi", "Stack", "free_port", "new_stack", "pulumi_env", "shutil", "wait_for",
+]

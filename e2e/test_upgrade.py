@@ -28,6 +28,7 @@ from e2e.harness import (
     Observation,
     Stack,
     new_stack,
+    pulumi_env,
     start_cluster,
     start_controller,
     wait_for,
@@ -82,16 +83,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def run_tree(cluster: Stack, tree: Path, action: str, workspace: str) -> dict[str, Any]:
     """`pulumi up`/`preview` of ``tree``'s program in its own process (e2e/pulumi_tree.py)."""
-    home = cluster.work / "pulumi"
-    (home / "state").mkdir(parents=True, exist_ok=True)
-    env = {
-        **cluster.env,
-        "PULUMI_BACKEND_URL": f"file://{home / 'state'}",
-        "PULUMI_CONFIG_PASSPHRASE": "e2e",
-        "PULUMI_HOME": str(home),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-    }
+    env = {**cluster.env, **pulumi_env(cluster.work / "pulumi")}
     env.pop("PYTHONPATH", None)
     out = subprocess.run(
         [
