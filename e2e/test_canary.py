@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -331,6 +332,16 @@ def all_calls(*calls: Callable[[], object]) -> Callable[[], None]:
 
 
 # --------------------------------------------------------------------------- scenarios
+
+
+def test_0_the_cluster_is_watched_by_the_pinned_prometheus_3(stack):
+    """Every scenario below runs on the Prometheus `make test` proves the rules on."""
+    pinned = "3." + re.search(
+        r"^PROMETHEUS_VERSION=v0\.3(\d+\.\d+)", (ROOT / "e2e/tools/build.sh").read_text(), re.M
+    ).group(1)  # type: ignore[union-attr]
+    with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/status/buildinfo") as reply:
+        info = json.load(reply)["data"]
+    assert info["version"] == pinned, info
 
 
 def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, pulumi):
