@@ -141,32 +141,21 @@ def test_prometheus_rule_wraps_the_same_groups():
     assert body["spec"] == rule_file(slos)
 
 
+ERRORS = {"kind": "ratio", "total": "req_total", "bad": 'req_total{code=~"5.."}'}
+
+
+def _api(slos: list[dict]) -> dict:
+    """A one-service catalogue holding ``slos``."""
+    return {
+        "services": [
+            {"name": "api", "namespace": "api", "owner": "t", "selector": 'job="api"', "slos": slos}
+        ]
+    }
+
+
 def _one_slo(objective, window):
-    return parse_catalogue(
-        {
-            "services": [
-                {
-                    "name": "api",
-                    "namespace": "api",
-                    "owner": "t",
-                    "selector": 'job="api"',
-                    "slos": [
-                        {
-                            "name": "errors",
-                            "objective": objective,
-                            "window": window,
-                            "indicator": {
-                                "kind": "ratio",
-                                "total": "req_total",
-                                "bad": 'req_total{code=~"5.."}',
-                            },
-                        }
-                    ],
-                }
-            ]
-        },
-        "inline",
-    )
+    slo = {"name": "errors", "objective": objective, "window": window, "indicator": ERRORS}
+    return parse_catalogue(_api([slo]), "inline")
 
 
 # Characters that decide how YAML must quote a string, mixed with any text.
@@ -249,34 +238,20 @@ def test_every_proof_asserts_what_its_name_promises(group):
 
 
 def test_an_slo_alerting_override_keeps_the_defaults_it_does_not_set():
+    overrides = {
+        "guarded": {"min_events": 100, "labels": {"tier": "1"}},
+        "cleared": {"runbook_url": "", "labels": {"team": ""}},
+    }
     catalogue = {
         "defaults": {
             "alerting": {"runbook_url": "https://runbooks/slo", "labels": {"team": "core"}}
         },
-        "services": [
-            {
-                "name": "api",
-                "namespace": "api",
-                "owner": "t",
-                "selector": 'job="api"',
-                "slos": [
-                    {
-                        "name": name,
-                        "objective": 99.9,
-                        "indicator": {
-                            "kind": "ratio",
-                            "total": "req_total",
-                            "bad": 'req_total{code=~"5.."}',
-                        },
-                        "alerting": alerting,
-                    }
-                    for name, alerting in (
-                        ("guarded", {"min_events": 100, "labels": {"tier": "1"}}),
-                        ("cleared", {"runbook_url": "", "labels": {"team": ""}}),
-                    )
-                ],
-            }
-        ],
+        **_api(
+            [
+                {"name": name, "objective": 99.9, "indicator": ERRORS, "alerting": alerting}
+                for name, alerting in overrides.items()
+            ]
+        ),
     }
     guarded, cleared = resolve_all(parse_catalogue(catalogue, "c.yaml"))
     assert guarded.alerting.min_events == 100
