@@ -57,3 +57,35 @@ def test_invalid_yaml_names_the_line(tmp_path):
         load_catalogue(path)
     assert len(err.value.lines) == 1
     assert err.value.lines[0].startswith(f"{path}: line ")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        # libyaml's loader used to die with SIGSEGV on this, with no message at all
+        ("deep.yaml", b"services: " + b"[" * 60_000, "line 1: nested more than 64 levels deep"),
+        (
+            "laughs.yaml",
+            b'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n'
+            + b"".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n".encode()
+                for i in range(8)
+            ),
+            "more than 1,000,000 values once aliases are expanded",
+        ),
+        ("big.yaml", b"# " + b"x" * (9 * 2**20), "larger than 8 MiB"),
+        ("nul.yaml", b"services:\n  - name: a\x00b\n", "line 2: a NUL character"),
+    ],
+)
+def test_hostile_files_get_one_line_and_no_signal(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "slo", "rules", str(path), "-o", str(out)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert result.returncode == 1, (result.returncode, result.stderr[-500:])
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: ") and expected in lines[0], lines
+    assert not out.exists()
