@@ -45,6 +45,14 @@ def every_config() -> dict[str, Any]:
     return {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get({})}
 
 
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the name itself is impossible (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def stack_values() -> dict[str, Any]:
     """Every ``slo-canary:*`` config value except secrets, objects decoded from JSON."""
     values: dict[str, Any] = {}
@@ -68,7 +76,7 @@ def main() -> None:
         if ignored:
             raise ConfigError(ignored)
         stack = parse_stack(stack_values(), source)
-        if not (HERE / stack.catalogue).is_file():
+        if not is_file(HERE / stack.catalogue):
             raise ConfigError([f"{source}: {PROJECT}:catalogue: {stack.catalogue} does not exist"])
         catalogue = load_catalogue(HERE / stack.catalogue, source=stack.catalogue)
         slos = resolve_all(catalogue)

@@ -38,8 +38,10 @@ def read_yaml(path: str | Path, source: str | None = None) -> Any:
             raise ConfigError([f"{source}: cannot read the file ({problem})"])
         with Path(path).open("rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
-    except OSError as err:
+    except OSError as err:  # also a name too long for the filesystem
         raise ConfigError([f"{source}: cannot read the file ({err.strerror})"]) from None
+    except ValueError:  # a NUL in the name
+        raise ConfigError([f"{source}: cannot read the file (a NUL in its name)"]) from None
     if len(raw) > MAX_BYTES:
         raise ConfigError([f"{source}: larger than {MAX_BYTES // 2**20} MiB; not read"])
     return parse_yaml(raw, source)

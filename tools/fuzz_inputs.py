@@ -187,10 +187,16 @@ def check_stack(raw: bytes, workdir: Path) -> Outcome:
     started = time.perf_counter()
     try:
         stack = load_stack_file(path)
-        catalogue = ROOT / stack.catalogue
-        if catalogue.is_file():
-            slos = resolve_all(load_catalogue(catalogue))
-            check_against_catalogue(stack, slos, path.name)
+    except ConfigError as err:
+        return _refused(err, path.name, started)
+    # what __main__.py does next: the catalogue the stack names, through the same boundary
+    named = stack.catalogue[:80]
+    try:
+        slos = resolve_all(load_catalogue(ROOT / stack.catalogue, named))
+    except ConfigError as err:
+        return _refused(err, named, started)
+    try:
+        check_against_catalogue(stack, slos, path.name)
         return Outcome(True, [], time.perf_counter() - started)
     except ConfigError as err:
         return _refused(err, path.name, started)
