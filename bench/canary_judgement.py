@@ -95,6 +95,7 @@ RATES = (20, 50, 100, 300, 1000, 5000)  # canary requests per minute
 MULTIPLES = (0, 0.5, 1, 2, 5, 10, 50)  # canary error ratio, x budget
 STABLE_MULTIPLE = 0.5
 INCIDENT_MULTIPLE = 10
+ONE_STREAM_MULTIPLES = (10, 50)  # a regression in 5xx alone, or in latency alone
 STABLE_TRAFFIC = 9  # stable pods' requests per canary request
 IDLE_STABLE_RATE = 180  # requests/minute of the stable pods beside an idle canary
 FREEZE_BUDGET_REMAINING = 0.5  # what prod's budget-freeze query is taken to return
@@ -1015,6 +1016,7 @@ class Cell:
     rate: float  # canary requests per minute
     m: float  # canary's multiple of the budget
     stable_m: float
+    stream: str = "both"  # "5xx" or "slow": only that stream at m, the other as stable's
 
     @property
     def title(self) -> str:
@@ -1022,7 +1024,7 @@ class Cell:
             return f"shared {self.m:g}x"
         if self.kind == "idle":
             return "idle"
-        return f"m={self.m:g}"
+        return f"m={self.m:g}" + ("" if self.stream == "both" else f" {self.stream}")
 
 
 @dataclass(frozen=True)
@@ -1031,14 +1033,25 @@ class Probabilities:
     s: float  # per-request slow probability
 
 
-def probabilities(slos: list[ResolvedSlo], m: float) -> Probabilities:
+def probabilities(slos: list[ResolvedSlo], m: float, stream: str = "both",
+                  other_m: float = STABLE_MULTIPLE) -> Probabilities:
+    """Per-request ratios at ``m`` x the tightest budget of each kind; with ``stream`` "5xx" or
+    "slow" only that stream is at ``m`` and the other at ``other_m``."""
     gated = judge.gated(slos)
     errors = [s.budget for s in gated if not s.events.is_latency]
     latency = [s.budget for s in gated if s.events.is_latency]
+    e_m = other_m if stream == "slow" else m
+    s_m = other_m if stream == "5xx" else m
     return Probabilities(
-        e=min(m * min(errors), 1.0) if errors else 0.0,
-        s=min(m * min(latency), 1.0) if latency else 0.0,
+        e=min(e_m * min(errors), 1.0) if errors else 0.0,
+        s=min(s_m * min(latency), 1.0) if latency else 0.0,
     )
+
+
+def one_stream_applies(slos: list[ResolvedSlo]) -> bool:
+    """5xx-only and slow-only cells mean something where the service gates both kinds."""
+    kinds = {s.events.is_latency for s in judge.gated(slos)}
+    return kinds == {True, False}
 
 
 def sample_counters(
@@ -1105,7 +1118,7 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     modes = modes_for(stack_name, service)
     scrape = float(go_seconds(stack.prometheus.scrape_interval))
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
-    canary_p = probabilities(slos[service], cell.m)
+    canary_p = probabilities(slos[service], cell.m, cell.stream)
     stable_p = probabilities(slos[service], cell.stable_m)
     stable_rate = cell.rate * STABLE_TRAFFIC if cell.kind != "idle" else IDLE_STABLE_RATE
     horizon_seconds = max(m.horizon * m.grid for m in modes)
@@ -1198,21 +1211,62 @@ def zone(stack: StackConfig, cell: Cell) -> str:
     return "indiff"
 
 
+DECIDED_SHARE = 0.99  # the "requests the test needs": by then it has decided in 99% of runs
+WALKS = 4000
+
+
+@cache
+def decision_requests(abort: float, accept: float, per_error: float, per_success: float,
+                      ratio: float) -> float:
+    """Requests by which the bare test (the statistic on the canary's own counts, one request at
+    a time) has decided in DECIDED_SHARE of WALKS random walks at a constant error ratio; inf
+    when it has not within 10^6 requests. Wald's expected count is a mean: at that many
+    requests about half the runs are still undecided, so a 99% target needs this quantile."""
+    rng = np.random.default_rng(20261202)
+    total = np.zeros(WALKS)
+    decided_at = np.full(WALKS, np.inf)
+    n, chunk = 0, 256
+    while n < 1_000_000:
+        errors = rng.random((WALKS, chunk)) < ratio
+        path = total[:, None] + np.cumsum(np.where(errors, per_error, per_success), axis=1)
+        crossed = (path >= abort) | (path <= accept)
+        first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
+        newly = np.isinf(decided_at) & (first >= 0)
+        decided_at[newly] = n + first[newly] + 1
+        total = path[:, -1]
+        n += chunk
+        if np.isfinite(decided_at).mean() >= DECIDED_SHARE:
+            return float(np.quantile(decided_at, DECIDED_SHARE))
+        chunk = min(chunk * 2, 65536)
+    return math.inf
+
+
 def needed_requests(stack_name: str, service: str, cell: Cell) -> float:
-    """Wald's requests the test needs at the cell's ratios: max over the service's gates."""
+    """Requests the test needs at the cell's ratios (decision_requests): to abort, one failing
+    gate suffices (the fewest over the gates whose ratio drifts towards abort); to promote,
+    every gate must pass (the most over the gates)."""
     stack, slos = _stack(stack_name)
-    p = probabilities(slos[service], cell.m)
-    gates = judge.gates(slos[service], stack.delivery.analysis)
-    return max(judge.expected_requests(g, p.s if g.slo.events.is_latency else p.e)
-               for g in gates)
+    p = probabilities(slos[service], cell.m, cell.stream)
+    needs = []
+    for g in judge.gates(slos[service], stack.delivery.analysis):
+        ratio = p.s if g.slo.events.is_latency else p.e
+        h = g.hypotheses
+        n = decision_requests(g.abort, g.accept, math.log(h.bad / h.good),
+                              math.log((1 - h.bad) / (1 - h.good)), ratio)
+        needs.append((judge.drift(g, ratio), n))
+    failing = [n for drift, n in needs if drift > 0]
+    return min(failing) if failing else max(n for _, n in needs)
 
 
-def cells_for(quick: bool) -> list[Cell]:
+def cells_for(quick: bool, one_stream: bool = True) -> list[Cell]:
     rates = (20, 300, 5000) if quick else RATES
     multiples = (0, 1, 10, 50) if quick else MULTIPLES
     cells = [Cell("m", r, m, STABLE_MULTIPLE) for m in multiples for r in rates]
     cells += [Cell("shared", r, INCIDENT_MULTIPLE, INCIDENT_MULTIPLE) for r in rates]
     cells.append(Cell("idle", 0.0, 0.0, STABLE_MULTIPLE))
+    if one_stream:  # last, so that the other cells keep their seeds
+        cells += [Cell("m", r, m, STABLE_MULTIPLE, stream) for stream in ("5xx", "slow")
+                  for m in ((10,) if quick else ONE_STREAM_MULTIPLES) for r in rates]
     return cells
 
 
@@ -1360,8 +1414,10 @@ def _where(r: CellResult) -> str:
 
 
 def available_requests(r: CellResult) -> float:
+    """Canary requests by the first gate's last measurement: a canary still undecided then
+    pauses the rollout, so this is what the test can count on."""
     mode = modes_for(r.stack, r.service)[0]
-    return r.cell.rate * mode.longest_analysis / 60
+    return r.cell.rate * mode.gate_deadline() / 60
 
 
 def reaches(r: CellResult) -> bool:
@@ -1384,9 +1440,10 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
         out.append("QUICK: fewer runs and cells; these figures are not the targets' evidence. "
                    "The targets below are still evaluated on what was measured.")
     out.append("P(...) in %, [95% Clopper-Pearson interval]; times in minutes from the "
-               "rollout's start (median); need = requests Wald's approximation says the test "
-               "needs at the cell's ratios (max over gates); avail = canary requests by the last "
-               "measurement the rollout can take; ref = reference templates (84bbf00) on the "
+               "rollout's start (median); need = requests by which the bare test has decided in "
+               "99% of runs at the cell's ratios (to abort: the quickest failing gate; to promote: "
+               "the slowest gate); avail = canary requests by the first gate's last measurement; "
+               "ref = reference templates (84bbf00) on the "
                "same runs.")
     errors = sum(e for r in results for e in r.errors.values())
     out.append(f"Error measurements (evaluation errors) in all runs: {errors}")
@@ -1412,7 +1469,9 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
                 for g in gates))
             p1 = probabilities(slos, 1)
             out.append(f"    canary at m x budget: 5xx ratio e = m x {p1.e:g}, slow ratio "
-                       f"s = min(m x {p1.s:g}, 1); stable at {STABLE_MULTIPLE:g}x unless shared")
+                       f"s = min(m x {p1.s:g}, 1); stable at {STABLE_MULTIPLE:g}x unless shared; "
+                       f"'5xx'/'slow' cells: only that stream at m, the other at "
+                       f"{STABLE_MULTIPLE:g}x")
             for mode in modes:
                 out.extend(describe_mode(mode))
             header = (f"    {'cell':<12}{'rpm':>5}{'runs':>6} {'zone':<7}| "
@@ -1445,8 +1504,8 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
     if any(r.stack == "prod" for r in results):
         out.append("prod: 'promote' = the automated judgement reached the manual gate "
                    "(pause {}); a human promotes to 100%.")
-    out.append("avail marked '<': the rollout's longest analysis gives the canary fewer requests "
-               "than the test needs at that ratio.")
+    out.append("avail marked '<': by the first gate's last measurement the canary has fewer "
+               "requests than the test needs at that ratio.")
     out.append("")
     lines = evaluate_targets(results, stacks)
     out.extend(line.render() for line in lines)
@@ -1478,7 +1537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for vi, service in enumerate(CATALOGUE_SERVICES):
             if not judge.gated(slos[service]):
                 continue
-            for ci, cell in enumerate(cells_for(args.quick)):
+            for ci, cell in enumerate(cells_for(args.quick, one_stream_applies(slos[service]))):
                 tasks.append((args.engine, stack_name, service, cell,
                               runs_for(stack, cell, good_runs), (args.seed, si, vi, ci)))
     # the longest cells first, so that the two workers finish together
@@ -1489,7 +1548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = list(pool.map(_task, tasks))
     else:
         results = [_task(t) for t in tasks]
-    cells = cells_for(args.quick)
+    cells = cells_for(args.quick, one_stream=True)
     results.sort(key=lambda r: (STACKS.index(r.stack), CATALOGUE_SERVICES.index(r.service),
                                 cells.index(r.cell)))
     elapsed = time.perf_counter() - started

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from delivery import config
 from delivery.analysis import evidence_window
 from delivery.config import StackConfig, go_seconds
-from delivery.judge import Gate, gated, gates
+from delivery.judge import Gate, expected_requests, gated, gates
 from delivery.routers import ROUTERS
 from slo import docs as slo_docs
 from slo.model import ResolvedSlo, number
@@ -62,18 +62,14 @@ def requests_to_pass_clean(gate: Gate) -> int:
     return math.ceil(gate.accept / math.log((1 - h.bad) / (1 - h.good)))
 
 
-def _expected(gate: Gate, ratio: float) -> float:
-    h = gate.hypotheses
-    step = ratio * math.log(h.bad / h.good) + (1 - ratio) * math.log((1 - h.bad) / (1 - h.good))
-    return (gate.abort if step > 0 else gate.accept) / step
-
-
-def longest_analysis_seconds(stack: StackConfig) -> int:
-    """Pauses and gate waits of every step: the longest the automated judgement can take."""
-    delivery = stack.delivery
-    cfg = delivery.analysis
-    gate_wait = go_seconds(cfg.interval) * cfg.max_measurements
-    return len(delivery.weights) * (go_seconds(delivery.pause) + gate_wait)
+def first_gate_seconds(stack: StackConfig) -> int:
+    """From the rollout's start to the first gate's last measurement: the first step's pause,
+    then the gate's measurements (the first at once, then one per interval). A canary that has
+    no verdict by then pauses the rollout for a human."""
+    cfg = stack.delivery.analysis
+    return go_seconds(stack.delivery.pause) + go_seconds(cfg.interval) * (
+        cfg.max_measurements - 1
+    )
 
 
 def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> list[str]:
@@ -98,7 +94,7 @@ def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> lis
             parts.append(
                 f"| {gate.name} | {name} | {gate.enforcement} | {_pct(h.good)} | {_pct(h.bad)} | "
                 f"{number(round(gate.abort, 3))} | {number(round(gate.accept, 3))} | "
-                f"{requests_to_pass_clean(gate)} | about {round(_expected(gate, h.bad))} |"
+                f"{requests_to_pass_clean(gate)} | about {round(expected_requests(gate, h.bad))} |"
             )
     parts.append("")
     return parts
@@ -112,7 +108,7 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
     """What a verdict needs on this stack, told before the rollout: requests, time, traffic."""
     deployment = stack.services[service]
     router = ROUTERS[stack.delivery.traffic_routing]
-    longest = longest_analysis_seconds(stack)
+    first_gate = first_gate_seconds(stack)
     shares = {
         f"{w}%": f"{router.share(deployment.replicas, w):.0%}" for w in stack.delivery.weights
     }
@@ -123,11 +119,12 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
             "mode": gate.enforcement,
             "requestsToPass": clean,
             "minutesToPass": {f"{rate}/min": round(clean / rate, 1) for rate in PLAN_RATES},
-            "canaryRequestsPerMinuteNeeded": math.ceil(clean / (longest / 60)),
+            "canaryRequestsPerMinuteNeeded": math.ceil(clean / (first_gate / 60)),
+            "requestsToAbortAtBad": round(expected_requests(gate, gate.hypotheses.bad)),
         }
     return {
         "trafficShareByWeight": shares,
-        "longestAnalysisMinutes": round(longest / 60, 1),
+        "firstGateMinutes": round(first_gate / 60, 1),
         "evidenceWindow": evidence_window(stack.delivery),
         "gates": verdicts,
     }
@@ -142,7 +139,8 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
             f"{service}/{name} ({gate['mode']}): a clean canary passes after "
             f"{gate['requestsToPass']} requests ({times}); below "
             f"{gate['canaryRequestsPerMinuteNeeded']} canary requests a minute it cannot pass "
-            f"within the {summary['longestAnalysisMinutes']} min of analysis and the rollout "
-            "pauses for a human"
+            f"the first gate within its {summary['firstGateMinutes']} min and the rollout "
+            f"pauses for a human; a canary at the bad ratio is aborted after about "
+            f"{gate['requestsToAbortAtBad']} requests on average"
         )
     return lines

@@ -184,12 +184,18 @@ def evidence(
     return (judged, canary, errors, requests, stable_errors, stable_requests, stable)
 
 
-def expected_requests(gate: Gate, error_ratio: float) -> float:
-    """Wald's approximation of the canary requests the test needs at a constant error ratio."""
+def drift(gate: Gate, error_ratio: float) -> float:
+    """The statistic's expected change per request at a constant error ratio: positive moves
+    it towards abort, negative towards accept."""
     h = gate.hypotheses
-    step = error_ratio * math.log(h.bad / h.good) + (1 - error_ratio) * math.log(
+    return error_ratio * math.log(h.bad / h.good) + (1 - error_ratio) * math.log(
         (1 - h.bad) / (1 - h.good)
     )
+
+
+def expected_requests(gate: Gate, error_ratio: float) -> float:
+    """Wald's approximation of the canary requests the test needs at a constant error ratio."""
+    step = drift(gate, error_ratio)
     if step > 0:
         return gate.abort / step
     if step < 0:
