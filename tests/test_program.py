@@ -342,3 +342,49 @@ def test_the_program_names_config_keys_nobody_reads_and_plain_secrets(tmp_path):
     assert "glsa_x" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+NATIVE_CATALOGUE = {
+    "services": [{
+        "name": "rpc-api", "namespace": "rpc", "owner": "platform", "selector": 'job="rpc-api"',
+        "histograms": [{"name": "rpc_duration_seconds", "buckets": [0.5, 2], "native": True}],
+        "slos": [
+            {"name": "latency", "objective": 95,
+             "indicator": {"kind": "latency", "histogram": "rpc_duration_seconds",
+                           "threshold": 2}},
+            {"name": "errors", "objective": 99.9,
+             "indicator": {"kind": "ratio", "total": "rpc_requests_total",
+                           "bad": 'rpc_requests_total{code="error"}'}},
+        ],
+    }]
+}
+
+
+def test_a_native_histogram_catalogue_renders_through_the_whole_program(tmp_path):
+    """A stack whose catalogue holds a native-histogram latency SLO (gated by default): the
+    program renders it, the gate judges it with histogram_fraction, the rules pass promtool."""
+    catalogue = tmp_path / "native.yaml"
+    catalogue.write_text(yaml.safe_dump(NATIVE_CATALOGUE))
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["slo-canary:catalogue"] = str(catalogue)
+    stack["config"]["slo-canary:services"] = {"rpc-api": {"image": "registry.example/rpc:1.0.0"}}
+    stack_file = tmp_path / "Pulumi.native.yaml"
+    stack_file.write_text(yaml.safe_dump(stack))
+    out = tmp_path / "out"
+    result = render(stack_file, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    objects = [yaml.safe_load(p.read_text()) for p in (out / "kubernetes").rglob("*.yaml")]
+    for body in objects:
+        validate(body)
+    gates = [o for o in objects if o["kind"] == "AnalysisTemplate"
+             and o["metadata"]["name"].endswith("-gate")]
+    assert len(gates) == 1, [o["metadata"]["name"] for o in objects]
+    queries = {m["name"]: m["provider"]["prometheus"]["query"] for m in gates[0]["spec"]["metrics"]}
+    assert set(queries) == {"latency", "errors"}
+    assert "histogram_fraction(0, 2, " in queries["latency"]
+    assert "rpc_duration_seconds{" in queries["latency"]
+    rules = sorted((out / "rules").glob("*.yml"))
+    assert rules
+    check = subprocess.run(["promtool", "check", "rules", *map(str, rules)],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
