@@ -25,7 +25,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from slo import conventions as names
 from slo import promql
-from slo.model import Events, GaugeEvents, RatioEvents, ResolvedSlo, number
+from slo.model import ResolvedSlo, number
 from slo.spec import Service
 
 UID_MAX_LENGTH = 40
@@ -293,7 +293,7 @@ def _canary_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
         .description(
             f"The {slo.slo.name} SLI of each pod template (canary and stable) during a rollout."
         )
-        .with_target(_query(_canary_sli(slo.events), ds, legend=legend))
+        .with_target(_query(slo.events.canary_sli(CANARY_LABEL, RATE_INTERVAL), ds, legend=legend))
         .unit("percentunit")
         .decimals(3)
         .thresholds(_steps(("red", None), ("green", slo.objective)))
@@ -351,36 +351,8 @@ def _sli_period(slo: ResolvedSlo) -> str:
     return f"1 - {slo.selector_of(names.ERROR_RATIO_PERIOD)}"
 
 
-def _rate(selector: promql.Selector, by: tuple[str, ...] = ()) -> str:
-    grouping = f" by ({', '.join(by)})" if by else ""
-    return f"sum{grouping} (rate({selector.render()}[{RATE_INTERVAL}]))"
-
-
-def _canary_sli(events: Events) -> str:
-    """The share of good events per pod template hash, from the service's raw series."""
-    by = (CANARY_LABEL,)
-    if isinstance(events, GaugeEvents):
-        return f"avg by ({CANARY_LABEL}) ({events.total_selector.render()})"
-    total = _rate(events.total_selector, by)
-    if events.native:
-        return f"histogram_fraction(0, {number(events.threshold)}, {total})"
-    if isinstance(events, RatioEvents) and events.good_selector is not None:
-        good = _rate(events.good_selector, by)
-        return f"({good} or 0 * {total}) / ({total} > 0)"
-    assert isinstance(events, RatioEvents) and events.bad_selector is not None
-    bad = _rate(events.bad_selector, by)
-    return f"1 - ({bad} or 0 * {total}) / ({total} > 0)"
-
-
 def _latency_quantile(slo: ResolvedSlo, *by: str) -> str:
-    events = slo.events
-    quantile = number(slo.objective)
-    if events.native:
-        return f"histogram_quantile({quantile}, {_rate(events.total_selector, by)})"
-    assert isinstance(events, RatioEvents) and events.good_selector is not None
-    good = events.good_selector
-    buckets = promql.Selector(good.metric, tuple(m for m in good.matchers if m.name != "le"))
-    return f"histogram_quantile({quantile}, {_rate(buckets, ('le', *by))})"
+    return slo.events.latency_quantile(number(slo.objective), by, RATE_INTERVAL)
 
 
 def _burn_alerts(services: list[str], severity: str = "") -> str:

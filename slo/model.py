@@ -63,6 +63,11 @@ def _sum_last(selector: promql.Selector, lookback: str, by: tuple[str, ...] = ()
     return f"sum{grouping}(last_over_time({selector.render()}[{lookback}]))"
 
 
+def _rate_by(selector: promql.Selector, interval: str, by: tuple[str, ...] = ()) -> str:
+    grouping = f" by ({', '.join(by)})" if by else ""
+    return f"sum{grouping} (rate({selector.render()}[{interval}]))"
+
+
 def _none_as_zero(expr: str, like: str, by: tuple[str, ...]) -> str:
     """``expr``, or 0 where it has no series: per group of ``like`` when grouped."""
     return f"({expr} or 0 * {like})" if by else f"({expr} or vector(0))"
@@ -86,7 +91,16 @@ class Events:
     can_gate: ClassVar[bool] = True
     is_latency: ClassVar[bool] = False
     native: ClassVar[bool] = False
+    # How the promtool proofs write its scraped series (slo/proofs/notation.py): "counters" (a
+    # total and a bad or good counter), "histogram" (_count and two _bucket series), "gauge"
+    # (0/1 samples), "" (none: promtool's series notation cannot write native histograms).
+    promtool_series: ClassVar[str] = "counters"
     threshold: float = 0.0
+
+    @property
+    def bad_series_optional(self) -> bool:
+        """The bad events are a series of their own, absent until the first bad event."""
+        return False
 
     def total(self, window: str) -> str:
         return _sum_rate(self.total_selector, window)
@@ -122,6 +136,15 @@ class Events:
     def good_events_name(self) -> str:
         return "success rate"
 
+    def canary_sli(self, label: str, interval: str) -> str:
+        """The share of good events per value of ``label`` (the pod template hash), from the
+        raw series, with ``rate()`` over ``interval``."""
+        raise NotImplementedError
+
+    def latency_quantile(self, quantile: str, by: tuple[str, ...], interval: str) -> str:
+        """The objective's latency quantile of the raw histogram, per ``by``."""
+        raise ValueError(f"{self.describe()} is not a latency SLI")
+
 
 @dataclass(frozen=True)
 class RatioEvents(Events):
@@ -149,11 +172,24 @@ class RatioEvents(Events):
         good = _none_as_zero(_sum_last(self.good_selector, lookback, by), total, by)
         return total, f"({total} - {good})"
 
+    @property
+    def bad_series_optional(self) -> bool:
+        return self.bad_selector is not None
+
     def describe(self) -> str:
         word = "bad" if self.bad_selector else "good"
         picked = self.bad_selector or self.good_selector
         assert picked is not None
         return f"{word} `{picked.render()}` of `{self.total_selector.render()}`"
+
+    def canary_sli(self, label: str, interval: str) -> str:
+        total = _rate_by(self.total_selector, interval, (label,))
+        if self.good_selector is not None:
+            good = _rate_by(self.good_selector, interval, (label,))
+            return f"({good} or 0 * {total}) / ({total} > 0)"
+        assert self.bad_selector is not None
+        bad = _rate_by(self.bad_selector, interval, (label,))
+        return f"1 - ({bad} or 0 * {total}) / ({total} > 0)"
 
 
 @dataclass(frozen=True)
@@ -161,9 +197,16 @@ class LatencyEvents(RatioEvents):
     """A classic histogram: requests are ``_count``, good ones the ``le`` bucket at threshold."""
 
     is_latency: ClassVar[bool] = True
+    promtool_series: ClassVar[str] = "histogram"
 
     def describe(self) -> str:
         return f"latency under {self.threshold:g}s (`{self.total_selector.metric}`)"
+
+    def latency_quantile(self, quantile: str, by: tuple[str, ...], interval: str) -> str:
+        assert self.good_selector is not None
+        good = self.good_selector
+        buckets = promql.Selector(good.metric, tuple(m for m in good.matchers if m.name != "le"))
+        return f"histogram_quantile({quantile}, {_rate_by(buckets, interval, ('le', *by))})"
 
     def good_events_name(self) -> str:
         return f"requests under {number(self.threshold)}s"
@@ -175,6 +218,7 @@ class NativeLatencyEvents(Events):
 
     is_latency: ClassVar[bool] = True
     native: ClassVar[bool] = True
+    promtool_series: ClassVar[str] = ""
 
     def _slow(self, histogram: str) -> str:
         return (
@@ -195,6 +239,13 @@ class NativeLatencyEvents(Events):
     def describe(self) -> str:
         return f"latency under {self.threshold:g}s (native `{self.total_selector.metric}`)"
 
+    def canary_sli(self, label: str, interval: str) -> str:
+        total = _rate_by(self.total_selector, interval, (label,))
+        return f"histogram_fraction(0, {number(self.threshold)}, {total})"
+
+    def latency_quantile(self, quantile: str, by: tuple[str, ...], interval: str) -> str:
+        return f"histogram_quantile({quantile}, {_rate_by(self.total_selector, interval, by)})"
+
     def good_events_name(self) -> str:
         return f"requests under {number(self.threshold)}s"
 
@@ -205,6 +256,7 @@ class GaugeEvents(Events):
 
     counts_traffic: ClassVar[bool] = False
     can_gate: ClassVar[bool] = False  # a pod's `up` says nothing about the release it runs
+    promtool_series: ClassVar[str] = "gauge"
 
     def total(self, window: str) -> str:
         sel = self.total_selector.render()
@@ -223,6 +275,9 @@ class GaugeEvents(Events):
 
     def good_events_name(self) -> str:
         return "availability"
+
+    def canary_sli(self, label: str, interval: str) -> str:
+        return f"avg by ({label}) ({self.total_selector.render()})"
 
 
 @dataclass(frozen=True)

@@ -90,9 +90,9 @@ def proof_files(slo: ResolvedSlo, rule_file: str) -> dict[int, dict[str, Any]]:
     Scenarios about paging run at a 1m evaluation interval for minute precision; the
     multi-day ticket scenarios run at 5m, which keeps promtool's work small.
     """
-    if slo.events.native:
+    if not slo.events.promtool_series:
         raise ProofError(
-            f"{slo.service.name}/{slo.slo.name}: native histograms cannot be written in "
+            f"{slo.service.name}/{slo.slo.name}: {slo.events.describe()} cannot be written in "
             "promtool's series notation; this SLO has no generated proof"
         )
     files: dict[int, dict[str, Any]] = {}

@@ -8,12 +8,7 @@ import re
 
 import rstr
 
-from slo.model import (
-    Events,
-    GaugeEvents,
-    LatencyEvents,
-    RatioEvents,
-)
+from slo.model import Events, RatioEvents
 from slo.promql import Matcher, Selector
 from slo.proofs.oracle import ProofError, Timeline
 
@@ -113,38 +108,60 @@ def input_series(
     gauge_values: list[float] | None,
     without_bad_series: bool = False,
 ) -> list[dict[str, str]]:
-    """The scraped series that produce ``timeline`` through the SLO's selectors."""
+    """The scraped series that produce ``timeline`` through the SLO's selectors, written the
+    way its kind declares (``Events.promtool_series``)."""
+    writer = _WRITERS.get(events.promtool_series)
+    if writer is None:
+        raise ProofError(f"{events.describe()}: promtool's series notation cannot write it")
+    return writer(events, timeline, gauge_values, without_bad_series)
+
+
+def _gauge_series(
+    events: Events, timeline: Timeline, gauge_values: list[float] | None, _without_bad: bool
+) -> list[dict[str, str]]:
+    assert gauge_values is not None
+    labels = labels_for(events.total_selector.matchers)
+    return [
+        {
+            "series": series_name(events.total_selector.metric, labels),
+            "values": _gauge_values(gauge_values, timeline.present),
+        }
+    ]
+
+
+def _histogram_series(
+    events: Events, timeline: Timeline, _gauge: list[float] | None, _without_bad: bool
+) -> list[dict[str, str]]:
+    """``_count``, the bucket at the threshold (the good events) and ``+Inf``."""
+    assert isinstance(events, RatioEvents) and events.good_selector is not None
     present = timeline.present
-    if isinstance(events, GaugeEvents):
-        assert gauge_values is not None
-        labels = labels_for(events.total_selector.matchers)
-        return [
-            {
-                "series": series_name(events.total_selector.metric, labels),
-                "values": _gauge_values(gauge_values, present),
-            }
-        ]
     good = [t - b for t, b in zip(timeline.total, timeline.bad, strict=True)]
-    if isinstance(events, LatencyEvents):
-        assert events.good_selector is not None
-        bucket = events.good_selector
-        labels = labels_for([m for m in bucket.matchers if m.name != "le"])
-        le = format(events.threshold, "g")
-        return [
-            {
-                "series": series_name(events.total_selector.metric, labels),
-                "values": _counter_values(timeline.total, present),
-            },
-            {
-                "series": series_name(bucket.metric, {**labels, "le": le}),
-                "values": _counter_values(good, present),
-            },
-            {
-                "series": series_name(bucket.metric, {**labels, "le": "+Inf"}),
-                "values": _counter_values(timeline.total, present),
-            },
-        ]
-    assert isinstance(events, RatioEvents), "native histograms have no promtool series here"
+    bucket = events.good_selector
+    labels = labels_for([m for m in bucket.matchers if m.name != "le"])
+    le = format(events.threshold, "g")
+    return [
+        {
+            "series": series_name(events.total_selector.metric, labels),
+            "values": _counter_values(timeline.total, present),
+        },
+        {
+            "series": series_name(bucket.metric, {**labels, "le": le}),
+            "values": _counter_values(good, present),
+        },
+        {
+            "series": series_name(bucket.metric, {**labels, "le": "+Inf"}),
+            "values": _counter_values(timeline.total, present),
+        },
+    ]
+
+
+def _counter_series(
+    events: Events, timeline: Timeline, _gauge: list[float] | None, without_bad_series: bool
+) -> list[dict[str, str]]:
+    """A total and a bad (or good) counter: two metrics, or one metric split by its labels."""
+    assert isinstance(events, RatioEvents)
+    present = timeline.present
+    good = [t - b for t, b in zip(timeline.total, timeline.bad, strict=True)]
     total = events.total_selector
     if events.bad_selector is not None:
         picked, picked_values, other_values = events.bad_selector, timeline.bad, good
@@ -173,9 +190,16 @@ def input_series(
         },
     ]
     if without_bad_series:  # only the bad-events series may be missing: drop it
-        assert events.bad_selector is not None
+        assert events.bad_series_optional
         series = series[1:]
     return series
+
+
+_WRITERS = {
+    "counters": _counter_series,
+    "histogram": _histogram_series,
+    "gauge": _gauge_series,
+}
 
 
 def _labels_outside(total: Selector, picked: Selector) -> dict[str, str]:

@@ -9,8 +9,6 @@ from itertools import product
 from slo import conventions as names
 from slo import durations
 from slo.model import (
-    GaugeEvents,
-    RatioEvents,
     ResolvedSlo,
     minutes_to_fire,
 )
@@ -164,7 +162,7 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
             ],
         )
     )
-    if isinstance(slo.events, RatioEvents) and slo.events.bad_selector is not None:
+    if slo.events.bad_series_optional:
         tl = Timeline()
         tl.add(history, 0.0)
         found.append(
@@ -181,7 +179,7 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
             )
         )
         found[-1].without_bad_series = True
-    if isinstance(slo.events, GaugeEvents):
+    if slo.events.promtool_series == "gauge":
         for sc in found:
             sc.gauge_values = _gauge_pattern(sc.timeline)
     return found
@@ -191,7 +189,7 @@ def _after_recovery(slo: ResolvedSlo, tl: Timeline, recovered: int) -> list[Chec
     """The page holds while a short window still sees the outage, then clears: the last
     minute the oracle says it fires and the first it says it is quiet."""
     page = names.ALERT_BURN["page"]
-    values = _gauge_pattern(tl) if isinstance(slo.events, GaugeEvents) else None
+    values = _gauge_pattern(tl) if slo.events.promtool_series == "gauge" else None
     model = Model(slo, tl, values)
     states = [(m, model.robust(page, m)) for m in range(recovered, tl.end + 1)]
     cleared = next((m for m, state in states if state is False), None)
@@ -218,7 +216,7 @@ def _ticket(slo: ResolvedSlo, history: int) -> list[Scenario]:
         tl = Timeline()
         tl.add(history, _good(slo))
         start = tl.add(minutes, 2 * slo.budget)
-        values = _gauge_pattern(tl) if isinstance(slo.events, GaugeEvents) else None
+        values = _gauge_pattern(tl) if slo.events.promtool_series == "gauge" else None
         return tl, start, Model(slo, tl, values, step)
 
     longest = max(t.long_seconds for t in slo.tiers if t.severity == "ticket") // 60
