@@ -18,7 +18,7 @@ PROMETHEUS_DIR := $(E2E_TOOLS_CACHE)/prometheus-$(PROMETHEUS_VERSION)-$(GO_TOOLC
 WITH_PROMETHEUS := PATH="$(PROMETHEUS_DIR):$$PATH"
 # A directory holding Prometheus 2.x `prometheus` and `promtool` (Debian's package) for `make compat`.
 COMPAT_PROMETHEUS_DIR ?= /usr/bin
-COMPAT_TESTS := tests/test_promtool.py tests/test_judge_promql.py tests/test_canary_judgement.py tests/test_tune.py
+COMPAT_TESTS := tests/test_promtool.py tests/test_judge_promql.py tests/test_canary_judgement.py tests/test_tune.py tests/test_query_kind.py
 
 .PHONY: help setup test lint unit scan rules docs render bench prometheus compat e2e-tools e2e vulncheck clean
 

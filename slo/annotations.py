@@ -7,7 +7,8 @@ from slo.model import ResolvedSlo, number
 
 
 def alert_text(slo: ResolvedSlo, alert: str, burning: str = "") -> dict[str, str]:
-    """``summary``, ``description`` and (when the catalogue has one) ``runbook_url``.
+    """``summary``, ``description`` and (when the catalogue has one) ``runbook_url``; for the
+    burn-rate alerts (``alert`` is the severity) the catalogue's annotations over them.
 
     ``burning`` says how fast, for the burn-rate alerts (e.g. "at one of: 14.4x over 1h/5m").
     """
@@ -31,4 +32,7 @@ def alert_text(slo: ResolvedSlo, alert: str, burning: str = "") -> dict[str, str
         }
     if slo.alerting.runbook_url:
         text["runbook_url"] = slo.alerting.runbook_url
+    if alert != names.ALERT_ABSENT:
+        own = {"page": slo.alerting.page_annotations, "ticket": slo.alerting.ticket_annotations}
+        text.update({**slo.alerting.annotations, **own[alert]})
     return text

@@ -102,7 +102,7 @@ def service_dashboard(
         builder.with_row(dash.Row(_row_title(slo)))
         for panel in _slo_panels(slo, ds):
             builder.with_panel(panel)
-        if statistics and slo.slo.name in statistics:
+        if statistics and slo.slo.name in statistics and slo.events.per_pod_template:
             builder.with_panel(_statistic_panel(slo, statistics[slo.slo.name], ds))
     return _to_dict(builder)
 
@@ -148,7 +148,7 @@ def fleet_dashboard(slos: list[ResolvedSlo], datasource_uid: str) -> Dashboard:
     for severity in ("page", "ticket"):
         builder.with_panel(
             _stat(f"{severity.capitalize()} alerts firing", ds, 4)
-            .with_target(_query(f"count({_burn_alerts(services, severity)}) or vector(0)", ds))
+            .with_target(_query(f"count({_burn_alerts(slos, severity)}) or vector(0)", ds))
             .thresholds(_steps(("green", None), ("red", 1)))
         )
     builder.with_panel(
@@ -160,7 +160,7 @@ def fleet_dashboard(slos: list[ResolvedSlo], datasource_uid: str) -> Dashboard:
         .with_target(
             _query(
                 f"max by ({names.LABEL_SERVICE}, {names.LABEL_SLO}, {names.LABEL_SEVERITY}) "
-                f"({_burn_alerts(services)})",
+                f"({_burn_alerts(slos)})",
                 ds,
                 instant=True,
             ).format(PromQueryFormat.TABLE)
@@ -206,7 +206,8 @@ def _slo_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
     ]
     if slo.events.is_latency:
         panels.append(_latency_panel(slo, ds))
-    panels += _canary_panels(slo, ds)
+    if slo.events.per_pod_template:
+        panels += _canary_panels(slo, ds)
     return panels
 
 
@@ -355,9 +356,11 @@ def _latency_quantile(slo: ResolvedSlo, *by: str) -> str:
     return slo.events.latency_quantile(number(slo.objective), by, RATE_INTERVAL)
 
 
-def _burn_alerts(services: list[str], severity: str = "") -> str:
+def _burn_alerts(slos: list[ResolvedSlo], severity: str = "") -> str:
+    services = sorted({s.service.name for s in slos})
+    alert_names = {s.alert_name(sev) for s in slos for sev in ("page", "ticket")}
     matchers = {
-        "alertname": _any_of(sorted(names.ALERT_BURN.values())),
+        "alertname": _any_of(sorted(alert_names)),
         "alertstate": "firing",
         names.LABEL_SERVICE: _any_of(services),
     }

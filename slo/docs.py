@@ -21,6 +21,7 @@ from slo.spec import (
     Defaults,
     Histogram,
     LatencyIndicator,
+    QueryIndicator,
     RatioIndicator,
     Service,
     Slo,
@@ -35,6 +36,7 @@ MODELS: list[type[BaseModel]] = [
     RatioIndicator,
     LatencyIndicator,
     AvailabilityIndicator,
+    QueryIndicator,
     Alerting,
     BurnRateTier,
 ]
@@ -85,7 +87,37 @@ services:
         indicator:
           kind: availability
           gauge: up
+      - name: slow-requests       # your own PromQL (the `query` kind), e.g. imported from Sloth
+        objective: 99
+        canary_gate: false
+        indicator:
+          kind: query
+          total: sum(rate(http_request_duration_seconds_count{job="api-gateway"}[{{.window}}]))
+          bad: >-
+            sum(rate(http_request_duration_seconds_count{job="api-gateway"}[{{.window}}]))
+            - sum(rate(http_request_duration_seconds_bucket{job="api-gateway",le="0.5"}
+            [{{.window}}]))
 ```
+
+### The `query` kind
+
+Its expressions are PromQL with `{{.window}}` where the range goes; the rules put `5m`, `1h`,
+`6h` there (windows up to an hour), and longer windows average the recorded 5m rates, as for
+every kind. They are used as written: the service's `selector` is not added. Each is summed over
+its series (`error_ratio` takes the highest series).
+
+A query SLI gates canaries when the judge can restrict it to the canary's pods: the program adds
+`rollouts_pod_template_hash="<hash>"` to every vector selector of the parsed expression (on the
+parsed tree, checked by parsing the result back) and reads the rates over the canary's life times
+their seconds as its counts. That is refused, one line naming the reason, when a selector already
+sets that label, uses `or` matchers, `offset` or `@`, when the expression has a subquery, an
+aggregation with `by`/`without`, or a range function other than `rate()`; set `canary_gate:
+false` for such an SLO. `rate()` extrapolates, so a query SLI's counts can be off by about a
+scrape interval of traffic; a `ratio` SLI counts exactly. An expression that is exactly
+`sum(rate(<selector>[{{.window}}]))` (total, and bad or good) is turned into a `ratio` SLI of those
+selectors and has everything a ratio SLI has: generated promtool proofs, exact canary counts,
+canary-vs-stable panels. Other query SLIs get no generated proof (the proofs cannot write series
+for arbitrary PromQL) and no per-pod-template dashboard panels.
 """
 
 

@@ -73,16 +73,16 @@ def burn_rate_rule(slo: ResolvedSlo, tier: Tier, datasource_uid: str) -> Rule:
     return _rule(
         slo,
         title=(
-            f"{names.ALERT_BURN[tier.severity]} {service} {name} "
+            f"{slo.alert_name(tier.severity)} {service} {name} "
             f"({tier.long_window}, {tier.short_window})"
         ),
-        severity=tier.severity,
+        labels=slo.alert_labels(tier.severity),
         condition="firing",
         for_="0s",
         datas=datas,
         annotations=alert_text(
             slo,
-            names.ALERT_BURN[tier.severity],
+            tier.severity,
             burning=f"faster than {tier.factor:g}x over both {tier.long_window} and "
             f"{tier.short_window} (error ratio above {number(threshold)})",
         ),
@@ -96,7 +96,7 @@ def absent_rule(slo: ResolvedSlo, datasource_uid: str) -> Rule:
     return _rule(
         slo,
         title=f"{names.ALERT_ABSENT} {service} {name}",
-        severity="ticket",
+        labels={**slo.alerting.labels, **slo.rule_labels, names.LABEL_SEVERITY: "ticket"},
         condition="missing",
         for_=slo.alerting.absent_for,
         datas=[
@@ -111,7 +111,7 @@ def _rule(
     slo: ResolvedSlo,
     *,
     title: str,
-    severity: str,
+    labels: dict[str, str],
     condition: str,
     for_: str,
     datas: list[dict[str, Any]],
@@ -123,7 +123,7 @@ def _rule(
         "condition": condition,
         "no_data_state": NO_DATA_STATE,
         "exec_err_state": EXEC_ERR_STATE,
-        "labels": {**slo.alerting.labels, **slo.labels, names.LABEL_SEVERITY: severity},
+        "labels": labels,
         "annotations": annotations,
         "datas": datas,
     }

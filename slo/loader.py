@@ -16,10 +16,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from slo import durations
+from slo.conventions import HASH_LABEL
 from slo.inputs import read_yaml
-from slo.model import default_tiers, tiers_for
+from slo.model import QueryEvents, default_tiers, events_for, tiers_for
 from slo.problems import ConfigError, Problem
-from slo.spec import NAME_PATTERN, Catalogue, LatencyIndicator
+from slo.spec import NAME_PATTERN, Catalogue, LatencyIndicator, QueryIndicator
 
 
 def format_path(loc: tuple[str | int, ...]) -> str:
@@ -206,8 +207,12 @@ def check_catalogue(catalogue: Catalogue) -> list[Problem]:
                     )
                 )
             seen_slos.setdefault(slo.name, j)
+            found = []
             if isinstance(slo.indicator, LatencyIndicator):
-                problems += _check_latency(slo.indicator, histograms, f"{at}.indicator")
+                found = _check_latency(slo.indicator, histograms, f"{at}.indicator")
+            if not found and (isinstance(slo.indicator, QueryIndicator) or slo.canary_gate):
+                found = _check_gate(service, slo, at)  # resolves it: needs its histogram
+            problems += found
             problems += _check_budget(catalogue, slo, at)
     return problems
 
@@ -232,6 +237,35 @@ def _check_latency(
                 f"{indicator.threshold:g}s is not a bucket of {histogram.name} "
                 f"(buckets: {buckets}); a classic histogram can only count requests under "
                 "a declared boundary",
+            )
+        ]
+    return []
+
+
+def _check_gate(service: Any, slo: Any, at: str) -> list[Problem]:
+    """The SLO resolves, and gates canaries only where its PromQL can be restricted to the
+    canary's pods."""
+    try:
+        events = events_for(service, slo)
+    except ValueError as err:
+        return [Problem(f"{at}.indicator", str(err))]
+    if not slo.canary_gate or not events.can_gate:
+        why = events.why_not_gated() if isinstance(events, QueryEvents) else None
+        if slo.canary_gate and why:
+            return [
+                Problem(
+                    f"{at}.canary_gate",
+                    f"this query SLI cannot judge a canary ({why}); set canary_gate: false",
+                )
+            ]
+        return []
+    fixed = [s for s in events.source_selectors() if any(m.name == HASH_LABEL for m in s.matchers)]
+    if fixed:
+        return [
+            Problem(
+                f"{at}.canary_gate",
+                f"{fixed[0].render()} already sets {HASH_LABEL}, so the judge cannot select the "
+                "canary's pods; drop that matcher or set canary_gate: false",
             )
         ]
     return []

@@ -23,6 +23,7 @@ from slo.spec import (
     BurnRateTier,
     Catalogue,
     LatencyIndicator,
+    QueryIndicator,
     RatioIndicator,
     Service,
     Slo,
@@ -95,6 +96,8 @@ class Events:
     # total and a bad or good counter), "histogram" (_count and two _bucket series), "gauge"
     # (0/1 samples), "" (none: promtool's series notation cannot write native histograms).
     promtool_series: ClassVar[str] = "counters"
+    # Its PromQL can be split per pod template hash (the canary-vs-stable dashboard panels).
+    per_pod_template: ClassVar[bool] = True
     threshold: float = 0.0
 
     @property
@@ -281,6 +284,96 @@ class GaugeEvents(Events):
 
 
 @dataclass(frozen=True)
+class QueryEvents(Events):
+    """PromQL of the catalogue's own (the ``query`` kind), used as written: ``total`` and
+    ``bad`` (or ``good``) per-second rates, or a raw ``error_ratio``.
+
+    ``total_selector`` is the first selector of the expressions: what ``SLOMetricsAbsent``
+    names and what shows that a canary's series exist.
+    """
+
+    total_query: promql.Query | None = None
+    bad_query: promql.Query | None = None
+    good_query: promql.Query | None = None
+    ratio_query: promql.Query | None = None
+
+    promtool_series: ClassVar[str] = ""
+    per_pod_template: ClassVar[bool] = False  # the expressions aggregate the hash away
+
+    @property
+    def queries(self) -> list[promql.Query]:
+        found = [self.total_query, self.bad_query, self.good_query, self.ratio_query]
+        return [q for q in found if q is not None]
+
+    @property
+    def counts_traffic(self) -> bool:  # type: ignore[override]
+        return self.ratio_query is None
+
+    @property
+    def can_gate(self) -> bool:  # type: ignore[override]
+        return self.why_not_gated() is None
+
+    def why_not_gated(self) -> str | None:
+        """Why the canary's events cannot be counted from these expressions, or None."""
+        if self.ratio_query is not None:
+            return "a raw error_ratio has no event counts for the sequential test"
+        for query in self.queries:
+            why = query.why_not_per_hash(names.HASH_LABEL)
+            if why:
+                return f"{query.text}: {why}"
+        return None
+
+    def total(self, window: str) -> str:
+        if self.ratio_query is not None:  # 1 wherever the ratio exists: the ratio's weight
+            return f"(sum({self.ratio_query.at(window)}) * 0 + 1)"
+        assert self.total_query is not None
+        return f"sum({self.total_query.at(window)})"
+
+    def bad(self, window: str) -> str:
+        if self.ratio_query is not None:
+            return f"max({self.ratio_query.at(window)})"
+        if self.bad_query is not None:
+            return f"sum({self.bad_query.at(window)})"
+        assert self.good_query is not None
+        return f"{self.total(window)} - (sum({self.good_query.at(window)}) or vector(0))"
+
+    def counts(self, lookback: str, by: tuple[str, ...] = ()) -> tuple[str, str]:
+        """The rates over ``lookback`` times its seconds: ``rate()`` extrapolates, so a count is
+        off by at most about a scrape interval of traffic (the counters' own arithmetic is not
+        reachable through arbitrary PromQL). Not per label: the expressions aggregate."""
+        if by:
+            raise ValueError("a query SLI's counts cannot be split by label")
+        seconds = durations.parse(lookback)
+        bad = self.bad(lookback)
+        return f"({self.total(lookback)} * {seconds})", f"(({bad} or vector(0)) * {seconds})"
+
+    def with_matchers(self, extra: tuple[promql.Matcher, ...]) -> Events:
+        return replace(
+            self,
+            total_selector=self.total_selector.with_matchers(extra),
+            **{
+                f.name: getattr(self, f.name).with_matchers(extra)
+                for f in fields(self)
+                if isinstance(getattr(self, f.name), promql.Query)
+            },
+        )
+
+    def source_selectors(self) -> list[promql.Selector]:
+        return [s for q in self.queries for s in q.selectors()]
+
+    def describe(self) -> str:
+        if self.ratio_query is not None:
+            return f"error ratio `{self.ratio_query.text}`"
+        word = "bad" if self.bad_query is not None else "good"
+        picked = self.bad_query or self.good_query
+        assert picked is not None and self.total_query is not None
+        return f"{word} `{picked.text}` of `{self.total_query.text}`"
+
+    def canary_sli(self, label: str, interval: str) -> str:
+        raise ValueError(f"{self.describe()}: its expressions aggregate away {label}")
+
+
+@dataclass(frozen=True)
 class ResolvedSlo:
     service: Service
     slo: Slo
@@ -295,6 +388,25 @@ class ResolvedSlo:
     @property
     def labels(self) -> dict[str, str]:
         return {names.LABEL_SERVICE: self.service.name, names.LABEL_SLO: self.slo.name}
+
+    @property
+    def rule_labels(self) -> dict[str, str]:
+        """The labels of every recorded series of the SLO: its own, then service and SLO."""
+        return {**self.slo.labels, **self.labels}
+
+    def alert_name(self, severity: str) -> str:
+        return self.alerting.name or names.ALERT_BURN[severity]
+
+    def alert_labels(self, severity: str) -> dict[str, str]:
+        """Labels of one burn-rate alert: the catalogue's, the SLO's, service and SLO,
+        ``severity``, and the severity's own labels (which may replace ``severity``)."""
+        own = {"page": self.alerting.page_labels, "ticket": self.alerting.ticket_labels}
+        return {
+            **self.alerting.labels,
+            **self.rule_labels,
+            names.LABEL_SEVERITY: severity,
+            **own[severity],  # never service or slo (the catalogue refuses them)
+        }
 
     @cached_property
     def _matchers(self) -> str:
@@ -352,6 +464,8 @@ def events_for(service: Service, slo: Slo) -> Events:
         return promql.parse_selector(text).with_matchers(service_matchers)
 
     indicator = slo.indicator
+    if isinstance(indicator, QueryIndicator):
+        return _query_events(indicator)
     if isinstance(indicator, RatioIndicator):
         return RatioEvents(
             sel(indicator.total),
@@ -374,6 +488,30 @@ def events_for(service: Service, slo: Slo) -> Events:
         extra + service_matchers + (le_matcher(indicator.threshold),)
     )
     return LatencyEvents(count, good_selector=good, threshold=indicator.threshold)
+
+
+def _query_events(indicator: QueryIndicator) -> Events:
+    """A query SLI; one whose expressions are all ``sum(rate(<selector>[{{.window}}]))`` is a
+    ratio SLI of those selectors, with everything a ratio SLI has."""
+    total = promql.Query(indicator.total) if indicator.total else None
+    bad = promql.Query(indicator.bad) if indicator.bad else None
+    good = promql.Query(indicator.good) if indicator.good else None
+    ratio = promql.Query(indicator.error_ratio) if indicator.error_ratio else None
+    if total is not None and ratio is None:
+        picked = bad or good
+        assert picked is not None
+        total_sel, picked_sel = total.plain_rate_selector(), picked.plain_rate_selector()
+        if total_sel is not None and picked_sel is not None:
+            return RatioEvents(
+                total_sel,
+                bad_selector=picked_sel if bad is not None else None,
+                good_selector=picked_sel if good is not None else None,
+            )
+    first = next(q for q in (total, ratio) if q is not None).selectors()
+    if not first:
+        raise ValueError(f"{(total or ratio).text!r} selects no metric")  # type: ignore[union-attr]
+    return QueryEvents(first[0], total_query=total, bad_query=bad, good_query=good,
+                       ratio_query=ratio)
 
 
 def tiers_for(alerting: Alerting, period_seconds: int, budget: float) -> tuple[Tier, ...]:

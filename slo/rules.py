@@ -18,7 +18,7 @@ Rule = dict[str, Any]
 
 
 def _record(slo: ResolvedSlo, record: str, expr: str) -> Rule:
-    return {"record": record, "expr": expr, "labels": dict(slo.labels)}
+    return {"record": record, "expr": expr, "labels": slo.rule_labels}
 
 
 def sli_rules(slo: ResolvedSlo) -> list[Rule]:
@@ -87,7 +87,6 @@ def metadata_rules(slo: ResolvedSlo) -> list[Rule]:
 
 def alert_rules(slo: ResolvedSlo) -> list[Rule]:
     alerting = slo.alerting
-    common_labels = {**alerting.labels}
     rules: list[Rule] = []
     for severity in ("page", "ticket"):
         tiers = [t for t in slo.tiers if t.severity == severity]
@@ -112,12 +111,10 @@ def alert_rules(slo: ResolvedSlo) -> list[Rule]:
         windows = ", ".join(f"{t.factor:g}x over {t.long_window}/{t.short_window}" for t in tiers)
         rules.append(
             {
-                "alert": names.ALERT_BURN[severity],
+                "alert": slo.alert_name(severity),
                 "expr": "\n or ".join(clauses),
-                "labels": {**common_labels, **slo.labels, names.LABEL_SEVERITY: severity},
-                "annotations": alert_text(
-                    slo, names.ALERT_BURN[severity], burning=f"at one of: {windows}"
-                ),
+                "labels": slo.alert_labels(severity),
+                "annotations": alert_text(slo, severity, burning=f"at one of: {windows}"),
             }
         )
     rules.append(
@@ -125,7 +122,7 @@ def alert_rules(slo: ResolvedSlo) -> list[Rule]:
             "alert": names.ALERT_ABSENT,
             "expr": f"absent({slo.selector_of(names.TOTAL_RATE_5M)})",
             "for": alerting.absent_for,
-            "labels": {**common_labels, **slo.labels, names.LABEL_SEVERITY: "ticket"},
+            "labels": {**alerting.labels, **slo.rule_labels, names.LABEL_SEVERITY: "ticket"},
             "annotations": alert_text(slo, names.ALERT_ABSENT),
         }
     )

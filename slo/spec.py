@@ -28,6 +28,11 @@ def _selector(value: str) -> str:
     return value
 
 
+def _query(value: str) -> str:
+    promql.check_query(value)
+    return value
+
+
 def _matchers(value: str) -> str:
     promql.parse_matchers(value)
     return value
@@ -51,6 +56,7 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
 Duration = Annotated[str, AfterValidator(_duration)]
 SelectorText = Annotated[str, AfterValidator(_selector)]
 MatchersText = Annotated[str, AfterValidator(_matchers)]
+QueryText = Annotated[str, AfterValidator(_query)]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
@@ -151,8 +157,47 @@ class AvailabilityIndicator(Model):
         return self
 
 
+class QueryIndicator(Model):
+    """Events counted by PromQL of your own, as Sloth's events and raw SLIs: every expression
+    has `{{.window}}` where its range goes and is used as written (the service's selector is
+    not added). Expressions that are exactly `sum(rate(<selector>[{{.window}}]))` behave like a
+    `ratio` SLI in everything (proofs, canary gates, dashboards)."""
+
+    kind: Literal["query"] = Field(description="`query`.")
+    total: QueryText | None = Field(
+        default=None,
+        description="Per-second rate of all events over `{{.window}}`, summed over its series, "
+        'e.g. `sum(rate(http_requests_total{job="api"}[{{.window}}]))`.',
+    )
+    bad: QueryText | None = Field(
+        default=None,
+        description="Per-second rate of bad events over `{{.window}}`. Give `bad` or `good` "
+        "with `total`, or `error_ratio` alone.",
+    )
+    good: QueryText | None = Field(
+        default=None, description="Per-second rate of good events (instead of `bad`)."
+    )
+    error_ratio: QueryText | None = Field(
+        default=None,
+        description="The error ratio itself over `{{.window}}` (Sloth's raw SLI), one series. "
+        "Windows over an hour and the period average it over time, unweighted by traffic; it "
+        "has no minimum-traffic guard and cannot gate a canary.",
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> QueryIndicator:
+        if self.error_ratio is not None:
+            if self.total is not None or self.bad is not None or self.good is not None:
+                raise ValueError("give error_ratio alone, or total with bad or good")
+            return self
+        if self.total is None or (self.bad is None) == (self.good is None):
+            raise ValueError("give total with exactly one of bad or good, or error_ratio alone")
+        return self
+
+
 Indicator = Annotated[
-    RatioIndicator | LatencyIndicator | AvailabilityIndicator, Field(discriminator="kind")
+    RatioIndicator | LatencyIndicator | AvailabilityIndicator | QueryIndicator,
+    Field(discriminator="kind"),
 ]
 
 
@@ -206,6 +251,41 @@ class Alerting(Model):
         description="How long an SLO's source metrics must be missing before "
         "`SLOMetricsAbsent` fires.",
     )
+    name: str = Field(
+        default="",
+        pattern=r"^([a-zA-Z_:][a-zA-Z0-9_:]*)?$",
+        description="One name for both burn-rate alerts, told apart by `severity` (as Sloth "
+        "names them); empty: `SLOBurnRatePage` and `SLOBurnRateTicket`.",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations on both burn-rate alerts; a key given here replaces the "
+        "generated one (`summary`, `description`).",
+    )
+    page_labels: Labels = Field(
+        default_factory=dict,
+        description="Labels on the page alert only. Setting `severity` here replaces `page` "
+        "(your routing); the fleet overview counts pages by `severity=\"page\"` and will not "
+        "count it.",
+    )
+    ticket_labels: Labels = Field(
+        default_factory=dict, description="Labels on the ticket alert only (as `page_labels`)."
+    )
+    page_annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations on the page alert only."
+    )
+    ticket_annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations on the ticket alert only."
+    )
+
+    @model_validator(mode="after")
+    def _own_labels_kept(self) -> Alerting:
+        for field in ("labels", "page_labels", "ticket_labels"):
+            taken = {"service", "slo"} & set(getattr(self, field))
+            if taken:
+                raise ValueError(f"{field} must not set {', '.join(sorted(taken))}: every alert "
+                                 "carries its service and SLO")
+        return self
 
 
 class Slo(Model):
@@ -231,8 +311,22 @@ class Slo(Model):
     )
     canary_gate: bool = Field(
         default=True,
-        description="Gate canaries on this SLO (ratio and latency indicators only).",
+        description="Gate canaries on this SLO (ratio, latency and query indicators; a query "
+        "SLI only where its PromQL can be restricted to the canary's pods).",
     )
+    labels: Labels = Field(
+        default_factory=dict,
+        description="Extra labels on every recorded series and alert of this SLO (e.g. "
+        "`tier`); `service` and `slo` are set already.",
+    )
+
+    @model_validator(mode="after")
+    def _labels_not_taken(self) -> Slo:
+        taken = {"service", "slo"} & set(self.labels)
+        if taken:
+            raise ValueError(f"labels must not set {', '.join(sorted(taken))}: they are set "
+                             "from the service and SLO names")
+        return self
 
 
 class Service(Model):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from slo import conventions as names
 from slo.model import ResolvedSlo
 from slo.proofs.notation import input_series, series_name
 from slo.proofs.oracle import Model, ProofError
@@ -24,29 +25,66 @@ from slo.rules import alert_rules
 __all__ = ["ProofError", "proof_files", "scenarios"]
 
 
+def _severity(alert: str) -> str | None:
+    """The severity a check's logical alert name stands for (None: ``SLOMetricsAbsent``)."""
+    return next((sev for sev, name in names.ALERT_BURN.items() if name == alert), None)
+
+
 def _expected(slo: ResolvedSlo, alert: str) -> list[dict[str, Any]]:
-    rule = next(r for r in alert_rules(slo) if r["alert"] == alert)
+    severity = _severity(alert)
+    if severity is None:
+        rule = next(r for r in alert_rules(slo) if r["alert"] == alert)
+    else:
+        rule = next(r for r in alert_rules(slo) if r["labels"] == slo.alert_labels(severity)
+                    and r["alert"] == slo.alert_name(severity))
     return [{"exp_labels": dict(rule["labels"]), "exp_annotations": dict(rule["annotations"])}]
+
+
+def _sharing(slo: ResolvedSlo, alert: str) -> list[str]:
+    """The logical burn-rate alerts promtool sees under the same name as ``alert``."""
+    severity = _severity(alert)
+    if severity is None:
+        return [alert]
+    return [
+        logical
+        for other, logical in names.ALERT_BURN.items()
+        if slo.alert_name(other) == slo.alert_name(severity)
+        and any(t.severity == other for t in slo.tiers)
+    ]
+
+
+def _alert_test(slo: ResolvedSlo, model: Model, check: Check, minute: int) -> dict[str, Any]:
+    """promtool's expectation at ``minute``. Checks name alerts by their logical names
+    (``SLOBurnRatePage``); where the catalogue gives both burn-rate alerts one name, promtool
+    sees both under it, so every severity that shares the name is expected as the oracle says."""
+    severity = _severity(check.alert)
+    if severity is None:
+        return {
+            "eval_time": f"{minute}m",
+            "alertname": check.alert,
+            "exp_alerts": _expected(slo, check.alert) if check.firing else [],
+        }
+    expected = []
+    for logical in _sharing(slo, check.alert):
+        state = check.firing if logical == check.alert else model.robust(logical, minute)
+        if state:  # robust: _robust_minute chose a minute where every sharing alert is
+            expected += _expected(slo, logical)
+    return {"eval_time": f"{minute}m", "alertname": slo.alert_name(severity),
+            "exp_alerts": expected}
 
 
 def test_group(slo: ResolvedSlo, scenario: Scenario) -> dict[str, Any]:
     model = Model(slo, scenario.timeline, scenario.gauge_values, scenario.step)
     alert_tests = []
     for check in scenario.checks:
-        minute = _robust_minute(model, check)
+        minute = _robust_minute(model, check, _sharing(slo, check.alert))
         if model.robust(check.alert, minute) is not check.firing:
             raise ProofError(
                 f"{slo.service.name}/{slo.slo.name}: '{scenario.name}': the check "
                 f"'{check.why}' expects {check.alert} {'firing' if check.firing else 'quiet'} "
                 f"at minute {minute}, and the window oracle says otherwise"
             )
-        alert_tests.append(
-            {
-                "eval_time": f"{minute}m",
-                "alertname": check.alert,
-                "exp_alerts": _expected(slo, check.alert) if check.firing else [],
-            }
-        )
+        alert_tests.append(_alert_test(slo, model, check, minute))
     group: dict[str, Any] = {
         "name": f"{slo.service.name}/{slo.slo.name}: {scenario.name}",
         "interval": "1m",
@@ -62,7 +100,7 @@ def test_group(slo: ResolvedSlo, scenario: Scenario) -> dict[str, Any]:
                 "expr": slo.selector_of(record),
                 "exp_samples": []
                 if value is None
-                else [{"labels": series_name(record, slo.labels), "value": value}],
+                else [{"labels": series_name(record, slo.rule_labels), "value": value}],
             }
             for minute, record, value in scenario.expr_checks
         ]
@@ -71,12 +109,13 @@ def test_group(slo: ResolvedSlo, scenario: Scenario) -> dict[str, Any]:
     return group
 
 
-def _robust_minute(model: Model, check: Check) -> int:
-    """The checked minute, moved by at most 3 evaluations to where the answer is certain."""
+def _robust_minute(model: Model, check: Check, alerts: list[str]) -> int:
+    """The checked minute, moved by at most 3 evaluations to where the answer is certain for
+    every alert promtool sees under the checked name."""
     aligned = check.minute - check.minute % model.step
     for offset in (0, 1, -1, 2, -2, 3, -3):
         minute = aligned + offset * model.step
-        if model.robust(check.alert, minute) is not None:
+        if all(model.robust(alert, minute) is not None for alert in alerts):
             return minute
     raise ProofError(
         f"{model.slo.service.name}/{model.slo.slo.name}: the check '{check.why}' at minute "
