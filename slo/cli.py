@@ -105,7 +105,66 @@ def _parser() -> argparse.ArgumentParser:
         "thresholds of that catalogue (`python -m delivery docs` adds the canary gates).",
     )
     docs_cmd.add_argument("--slos", type=Path, metavar="CATALOGUE")
+    import_cmd = sub.add_parser(
+        "import",
+        help="read Sloth or OpenSLO files into a catalogue",
+        description="Read Sloth (prometheus/v1, PrometheusServiceLevel, AlertWindows) and "
+        "OpenSLO (v1, v1alpha) files and write one catalogue. What does not map is printed "
+        "one line per item, and nothing is written unless --partial is given.",
+    )
+    import_cmd.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    import_cmd.add_argument("-o", "--output", type=Path, metavar="CATALOGUE",
+                            help="write here (default: standard output)")
+    import_cmd.add_argument("--partial", action="store_true",
+                            help="write what maps even when some items do not")
+    import_cmd.add_argument("--window", default="30d",
+                            help="period of SLOs whose format does not say it (Sloth's "
+                            "default: 30d)")
+    import_cmd.add_argument("--namespace", help="Kubernetes namespace of every imported service "
+                            "(default: from the file, else the service's name)")
+    export_cmd = sub.add_parser(
+        "export",
+        help="write a catalogue in another format (OpenSLO v1)",
+        description="Write the catalogue as OpenSLO v1 documents: a Prometheus DataSource, and "
+        "per SLO an SLI, an SLO and the AlertPolicies and AlertConditions of its burn-rate "
+        "tiers.",
+    )
+    export_cmd.add_argument("file", type=Path, help="catalogue YAML file")
+    export_cmd.add_argument("--openslo", action="store_true", required=True,
+                            help="OpenSLO v1 (the only format written)")
+    export_cmd.add_argument("-o", "--output", type=Path, metavar="FILE",
+                            help="write here (default: standard output)")
     return parser
+
+
+def _import(args: argparse.Namespace) -> int:
+    from slo.interop import catalogue_text
+    from slo.interop.read import read_files
+
+    try:
+        durations.parse(args.window)
+    except ValueError as err:
+        print(f"--window: {err}", file=sys.stderr)
+        return 1
+    result = read_files(args.files, args.window, args.namespace)
+    for line in result.refused:
+        print(("warning: " if args.partial else "") + line, file=sys.stderr)
+    imported = sum(len(s.slos) for s in result.services.values())
+    if result.refused and not args.partial:
+        print(f"{len(result.refused)} item(s) do not map; nothing written (--partial writes "
+              f"the {imported} SLO(s) that do)", file=sys.stderr)
+        return 1
+    if not imported:
+        print("no SLO to write", file=sys.stderr)
+        return 1
+    text = catalogue_text(result)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        print(f"{args.output}: {len(result.services)} services, {imported} SLOs imported",
+              file=sys.stderr)
+    return 0
 
 
 def _tune(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
@@ -143,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "docs":
         return _docs(args)
+    if args.command == "import":
+        return _import(args)
     try:
         catalogue = load_catalogue(args.file)
     except ConfigError as err:

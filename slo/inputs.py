@@ -28,8 +28,9 @@ MAX_NODES = 1_000_000
 _Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_yaml(path: str | Path, source: str | None = None) -> Any:
-    """The parsed document in ``path`` (None when empty), or ConfigError."""
+def read_yaml(path: str | Path, source: str | None = None, documents: bool = False) -> Any:
+    """The parsed document in ``path`` (None when empty), or with ``documents`` the list of
+    every document of the stream; or ConfigError."""
     source = source or str(path)
     try:
         if not Path(path).is_file():  # a directory, a FIFO or a device would hang or fail late
@@ -44,13 +45,15 @@ def read_yaml(path: str | Path, source: str | None = None) -> Any:
         raise ConfigError([f"{source}: cannot read the file (a NUL in its name)"]) from None
     if len(raw) > MAX_BYTES:
         raise ConfigError([f"{source}: larger than {MAX_BYTES // 2**20} MiB; not read"])
-    return parse_yaml(raw, source)
+    return parse_yaml(raw, source, documents)
 
 
-def parse_yaml(raw: bytes, source: str) -> Any:
+def parse_yaml(raw: bytes, source: str, documents: bool = False) -> Any:
     text = _decode(raw, source)
     try:
         _check_events(text, source)
+        if documents:
+            return [d for d in yamlout.load_all(text) if d is not None]
         return yamlout.load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)

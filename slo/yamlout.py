@@ -34,6 +34,21 @@ _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
+class Block(dict[str, Any]):
+    """A mapping written in its own key order (not sorted), with comment lines above it when
+    it is an item of a sequence or the document: for files people read, such as an imported
+    catalogue."""
+
+    def __init__(self, items: Any = (), comment: str = "") -> None:
+        super().__init__(items)
+        self.comment = comment
+
+
+def _comment(text: str, indent: str, out: list[str]) -> None:
+    for line in text.splitlines():
+        out.append(f"{indent}# {line}".rstrip() + "\n")
+
+
 @lru_cache(maxsize=65536)
 def _string(value: str) -> str:
     """``value`` as a one-line YAML scalar (never a block)."""
@@ -155,7 +170,7 @@ def _key(key: Any) -> str:
 def _mapping(value: dict[Any, Any], indent: str, out: list[str], first: str | None = None) -> None:
     """Block mapping at ``indent``; ``first`` replaces the indent of its first line."""
     lead = indent if first is None else first
-    for key in sorted(value):
+    for key in value if isinstance(value, Block) else sorted(value):
         item = value[key]
         if type(item) is str and "\n" not in item:  # most values: one line, no call below
             out.append(f"{lead}{_key(key)} {_string(item)}\n")
@@ -167,6 +182,8 @@ def _mapping(value: dict[Any, Any], indent: str, out: list[str], first: str | No
 
 def _sequence(value: list[Any] | tuple[Any, ...], indent: str, out: list[str]) -> None:
     for item in value:
+        if isinstance(item, Block) and item.comment:
+            _comment(item.comment, indent, out)
         if isinstance(item, dict) and item:
             _mapping(item, indent + "  ", out, first=indent + "- ")
         elif isinstance(item, list | tuple) and item:
@@ -180,6 +197,8 @@ def _sequence(value: list[Any] | tuple[Any, ...], indent: str, out: list[str]) -
 
 def dump(data: Any) -> str:
     out: list[str] = []
+    if isinstance(data, Block) and data.comment:
+        _comment(data.comment, "", out)
     if isinstance(data, dict) and data:
         _mapping(data, "", out)
     elif isinstance(data, list | tuple) and data:
@@ -193,3 +212,7 @@ def dump(data: Any) -> str:
 
 def load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
+
+
+def load_all(text: str) -> list[Any]:
+    return list(yaml.load_all(text, Loader=_Loader))
