@@ -137,6 +137,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _export(args: argparse.Namespace) -> int:
+    from slo.interop.export import documents
+
+    try:
+        catalogue = load_catalogue(args.file)
+    except ConfigError as err:
+        for line in err.lines:
+            print(line, file=sys.stderr)
+        return 1
+    text = "".join(f"---\n{dump(doc)}" for doc in documents(catalogue))
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+    return 0
+
+
 def _import(args: argparse.Namespace) -> int:
     from slo.interop import catalogue_text
     from slo.interop.read import read_files
@@ -204,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _docs(args)
     if args.command == "import":
         return _import(args)
+    if args.command == "export":
+        return _export(args)
     try:
         catalogue = load_catalogue(args.file)
     except ConfigError as err:

@@ -144,6 +144,11 @@ class Events:
         raw series, with ``rate()`` over ``interval``."""
         raise NotImplementedError
 
+    def window_queries(self) -> dict[str, str]:
+        """All and bad events as PromQL with ``{{.window}}`` where the range goes (what
+        OpenSLO's ratioMetric and Sloth's events SLIs hold)."""
+        return {"total": self.total(promql.WINDOW), "bad": self.bad(promql.WINDOW)}
+
     def latency_quantile(self, quantile: str, by: tuple[str, ...], interval: str) -> str:
         """The objective's latency quantile of the raw histogram, per ``by``."""
         raise ValueError(f"{self.describe()} is not a latency SLI")
@@ -178,6 +183,12 @@ class RatioEvents(Events):
     @property
     def bad_series_optional(self) -> bool:
         return self.bad_selector is not None
+
+    def window_queries(self) -> dict[str, str]:
+        if self.good_selector is None:
+            return super().window_queries()
+        return {"total": self.total(promql.WINDOW),
+                "good": _sum_rate(self.good_selector, promql.WINDOW)}
 
     def describe(self) -> str:
         word = "bad" if self.bad_selector else "good"
@@ -282,6 +293,13 @@ class GaugeEvents(Events):
     def canary_sli(self, label: str, interval: str) -> str:
         return f"avg by ({label}) ({self.total_selector.render()})"
 
+    def window_queries(self) -> dict[str, str]:
+        sel = self.total_selector.render()
+        return {
+            "total": f"sum(count_over_time({sel}[{promql.WINDOW}]))",
+            "good": f"sum(sum_over_time({sel}[{promql.WINDOW}]))",
+        }
+
 
 @dataclass(frozen=True)
 class QueryEvents(Events):
@@ -371,6 +389,14 @@ class QueryEvents(Events):
 
     def canary_sli(self, label: str, interval: str) -> str:
         raise ValueError(f"{self.describe()}: its expressions aggregate away {label}")
+
+    def window_queries(self) -> dict[str, str]:
+        if self.ratio_query is not None:
+            return {"error_ratio": self.ratio_query.text}
+        picked = ("bad", self.bad_query) if self.bad_query is not None else ("good",
+                                                                              self.good_query)
+        assert self.total_query is not None and picked[1] is not None
+        return {"total": self.total_query.text, picked[0]: picked[1].text}
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,17 @@ class ImportedService:
     owner: str
     source: str
     slos: list[Block] = field(default_factory=list)
+    selector: str = ""
+    histograms: list[dict[str, Any]] = field(default_factory=list)
+
+    def body(self, slos: list[Any]) -> Block:
+        """The catalogue's service entry holding ``slos``."""
+        body = Block({"name": self.name, "namespace": self.namespace, "owner": self.owner,
+                      "selector": self.selector}, comment=self.source)
+        if self.histograms:
+            body["histograms"] = self.histograms
+        body["slos"] = slos
+        return body
 
 
 @dataclass
@@ -68,12 +79,7 @@ class Import:
         service.slos.append(slo)
 
     def _catalogue_of(self, service: ImportedService, slos: list[Block]) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "services": [{
-                "name": service.name, "namespace": service.namespace, "owner": service.owner,
-                "selector": "", "slos": slos,
-            }]
-        }
+        data: dict[str, Any] = {"services": [service.body(slos)]}
         if self.defaults:
             data["defaults"] = self.defaults
         return data
@@ -115,13 +121,7 @@ def catalogue_text(result: Import) -> str:
     for service in result.services.values():
         if not service.slos:
             continue
-        services.append(Block({
-            "name": service.name,
-            "namespace": service.namespace,
-            "owner": service.owner,
-            "selector": "",
-            "slos": service.slos,
-        }, comment=service.source))
+        services.append(service.body(service.slos))
     head = "Written by `python -m slo import` from " + ", ".join(result.files) + (
         ".\nCheck namespace and owner: the source formats do not always say them."
     )
@@ -135,9 +135,7 @@ def catalogue_text(result: Import) -> str:
 def to_catalogue(result: Import) -> dict[str, Any]:
     """The imported catalogue as data (what :func:`catalogue_text` writes)."""
     data: dict[str, Any] = {"services": [
-        {"name": s.name, "namespace": s.namespace, "owner": s.owner, "selector": "",
-         "slos": [dict(slo) for slo in s.slos]}
-        for s in result.services.values() if s.slos
+        s.body(list(s.slos)) for s in result.services.values() if s.slos
     ]}
     if result.defaults:
         data["defaults"] = result.defaults

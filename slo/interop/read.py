@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from slo.inputs import read_yaml
-from slo.interop import Import, sloth
+from slo.interop import Import, openslo, sloth
 from slo.problems import ConfigError
 
 
@@ -33,16 +33,24 @@ def read_files(paths: list[Path], window: str = "30d", namespace: str | None = N
     for where, fmt, doc in documents:
         if fmt == "sloth-windows":
             sloth.alert_windows(doc, where, result)
+    v1 = openslo.Documents()
     for where, fmt, doc in documents:
         if fmt == "sloth":
             sloth.read(doc, where, result, result.window or window, namespace)
+        elif fmt == "openslo/v1alpha":
+            openslo.read_v1alpha(doc, where, result, result.window or window, namespace)
+        elif fmt == "openslo/v1":
+            v1.add(doc, where, result)
         elif fmt == "unknown":
             result.refuse(where, "", "not a format this reads: Sloth prometheus/v1 or "
                           "sloth.slok.dev/v1, OpenSLO openslo/v1 or openslo/v1alpha")
+    openslo.read_v1(v1, result, result.window or window, namespace)
     return result
 
 
 def _format(doc: dict[str, Any]) -> str:
     if sloth.is_sloth(doc):
         return "sloth-windows" if doc.get("kind") == "AlertWindows" else "sloth"
+    if openslo.is_openslo(doc):
+        return str(doc["apiVersion"])
     return "unknown"

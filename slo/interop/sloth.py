@@ -51,7 +51,8 @@ def read(doc: dict[str, Any], source: str, result: Import, window: str,
         return
     kind = doc.get("kind")
     if kind == "PrometheusServiceLevel":
-        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        meta = doc.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         spec = doc.get("spec")
         if not isinstance(spec, dict):
             result.refuse(source, "spec", "a PrometheusServiceLevel needs a spec mapping")
@@ -124,10 +125,7 @@ def _slo(raw: dict[str, Any], service_labels: dict[str, str], source: str, path:
     alerting = _alerting(raw.get("alerting"), source, f"{path}.alerting", result)
     if alerting:
         slo["alerting"] = alerting
-    why = _why_not_gated(slo)
-    if why:
-        slo["canary_gate"] = False
-        slo.comment += f"\ncanary_gate: false, since {why}"
+    gate_note(slo)
     return slo
 
 
@@ -183,6 +181,17 @@ def _alerting(raw: Any, source: str, path: str, result: Import) -> Block:
             if value:
                 out[f"{severity}_{key}"] = value
     return out
+
+
+def gate_note(slo: Block) -> None:
+    """``canary_gate: false``, with a comment saying why, for a query SLI the judge cannot
+    restrict to the canary's pods (the catalogue would refuse it as a gate)."""
+    if slo.get("canary_gate") is False or slo["indicator"].get("kind") != "query":
+        return
+    why = _why_not_gated(slo)
+    if why:
+        slo["canary_gate"] = False
+        slo.comment += f"\ncanary_gate: false, since {why}"
 
 
 def _why_not_gated(slo: Block) -> str | None:
