@@ -18,9 +18,9 @@ PROMETHEUS_DIR := $(E2E_TOOLS_CACHE)/prometheus-$(PROMETHEUS_VERSION)-$(GO_TOOLC
 WITH_PROMETHEUS := PATH="$(PROMETHEUS_DIR):$$PATH"
 # A directory holding Prometheus 2.x `prometheus` and `promtool` (Debian's package) for `make compat`.
 COMPAT_PROMETHEUS_DIR ?= /usr/bin
-COMPAT_TESTS := tests/test_promtool.py tests/test_judge_promql.py tests/test_canary_judgement.py tests/test_tune.py tests/test_query_kind.py
+COMPAT_TESTS := tests/test_promtool.py tests/test_judge_promql.py tests/test_canary_judgement.py tests/test_tune.py tests/test_query_kind.py tests/test_sloth_equivalence.py
 
-.PHONY: help setup test lint unit scan rules docs render bench prometheus compat e2e-tools e2e vulncheck clean
+.PHONY: help setup test lint unit scan rules docs render bench prometheus sloth compat e2e-tools e2e vulncheck clean
 
 help:
 	@echo "make setup        create $(VENV) and install the pinned Python dependencies"
@@ -67,10 +67,15 @@ prometheus: $(PROMETHEUS_DIR)/.complete
 $(PROMETHEUS_DIR)/.complete:
 	bash e2e/tools/build.sh prometheus >/dev/null
 
-unit: setup prometheus
+# Sloth v0.16.0 from its Go module, for the tests that compare imported SLOs with Sloth's own
+# rules (a few minutes cold, in the Go module and build caches the other tools share).
+sloth:
+	bash bench/peers/build_sloth.sh >/dev/null
+
+unit: setup prometheus sloth
 	$(WITH_PROMETHEUS) $(PY) -m pytest -n 2 -p no:cacheprovider tests
 
-compat: setup
+compat: setup sloth
 	@test -x $(COMPAT_PROMETHEUS_DIR)/promtool && test -x $(COMPAT_PROMETHEUS_DIR)/prometheus || \
 	  { echo "make compat: no Prometheus 2.x in COMPAT_PROMETHEUS_DIR=$(COMPAT_PROMETHEUS_DIR) (Debian: apt-get install prometheus)"; exit 1; }
 	PATH="$(COMPAT_PROMETHEUS_DIR):$$PATH" $(PY) -m pytest -n 2 -p no:cacheprovider $(COMPAT_TESTS)

@@ -2,7 +2,6 @@
 fetched at test time), OpenSLO v1 fixtures written from the specification, bad inputs, and
 import(export(catalogue)) == catalogue for every catalogue in the repository."""
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,7 +18,6 @@ from slo.rules import rule_file
 from slo.yamlout import dump, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
-SLOTH = "github.com/slok/sloth@v0.16.0"
 PROMTOOL = shutil.which("promtool")
 OPENSLO = ROOT / "tests" / "openslo"
 CATALOGUES = [
@@ -49,17 +47,6 @@ def run_slo(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[
     return subprocess.run([sys.executable, "-m", "slo", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, check=False, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-@pytest.fixture(scope="session")
-def sloth_examples(tmp_path_factory) -> Path:
-    """Sloth's examples/ from its module in the Go module cache (downloaded if missing)."""
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local", "GOWORK": "off"}
-    done = subprocess.run(["go", "mod", "download", "-json", SLOTH], capture_output=True,
-                          text=True, check=False, env=env, cwd=tmp_path_factory.mktemp("go"),
-                          timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return Path(json.loads(done.stdout)["Dir"]) / "examples"
 
 
 def test_the_table_names_every_example_of_the_module(sloth_examples):
