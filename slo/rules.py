@@ -34,7 +34,7 @@ def sli_rules(slo: ResolvedSlo) -> list[Rule]:
     for window in slo.windows():
         if window == base:
             expr = f"{bad_5m} / ({total_5m} > 0)"
-        elif durations.parse(window) <= names.RAW_WINDOW_MAX_SECONDS:
+        elif _raw(slo, window):
             expr = f"({events.bad(window)} or vector(0)) / ({events.total(window)} > 0)"
         elif window in guarded:
             # the minimum-traffic guard reads this total too: record it once
@@ -49,9 +49,18 @@ def sli_rules(slo: ResolvedSlo) -> list[Rule]:
     return rules
 
 
+def _raw(slo: ResolvedSlo, window: str) -> bool:
+    """The window reads the source series (up to an hour, or every window with
+    ``long_windows: raw``), not the recorded 5m base."""
+    seconds = durations.parse(window)
+    return seconds <= names.RAW_WINDOW_MAX_SECONDS or slo.alerting.long_windows == "raw"
+
+
 def _guarded_windows(slo: ResolvedSlo) -> set[str]:
     """Long windows, read from the 5m base, whose traffic the minimum-traffic guard checks."""
     if not slo.alerting.min_events or not slo.events.counts_traffic:
+        return set()
+    if slo.alerting.long_windows == "raw":
         return set()
     return {t.long_window for t in slo.tiers if t.long_seconds > names.RAW_WINDOW_MAX_SECONDS}
 

@@ -251,6 +251,12 @@ class Alerting(Model):
         description="How long an SLO's source metrics must be missing before "
         "`SLOMetricsAbsent` fires.",
     )
+    long_windows: Literal["averaged", "raw"] = Field(
+        default="averaged",
+        description="How alert windows over an hour are computed: `averaged` from the recorded "
+        "5m rates (cheap to evaluate; trails a step change by up to 5 minutes), or `raw` from "
+        "the source series like the shorter windows (as Sloth does; costs more to evaluate).",
+    )
     name: str = Field(
         default="",
         pattern=r"^([a-zA-Z_:][a-zA-Z0-9_:]*)?$",

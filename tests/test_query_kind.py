@@ -165,6 +165,24 @@ def test_query_rules_record_what_prometheus_computes(tmp_path):
 
 
 @pytest.mark.skipif(PROMTOOL is None, reason="make test builds promtool")
+def test_raw_long_windows_read_the_counters_and_are_proven_by_promtool(tmp_path):
+    [resolved] = catalogue(slo("errors", PLAIN, alerting={"long_windows": "raw"}))
+    exprs = {r.get("record"): r["expr"] for r in rule_file([resolved])["groups"][0]["rules"]}
+    assert "rate(http_requests_total{" in exprs[names.error_ratio("3d")]
+    assert "[3d]" in exprs[names.error_ratio("3d")] and "avg_over_time" not in exprs[
+        names.error_ratio("3d")]
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yml").write_text(dump(rule_file([resolved])))
+    files = []
+    for step, doc in proof_files(resolved, "rules/r.yml").items():
+        files.append(f"proof.{step}m.test.yml")
+        (tmp_path / files[-1]).write_text(dump(doc))
+    result = subprocess.run([PROMTOOL, "test", "rules", *files], cwd=tmp_path,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="make test builds promtool")
 def test_one_alert_name_for_both_severities_is_proven_by_promtool(tmp_path):
     """Sloth names page and ticket alike; the proofs expect both under that name."""
     alerting = {"name": "MyServiceHighErrorRate", "page_labels": {"severity": "pageteam"},

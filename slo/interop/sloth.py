@@ -158,11 +158,11 @@ def _tidy(query: str) -> str:
 
 def _alerting(raw: Any, source: str, path: str, result: Import) -> Block:
     if raw is None:
-        return Block()
+        return Block({"long_windows": "raw"})
     if not isinstance(raw, dict):
         result.refuse(source, path, "alerting must be a mapping")
         return Block()
-    out = Block()
+    out = Block({"long_windows": "raw"})  # as Sloth computes them: the same alert minutes
     if raw.get("name"):
         out["name"] = str(raw["name"])
     for key in ("labels", "annotations"):

@@ -136,7 +136,9 @@ class Model:
 
     def ratio(self, t: int, window_seconds: int, shift: int, base: int) -> float | None:
         minutes = window_seconds // 60 + shift
-        if window_seconds <= names.RAW_WINDOW_MAX_SECONDS:
+        if window_seconds <= names.RAW_WINDOW_MAX_SECONDS or (
+            self.slo.alerting.long_windows == "raw"
+        ):
             sums = self._raw(t, minutes if window_seconds > 300 else base)
         else:
             sums = self._averaged(t, minutes, base)
