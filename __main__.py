@@ -23,16 +23,15 @@ from delivery.config import (
     PROJECT,
     SECRET_KEYS,
     StackConfig,
-    check_against_catalogue,
     check_config_keys,
     check_promotion,
     parse_stack,
+    stack_catalogue,
 )
 from delivery.docs import plan, plan_lines
 from delivery.judge import gates
 from slo.dashboards import CanaryStatistic
-from slo.loader import load_catalogue
-from slo.model import ResolvedSlo, resolve_all
+from slo.model import ResolvedSlo
 from slo.problems import ConfigError
 from slo.rules import by_service
 
@@ -43,14 +42,6 @@ def every_config() -> dict[str, Any]:
     """Every config value of the stack, any namespace: the engine hands config over through
     PULUMI_CONFIG or the runtime's config map."""
     return {**pulumi.runtime.get_config_env(), **pulumi.runtime.config.CONFIG.get({})}
-
-
-def is_file(path: Path) -> bool:
-    """``path.is_file()``, False where the name itself is impossible (too long, a NUL)."""
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
 
 
 def stack_values() -> dict[str, Any]:
@@ -76,11 +67,7 @@ def main() -> None:
         if ignored:
             raise ConfigError(ignored)
         stack = parse_stack(stack_values(), source)
-        if not is_file(HERE / stack.catalogue):
-            raise ConfigError([f"{source}: {PROJECT}:catalogue: {stack.catalogue} does not exist"])
-        catalogue = load_catalogue(HERE / stack.catalogue, source=stack.catalogue)
-        slos = resolve_all(catalogue)
-        check_against_catalogue(stack, slos, source)
+        catalogue, slos = stack_catalogue(stack, HERE, source)
     except ConfigError as err:  # catalogue and stack alike: one line per problem, no traceback
         raise pulumi.RunError("\n".join(err.lines)) from None
 

@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from slo.inputs import read_yaml
-from slo.loader import pydantic_problems
-from slo.model import ResolvedSlo
+from slo.loader import load_catalogue, pydantic_problems
+from slo.model import ResolvedSlo, resolve_all
 from slo.problems import ConfigError, Problem
-from slo.spec import NAME_PATTERN, Labels
+from slo.spec import NAME_PATTERN, Catalogue, Labels
 
 PROJECT = "slo-canary"
 
@@ -419,7 +419,9 @@ class PromotionConfig(Model):
 class StackConfig(Model):
     """Everything a stack file sets under the ``slo-canary:`` namespace."""
 
-    catalogue: str = Field(description="Path of the SLO catalogue, relative to the project.")
+    catalogue: str = Field(
+        min_length=1, description="Path of the SLO catalogue, relative to the project."
+    )
     environment: str = Field(
         pattern=NAME_PATTERN,
         description="Name of the environment (dev, prod, ...), exported and shown on dashboards.",
@@ -455,6 +457,28 @@ def parse_stack(values: dict[str, Any], source: str) -> StackConfig:
 
 def _render(problem: Problem, source: str) -> str:
     return f"{source}: {PROJECT}:{problem.path}: {problem.message}"
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the name itself is impossible (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def stack_catalogue(
+    stack: StackConfig, root: Path, source: str
+) -> tuple[Catalogue, list[ResolvedSlo]]:
+    """The catalogue the stack names (relative to ``root``), resolved and checked against the
+    stack; a name that is not a file is the stack file's problem, one line naming it."""
+    path = root / stack.catalogue
+    if not _is_file(path):
+        raise ConfigError([f"{source}: {PROJECT}:catalogue: {stack.catalogue} does not exist"])
+    catalogue = load_catalogue(path, source=stack.catalogue)
+    slos = resolve_all(catalogue)
+    check_against_catalogue(stack, slos, source)
+    return catalogue, slos
 
 
 def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source: str) -> None:

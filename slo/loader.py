@@ -119,6 +119,8 @@ def _in_operator_terms(item: Any) -> str:
     if kind in bounds:
         limit = next(iter(ctx.values()), "?")
         return f"{given} is out of range; allowed: {bounds[kind]} {limit}"
+    if kind == "string_too_short":
+        return f"empty text is not allowed here; give at least {ctx.get('min_length')} character(s)"
     if kind in ("too_short", "too_long"):
         word = "at least" if kind == "too_short" else "at most"
         count = ctx.get("min_length" if kind == "too_short" else "max_length")

@@ -21,10 +21,8 @@ from typing import Any
 
 import yaml
 
-from delivery.config import check_against_catalogue, load_stack_file
+from delivery.config import load_stack_file, stack_catalogue
 from slo import cli
-from slo.loader import load_catalogue
-from slo.model import resolve_all
 from slo.problems import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,17 +187,16 @@ def check_stack(raw: bytes, workdir: Path) -> Outcome:
         stack = load_stack_file(path)
     except ConfigError as err:
         return _refused(err, path.name, started)
-    # what __main__.py does next: the catalogue the stack names, through the same boundary
-    named = stack.catalogue[:80]
+    # what __main__.py does next, with the same function: the catalogue the stack names
     try:
-        slos = resolve_all(load_catalogue(ROOT / stack.catalogue, named))
-    except ConfigError as err:
-        return _refused(err, named, started)
-    try:
-        check_against_catalogue(stack, slos, path.name)
+        stack_catalogue(stack, ROOT, path.name)
         return Outcome(True, [], time.perf_counter() - started)
     except ConfigError as err:
-        return _refused(err, path.name, started)
+        lines = err.lines
+        named = stack.catalogue
+        # a refusal of the named catalogue's content names that file, not the stack file
+        source = named if lines and lines[0].startswith(f"{named}:") else path.name
+        return _refused(err, source, started)
 
 
 def _refused(err: ConfigError, source: str, started: float) -> Outcome:
