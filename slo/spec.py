@@ -53,6 +53,14 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _not_reserved(labels: dict[str, str], field: str) -> None:
+    """``service`` and ``slo`` come from the names: a map that sets them is refused."""
+    taken = {"service", "slo"} & set(labels)
+    if taken:
+        raise ValueError(f"{field} must not set {', '.join(sorted(taken))}: they are set from "
+                         "the service and SLO names")
+
+
 Duration = Annotated[str, AfterValidator(_duration)]
 SelectorText = Annotated[str, AfterValidator(_selector)]
 MatchersText = Annotated[str, AfterValidator(_matchers)]
@@ -287,10 +295,7 @@ class Alerting(Model):
     @model_validator(mode="after")
     def _own_labels_kept(self) -> Alerting:
         for field in ("labels", "page_labels", "ticket_labels"):
-            taken = {"service", "slo"} & set(getattr(self, field))
-            if taken:
-                raise ValueError(f"{field} must not set {', '.join(sorted(taken))}: every alert "
-                                 "carries its service and SLO")
+            _not_reserved(getattr(self, field), field)
         return self
 
 
@@ -328,10 +333,7 @@ class Slo(Model):
 
     @model_validator(mode="after")
     def _labels_not_taken(self) -> Slo:
-        taken = {"service", "slo"} & set(self.labels)
-        if taken:
-            raise ValueError(f"labels must not set {', '.join(sorted(taken))}: they are set "
-                             "from the service and SLO names")
+        _not_reserved(self.labels, "labels")
         return self
 
 

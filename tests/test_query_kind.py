@@ -207,3 +207,13 @@ def test_one_alert_name_for_both_severities_is_proven_by_promtool(tmp_path):
     result = subprocess.run([PROMTOOL, "test", "rules", *files], cwd=tmp_path,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"labels": {"slo": "x"}}, "labels"),
+    ({"alerting": {"page_labels": {"service": "x"}}}, "page_labels"),
+    ({"alerting": {"labels": {"slo": "x"}}}, "labels"),
+])
+def test_labels_that_would_replace_service_or_slo_are_refused(extra, field):
+    [line] = refused(slo("errors", PLAIN, **extra))
+    assert f"{field} must not set " in line and "set from the service and SLO names" in line
