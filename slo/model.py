@@ -335,10 +335,15 @@ class QueryEvents(Events):
         """Why the canary's events cannot be counted from these expressions, or None."""
         if self.ratio_query is not None:
             return "a raw error_ratio has no event counts for the sequential test"
+        probe = (promql.Matcher(names.HASH_LABEL, "=", "probe"),)
         for query in self.queries:
             why = query.why_not_per_hash(names.HASH_LABEL)
             if why:
                 return f"{query.text}: {why}"
+            try:  # the rewrite the gate renders, so that it cannot fail later
+                query.with_matchers(probe)
+            except ValueError as err:
+                return str(err)
         return None
 
     def total(self, window: str) -> str:
@@ -491,7 +496,7 @@ def events_for(service: Service, slo: Slo) -> Events:
 
     indicator = slo.indicator
     if isinstance(indicator, QueryIndicator):
-        return _query_events(indicator)
+        return query_events(indicator)
     if isinstance(indicator, RatioIndicator):
         return RatioEvents(
             sel(indicator.total),
@@ -516,7 +521,7 @@ def events_for(service: Service, slo: Slo) -> Events:
     return LatencyEvents(count, good_selector=good, threshold=indicator.threshold)
 
 
-def _query_events(indicator: QueryIndicator) -> Events:
+def query_events(indicator: QueryIndicator) -> Events:
     """A query SLI; one whose expressions are all ``sum(rate(<selector>[{{.window}}]))`` is a
     ratio SLI of those selectors, with everything a ratio SLI has."""
     total = promql.Query(indicator.total) if indicator.total else None
