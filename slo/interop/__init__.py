@@ -14,9 +14,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from slo.loader import parse_catalogue
+from slo.model import QueryEvents, query_events
 from slo.problems import ConfigError
-from slo.spec import NAME_PATTERN
+from slo.spec import NAME_PATTERN, QueryIndicator
 from slo.yamlout import Block, dump
 
 DEFAULT_OWNER = "unknown"
@@ -83,6 +86,21 @@ class Import:
         if self.defaults:
             data["defaults"] = self.defaults
         return data
+
+
+def gate_note(slo: Block) -> None:
+    """``canary_gate: false``, with a comment saying why, for an imported query SLI the judge
+    cannot restrict to the canary's pods (the catalogue would refuse it as a gate)."""
+    if slo.get("canary_gate") is False or slo["indicator"].get("kind") != "query":
+        return
+    try:
+        events = query_events(QueryIndicator.model_validate(dict(slo["indicator"])))
+    except (ValidationError, ValueError):
+        return  # the loader says what is wrong with it
+    why = events.why_not_gated() if isinstance(events, QueryEvents) else None
+    if why:
+        slo["canary_gate"] = False
+        slo.comment += f"\ncanary_gate: false, since {why}"
 
 
 def catalogue_name(text: str) -> str:

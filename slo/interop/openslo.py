@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from slo import durations
-from slo.interop import DEFAULT_OWNER, Import, catalogue_name, labels_of
+from slo.interop import DEFAULT_OWNER, Import, catalogue_name, gate_note, labels_of
 from slo.promql import WINDOW, parse_selector
 from slo.yamlout import Block
 
@@ -111,8 +111,6 @@ def read_v1alpha(doc: dict[str, Any], source: str, result: Import, window: str,
             slo["indicator"] = Block({"kind": "query", "total": queries["total"],
                                       "good": queries["good"]})
             slo["alerting"] = Block({"page": False, "ticket": False})
-            from slo.interop.sloth import gate_note
-
             gate_note(slo)
             result.add_slo(service, slo, source, path)
 
@@ -252,8 +250,6 @@ def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, w
         slo["alerting"] = alerting
     if notes.get("canary_gate") == "false":
         slo["canary_gate"] = False
-    from slo.interop.sloth import gate_note
-
     gate_note(slo)
     result.add_slo(service, slo, source, where)
 

@@ -15,9 +15,7 @@ import re
 from typing import Any
 
 from slo import durations
-from slo.interop import DEFAULT_OWNER, Import, catalogue_name, labels_of
-from slo.model import QueryEvents, events_for
-from slo.spec import Service, Slo
+from slo.interop import DEFAULT_OWNER, Import, catalogue_name, gate_note, labels_of
 from slo.yamlout import Block
 
 CAMEL = {
@@ -181,32 +179,6 @@ def _alerting(raw: Any, source: str, path: str, result: Import) -> Block:
             if value:
                 out[f"{severity}_{key}"] = value
     return out
-
-
-def gate_note(slo: Block) -> None:
-    """``canary_gate: false``, with a comment saying why, for a query SLI the judge cannot
-    restrict to the canary's pods (the catalogue would refuse it as a gate)."""
-    if slo.get("canary_gate") is False or slo["indicator"].get("kind") != "query":
-        return
-    why = _why_not_gated(slo)
-    if why:
-        slo["canary_gate"] = False
-        slo.comment += f"\ncanary_gate: false, since {why}"
-
-
-def _why_not_gated(slo: Block) -> str | None:
-    indicator = slo["indicator"]
-    try:
-        parsed = Slo.model_validate({"name": slo["name"], "objective": 99.0,
-                                     "indicator": dict(indicator), "canary_gate": False})
-        events = events_for(
-            Service(name="x1", namespace="x1", owner="x", selector="", slos=[parsed]), parsed
-        )
-    except ValueError:
-        return None  # the loader will say what is wrong
-    if isinstance(events, QueryEvents):
-        return events.why_not_gated()
-    return None
 
 
 def alert_windows(doc: dict[str, Any], source: str, result: Import) -> None:
