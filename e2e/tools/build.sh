@@ -3,6 +3,7 @@
 #
 #   e2e/tools/build.sh [tool ...]     tools: kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes
 #                                     prometheus (what `make test` needs; the rest is for `make e2e`)
+#                                     thanos (only `make fleet`; not built by default)
 #
 # Everything goes to ${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}/<tool>-<version>-<go>/ (outside the
 # work tree); a tool whose directory is complete is not rebuilt. The last line printed on stdout is
@@ -19,6 +20,7 @@ ETCD_VERSION=v3.6.16               # go.etcd.io/etcd/server/v3 (kwok v0.8.0 pair
 KWOK_VERSION=v0.8.0                # sigs.k8s.io/kwok
 ARGO_ROLLOUTS_VERSION=v1.9.1       # github.com/argoproj/argo-rollouts
 PROMETHEUS_VERSION=v0.316.0        # github.com/prometheus/prometheus: v0.3XX.Y is Prometheus 3.XX.Y
+THANOS_VERSION=v0.42.5             # github.com/thanos-io/thanos (sidecar, query, rule), for `make fleet`
 # The project pins the Python SDK pulumi==3.272.0, but the proxy does not serve
 # github.com/pulumi/pulumi/pkg/v3@v3.272.0 (403); v3.274.1 is the closest served CLI.
 PULUMI_VERSION=v3.274.1
@@ -249,6 +251,19 @@ build_prometheus() {
   "$out/promtool" --version
 }
 
+# One binary for sidecar, query and rule, version stamped, through a wrapper module that carries
+# Thanos' own replaces. It requires its own Prometheus (v0.309.x) as a library; the Go module and
+# build caches are the ones every other tool here shares.
+build_thanos() {
+  local out=$1 w="$1/.wrapper" m=github.com/thanos-io/thanos
+  local c=github.com/prometheus/common/version
+  local ld="-s -w -X $c.Version=${THANOS_VERSION#v} -X $c.Revision=$THANOS_VERSION -X $c.Branch=module-proxy"
+  ld+=" -X $c.BuildUser=slo-canary -X $c.BuildDate=module-proxy"
+  make_wrapper "$w" "$m" "$THANOS_VERSION" none '^$'
+  (cd "$w" && go build -trimpath -ldflags "$ld" -o "$out/thanos" "$m/cmd/thanos")
+  "$out/thanos" --version
+}
+
 # ---- main ----------------------------------------------------------------------------------------
 ALL=(kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes prometheus)
 TOOLS=("$@")
@@ -269,7 +284,8 @@ for t in "${TOOLS[@]}"; do
                          build_pulumi_kubernetes pulumi-resource-kubernetes ;;
     prometheus) run_tool prometheus "$PROMETHEUS_VERSION" "$CACHE/prometheus-$PROMETHEUS_VERSION-$GO_TOOLCHAIN" \
                   build_prometheus prometheus promtool ;;
-    *) die "unknown tool '$t' (known: ${ALL[*]})" ;;
+    thanos) run_tool thanos "$THANOS_VERSION" "$CACHE/thanos-$THANOS_VERSION-$GO_TOOLCHAIN" build_thanos thanos ;;
+    *) die "unknown tool '$t' (known: ${ALL[*]} thanos)" ;;
   esac
 done
 # Paths callers need besides PATH.
