@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.argo_rollouts import ArgoRollouts
 from components.canary_service import CanaryService, CanaryServiceArgs
+from components.fleet_rules import FleetRules, FleetRulesArgs
 from components.slo_bundle import SloBundle, SloBundleArgs
 from components.slo_dashboard import SloDashboard, SloDashboardArgs
 from delivery.analysis import evidence_window
@@ -108,6 +109,7 @@ def main() -> None:
                 service.namespace,
                 grouped[service.name],
                 dict(stack.prometheus.rule_labels),
+                stack.prometheus.rule_placement,
             ),
             opts=pulumi.ResourceOptions(depends_on=[namespaces[service.namespace]]),
         )
@@ -134,6 +136,15 @@ def main() -> None:
         )
         rollouts[service.name] = canary.rollout_name
 
+    placement = stack.prometheus.rule_placement
+    fleet_slos = sorted(f"{s.service.name}/{s.slo.name}" for s in slos if s.is_fleet)
+    if fleet_slos and placement == "local":
+        pulumi.log.info(f"fleet SLOs evaluated on this cluster alone (rulePlacement local): "
+                        f"{', '.join(fleet_slos)}")
+    fleet_rules: list[str] = []
+    if placement == "thanos":
+        fleet_rules = FleetRules("slo-fleet-rules", FleetRulesArgs(slos, stack.thanos)).names
+
     dashboard = SloDashboard(
         "slo-dashboards",
         SloDashboardArgs(slos, stack.grafana, token, statistics=canary_statistics(stack, grouped)),
@@ -147,6 +158,8 @@ def main() -> None:
     # images are proven here and another stack may promote them (promotion.fromStack).
     pulumi.export("healthyImages", images if stack.delivery.wait_for_rollout else {})
     pulumi.export("prometheusRules", rules)
+    if placement == "thanos":
+        pulumi.export("fleetRules", fleet_rules)
     # What a canary verdict needs here, before any rollout: traffic share per weight, requests.
     pulumi.export("canaryPlan", plans)
     pulumi.export("dashboardUids", dashboard.uids)

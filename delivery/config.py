@@ -156,11 +156,55 @@ class PrometheusConfig(Model):
         "judge reads stable's rates over 2m.",
     )
 
+    rule_placement: Literal["local", "thanos"] = Field(
+        default="local",
+        alias="rulePlacement",
+        description="`local`: every rule in this cluster's Prometheus (fleet SLOs too, which "
+        "then see this cluster alone). `thanos`: for SLOs with `scope: fleet`, this Prometheus "
+        "keeps the event rates up to 1h, the 5m base and the fastest page tier, and the fleet's "
+        "ratios, budget and alerts go to a Thanos Ruler (see `thanos`).",
+    )
+
     @model_validator(mode="after")
     def _scrape_fits(self) -> PrometheusConfig:
         if go_seconds(self.scrape_interval) > 60:
             raise ValueError("scrapeInterval must be at most 1m")
         return self
+
+
+class ThanosConfig(Model):
+    """Where the Thanos Ruler's rules of the fleet SLOs go (`prometheus.rulePlacement: thanos`).
+
+    The Ruler queries a Thanos Query over every cluster's sidecar (`--endpoint-strict`, so that a
+    cluster that is down fails the query instead of leaving it) and over the Ruler itself (its
+    memory of the clusters that reported). The canary analysis keeps querying
+    `prometheus.address`, the canary's own cluster.
+    """
+
+    rules: Literal["prometheusrule", "configmap", "none"] = Field(
+        default="none",
+        description="`prometheusrule`: PrometheusRules a prometheus-operator `ThanosRuler` "
+        "selects (groups carry `partial_response_strategy`); `configmap`: a ConfigMap of rule "
+        "files, one per service, for a Ruler that mounts it (`--rule-file`); `none`: another "
+        "stack delivers them (one stack per fleet does).",
+    )
+    namespace: str = Field(
+        default="monitoring",
+        pattern=NAME_PATTERN,
+        description="Namespace of the Thanos Ruler's PrometheusRules or ConfigMap.",
+    )
+    rule_labels: Labels = Field(
+        default_factory=dict,
+        alias="ruleLabels",
+        description="Labels on the PrometheusRules so the ThanosRuler's `ruleSelector` picks "
+        "them (and the Prometheus' selector does not), or on the ConfigMap.",
+    )
+    config_map: str = Field(
+        default="slo-fleet-rules",
+        alias="configMap",
+        pattern=NAME_PATTERN,
+        description="Name of the ConfigMap for `rules: configmap`.",
+    )
 
 
 class GrafanaConfig(Model):
@@ -432,6 +476,10 @@ class StackConfig(Model):
         description="How Argo Rollouts is installed.",
     )
     prometheus: PrometheusConfig = Field(description="The cluster's Prometheus.")
+    thanos: ThanosConfig = Field(
+        default_factory=ThanosConfig,
+        description="The Thanos Ruler of the fleet SLOs, with `prometheus.rulePlacement: thanos`.",
+    )
     grafana: GrafanaConfig = Field(
         default_factory=GrafanaConfig, description="Where dashboards and Grafana alert rules go."
     )
@@ -490,6 +538,26 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
         for name in sorted(stack.services)
         if name not in known
     ]
+    placement = stack.prometheus.rule_placement
+    if placement == "local" and stack.thanos.rules != "none":
+        lines.append(
+            f"{source}: {PROJECT}:thanos.rules: {stack.thanos.rules} needs "
+            "prometheus.rulePlacement: thanos (with local placement there are no fleet rules)"
+        )
+    if placement == "thanos" and not any(s.is_fleet for s in slos):
+        lines.append(
+            f"{source}: {PROJECT}:prometheus.rulePlacement: thanos, but no SLO of "
+            f"{stack.catalogue} has scope: fleet; use local"
+        )
+    if placement == "thanos" and stack.delivery.budget_freeze:
+        frozen = sorted({f"{s.service.name}/{s.slo.name}" for s in slos
+                         if s.is_fleet and s.service.name in stack.services})
+        if frozen:
+            lines.append(
+                f"{source}: {PROJECT}:delivery.budgetFreeze: the budget of the fleet SLOs "
+                f"{', '.join(frozen)} is kept by the Thanos Ruler, not the Prometheus the freeze "
+                "reads; turn budgetFreeze off or use rulePlacement: local"
+            )
     fail = stack.delivery.analysis.fail_burn_rate
     for slo in slos:
         if slo.service.name in stack.services and slo.slo.canary_gate and slo.budget * fail >= 1:

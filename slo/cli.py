@@ -12,11 +12,13 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from slo import conventions as names
 from slo import durations
+from slo.fleet import PLACEMENTS, cluster_group, fleet_groups, fleet_rule_file, split
 from slo.loader import load_catalogue
 from slo.model import ResolvedSlo, resolve_all
 from slo.problems import ConfigError
-from slo.rules import by_service, prometheus_rule_of_groups, rule_group
+from slo.rules import by_service, prometheus_rule_of_groups
 from slo.yamlout import dump
 
 # Catalogues at least this large are rendered by several processes (one per CPU by default).
@@ -75,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
         default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
         help=f"processes to render with (default: one per CPU; catalogues under "
         f"{PARALLEL_MIN_SLOS} SLOs always use one)",
+    )
+    rules.add_argument(
+        "--placement",
+        choices=list(PLACEMENTS),
+        default="local",
+        help="local (default): every rule for the cluster's Prometheus; thanos: SLOs with "
+        "scope: fleet keep their short windows in the cluster and get fleet/<service>.yml "
+        "(Thanos Ruler rule files) and prometheusrule/<service>-fleet.yaml",
     )
     rules.add_argument(
         "--no-tests",
@@ -247,7 +257,8 @@ _shared: tuple[list[Share], argparse.Namespace] | None = None  # what forked wor
 def _folders(args: argparse.Namespace) -> list[str]:
     """The output folders ``args`` asks for (proofs need the rule files they test)."""
     wanted = {"rules": args.format != "prometheusrule" or not args.no_tests,
-              "tests": not args.no_tests, "prometheusrule": args.format != "rules"}
+              "tests": not args.no_tests, "prometheusrule": args.format != "rules",
+              "fleet": args.placement == "thanos" and args.format != "prometheusrule"}
     return [folder for folder, yes in wanted.items() if yes]
 
 
@@ -264,12 +275,16 @@ def _render(groups: Share, args: argparse.Namespace) -> Written:
     counts: Counter[str] = Counter()
     skipped: list[str] = []
     for group in groups:
-        rule_groups = [rule_group(slo) for slo in group]
+        rule_groups = [cluster_group(slo, args.placement) for slo in group]
         for slo, built in zip(group, rule_groups, strict=True):
             stem = f"{slo.service.name}-{slo.slo.name}"
             if "rules" in folders:
                 _write(args, "rules", f"{stem}.yml", dump({"groups": [built]}), counts)
             if args.no_tests:
+                continue
+            if split(slo, args.placement):
+                skipped.append(f"{stem}: no promtool proofs of a fleet SLO's cluster share "
+                               "(its fleet rules are proven on Thanos by `make fleet`)")
                 continue
             try:
                 proofs = proof_files(slo, f"../rules/{stem}.yml")
@@ -278,10 +293,20 @@ def _render(groups: Share, args: argparse.Namespace) -> Written:
                 continue
             for step, doc in proofs.items():
                 _write(args, "tests", f"{stem}.{step}m.test.yml", dump(doc), counts)
+        service = group[0].service
         if "prometheusrule" in folders:
-            service = group[0].service
             body = prometheus_rule_of_groups(service.name, service.namespace, rule_groups)
             _write(args, "prometheusrule", f"{service.name}.yaml", dump(body), counts)
+        fleet = [slo for slo in group if split(slo, args.placement)]
+        if not fleet:
+            continue
+        if "fleet" in folders:
+            _write(args, "fleet", f"{service.name}.yml", dump(fleet_rule_file(fleet)), counts)
+        if "prometheusrule" in folders:
+            groups_of = [g for slo in fleet for g in fleet_groups(slo)]
+            body = prometheus_rule_of_groups(service.name, service.namespace, groups_of,
+                                             name=names.fleet_rule_name(service.name))
+            _write(args, "prometheusrule", f"{service.name}-fleet.yaml", dump(body), counts)
     return counts, skipped
 
 
@@ -328,6 +353,7 @@ def _rules(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
     print(
         f"{args.output}: {len(slos)} SLOs -> {counts['rules']} rule files, "
         f"{counts['tests']} promtool test files, {counts['prometheusrule']} PrometheusRules"
+        + (f", {counts['fleet']} Thanos Ruler files" if args.placement == "thanos" else "")
     )
     for line in skipped:
         print(f"warning: {line}", file=sys.stderr)

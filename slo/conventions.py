@@ -10,7 +10,8 @@ LABEL_SEVERITY = "severity"
 # longer than RAW_WINDOW_MAX_SECONDS and of the period SLI.
 TOTAL_RATE = "slo:sli_total:rate{window}"
 TOTAL_RATE_5M = TOTAL_RATE.format(window="5m")
-BAD_RATE_5M = "slo:sli_bad:rate5m"
+BAD_RATE = "slo:sli_bad:rate{window}"
+BAD_RATE_5M = BAD_RATE.format(window="5m")
 
 # Windows up to one hour read the raw counters, so a full outage pages within the Workbook's
 # time (52 s at 99.9%); longer windows average the 5m rates, which is far cheaper to evaluate.
@@ -29,13 +30,33 @@ ERROR_BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
 ALERT_BURN = {"page": "SLOBurnRatePage", "ticket": "SLOBurnRateTicket"}
 ALERT_ABSENT = "SLOMetricsAbsent"
 
+# Fleet SLOs under `rulePlacement: thanos`: recorded by the Thanos Ruler from every cluster's
+# recordings above (never from ratios), under names of their own, so that a Thanos Query that
+# also reads the Ruler never sums a fleet series into a cluster one.
+FLEET_ERROR_RATIO = "slo:fleet_sli_error:ratio_rate{window}"
+FLEET_ERROR_RATIO_PERIOD = "slo:fleet_sli_error:ratio_period"
+FLEET_PERIOD_BURN_RATE = "slo:fleet_period_burn_rate:ratio"
+FLEET_ERROR_BUDGET_REMAINING = "slo:fleet_error_budget_remaining:ratio"
+FLEET_REPORTING = "slo:fleet_cluster:reporting"
+ALERT_NOT_REPORTING = "SLOClusterNotReporting"
+# On the alerts of fleet SLOs: `fleet` from the Ruler, `cluster` from a cluster's own fast page.
+LABEL_SCOPE = "scope"
+
 
 def total_rate(window: str) -> str:
     return TOTAL_RATE.format(window=window)
 
 
+def bad_rate(window: str) -> str:
+    return BAD_RATE.format(window=window)
+
+
 def error_ratio(window: str) -> str:
     return ERROR_RATIO.format(window=window)
+
+
+def fleet_error_ratio(window: str) -> str:
+    return FLEET_ERROR_RATIO.format(window=window)
 
 
 def rule_group_name(service: str, slo: str) -> str:
@@ -44,6 +65,14 @@ def rule_group_name(service: str, slo: str) -> str:
 
 def prometheus_rule_name(service: str) -> str:
     return f"{service}-slos"
+
+
+def fleet_rule_group_name(service: str, slo: str) -> str:
+    return f"slo-fleet-{service}-{slo}"
+
+
+def fleet_rule_name(service: str) -> str:
+    return f"{service}-fleet-slos"
 
 
 # Canary metrics carry the pod's `rollouts-pod-template-hash` label under this name, copied at

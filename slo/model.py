@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import decimal
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cache, cached_property
 from pathlib import Path
 from typing import ClassVar
@@ -22,6 +22,7 @@ from slo.spec import (
     AvailabilityIndicator,
     BurnRateTier,
     Catalogue,
+    Fleet,
     LatencyIndicator,
     QueryIndicator,
     RatioIndicator,
@@ -415,6 +416,12 @@ class ResolvedSlo:
     period: str
     period_seconds: int
     tiers: tuple[Tier, ...]
+    # the catalogue's fleet settings (used by `scope: fleet` SLOs); frozen, so one is shared
+    fleet: Fleet = field(default_factory=Fleet)
+
+    @property
+    def is_fleet(self) -> bool:
+        return self.slo.scope == "fleet"
 
     @property
     def labels(self) -> dict[str, str]:
@@ -583,6 +590,7 @@ def resolve(catalogue: Catalogue, service: Service, slo: Slo) -> ResolvedSlo:
         period=slo.window,
         period_seconds=period_seconds,
         tiers=tiers_for(alerting, period_seconds, budget),
+        fleet=catalogue.fleet,
     )
 
 

@@ -7,18 +7,20 @@ traffic yields no sample at all, never NaN or Inf.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slo import conventions as names
 from slo import durations
 from slo.annotations import alert_text
-from slo.model import ResolvedSlo, number
+from slo.model import ResolvedSlo, Tier, number
 
 Rule = dict[str, Any]
 
 
-def _record(slo: ResolvedSlo, record: str, expr: str) -> Rule:
-    return {"record": record, "expr": expr, "labels": slo.rule_labels}
+def record(slo: ResolvedSlo, name: str, expr: str) -> Rule:
+    """A recording rule of ``slo``'s series, with its labels."""
+    return {"record": name, "expr": expr, "labels": slo.rule_labels}
 
 
 def sli_rules(slo: ResolvedSlo) -> list[Rule]:
@@ -27,8 +29,8 @@ def sli_rules(slo: ResolvedSlo) -> list[Rule]:
     total_5m = slo.selector_of(names.TOTAL_RATE_5M)
     bad_5m = slo.selector_of(names.BAD_RATE_5M)
     rules = [
-        _record(slo, names.TOTAL_RATE_5M, events.total(base)),
-        _record(slo, names.BAD_RATE_5M, f"({events.bad(base)} or vector(0)) and on() {total_5m}"),
+        record(slo, names.TOTAL_RATE_5M, events.total(base)),
+        record(slo, names.BAD_RATE_5M, f"({events.bad(base)} or vector(0)) and on() {total_5m}"),
     ]
     guarded = _guarded_windows(slo)
     for window in slo.windows():
@@ -39,13 +41,13 @@ def sli_rules(slo: ResolvedSlo) -> list[Rule]:
         elif window in guarded:
             # the minimum-traffic guard reads this total too: record it once
             total = f"avg_over_time({total_5m}[{window}])"
-            rules.append(_record(slo, names.total_rate(window), total))
+            rules.append(record(slo, names.total_rate(window), total))
             bad = f"avg_over_time({bad_5m}[{window}])"
             expr = f"{bad} / ({slo.selector_of(names.total_rate(window))} > 0)"
         else:
             expr = _averaged_ratio(slo, window)
-        rules.append(_record(slo, names.error_ratio(window), expr))
-    rules.append(_record(slo, names.ERROR_RATIO_PERIOD, _averaged_ratio(slo, slo.period)))
+        rules.append(record(slo, names.error_ratio(window), expr))
+    rules.append(record(slo, names.ERROR_RATIO_PERIOD, _averaged_ratio(slo, slo.period)))
     return rules
 
 
@@ -75,18 +77,18 @@ def _averaged_ratio(slo: ResolvedSlo, window: str) -> str:
 def metadata_rules(slo: ResolvedSlo) -> list[Rule]:
     budget = number(slo.budget)
     return [
-        _record(slo, names.OBJECTIVE, f"vector({number(slo.objective)})"),
-        _record(slo, names.ERROR_BUDGET, f"vector({budget})"),
-        _record(slo, names.PERIOD_DAYS, f"vector({number(slo.period_seconds / 86400)})"),
-        _record(
+        record(slo, names.OBJECTIVE, f"vector({number(slo.objective)})"),
+        record(slo, names.ERROR_BUDGET, f"vector({budget})"),
+        record(slo, names.PERIOD_DAYS, f"vector({number(slo.period_seconds / 86400)})"),
+        record(
             slo,
             names.CURRENT_BURN_RATE,
             f"{slo.selector_of(names.error_ratio(names.BASE_WINDOW))} / {budget}",
         ),
-        _record(
+        record(
             slo, names.PERIOD_BURN_RATE, f"{slo.selector_of(names.ERROR_RATIO_PERIOD)} / {budget}"
         ),
-        _record(
+        record(
             slo,
             names.ERROR_BUDGET_REMAINING,
             f"1 - {slo.selector_of(names.PERIOD_BURN_RATE)}",
@@ -94,47 +96,68 @@ def metadata_rules(slo: ResolvedSlo) -> list[Rule]:
     ]
 
 
+def min_events_clause(slo: ResolvedSlo, tier: Tier) -> str:
+    """The minimum-traffic guard of ``tier`` read from this Prometheus' recordings, or ""."""
+    if tier.long_window in _guarded_windows(slo):
+        total = slo.selector_of(names.total_rate(tier.long_window))
+        return f"{total} * {tier.long_seconds} >= {slo.alerting.min_events}"
+    if slo.alerting.min_events and slo.events.counts_traffic:
+        total = slo.selector_of(names.TOTAL_RATE_5M)
+        return (
+            f"avg_over_time({total}[{tier.long_window}]) * {tier.long_seconds}"
+            f" >= {slo.alerting.min_events}"
+        )
+    return ""
+
+
+def burn_alert(
+    slo: ResolvedSlo,
+    severity: str,
+    tiers: list[Tier],
+    ratio: Callable[[str], str],
+    guard: Callable[[Tier], str],
+    extra_labels: dict[str, str] | None = None,
+) -> Rule:
+    """The ``severity`` alert over ``tiers``: fires while both windows of one tier are over its
+    threshold (and its long window saw enough traffic). ``ratio(window)`` is the PromQL of the
+    error ratio over a window, ``guard(tier)`` the traffic clause ("" for none)."""
+    clauses = []
+    for tier in tiers:
+        threshold = number(tier.threshold)
+        clause = (
+            f"{ratio(tier.long_window)} > {threshold} and {ratio(tier.short_window)} > {threshold}"
+        )
+        traffic = guard(tier)
+        clauses.append(f"({clause} and {traffic})" if traffic else f"({clause})")
+    windows = ", ".join(f"{t.factor:g}x over {t.long_window}/{t.short_window}" for t in tiers)
+    return {
+        "alert": slo.alert_name(severity),
+        "expr": "\n or ".join(clauses),
+        "labels": {**slo.alert_labels(severity), **(extra_labels or {})},
+        "annotations": alert_text(slo, severity, burning=f"at one of: {windows}"),
+    }
+
+
+def absent_alert(slo: ResolvedSlo) -> Rule:
+    return {
+        "alert": names.ALERT_ABSENT,
+        "expr": f"absent({slo.selector_of(names.TOTAL_RATE_5M)})",
+        "for": slo.alerting.absent_for,
+        "labels": {**slo.alerting.labels, **slo.rule_labels, names.LABEL_SEVERITY: "ticket"},
+        "annotations": alert_text(slo, names.ALERT_ABSENT),
+    }
+
+
 def alert_rules(slo: ResolvedSlo) -> list[Rule]:
-    alerting = slo.alerting
     rules: list[Rule] = []
     for severity in ("page", "ticket"):
         tiers = [t for t in slo.tiers if t.severity == severity]
-        if not tiers:
-            continue
-        clauses = []
-        for tier in tiers:
-            threshold = number(tier.threshold)
-            long_ratio = slo.selector_of(names.error_ratio(tier.long_window))
-            short_ratio = slo.selector_of(names.error_ratio(tier.short_window))
-            clause = f"{long_ratio} > {threshold} and {short_ratio} > {threshold}"
-            if tier.long_window in _guarded_windows(slo):
-                total = slo.selector_of(names.total_rate(tier.long_window))
-                clause += f" and {total} * {tier.long_seconds} >= {alerting.min_events}"
-            elif alerting.min_events and slo.events.counts_traffic:
-                total = slo.selector_of(names.TOTAL_RATE_5M)
-                clause += (
-                    f" and avg_over_time({total}[{tier.long_window}]) * {tier.long_seconds}"
-                    f" >= {alerting.min_events}"
-                )
-            clauses.append(f"({clause})")
-        windows = ", ".join(f"{t.factor:g}x over {t.long_window}/{t.short_window}" for t in tiers)
-        rules.append(
-            {
-                "alert": slo.alert_name(severity),
-                "expr": "\n or ".join(clauses),
-                "labels": slo.alert_labels(severity),
-                "annotations": alert_text(slo, severity, burning=f"at one of: {windows}"),
-            }
-        )
-    rules.append(
-        {
-            "alert": names.ALERT_ABSENT,
-            "expr": f"absent({slo.selector_of(names.TOTAL_RATE_5M)})",
-            "for": alerting.absent_for,
-            "labels": {**alerting.labels, **slo.rule_labels, names.LABEL_SEVERITY: "ticket"},
-            "annotations": alert_text(slo, names.ALERT_ABSENT),
-        }
-    )
+        if tiers:
+            ratio = lambda window: slo.selector_of(names.error_ratio(window))  # noqa: E731
+            rules.append(
+                burn_alert(slo, severity, tiers, ratio, lambda t: min_events_clause(slo, t))
+            )
+    rules.append(absent_alert(slo))
     return rules
 
 
@@ -158,14 +181,19 @@ def prometheus_rule(
 
 
 def prometheus_rule_of_groups(
-    service: str, namespace: str, groups: list[dict[str, Any]], labels: dict[str, str] | None = None
+    service: str,
+    namespace: str,
+    groups: list[dict[str, Any]],
+    labels: dict[str, str] | None = None,
+    name: str = "",
 ) -> dict[str, Any]:
-    """A PrometheusRule body holding rule groups already built by :func:`rule_group`."""
+    """A PrometheusRule body holding rule groups already built by :func:`rule_group` (or a
+    Thanos Ruler's, whose groups may set ``partial_response_strategy``)."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": {
-            "name": names.prometheus_rule_name(service),
+            "name": name or names.prometheus_rule_name(service),
             "namespace": namespace,
             "labels": {
                 "app.kubernetes.io/part-of": names.PART_OF_SLO,

@@ -330,6 +330,14 @@ class Slo(Model):
         description="Extra labels on every recorded series and alert of this SLO (e.g. "
         "`tier`); `service` and `slo` are set already.",
     )
+    scope: Literal["cluster", "fleet"] = Field(
+        default="cluster",
+        description="`cluster`: each cluster's Prometheus holds the service to the objective on "
+        "its own. `fleet`: one objective over every cluster that runs the service, events summed "
+        "across clusters (`fleet.cluster_label` tells them apart), on a Thanos Ruler where a "
+        "stack sets `prometheus.rulePlacement: thanos`; with `local` placement a fleet SLO is "
+        "evaluated per cluster like a `cluster` one.",
+    )
 
     @model_validator(mode="after")
     def _labels_not_taken(self) -> Slo:
@@ -359,10 +367,43 @@ class Defaults(Model):
     alerting: Alerting = Field(default_factory=Alerting, description="Default alerting policy.")
 
 
+class Fleet(Model):
+    """How fleet SLOs (`scope: fleet`) tell clusters apart and notice one gone quiet."""
+
+    cluster_label: str = Field(
+        default="cluster",
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="External label naming each cluster's Prometheus (`global.external_labels`, "
+        "seen through Thanos sidecars). The Thanos Ruler's own labels must not use it.",
+    )
+    not_reporting_for: Duration = Field(
+        default="5m",
+        description="How long a cluster that reported a fleet SLO's events must be silent "
+        "before `SLOClusterNotReporting` fires for it.",
+    )
+    remember: Duration = Field(
+        default="1d",
+        description="How long the Thanos Ruler remembers a cluster that reported: a cluster "
+        "silent for longer (decommissioned) stops raising `SLOClusterNotReporting`.",
+    )
+
+    @model_validator(mode="after")
+    def _remember_longer(self) -> Fleet:
+        if durations.parse(self.remember) <= durations.parse(self.not_reporting_for):
+            raise ValueError("remember must be longer than not_reporting_for")
+        if self.cluster_label in {"service", "slo", "severity", "scope"} or \
+                self.cluster_label.startswith("__"):
+            raise ValueError(f"cluster_label {self.cluster_label!r} is a label the rules set")
+        return self
+
+
 class Catalogue(Model):
     """The root of a catalogue file."""
 
     defaults: Defaults = Field(default_factory=Defaults, description="Catalogue-wide defaults.")
+    fleet: Fleet = Field(
+        default_factory=Fleet, description="Settings of the SLOs with `scope: fleet`."
+    )
     services: list[Service] = Field(min_length=1, description="The services and their SLOs.")
 
     def alerting_for(self, slo: Slo) -> Alerting:
