@@ -147,7 +147,8 @@ def main() -> None:
 
     dashboard = SloDashboard(
         "slo-dashboards",
-        SloDashboardArgs(slos, stack.grafana, token, statistics=canary_statistics(stack, grouped)),
+        SloDashboardArgs(slos, stack.grafana, token, statistics=canary_statistics(stack, grouped),
+                         placement=placement, thanos=stack.thanos),
     )
 
     pulumi.export("environment", stack.environment)

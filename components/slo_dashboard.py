@@ -14,8 +14,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumiverse_grafana as grafana
 
-from delivery.config import GrafanaConfig
+from delivery.config import GrafanaConfig, ThanosConfig
 from slo import dashboards, grafana_alerts
+from slo.fleet import split
 from slo.model import ResolvedSlo
 from slo.rules import by_service
 
@@ -29,18 +30,26 @@ class SloDashboardArgs:
     token: pulumi.Input[str] | None = None
     # per service and SLO, how the stack's canary judge weighs evidence (a dashboard panel)
     statistics: dict[str, dict[str, dashboards.CanaryStatistic]] = field(default_factory=dict)
+    placement: str = "local"
+    # with placement thanos: where the fleet SLOs' dashboards read (and whether this stack has them)
+    thanos: ThanosConfig = field(default_factory=ThanosConfig)
 
 
 def rendered(args: SloDashboardArgs) -> dict[str, dict[str, Any]]:
-    """Every dashboard by uid: one per service and the fleet overview."""
+    """Every dashboard by uid: one per service and the fleet overview; under placement thanos,
+    one per fleet SLO on the stack that delivers the Thanos Ruler's rules."""
     uid = args.grafana.datasource_uid
     boards = [
         dashboards.service_dashboard(
-            slos[0].service, slos, uid, args.statistics.get(slos[0].service.name)
+            slos[0].service, slos, uid, args.statistics.get(slos[0].service.name),
+            args.placement,
         )
         for slos in by_service(args.slos).values()
     ]
-    boards.append(dashboards.fleet_dashboard(args.slos, uid))
+    boards.append(dashboards.fleet_dashboard(args.slos, uid, args.placement))
+    if args.placement == "thanos" and args.thanos.rules != "none":
+        boards += [dashboards.fleet_slo_dashboard(slo, args.thanos.datasource_uid)
+                   for slo in args.slos if slo.is_fleet]
     return {board["uid"]: board for board in boards}
 
 
@@ -102,7 +111,9 @@ class SloDashboard(pulumi.ComponentResource):
             )
         self.urls = [f"{cfg.url.rstrip('/')}/d/{uid}" for uid in sorted(boards) if cfg.url]
         if cfg.alert_rules:
-            for service, slos in sorted(by_service(args.slos).items()):
+            # a fleet SLO split onto the Thanos Ruler alerts there, not from this Prometheus
+            local = [s for s in args.slos if not split(s, args.placement)]
+            for service, slos in sorted(by_service(local).items()):
                 group = grafana_alerts.rule_group(service, slos, cfg.datasource_uid)
                 grafana.alerting.RuleGroup(
                     f"{name}-{service}-alerts", folder_uid=folder.uid, opts=opts, **group

@@ -199,6 +199,12 @@ class ThanosConfig(Model):
         description="Labels on the PrometheusRules so the ThanosRuler's `ruleSelector` picks "
         "them (and the Prometheus' selector does not), or on the ConfigMap.",
     )
+    datasource_uid: str = Field(
+        default="thanos",
+        alias="datasourceUid",
+        description="UID of the Grafana data source of the Thanos Query, for the fleet SLOs' "
+        "dashboards (delivered with the rules, by the stack whose `rules` is not `none`).",
+    )
     config_map: str = Field(
         default="slo-fleet-rules",
         alias="configMap",

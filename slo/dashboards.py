@@ -25,6 +25,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from slo import conventions as names
 from slo import promql
+from slo.fleet import local_windows, split
 from slo.model import ResolvedSlo, number
 from slo.spec import Service
 
@@ -81,10 +82,13 @@ def service_dashboard(
     slos: list[ResolvedSlo],
     datasource_uid: str,
     statistics: Mapping[str, CanaryStatistic] | None = None,
+    placement: str = "local",
 ) -> Dashboard:
     """SLI, budget, burn rate and canary panels for each SLO of ``service``, and its rollout.
 
-    ``statistics`` (by SLO name) adds a panel of each pod template's verdict statistic."""
+    ``statistics`` (by SLO name) adds a panel of each pod template's verdict statistic. Under
+    ``placement: thanos`` a fleet SLO shows what this cluster records of it (its windows up to an
+    hour); its budget is on its fleet dashboard (:func:`fleet_slo_dashboard`)."""
     ds = _datasource(datasource_uid)
     builder = (
         _dashboard(dashboard_uid(service.name), f"SLOs: {service.name}")
@@ -100,7 +104,7 @@ def service_dashboard(
                 f"SLO {slo.slo.name} belongs to {slo.service.name}, not {service.name}"
             )
         builder.with_row(dash.Row(_row_title(slo)))
-        for panel in _slo_panels(slo, ds):
+        for panel in _slo_panels(slo, ds, split(slo, placement)):
             builder.with_panel(panel)
         if statistics and slo.slo.name in statistics and slo.events.per_pod_template:
             builder.with_panel(_statistic_panel(slo, statistics[slo.slo.name], ds))
@@ -134,9 +138,14 @@ def _statistic_panel(
     )
 
 
-def fleet_dashboard(slos: list[ResolvedSlo], datasource_uid: str) -> Dashboard:
-    """Every SLO's SLI against its objective and budget, burn-rate alerts firing, rollouts."""
+def fleet_dashboard(
+    slos: list[ResolvedSlo], datasource_uid: str, placement: str = "local"
+) -> Dashboard:
+    """Every SLO's SLI against its objective and budget, burn-rate alerts firing, rollouts.
+
+    Fleet SLOs under ``placement: thanos`` have a dashboard each (:func:`fleet_slo_dashboard`)."""
     ds = _datasource(datasource_uid)
+    slos = [s for s in slos if not split(s, placement)]
     builder = (
         _dashboard(dashboard_uid(FLEET_NAME), "SLOs: fleet overview")
         .description("Every service level objective, its burn-rate alerts and the rollouts.")
@@ -198,12 +207,88 @@ def fleet_dashboard(slos: list[ResolvedSlo], datasource_uid: str) -> Dashboard:
 # Panels of one SLO
 
 
-def _slo_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
-    panels: list[Any] = [
-        _sli_panel(slo, ds),
-        _budget_panel(slo, ds, 4),
-        _burn_rate_panel(slo, ds),
-    ]
+def fleet_slo_dashboard(slo: ResolvedSlo, datasource_uid: str) -> Dashboard:
+    """One fleet SLO as the Thanos Ruler evaluates it (through a Thanos Query data source): the
+    fleet's SLI, budget and burn rates, and each cluster's share of the traffic and of the
+    budget burned over the SLO's period."""
+    ds = _datasource(datasource_uid)
+    service, name = slo.service.name, slo.slo.name
+    cluster = slo.fleet.cluster_label
+    budget = number(slo.budget)
+    builder = (
+        _dashboard(dashboard_uid(f"fleet-{service}-{name}"), f"Fleet SLO: {service} {name}")
+        .description(f"The {name} SLO of {service} over every cluster ({cluster} label), "
+                     "evaluated by the Thanos Ruler.")
+        .tags(["slo", "fleet", service])
+    )
+    builder.with_row(dash.Row(f"{_row_title(slo)}, across clusters"))
+    builder.with_panel(
+        _stat(f"Fleet SLI over {slo.period} vs objective", ds, 6)
+        .with_target(_query(f"1 - {slo.selector_of(names.FLEET_ERROR_RATIO_PERIOD)}", ds,
+                            legend="SLI"))
+        .unit("percentunit")
+        .decimals(3)
+        .thresholds(_steps(("red", None), ("green", slo.objective)))
+    )
+    builder.with_panel(
+        _stat("Fleet error budget remaining", ds, 6)
+        .description(f"Share of the {slo.period} error budget ({number(slo.budget * 100)}%) "
+                     "left, from the events of every cluster.")
+        .with_target(_query(slo.selector_of(names.FLEET_ERROR_BUDGET_REMAINING), ds,
+                            legend="remaining"))
+        .unit("percentunit")
+        .decimals(1)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .thresholds(_steps(("red", None), ("orange", 0), ("green", 0.25)))
+    )
+    alerts = _selector("ALERTS", (), alertstate="firing", service=service, slo=name,
+                       scope="fleet")
+    builder.with_panel(
+        table.Panel().title("Fleet alerts firing (burn rate, clusters not reporting)")
+        .datasource(ds).height(8).span(12)
+        .with_target(_query(f"max by (alertname, {names.LABEL_SEVERITY}, {cluster}) ({alerts})",
+                            ds, instant=True).format(PromQueryFormat.TABLE))
+    )
+    burn = _timeseries("Fleet burn rate per alert window", ds, 24).min(0)
+    for window in slo.windows():
+        ratio = slo.selector_of(names.fleet_error_ratio(window))
+        burn.with_target(_query(f"{ratio} / {budget}", ds, legend=f"burn rate {window}"))
+    builder.with_panel(burn)
+    builder.with_row(dash.Row(f"Each cluster's share over {slo.period}"))
+    by_cluster = f"sum by ({cluster}) "
+    total = f"sum_over_time({slo.selector_of(names.TOTAL_RATE_5M)}[{slo.period}])"
+    bad = f"sum_over_time({slo.selector_of(names.BAD_RATE_5M)}[{slo.period}])"
+    legend = "{{" + cluster + "}}"
+    builder.with_panel(
+        _timeseries("Share of the fleet's traffic", ds, 8)
+        .description("Each cluster's events over the period, over the fleet's.")
+        .with_target(_query(f"{by_cluster}({total}) / ignoring ({cluster}) group_left() "
+                            f"sum({total})", ds, legend=legend))
+        .unit("percentunit")
+    )
+    builder.with_panel(
+        _timeseries("Budget burned, by cluster", ds, 8)
+        .description("Each cluster's bad events over the fleet's events, over the budget: "
+                     "the clusters' lines add up to the budget the fleet has burned.")
+        .with_target(_query(f"{by_cluster}({bad}) / ignoring ({cluster}) group_left() "
+                            f"sum({total}) / {budget}", ds, legend=legend))
+        .unit("percentunit")
+    )
+    builder.with_panel(
+        _timeseries("Error ratio over 5m, by cluster", ds, 8)
+        .with_target(_query(f"{by_cluster}({slo.selector_of(names.error_ratio(names.BASE_WINDOW))})",
+                            ds, legend=legend))
+        .unit("percentunit")
+    )
+    return _to_dict(builder)
+
+
+def _slo_panels(slo: ResolvedSlo, ds: model.DataSourceRef, split: bool = False) -> list[Any]:
+    if split:  # the fleet SLO's share in this cluster: windows up to an hour, no budget here
+        panels: list[Any] = [_sli_panel(slo, ds, cluster_share=True),
+                             _burn_rate_panel(slo, ds, local_windows(slo))]
+    else:
+        panels = [_sli_panel(slo, ds), _budget_panel(slo, ds, 4), _burn_rate_panel(slo, ds)]
     if slo.events.is_latency:
         panels.append(_latency_panel(slo, ds))
     if slo.events.per_pod_template:
@@ -211,18 +296,24 @@ def _slo_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
     return panels
 
 
-def _sli_panel(slo: ResolvedSlo, ds: model.DataSourceRef) -> timeseries.Panel:
+def _sli_panel(
+    slo: ResolvedSlo, ds: model.DataSourceRef, cluster_share: bool = False
+) -> timeseries.Panel:
     short = SLI_SHORT_WINDOW
     if short in slo.windows():
         short_sli = f"1 - {slo.selector_of(names.error_ratio(short))}"
     else:
         events = slo.events
         short_sli = f"1 - ({events.bad(short)} or vector(0)) / ({events.total(short)} > 0)"
+    panel = _timeseries(f"{slo.slo.name}: SLI vs objective", ds, 8 if not cluster_share else 12)
+    if cluster_share:
+        panel.description("A fleet SLO: this cluster's SLI; the fleet's SLI and budget are on "
+                          "its fleet dashboard (Thanos).")
+    else:
+        panel.description(slo.slo.description or f"The {slo.slo.name} SLI of {slo.service.name}.")
+        panel.with_target(_query(_sli_period(slo), ds, legend=f"SLI ({slo.period})", ref_id="A"))
     return (
-        _timeseries(f"{slo.slo.name}: SLI vs objective", ds, 8)
-        .description(slo.slo.description or f"The {slo.slo.name} SLI of {slo.service.name}.")
-        .with_target(_query(_sli_period(slo), ds, legend=f"SLI ({slo.period})", ref_id="A"))
-        .with_target(_query(short_sli, ds, legend=f"SLI ({short})", ref_id="B"))
+        panel.with_target(_query(short_sli, ds, legend=f"SLI ({short})", ref_id="B"))
         .with_target(_query(slo.selector_of(names.OBJECTIVE), ds, legend="objective", ref_id="C"))
         .override_by_query("C", [_dashed()])
         .unit("percentunit")
@@ -242,7 +333,9 @@ def _budget_panel(slo: ResolvedSlo, ds: model.DataSourceRef, span: int) -> stat.
     )
 
 
-def _burn_rate_panel(slo: ResolvedSlo, ds: model.DataSourceRef) -> timeseries.Panel:
+def _burn_rate_panel(
+    slo: ResolvedSlo, ds: model.DataSourceRef, windows: list[str] | None = None
+) -> timeseries.Panel:
     budget = number(slo.budget)
     panel = _timeseries(f"{slo.slo.name}: burn rate per alert window", ds, 12).description(
         "Error ratio over each window divided by the error budget; the lines are the alert "
@@ -252,7 +345,7 @@ def _burn_rate_panel(slo: ResolvedSlo, ds: model.DataSourceRef) -> timeseries.Pa
         )
         + "."
     )
-    for window in slo.windows():
+    for window in windows or slo.windows():
         ratio = slo.selector_of(names.error_ratio(window))
         panel.with_target(_query(f"{ratio} / {budget}", ds, legend=f"burn rate {window}"))
     factors = sorted({t.factor: t.severity for t in slo.tiers}.items())

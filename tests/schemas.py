@@ -52,6 +52,11 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
+            pattern = node.get("pattern")
+            if isinstance(pattern, str) and pattern.startswith("^(?i)"):
+                # Go lets an inline flag follow `^` (PrometheusRule's partial_response_strategy);
+                # Python's re wants it first, with the same meaning
+                node["pattern"] = "(?i)^" + pattern.removeprefix("^(?i)")
             if (
                 "properties" in node
                 and not node.get("x-kubernetes-preserve-unknown-fields")
