@@ -19,6 +19,7 @@ from slo.spec import (
     BurnRateTier,
     Catalogue,
     Defaults,
+    Fleet,
     Histogram,
     LatencyIndicator,
     QueryIndicator,
@@ -39,6 +40,7 @@ MODELS: list[type[BaseModel]] = [
     QueryIndicator,
     Alerting,
     BurnRateTier,
+    Fleet,
 ]
 
 INTRO = """\

@@ -377,9 +377,11 @@ class Fleet(Model):
         "seen through Thanos sidecars). The Thanos Ruler's own labels must not use it.",
     )
     not_reporting_for: Duration = Field(
-        default="5m",
+        default="3m",
         description="How long a cluster that reported a fleet SLO's events must be silent "
-        "before `SLOClusterNotReporting` fires for it.",
+        "before `SLOClusterNotReporting` fires for it. Keep it under four times the Ruler's "
+        "`--resend-delay` (1m): a fleet alert the Ruler can no longer evaluate lapses in "
+        "Alertmanager then, and this alert takes over.",
     )
     remember: Duration = Field(
         default="1d",
