@@ -29,6 +29,7 @@ STACK_MODELS: list[type[BaseModel]] = [
     config.Probe,
     config.Resources,
     config.PromotionConfig,
+    config.ThanosConfig,
 ]
 
 STACK_INTRO = f"""\
