@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from collections.abc import Callable
@@ -158,7 +159,7 @@ def model_tables(models: list[type[BaseModel]], by_alias: bool = False) -> list[
     """One table per model, from its fields' types, defaults and descriptions."""
     parts = []
     for model in models:
-        parts.append(f"## {model.__name__}\n\n{(model.__doc__ or '').strip()}\n")
+        parts.append(f"## {model.__name__}\n\n{inspect.cleandoc(model.__doc__ or '')}\n")
         parts.append("| field | type | default | meaning |\n|---|---|---|---|")
         for name, field in model.model_fields.items():
             description = (field.description or "").replace("|", "\\|")
