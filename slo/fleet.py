@@ -130,10 +130,6 @@ def _fleet_guard(slo: ResolvedSlo, tier: Tier) -> str:
     return f"{total} * {tier.long_seconds} >= {slo.alerting.min_events}"
 
 
-def reporting_selector(slo: ResolvedSlo) -> str:
-    return slo.selector_of(names.FLEET_REPORTING)
-
-
 def fleet_groups(slo: ResolvedSlo) -> list[dict[str, Any]]:
     """The Thanos Ruler's groups of a fleet SLO: the SLO itself (``abort``), then the memory of
     the clusters that reported it (``warn``)."""
@@ -159,7 +155,7 @@ def fleet_groups(slo: ResolvedSlo) -> list[dict[str, Any]]:
     cluster = slo.fleet.cluster_label
     keys = f"{cluster}, {BY_SLO}"
     total = slo.selector_of(names.TOTAL_RATE_5M)
-    remembered = f"max_over_time({reporting_selector(slo)}[{slo.fleet.remember}])"
+    remembered = f"max_over_time({slo.selector_of(names.FLEET_REPORTING)}[{slo.fleet.remember}])"
     not_reporting: Rule = {
         "alert": names.ALERT_NOT_REPORTING,
         "expr": f"group by ({keys}) ({remembered})\n unless on ({keys}) "
@@ -182,10 +178,10 @@ def fleet_groups(slo: ResolvedSlo) -> list[dict[str, Any]]:
             **({"runbook_url": slo.alerting.runbook_url} if slo.alerting.runbook_url else {}),
         },
     }
+    name = names.fleet_rule_group_name(slo.service.name, slo.slo.name)
     return [
-        {"name": names.fleet_rule_group_name(slo.service.name, slo.slo.name),
-         "partial_response_strategy": "abort", "rules": rules},
-        {"name": names.fleet_rule_group_name(slo.service.name, slo.slo.name) + "-reporting",
+        {"name": name, "partial_response_strategy": "abort", "rules": rules},
+        {"name": f"{name}-reporting",
          "partial_response_strategy": "warn",
          "rules": [record(slo, names.FLEET_REPORTING, f"group by ({keys}) ({total})"),
                    not_reporting]},
