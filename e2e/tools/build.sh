@@ -254,8 +254,10 @@ build_prometheus() {
 # One binary for sidecar, query and rule, version stamped, through a wrapper module that carries
 # Thanos' own replaces and raises the dependencies that have fixes for the vulnerabilities found in
 # the binary (tools/vulncheck.py; v0.42.5 requires x/net v0.56.0, grpc v1.81.1, otel v1.43.0 ...).
-# It requires its own Prometheus (v0.309.x) as a library; the Go module and build caches are the
-# ones every other tool here shares.
+# It requires its own Prometheus (v0.309.x) as a library, with the label layout its release build
+# picks (`-tags slicelabels`, .promu.yml: Thanos casts its protobuf labels to Prometheus' in place;
+# the default layout panics in Query). The Go module and build caches are the ones every other
+# tool here shares.
 THANOS_RAISE=(golang.org/x/net@v0.62.0 golang.org/x/crypto@v0.59.0 google.golang.org/grpc@v1.83.2
   go.opentelemetry.io/otel@v1.45.0 go.opentelemetry.io/otel/sdk@v1.45.0
   go.opentelemetry.io/otel/bridge/opentracing@v1.45.0
@@ -270,7 +272,7 @@ build_thanos() {
   ld+=" -X $c.BuildUser=slo-canary -X $c.BuildDate=module-proxy"
   make_wrapper "$w" "$m" "$THANOS_VERSION" none '^$'
   (cd "$w" && go get "${THANOS_RAISE[@]}" \
-    && go build -trimpath -ldflags "$ld" -o "$out/thanos" "$m/cmd/thanos")
+    && go build -trimpath -tags netgo,slicelabels -ldflags "$ld" -o "$out/thanos" "$m/cmd/thanos")
   "$out/thanos" --version
 }
 
