@@ -16,11 +16,14 @@ E2E_TOOLS_CACHE ?= $(HOME)/.cache/slo-canary-e2e
 PROMETHEUS_VERSION := $(shell sed -n 's/^PROMETHEUS_VERSION=\([^ ]*\).*/\1/p' e2e/tools/build.sh)
 PROMETHEUS_DIR := $(E2E_TOOLS_CACHE)/prometheus-$(PROMETHEUS_VERSION)-$(GO_TOOLCHAIN)
 WITH_PROMETHEUS := PATH="$(PROMETHEUS_DIR):$$PATH"
+# Thanos (sidecar, query, rule) for `make fleet` only, built the same way into the same cache.
+THANOS_VERSION := $(shell sed -n 's/^THANOS_VERSION=\([^ ]*\).*/\1/p' e2e/tools/build.sh)
+THANOS_DIR := $(E2E_TOOLS_CACHE)/thanos-$(THANOS_VERSION)-$(GO_TOOLCHAIN)
 # A directory holding Prometheus 2.x `prometheus` and `promtool` (Debian's package) for `make compat`.
 COMPAT_PROMETHEUS_DIR ?= /usr/bin
 COMPAT_TESTS := tests/test_promtool.py tests/test_judge_promql.py tests/test_canary_judgement.py tests/test_tune.py tests/test_query_kind.py tests/test_sloth_equivalence.py
 
-.PHONY: help setup test lint unit scan rules docs render bench prometheus sloth compat e2e-tools e2e vulncheck clean
+.PHONY: help setup test lint unit scan rules docs render bench prometheus sloth compat e2e-tools e2e thanos fleet vulncheck clean
 
 help:
 	@echo "make setup        create $(VENV) and install the pinned Python dependencies"
@@ -33,6 +36,7 @@ help:
 	@echo "make bench        run the benchmarks under bench/"
 	@echo "make e2e-tools    build the local cluster tools from Go modules (cached by version)"
 	@echo "make e2e          end-to-end scenarios on a local KWOK cluster with Argo Rollouts"
+	@echo "make fleet        fleet SLOs on two Prometheus 3 clusters, Thanos sidecars, Query and Ruler"
 	@echo "make vulncheck    known vulnerabilities (Go vulnerability database) in the Go binaries built here"
 
 setup: $(STAMP)
@@ -102,11 +106,19 @@ e2e-tools:
 	bash e2e/tools/build.sh
 
 e2e: setup e2e-tools
-	$(PY) -m pytest -p no:cacheprovider e2e
+	$(PY) -m pytest -p no:cacheprovider e2e --ignore=e2e/fleet
+
+thanos: $(THANOS_DIR)/.complete
+
+$(THANOS_DIR)/.complete:
+	bash e2e/tools/build.sh thanos >/dev/null
+
+fleet: setup prometheus thanos
+	PATH="$(PROMETHEUS_DIR):$(THANOS_DIR):$$PATH" $(PY) -m pytest -p no:cacheprovider e2e/fleet
 
 # govulncheck on every Go binary of e2e-tools and on actionlint; pinned scanner and database snapshot
 # from the Go module proxy, cached in $(TOOLS). Accepted findings: tools/vulncheck-accepted.json.
-vulncheck: e2e-tools $(ACTIONLINT)
+vulncheck: e2e-tools thanos $(ACTIONLINT)
 	python3 tools/vulncheck.py --tools-cache $(TOOLS) --also $(ACTIONLINT)
 
 clean:
