@@ -115,7 +115,7 @@ def test_cluster_label_and_memory_come_from_the_catalogue(tmp_path):
 @pytest.mark.parametrize(
     ("fleet", "message"),
     [
-        ({"remember": "5m"}, "remember must be longer than not_reporting_for"),
+        ({"remember": "2m"}, "remember must be longer than not_reporting_for"),
         ({"cluster_label": "slo"}, "is a label the rules set"),
         ({"cluster_label": "a-b"}, "give text matching ^[a-zA-Z_]"),
     ],
