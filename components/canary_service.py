@@ -71,6 +71,8 @@ class CanaryService(pulumi.ComponentResource):
         )
         if bodies.pod_monitor is not None:
             _custom(f"{name}-podmonitor", bodies.pod_monitor, child)
+        if bodies.evidence_rule is not None:  # what the AnalysisTemplates read
+            templates.append(_custom(f"{name}-evidence", bodies.evidence_rule, child))
 
         body = bodies.rollout(bodies.image)
         spec: pulumi.Input[dict[str, Any]] = body["spec"]

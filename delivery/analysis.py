@@ -58,7 +58,7 @@ def evidence_window(delivery: DeliveryConfig) -> str:
 def _metric(
     gate: Gate, cfg: AnalysisConfig, prometheus: PrometheusConfig, lookback: str
 ) -> dict[str, Any]:
-    query = judge.query(gate, lookback, go_seconds(prometheus.scrape_interval))
+    query = judge.query(gate, lookback, prometheus.scrape_interval)
     return {
         "name": gate.name,
         "interval": cfg.interval,

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from delivery import analysis, judge, rollout
+from delivery import analysis, evidence, judge, rollout
 from delivery.config import StackConfig
 from delivery.judge import Gate
 from delivery.routers import ROUTERS
 from slo.model import ResolvedSlo
+from slo.rules import prometheus_rule_of_groups
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,21 @@ class CanaryBodies:
     ingress: dict[str, Any] | None = None
     pod_monitor: dict[str, Any] | None = None
     image: str = ""  # the stack file's image
+    evidence_rule: dict[str, Any] | None = None  # the judge's recordings (delivery/evidence.py)
     gates: list[Gate] = field(default_factory=list)
+
+
+def evidence_group(
+    service: str, slos: list[ResolvedSlo], stack: StackConfig
+) -> dict[str, Any] | None:
+    """The rule group recording the evidence of the service's gates on this stack."""
+    deployment = stack.services[service]
+    window = analysis.evidence_window(stack.delivery)
+    recordings = [
+        evidence.recording(g, deployment, stack.prometheus, window)
+        for g in judge.gates(slos, stack.delivery.analysis)
+    ]
+    return evidence.rule_group(service, recordings)
 
 
 def bodies(
@@ -49,6 +64,13 @@ def bodies(
     if delivery.budget_freeze:
         templates["freeze"] = analysis.freeze_template(
             service, namespace, delivery.analysis, address
+        )
+    group = evidence_group(service, slos, stack)
+    evidence_rule = None
+    if group is not None:
+        evidence_rule = prometheus_rule_of_groups(
+            service, namespace, [group], prometheus.rule_labels,
+            name=evidence.rule_name(service),
         )
     router = ROUTERS[delivery.traffic_routing]
     scrape = prometheus.scrape
@@ -83,4 +105,5 @@ def bodies(
         ),
         image=deployment.image,
         gates=gates,
+        evidence_rule=evidence_rule,
     )

@@ -3,6 +3,7 @@
 python -m delivery docs --slos CATALOGUE --stack Pulumi.dev.yaml ...   docs/slos.md
 python -m delivery docs --stack-reference                             docs/stack-config.md
 python -m delivery plan --stack Pulumi.prod.yaml                      what verdicts need
+python -m delivery rules --stack Pulumi.prod.yaml -o DIR              the judge's recording rules
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from delivery import docs
+from delivery import docs, evidence
+from delivery.canary import evidence_group
 from delivery.config import StackConfig, load_stack_file
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.problems import ConfigError
 from slo.rules import by_service
+from slo.yamlout import dump
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     docs_cmd.add_argument("--slos", type=Path, metavar="CATALOGUE")
     docs_cmd.add_argument("--stack-reference", action="store_true")
     plan_cmd = sub.add_parser("plan", help="print what canary verdicts need on a stack")
-    for cmd in (docs_cmd, plan_cmd):
+    rules_cmd = sub.add_parser(
+        "rules", help="write the canary judge's recording rules (one Prometheus rule file per "
+        "service) for a Prometheus that does not read PrometheusRules"
+    )
+    rules_cmd.add_argument("-o", "--out", type=Path, required=True, metavar="DIR")
+    for cmd in (docs_cmd, plan_cmd, rules_cmd):
         cmd.add_argument(
             "--stack", type=Path, action="append", default=[], metavar="Pulumi.<stack>.yaml"
         )
@@ -36,6 +44,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def _stacks(paths: list[Path]) -> dict[str, StackConfig]:
     return {p.name.removeprefix("Pulumi.").removesuffix(".yaml"): load_stack_file(p) for p in paths}
+
+
+def _write_rules(stacks: dict[str, StackConfig], out: Path) -> int:
+    files: dict[Path, str] = {}
+    for stack in stacks.values():
+        grouped = by_service(resolve_all(load_catalogue(stack.catalogue)))
+        for service in sorted(stack.services):
+            group = evidence_group(service, grouped.get(service, []), stack)
+            if group is not None:
+                files[out / f"{evidence.rule_name(service)}.yml"] = dump({"groups": [group]})
+    if out.exists() and not out.is_dir():
+        print(f"{out}: -o must name a directory", file=sys.stderr)
+        return 1
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path, text in files.items():
+            path.write_text(text)
+    except OSError as err:
+        print(f"{out}: cannot write the rule files ({err.strerror})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             slos = resolve_all(load_catalogue(args.slos))
             print(docs.render_slos(slos, _stacks(args.stack)), end="")
+        elif args.command == "rules":
+            return _write_rules(_stacks(args.stack), args.out)
         else:
             for name, stack in _stacks(args.stack).items():
                 grouped = by_service(resolve_all(load_catalogue(stack.catalogue)))

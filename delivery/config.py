@@ -33,6 +33,8 @@ def _percent_steps(value: list[int]) -> list[int]:
 
 
 Enforcement = Literal["enforce", "advisory", "off"]
+# Argo Rollouts reads consecutiveErrorLimit as an int32: its largest value means "never".
+UNLIMITED_ERRORS = 2**31 - 1
 # What earlier versions of the stack file set and the sequential judge no longer uses.
 REMOVED_ANALYSIS_FIELDS = {
     "window": "evidence now accumulates over the canary's whole life (evidenceWindow)",
@@ -156,6 +158,13 @@ class PrometheusConfig(Model):
         "judge reads stable's rates over 2m.",
     )
 
+    pod_label: str = Field(
+        default="pod",
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        alias="podLabel",
+        description="Label naming the pod on the services' series (the PodMonitor writes "
+        "`pod`); the canary judge's warm-up reads it.",
+    )
     rule_placement: Literal["local", "thanos"] = Field(
         default="local",
         alias="rulePlacement",
@@ -267,10 +276,13 @@ class AnalysisConfig(Model):
         "gate waits at most this many intervals.",
     )
     consecutive_error_limit: int = Field(
-        default=4,
+        default=UNLIMITED_ERRORS,
         ge=0,
+        le=UNLIMITED_ERRORS,
         alias="consecutiveErrorLimit",
-        description="Query errors in a row (e.g. Prometheus unreachable) before aborting.",
+        description="Query errors in a row (Prometheus unreachable) after which Argo errors the "
+        "analysis and aborts the rollout. Default: never; an unanswered query is not a "
+        "measurement, so a gate waits for Prometheus and then judges (docs/canary-runbook.md).",
     )
     pass_burn_rate: float = Field(
         default=1.0,
@@ -449,6 +461,14 @@ class ServiceDeployment(Model):
         default_factory=lambda: Probe(path="/ready"), description="Readiness probe."
     )
     host: str | None = Field(default=None, description="Ingress host (NGINX routing).")
+    warm_up: GoDuration | None = Field(
+        default=None,
+        alias="warmUp",
+        description="How long a new or restarted pod warms up (connection pools, caches, JIT): "
+        "its requests in that time count in the SLO but not in the canary verdict, to within "
+        "one scrape interval. Needs the pod label on the service's series "
+        "(`prometheus.podLabel`). Default: none, every request is evidence.",
+    )
 
 
 class PromotionConfig(Model):

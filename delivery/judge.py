@@ -1,15 +1,39 @@
 """The canary judge: a sequential probability ratio test per gated SLO, run by stock Argo Rollouts.
 
-What is tested. Each request of the canary is a Bernoulli trial, bad with probability ``p``.
-From the SLO's error budget ``b`` and the stack's burn rates come two hypotheses:
-``good``: p <= passBurnRate x b, and ``bad``: p >= failBurnRate x b (capped below 1). Between
-them is an indifference zone where either verdict is acceptable.
+What is tested. From the SLO's error budget ``b`` and the stack's burn rates come two
+hypotheses about the canary's error ratio ``p``: ``good``: p <= passBurnRate x b, and ``bad``:
+p >= failBurnRate x b (capped below 1). Between them either verdict is acceptable.
 
-The statistic. After ``n`` canary requests with ``x`` bad ones the log likelihood ratio is
-``x ln(bad/good) + (n - x) ln((1 - bad)/(1 - good))``. Under ``good`` its exponential is a
-nonnegative martingale with mean 1, so by Ville's inequality it ever reaches ``ln(1/alpha)`` with
-probability at most ``alpha``, however often it is looked at; symmetrically, under ``bad`` it
-ever falls to ``ln(beta)`` with probability at most ``beta``. So the canary
+The statistic. After ``n`` canary requests with ``x`` bad ones the log likelihood ratio of
+independent requests is ``llr = x ln(bad/good) + (n - x) ln((1 - bad)/(1 - good))``. Under
+``good`` its exponential is a nonnegative martingale with mean 1, so by Ville's inequality it
+ever reaches ``ln(1/alpha)`` with probability at most ``alpha``, however often it is looked at;
+symmetrically for ``bad`` and ``ln(beta)``.
+
+Real requests are not independent. Errors come in bursts (one failing dependency call fails
+several requests at once) and the error ratio drifts from minute to minute, so the counts vary
+more than a binomial's: by a dispersion factor ``phi`` (variance over binomial variance). The
+likelihood ratio of independent requests then overstates the evidence about ``phi``-fold: a
+burst of ten errors would count as ten independent ones. The judge divides it by an estimate of
+``phi`` (quasi-likelihood), taken from the canary's own steps (one scrape interval each,
+``delivery/evidence.py``): with ``k`` steps of ``n_i`` requests and ``x_i`` errors, the pooled
+ratio ``q = x/n`` and Pearson's ``X2 = sum (x_i - n_i q)^2 / (n_i q (1 - q))``,
+
+    phi = max(1, (X2 + NU) / (k - 1 + NU)),
+
+``NU`` steps' worth of prior weight on ``phi = 1``, so that one step cannot make a large
+estimate alone; no errors, or only errors, give 1. For a burst process ``phi`` estimates
+E[size^2]/E[size] (a geometric burst size of mean 3 gives 5, of mean 10 gives 19), so that the
+statistic counts bursts rather than requests; a clean canary or one whose requests fail
+independently keeps ``phi`` near 1 and loses little. Why the canary's own steps rather than
+stable's: a burst in the canary alone (its new code path) is invisible in stable's counts, and
+the canary's bursts are what inflate its statistic. Dividing by ``phi >= 1`` moves the statistic
+toward zero on both sides: it slows passes as much as aborts. The bound is then no longer
+Ville's exact one; ``bench/canary_judgement.py`` measures the false-abort and miss rates on
+bursty, over-dispersed, restarting and cold-starting traffic. No verdict either way before the
+canary has had traffic in ``MIN_STEPS`` steps: with fewer the dispersion cannot be estimated.
+
+So the canary
 
 - fails (the rollout aborts) once the statistic reaches ``abort = ln(1/alpha_slo)``;
 - passes a gate once it falls to ``accept = ln(beta)``;
@@ -21,26 +45,24 @@ good release is rolled back with probability at most ``alpha`` whatever the numb
 ``beta`` (missed-regression risk) is not split: a bad release is promoted only if its bad SLO's
 own test accepts.
 
-Evidence. Counts accumulate over the canary's whole life: the sum of the last value of every
-canary series (selected by ``rollouts_pod_template_hash``) seen within the evidence window.
-Nothing is counted twice and nothing is extrapolated; a few requests a minute still add up.
+The stable baseline (``baseline: compare``). Stable's steps are summed over the steps in which
+the canary had traffic (the same period). Its error ratio, taken at an upper bound
+``(x_s + 1 + Z sqrt(phi_s (x_s + 1))) / n_s`` so that a stable with little traffic is not read
+as healthier than it is, moves the hypotheses to ``good = max(good, ps)`` and
+``bad = max(bad, margin x ps)``. Until stable has traffic in that period there is no baseline:
+the judged statistic is NaN and cannot abort. While stable is healthy and busy this is the
+absolute test almost unchanged; when stable is as bad as the canary (an incident both share)
+the canary cannot fail, and a separate background metric pauses the rollout with a message
+naming the shared incident: rolling back would not help. A gate still passes only on the
+absolute test, so a shared incident never promotes.
 
-The stable baseline (``baseline: compare``). Stable's error ratio over the same period
-(``ps``: stable's rates summed step by step while canary series exist) moves the
-hypotheses to ``good = max(good, ps)`` and ``bad = max(bad, margin x ps)``. Until stable has
-traffic in that period there is no baseline: the judged statistic is NaN and cannot abort.
-While stable is healthy this is the absolute test unchanged; when stable is as bad as the
-canary (an incident both share) the canary cannot fail, and a separate background metric pauses
-the rollout with a message naming the shared incident: rolling back would not help. A gate
-still passes only on the absolute test, so a shared incident never promotes.
-
-What Argo sees. One instant query per gated SLO returns seven samples in a fixed order
-(``EVIDENCE``): Prometheus keeps the order of the operands of ``or`` in an instant query, and
-every sample carries its own ``evidence`` label so that ``or`` keeps them all. The measurement
-value that ``kubectl argo rollouts`` and the AnalysisRun show is therefore
-``[judged, canary, canary errors, canary requests, stable errors, stable requests, stable]``.
-Conditions check ``len(result) == 7`` first: an empty result (no canary traffic yet) is
-inconclusive, never an evaluation error.
+What Argo sees. One instant query per gated SLO returns the samples of ``EVIDENCE`` in that
+order (Prometheus keeps the order of the operands of ``or`` in an instant query, and every
+sample carries its own ``evidence`` label so that ``or`` keeps them all): the value that
+``kubectl argo rollouts`` and the AnalysisRun show is
+``[judged, canary, canary errors, canary requests, stable errors, stable requests, stable,
+canary dispersion, canary steps]``. Conditions check the length first: an empty result (no
+canary traffic yet) is inconclusive, never an evaluation error.
 """
 
 from __future__ import annotations
@@ -50,6 +72,7 @@ from dataclasses import dataclass
 
 from delivery.config import AnalysisConfig, Enforcement
 from slo import durations
+from slo import conventions as names
 from slo.conventions import CANARY_HASH_ARG, HASH_LABEL, STABLE_HASH_ARG
 from slo.model import Events, ResolvedSlo, number
 from slo.promql import Matcher
@@ -63,14 +86,19 @@ EVIDENCE = (
     "stable_errors",
     "stable_requests",
     "stable",  # stable's own statistic: a shared incident when it and the canary's reach abort
+    "dispersion",  # the canary's phi, which the two statistics above are divided by
+    "steps",  # steps (scrape intervals) in which the canary had traffic
 )
-JUDGED, CANARY, CANARY_ERRORS, CANARY_REQUESTS, STABLE_ERRORS, STABLE_REQUESTS, STABLE = range(7)
+(JUDGED, CANARY, CANARY_ERRORS, CANARY_REQUESTS, STABLE_ERRORS, STABLE_REQUESTS, STABLE,
+ DISPERSION, STEPS) = range(len(EVIDENCE))
 EVIDENCE_LABEL = "evidence"
 BACKGROUND_INCONCLUSIVE_LIMIT = 1_000_000
-# Stable's rates are summed step by step while the canary runs: a step of two scrape
-# intervals, each rate over four, so that every rate has at least two samples.
-STABLE_STEP_SCRAPES = 2
-STABLE_RATE_SCRAPES = 4
+# Prior weight, in steps, on no over-dispersion (phi = 1).
+NU = 2.0
+# No verdict before the canary has had traffic in this many steps.
+MIN_STEPS = 4
+# Stable's error ratio is read at this many standard deviations above its estimate.
+Z = 2.33
 # Hypotheses moved by stable stay below these, so that the logarithms stay finite.
 BAD_CAP = 0.95
 GOOD_CAP_SHARE = 0.9
@@ -146,20 +174,47 @@ def gates(slos: list[ResolvedSlo], cfg: AnalysisConfig) -> list[Gate]:
 # ---- the arithmetic, in Python (the benchmark and the tests use it; PromQL below mirrors it) --
 
 
+@dataclass(frozen=True)
+class Counts:
+    """One hash's steps over a period: sums of requests, errors and errors^2/requests, and the
+    number of steps with traffic."""
+
+    requests: float
+    errors: float
+    squares: float = 0.0
+    steps: float = 0.0
+
+
+def coefficients(h: Hypotheses) -> tuple[float, float]:
+    """The statistic's change per bad and per good request: the log likelihood ratio written
+    once (the PromQL, the plan, the dashboards and the benchmark use these)."""
+    return math.log(h.bad / h.good), math.log((1 - h.bad) / (1 - h.good))
+
+
 def llr(errors: float, requests: float, h: Hypotheses) -> float:
-    """Log likelihood ratio of ``bad`` against ``good`` after ``requests`` with ``errors``."""
-    return errors * math.log(h.bad / h.good) + (requests - errors) * math.log(
-        (1 - h.bad) / (1 - h.good)
-    )
+    """Log likelihood ratio of ``bad`` against ``good`` after ``requests`` with ``errors``,
+    for independent requests."""
+    per_error, per_success = coefficients(h)
+    return errors * per_error + (requests - errors) * per_success
 
 
-def adjusted(
-    h: Hypotheses, stable_errors: float, stable_requests: float, margin: float
-) -> Hypotheses:
+def dispersion(c: Counts) -> float:
+    """The estimate of phi in the module docstring."""
+    if c.requests <= 0 or not 0 < c.errors < c.requests:
+        return 1.0
+    q = c.errors / c.requests
+    pearson = (c.squares - c.errors * c.errors / c.requests) / (q * (1 - q))
+    return max(1.0, (pearson + NU) / (c.steps - 1 + NU))
+
+
+def stable_ratio(stable: Counts) -> float:
+    """Stable's error ratio at its upper bound (module docstring)."""
+    x = stable.errors + 1
+    return (x + Z * math.sqrt(dispersion(stable) * x)) / stable.requests
+
+
+def adjusted(h: Hypotheses, ratio: float, margin: float) -> Hypotheses:
     """The hypotheses moved by stable's error ratio over the same period (see module doc)."""
-    if stable_requests <= 0:
-        return h
-    ratio = stable_errors / stable_requests
     bad_cap = max(h.bad, BAD_CAP)
     good_cap = max(h.good, GOOD_CAP_SHARE * bad_cap)
     return Hypotheses(
@@ -167,30 +222,27 @@ def adjusted(
     )
 
 
-def evidence(
-    gate: Gate, errors: float, requests: float, stable_errors: float, stable_requests: float
-) -> tuple[float, ...] | None:
+def evidence(gate: Gate, canary: Counts, stable: Counts) -> tuple[float, ...] | None:
     """The measurement's result vector, or None where the query returns nothing."""
-    if requests <= 0:
+    if canary.requests <= 0:
         return None
-    canary = llr(errors, requests, gate.hypotheses)
-    judged = canary
+    phi = dispersion(canary)
+    absolute = llr(canary.errors, canary.requests, gate.hypotheses) / phi
+    judged = absolute
     if gate.compare:
         judged = math.nan
-        if stable_requests > 0:
-            moved = adjusted(gate.hypotheses, stable_errors, stable_requests, gate.margin)
-            judged = llr(errors, requests, moved)
-    stable = llr(stable_errors, stable_requests, gate.hypotheses)
-    return (judged, canary, errors, requests, stable_errors, stable_requests, stable)
+        if stable.requests > 0:
+            moved = adjusted(gate.hypotheses, stable_ratio(stable), gate.margin)
+            judged = llr(canary.errors, canary.requests, moved) / phi
+    own = llr(stable.errors, stable.requests, gate.hypotheses) / dispersion(stable)
+    return (judged, absolute, canary.errors, canary.requests, stable.errors, stable.requests,
+            own, phi, canary.steps)
 
 
 def drift(gate: Gate, error_ratio: float) -> float:
-    """The statistic's expected change per request at a constant error ratio: positive moves
-    it towards abort, negative towards accept."""
-    h = gate.hypotheses
-    return error_ratio * math.log(h.bad / h.good) + (1 - error_ratio) * math.log(
-        (1 - h.bad) / (1 - h.good)
-    )
+    """The statistic's expected change per request at a constant error ratio (no dispersion):
+    positive moves it towards abort, negative towards accept."""
+    return llr(error_ratio, 1.0, gate.hypotheses)
 
 
 def expected_requests(gate: Gate, error_ratio: float) -> float:
@@ -206,72 +258,138 @@ def expected_requests(gate: Gate, error_ratio: float) -> float:
 # ---- the PromQL ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CountsQL:
+    """``Counts`` as PromQL: recorded sums per hash, or a kind's inline sums."""
+
+    requests: str
+    errors: str
+    squares: str
+    steps: str
+
+
+def _llr(errors: str, requests: str, good: float | str, bad: float | str) -> str:
+    """The statistic in PromQL; fixed hypotheses have their coefficients computed here (PromQL's
+    ``ln`` takes vectors only), moved ones are vectors."""
+    if isinstance(good, float) and isinstance(bad, float):
+        per_error, per_success = coefficients(Hypotheses(good, bad))
+        return f"{errors} * {per_error!r} + ({requests} - {errors}) * {per_success!r}"
+    return (
+        f"{errors} * ln({bad} / {good}) + ({requests} - {errors}) * "
+        f"ln((1 - {bad}) / (1 - {good}))"
+    )
+
+
+def dispersion_ql(c: CountsQL) -> str:
+    """``dispersion()``: 1 where the estimate is NaN (no errors, or only errors) or below 1."""
+    n, x, q, k = c.requests, c.errors, c.squares, c.steps
+    pearson = f"({q} - {x} ^ 2 / {n}) / ({x} / {n} * (1 - {x} / {n}))"
+    return f"({pearson} + {NU!r}) / ({k} - 1 + {NU!r}) > 1 or {n} * 0 + 1"
+
+
+def stable_ratio_ql(stable: CountsQL, phi: str) -> str:
+    """``stable_ratio()``; nothing where stable had no traffic."""
+    x = f"({stable.errors} + 1)"
+    return f"({x} + {Z!r} * sqrt({phi} * {x})) / ({stable.requests} > 0)"
+
+
+def evidence_ql(
+    gate: Gate, canary: CountsQL, stable: CountsQL, phi: str, stable_phi: str, ratio: str
+) -> dict[str, str]:
+    """``evidence()`` as PromQL, one expression per element of ``EVIDENCE``."""
+    n, x = canary.requests, canary.errors
+    h = gate.hypotheses
+    absolute = f"({_llr(x, n, h.good, h.bad)}) / {phi}"
+    judged = absolute
+    if gate.compare:
+        bad_cap = max(h.bad, BAD_CAP)
+        good_cap = max(h.good, GOOD_CAP_SHARE * bad_cap)
+        good = f"clamp({ratio}, {number(h.good)}, {number(good_cap)})"
+        bad = f"clamp({number(gate.margin)} * {ratio}, {number(h.bad)}, {number(bad_cap)})"
+        # no stable traffic over the canary's period yet: no baseline, so no verdict to abort on
+        judged = f"({_llr(x, n, good, bad)}) / {phi} or {n} * 0 + NaN"
+    parts = {
+        "judged": judged,
+        "canary": absolute,
+        "canary_errors": x,
+        "canary_requests": n,
+        "stable_errors": f"{stable.errors} or {n} * 0",
+        "stable_requests": f"{stable.requests} or {n} * 0",
+        "stable": f"({_llr(stable.errors, stable.requests, h.good, h.bad)}) / {stable_phi}"
+                  f" or {n} * 0",
+        "dispersion": phi,
+        "steps": canary.steps,
+    }
+    assert tuple(parts) == EVIDENCE
+    return parts
+
+
 def _hash(arg: str) -> tuple[Matcher, ...]:
     return (Matcher(HASH_LABEL, "=", "{{args.%s}}" % arg),)  # noqa: UP031 (Argo's braces)
 
 
-def _llr(errors: str, requests: str, good: float | str, bad: float | str) -> str:
-    """The statistic in PromQL; fixed hypotheses have their logarithms computed here (PromQL's
-    ``ln`` takes vectors only), moved ones are vectors."""
-    if isinstance(good, float) and isinstance(bad, float):
-        per_error = repr(math.log(bad / good))
-        per_success = repr(math.log((1 - bad) / (1 - good)))
-        return f"({errors}) * {per_error} + (({requests}) - ({errors})) * {per_success}"
+def _inline_counts(gate: Gate, step: str, lookback: str) -> tuple[CountsQL, CountsQL]:
+    """A kind whose expressions aggregate the hash away: canary and stable counts computed in
+    the query from ``rate()`` over two steps, summed step by step (approximate)."""
+    seconds = durations.parse(step)
+    window = durations.format_seconds(2 * seconds)
+
+    def parts(arg: str) -> tuple[str, str, str]:
+        events: Events = gate.slo.events.with_matchers(_hash(arg))
+        n = f"({events.total(window)} * {seconds} > 0)"
+        x = f"(({events.bad(window)} or vector(0)) * {seconds} and {n})"
+        return n, x, f"({x} ^ 2 / {n})"
+
+    canary_n = parts(CANARY_HASH_ARG)[0]
+
+    def sums(arg: str, during: str | None) -> CountsQL:
+        def over(expr: str, fn: str = "sum_over_time") -> str:
+            if during is not None:
+                expr = f"{expr} and on () {during}"
+            return f"sum({fn}(({expr})[{lookback}:{step}]))"
+
+        n, x, q = parts(arg)
+        return CountsQL(over(n), f"({over(x)} or vector(0))", over(q),
+                        over(n, "count_over_time"))
+
+    return sums(CANARY_HASH_ARG, None), sums(STABLE_HASH_ARG, canary_n)
+
+
+def _evidence_selector(gate: Gate, name: str) -> str:
+    slo = gate.slo
     return (
-        f"({errors}) * ln(({bad}) / ({good})) + (({requests}) - ({errors})) * "
-        f"ln((1 - ({bad})) / (1 - ({good})))"
+        f'{names.CANARY_EVIDENCE}{{{names.LABEL_SERVICE}="{slo.service.name}",'
+        f'{names.LABEL_SLO}="{slo.slo.name}",{HASH_LABEL}="{{{{args.{CANARY_HASH_ARG}}}}}",'
+        f'{EVIDENCE_LABEL}="{name}"}}'
     )
 
 
-def _labelled(expr: str, name: str) -> str:
-    return f'label_replace({expr}, "{EVIDENCE_LABEL}", "{name}", "", "")'
+def recorded(gate: Gate) -> bool:
+    """The gate reads recorded evidence (``delivery/evidence.py``), not inline PromQL."""
+    return gate.slo.events.step_counts("1m", "1m", (HASH_LABEL,)) is not None
 
 
-def query(gate: Gate, lookback: str, scrape_seconds: int) -> str:
-    """The instant query whose result is ``EVIDENCE`` for the canary and stable hashes."""
-    canary: Events = gate.slo.events.with_matchers(_hash(CANARY_HASH_ARG))
-    stable: Events = gate.slo.events.with_matchers(_hash(STABLE_HASH_ARG))
-    requests, errors = canary.counts(lookback)
-    present = f"count({canary.total_selector.render()})"
-    step_seconds = STABLE_STEP_SCRAPES * scrape_seconds
-    step = durations.format_seconds(step_seconds)
-    rate_window = durations.format_seconds(STABLE_RATE_SCRAPES * scrape_seconds)
-
-    def while_canary(rate: str) -> str:
-        return f"(sum_over_time(({rate} and on() {present})[{lookback}:{step}]) * {step_seconds})"
-
-    stable_requests = while_canary(stable.total(rate_window))
-    stable_errors = while_canary(f"({stable.bad(rate_window)} or vector(0))")
-    h = gate.hypotheses
-    good, bad = number(h.good), number(h.bad)
-    judged = _llr(errors, requests, h.good, h.bad)
-    if gate.compare:
-        ratio = f"({stable_errors} / ({stable_requests} > 0))"
-        bad_cap = max(h.bad, BAD_CAP)
-        good_cap = max(h.good, GOOD_CAP_SHARE * bad_cap)
-        moved_good = f"clamp({ratio}, {good}, {number(good_cap)})"
-        moved_bad = f"clamp({number(gate.margin)} * {ratio}, {bad}, {number(bad_cap)})"
-        # no stable traffic over the canary's period yet: no baseline, so no verdict to abort on
-        judged = f"({_llr(errors, requests, moved_good, moved_bad)} or vector(NaN))"
-    parts = {
-        "judged": judged,
-        "canary": _llr(errors, requests, h.good, h.bad),
-        "canary_errors": errors,
-        "canary_requests": requests,
-        "stable_errors": f"({stable_errors} or vector(0))",
-        "stable_requests": f"({stable_requests} or vector(0))",
-        "stable": f"({_llr(stable_errors, stable_requests, h.good, h.bad)} or vector(0))",
-    }
-    assert tuple(parts) == EVIDENCE
-    vector = " or ".join(_labelled(expr, name) for name, expr in parts.items())
-    return f"({vector}) and on() ({requests} > 0)"
+def query(gate: Gate, lookback: str, step: str) -> str:
+    """The instant query whose result is ``EVIDENCE`` for the canary hash: the recorded
+    evidence, one line per element, in order."""
+    if recorded(gate):
+        return "\nor ".join(_evidence_selector(gate, name) for name in EVIDENCE)
+    canary, stable = _inline_counts(gate, step, lookback)
+    phi, stable_phi = dispersion_ql(canary), dispersion_ql(stable)
+    parts = evidence_ql(gate, canary, stable, f"({phi})", f"({stable_phi})",
+                        f"({stable_ratio_ql(stable, f'({stable_phi})')})")
+    vector = "\nor ".join(
+        f'label_replace({expr}, "{EVIDENCE_LABEL}", "{name}", "", "")'
+        for name, expr in ((k, f"({v})") for k, v in parts.items())
+    )
+    return f"({vector})\nand on () ({canary.requests} > 0)"
 
 
 # ---- Argo conditions -------------------------------------------------------------------------
 
 
 def _has_evidence() -> str:
-    return f"len(result) == {len(EVIDENCE)}"
+    return f"len(result) == {len(EVIDENCE)} && result[{STEPS}] >= {MIN_STEPS}"
 
 
 def passes(gate: Gate) -> str:
@@ -283,13 +401,16 @@ def fails(gate: Gate) -> str:
 
 
 def not_failing(gate: Gate) -> str:
-    return f"{_has_evidence()} && result[{JUDGED}] < {number(gate.abort)}"
+    return (
+        f"len(result) == {len(EVIDENCE)} && "
+        f"(result[{STEPS}] < {MIN_STEPS} || result[{JUDGED}] < {number(gate.abort)})"
+    )
 
 
 def no_shared_incident(gate: Gate) -> str:
     """False only while canary and stable are both bad and the canary is not worse."""
     a = number(gate.abort)
     return (
-        f"len(result) < {len(EVIDENCE)} || result[{CANARY}] < {a} || "
-        f"result[{STABLE}] < {a} || result[{JUDGED}] >= {a}"
+        f"len(result) < {len(EVIDENCE)} || result[{STEPS}] < {MIN_STEPS} || "
+        f"result[{CANARY}] < {a} || result[{STABLE}] < {a} || result[{JUDGED}] >= {a}"
     )

@@ -85,3 +85,12 @@ STABLE_HASH_ARG = "stable-hash"
 # `app.kubernetes.io/part-of` of what the program renders.
 PART_OF_WORKLOADS = "core-services"
 PART_OF_SLO = "slo"
+
+# The canary judge's evidence, recorded per pod template hash every scrape interval
+# (delivery/evidence.py): events over one step counted exactly from the counters, the errors'
+# square over the requests (the dispersion estimate), the same for the service's other hashes
+# (stable) in the same step, their sums over the evidence window, and the judge's statistics.
+CANARY_REQUESTS_STEP = "slo:canary_requests:step"
+CANARY_ERRORS_STEP = "slo:canary_errors:step"
+CANARY_SQUARES_STEP = "slo:canary_errors_squared_per_request:step"
+CANARY_EVIDENCE = "slo:canary_evidence:value"

@@ -70,6 +70,25 @@ def _rate_by(selector: promql.Selector, interval: str, by: tuple[str, ...] = ())
     return f"sum{grouping} (rate({selector.render()}[{interval}]))"
 
 
+def _increments(selector: promql.Selector, step: str, memory: str, keep: str,
+                value: str = "{}") -> str:
+    """Per series, what its counter gained over one ``step``, exactly: the new sample minus the
+    last one at least ``step`` before it (within ``memory``), or the whole new sample where the
+    counter restarted from zero (a reset, or a series that is new or came back after a
+    restart). ``value`` maps a sample to the counted number (``{}``: the sample itself);
+    ``keep`` filters series (``and on(...) (...)``)."""
+    sel = selector.render()
+    now = value.format(sel)
+    before = value.format(f"last_over_time({sel}[{memory}] offset {step})")
+    increments = f"(({now} - {before}) >= 0 or {now})"
+    return f"({increments} {keep})" if keep else increments
+
+
+def _sum_increments(selector: promql.Selector, step: str, memory: str, by: tuple[str, ...],
+                    keep: str, value: str = "{}") -> str:
+    return f"sum by ({', '.join(by)}) {_increments(selector, step, memory, keep, value)}"
+
+
 def _none_as_zero(expr: str, like: str, by: tuple[str, ...]) -> str:
     """``expr``, or 0 where it has no series: per group of ``like`` when grouped."""
     return f"({expr} or 0 * {like})" if by else f"({expr} or vector(0))"
@@ -120,6 +139,14 @@ class Events:
         extrapolation of ``increase()``, for series that start at zero (a new pod's counters).
         """
         raise NotImplementedError
+
+    def step_counts(
+        self, step: str, memory: str, by: tuple[str, ...], keep: str = ""
+    ) -> tuple[str, str] | None:
+        """(all, bad) events per ``by`` group over one ``step``, counted exactly from the
+        counters across restarts, lazily created and stale series (see ``_increments``); None
+        where the kind's expressions cannot be split by label. ``keep`` filters series."""
+        return None
 
     def with_matchers(self, extra: tuple[promql.Matcher, ...]) -> Events:
         """The same events restricted by ``extra`` (e.g. one pod-template hash)."""
@@ -184,6 +211,17 @@ class RatioEvents(Events):
     @property
     def bad_series_optional(self) -> bool:
         return self.bad_selector is not None
+
+    def step_counts(
+        self, step: str, memory: str, by: tuple[str, ...], keep: str = ""
+    ) -> tuple[str, str] | None:
+        total = _sum_increments(self.total_selector, step, memory, by, keep)
+        if self.bad_selector is not None:
+            bad = _sum_increments(self.bad_selector, step, memory, by, keep)
+            return total, _none_as_zero(bad, total, by)
+        assert self.good_selector is not None
+        good = _sum_increments(self.good_selector, step, memory, by, keep)
+        return total, f"({total} - {_none_as_zero(good, total, by)})"
 
     def window_queries(self) -> dict[str, str]:
         if self.good_selector is None:
@@ -250,6 +288,15 @@ class NativeLatencyEvents(Events):
     def counts(self, lookback: str, by: tuple[str, ...] = ()) -> tuple[str, str]:
         histogram = _sum_last(self.total_selector, lookback, by)
         return f"histogram_count({histogram})", self._slow(histogram)
+
+    def step_counts(
+        self, step: str, memory: str, by: tuple[str, ...], keep: str = ""
+    ) -> tuple[str, str] | None:
+        count = "histogram_count({})"
+        total = _sum_increments(self.total_selector, step, memory, by, keep, count)
+        slow = _sum_increments(self.total_selector, step, memory, by, keep,
+                               self._slow("{}").replace("{}", "{0}"))
+        return total, slow
 
     def describe(self) -> str:
         return f"latency under {self.threshold:g}s (native `{self.total_selector.metric}`)"

@@ -1,0 +1,190 @@
+"""The canary judge's evidence, recorded once per scrape interval per pod template hash.
+
+Why recorded. Every gate measurement needs the canary's and stable's events over the canary's
+whole life; computing them from the raw counters at each measurement re-reads hours of every
+series. A recording rule group (evaluated every scrape interval, the ``step``) writes, per SLO
+and per ``rollouts_pod_template_hash``, what the counters gained over that one step:
+
+- ``slo:canary_requests:step`` (only where it is above zero: a step with traffic),
+- ``slo:canary_errors:step``,
+- ``slo:canary_errors_squared_per_request:step`` = errors^2 / requests of the step, from which
+  the judge estimates how much more the errors vary from step to step than independent requests
+  would (``delivery/judge.py``, dispersion).
+
+Exact across restarts. Each series' gain over a step is its new sample minus its last sample at
+least a step before (looked for within ``MEMORY``), or the whole new sample where the counter
+started again from zero: a container restart (a reset), a new pod, or an error series a client
+library creates at its first error (again after each restart). Summing the steps telescopes to
+every request counted once: nothing is extrapolated (``increase()`` would), and an error series
+that went stale at a restart cannot outlive the requests it came from (``last_over_time`` of the
+counters did). What a crashed process served after its last scrape was never scraped and is lost
+to requests and errors alike. Two limits: the steps telescope as long as the rule group does not
+skip evaluations (``prometheus_rule_group_iterations_missed_total``), and a series that comes
+back after more than ``MEMORY`` without samples is counted from zero again.
+
+Warm-up. With a service's ``warmUp``, a step of a series counts only while its pod (the
+``prometheus.podLabel`` label) has been scraped for the whole warm-up with no counter reset, so a
+pod that is new or restarted warms up, to within one scrape interval. Warm-up requests still count
+in the SLO's own rules; only the verdict leaves them out.
+
+Kinds whose expressions aggregate the hash away (the ``query`` kind) cannot be recorded per hash;
+their gates compute the same steps inline from ``rate()`` (extrapolated, approximate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from delivery import judge
+from delivery.config import PrometheusConfig, ServiceDeployment, go_seconds
+from delivery.judge import Gate
+from slo import conventions as names
+from slo import durations
+
+# How far back a series' previous sample is looked for: a restart or a Prometheus outage
+# shorter than this loses nothing.
+MEMORY_SECONDS = 300
+MEMORY_STEPS = 20
+# What each hash's steps are summed into, and the same for the service's other hashes.
+PARTS = ("requests", "errors", "squares", "steps")
+STEP_RECORDS = {"requests": names.CANARY_REQUESTS_STEP, "errors": names.CANARY_ERRORS_STEP,
+                "squares": names.CANARY_SQUARES_STEP}
+
+
+def step_record(part: str, others: bool) -> str:
+    return STEP_RECORDS[part].replace("canary_", "canary_others_") if others else STEP_RECORDS[part]
+
+
+def sum_record(part: str, others: bool) -> str:
+    return f"slo:canary_{'others_' if others else ''}{part}:sum"
+
+
+def dispersion_record(others: bool) -> str:
+    return f"slo:canary_{'others_' if others else ''}dispersion:ratio"
+
+
+OTHERS_RATIO = "slo:canary_others_error:ratio_upper"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One gate's recorded evidence on a stack."""
+
+    gate: Gate
+    step: str  # the scrape interval: the group's evaluation interval
+    window: str  # the evidence window the sums run over
+    warm_up: str | None
+    pod_label: str
+
+    @property
+    def memory(self) -> str:
+        step = durations.parse(self.step)
+        return durations.format_seconds(max(MEMORY_SECONDS, MEMORY_STEPS * step))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        slo = self.gate.slo
+        return {names.LABEL_SERVICE: slo.service.name, names.LABEL_SLO: slo.slo.name}
+
+    def _mine(self, record: str) -> str:
+        matchers = ",".join(f'{k}="{v}"' for k, v in self.labels.items())
+        return f"{record}{{{matchers}}}"
+
+    def _keep(self) -> str:
+        if self.warm_up is None:
+            return ""
+        by = f"{self.pod_label}, {names.HASH_LABEL}"
+        sel = self.gate.slo.events.total_selector.render()
+        scrapes = max(1, go_seconds(self.warm_up) // durations.parse(self.step))
+        return (
+            f"and on ({by}) (max by ({by}) (count_over_time({sel}[{self.warm_up}])) >= {scrapes}"
+            f" unless on ({by}) max by ({by}) (resets({sel}[{self.warm_up}])) > 0)"
+        )
+
+    def expressions(self) -> tuple[str, str] | None:
+        """(requests, errors) per hash over one step, or None for a kind recorded inline."""
+        return self.gate.slo.events.step_counts(
+            self.step, self.memory, (names.HASH_LABEL,), self._keep()
+        )
+
+    def _rule(self, record: str, expr: str, **extra: str) -> dict[str, Any]:
+        return {"record": record, "expr": expr, "labels": {**self.labels, **extra}}
+
+    def _steps(self, requests: str, errors: str) -> list[dict[str, Any]]:
+        rules = []
+        for others in (False, True):
+            n, x = (self._mine(step_record(p, others)) for p in ("requests", "errors"))
+            on_hash = f"on ({names.HASH_LABEL})"
+            if others:  # all hashes but this one, in the steps this one had traffic in
+                own = {p: self._mine(step_record(p, False)) for p in PARTS[:3]}
+                requests, errors, squares = (
+                    f"sum({own[p]}) - on () group_right {own[p]}" for p in PARTS[:3]
+                )
+            else:
+                squares = f"{x} ^ 2 / {on_hash} {n}"
+            rules += [
+                self._rule(step_record("requests", others), f"{requests} > 0"),
+                self._rule(step_record("errors", others), f"({errors}) and {on_hash} {n}"),
+                self._rule(step_record("squares", others),
+                           f"({squares}) and {on_hash} {n}" if others else squares),
+            ]
+        return rules
+
+    def _sums(self) -> list[dict[str, Any]]:
+        rules = []
+        for others in (False, True):
+            for part in PARTS:
+                fn = "count_over_time" if part == "steps" else "sum_over_time"
+                step = self._mine(step_record("requests" if part == "steps" else part, others))
+                rules.append(self._rule(sum_record(part, others), f"{fn}({step}[{self.window}])"))
+        return rules
+
+    def _counts(self, others: bool) -> judge.CountsQL:
+        n, x, q, k = (self._mine(sum_record(p, others)) for p in PARTS)
+        return judge.CountsQL(requests=n, errors=x, squares=q, steps=k)
+
+    def _statistics(self) -> list[dict[str, Any]]:
+        canary, others = self._counts(False), self._counts(True)
+        rules = [
+            self._rule(dispersion_record(False), judge.dispersion_ql(canary)),
+            self._rule(dispersion_record(True), judge.dispersion_ql(others)),
+            self._rule(OTHERS_RATIO, judge.stable_ratio_ql(others,
+                                                           self._mine(dispersion_record(True)))),
+        ]
+        parts = judge.evidence_ql(
+            self.gate, canary, others, self._mine(dispersion_record(False)),
+            self._mine(dispersion_record(True)), self._mine(OTHERS_RATIO),
+        )
+        for name, expr in parts.items():
+            rules.append(self._rule(names.CANARY_EVIDENCE, expr, **{judge.EVIDENCE_LABEL: name}))
+        return rules
+
+    def rules(self) -> list[dict[str, Any]]:
+        found = self.expressions()
+        if found is None:
+            return []
+        return self._steps(*found) + self._sums() + self._statistics()
+
+
+def recording(gate: Gate, deployment: ServiceDeployment, prometheus: PrometheusConfig,
+              window: str) -> Recording:
+    return Recording(gate, prometheus.scrape_interval, window, deployment.warm_up,
+                     prometheus.pod_label)
+
+
+def rule_name(service: str) -> str:
+    return f"{service}-canary-evidence"
+
+
+def group_name(service: str) -> str:
+    return f"slo-canary-evidence-{service}"
+
+
+def rule_group(service: str, recordings: list[Recording]) -> dict[str, Any] | None:
+    """The service's evidence group (rules in order: later ones read earlier ones at the same
+    evaluation), or None when no gated SLO is recorded."""
+    rules = [rule for r in recordings for rule in r.rules()]
+    if not rules:
+        return None
+    return {"name": group_name(service), "interval": recordings[0].step, "rules": rules}
