@@ -84,34 +84,80 @@ def test_walds_sample_size_at_the_bad_hypothesis():
     assert judge.expected_requests(gate, 0.0) == pytest.approx(requests_to_pass_clean(gate), abs=1)
 
 
+def steady(errors: float, requests: float, steps: int = 20) -> judge.Counts:
+    """Counts spread evenly over ``steps``: no over-dispersion."""
+    return judge.Counts(requests, errors, squares=errors**2 / requests, steps=steps)
+
+
 def test_stable_moves_the_hypotheses_only_when_it_is_worse_than_good():
     h = judge.Hypotheses(0.001, 0.01)
-    assert judge.adjusted(h, 5, 10_000, margin=2) == h  # stable at 0.05%: unchanged
-    assert judge.adjusted(h, 0, 0, margin=2) == h  # no stable traffic: unchanged
-    shared = judge.adjusted(h, 100, 10_000, margin=2)  # stable at 1%, i.e. 10x
+    assert judge.adjusted(h, 0.0005, margin=2) == h  # stable at 0.05%: unchanged
+    shared = judge.adjusted(h, 0.01, margin=2)  # stable at 1%, i.e. 10x
     assert shared == judge.Hypotheses(good=0.01, bad=0.02)
-    outage = judge.adjusted(h, 10_000, 10_000, margin=2)  # stable failing everything
+    outage = judge.adjusted(h, 1.0, margin=2)  # stable failing everything
     assert 0 < outage.good < outage.bad < 1
+
+
+def test_stables_ratio_is_read_at_its_upper_bound_which_tightens_with_traffic():
+    # 10 errors in 1,000 requests: (11 + 2.33 sqrt(11)) / 1000
+    assert judge.stable_ratio(steady(10, 1_000)) == pytest.approx(0.018727, rel=1e-4)
+    assert judge.stable_ratio(steady(1_000, 100_000)) == pytest.approx(0.01075, rel=1e-3)
+    # a stable whose errors come in bursts is known less precisely
+    bursty = judge.Counts(1_000, 10, squares=100 / 50, steps=20)  # all 10 errors in one step
+    assert judge.stable_ratio(bursty) > judge.stable_ratio(steady(10, 1_000))
+
+
+def test_independent_errors_keep_the_dispersion_at_one():
+    assert judge.dispersion(steady(10, 10_000)) == 1.0
+    assert judge.dispersion(judge.Counts(10_000, 0, 0, 20)) == 1.0  # no errors
+    assert judge.dispersion(judge.Counts(100, 100, 100, 20)) == 1.0  # only errors
+
+
+def test_a_burst_counts_as_about_one_event_not_as_its_size():
+    # 20 steps of 50 requests; all 10 errors in one step: Pearson X2 = (2 - 0.01 * 10) / ...
+    burst = judge.Counts(1_000, 10, squares=10**2 / 50, steps=20)
+    q = 10 / 1_000
+    pearson = (2 - 10**2 / 1_000) / (q * (1 - q))
+    assert judge.dispersion(burst) == pytest.approx((pearson + judge.NU) / (19 + judge.NU))
+    assert 8 < judge.dispersion(burst) < 10
+    gate = gate_for("api-gateway", "error-rate")
+    values = judge.evidence(gate, burst, steady(50, 100_000))
+    assert values is not None
+    independent = judge.llr(10, 1_000, gate.hypotheses)
+    assert independent >= gate.abort  # ten independent errors would abort
+    assert values[judge.CANARY] == pytest.approx(independent / judge.dispersion(burst))
+    assert values[judge.JUDGED] < gate.abort  # one burst does not
 
 
 def test_a_canary_as_bad_as_stable_cannot_fail_but_is_flagged_as_a_shared_incident():
     gate = gate_for("api-gateway", "error-rate")
-    both_bad = judge.evidence(gate, 100, 10_000, 1_000, 100_000)  # both at 1%
+    both_bad = judge.evidence(gate, steady(100, 10_000), steady(1_000, 100_000))  # both at 1%
     assert both_bad is not None
-    judged, canary, *_, stable = both_bad
+    judged, canary, *_ = both_bad
+    stable = both_bad[judge.STABLE]
     assert canary >= gate.abort and stable >= gate.abort  # each is bad on its own
     assert judged < gate.abort  # but the canary is not worse than stable: no abort
 
 
-def test_a_bad_canary_beside_a_healthy_stable_fails_as_fast_as_without_a_baseline():
+def test_a_shared_incident_with_as_little_stable_traffic_as_canary_is_not_an_abort():
     gate = gate_for("api-gateway", "error-rate")
-    values = judge.evidence(gate, 20, 1_000, 50, 100_000)  # canary 2%, stable 0.05%
+    # stable saw fewer errors than the canary by chance: 1% and 0.7% on 3,000 requests each
+    values = judge.evidence(gate, steady(30, 3_000), steady(21, 3_000))
+    assert values is not None
+    assert values[judge.CANARY] >= gate.abort and values[judge.STABLE] >= gate.abort
+    assert values[judge.JUDGED] < gate.abort
+
+
+def test_a_bad_canary_beside_a_healthy_stable_fails_almost_as_fast_as_without_a_baseline():
+    gate = gate_for("api-gateway", "error-rate")
+    values = judge.evidence(gate, steady(20, 1_000), steady(50, 100_000))  # 2% beside 0.05%
     assert values is not None
     assert values[judge.JUDGED] == values[judge.CANARY] >= gate.abort
 
 
 def test_no_canary_requests_is_no_evidence():
-    assert judge.evidence(gate_for("api-gateway", "error-rate"), 0, 0, 10, 1000) is None
+    gate = gate_for("api-gateway", "error-rate")
+    assert judge.evidence(gate, judge.Counts(0, 0), steady(10, 1000)) is None
 
 
 def test_hypotheses_must_be_ordered():
@@ -123,9 +169,16 @@ def test_without_stable_traffic_in_the_canarys_period_the_judged_statistic_canno
     import math
 
     gate = gate_for("api-gateway", "error-rate")
-    values = judge.evidence(gate, 50, 1_000, 0, 0)  # a bad canary, but no baseline yet
+    values = judge.evidence(gate, steady(50, 1_000), judge.Counts(0, 0))  # no baseline yet
     assert values is not None
     assert math.isnan(values[judge.JUDGED])
     assert values[judge.CANARY] >= gate.abort  # its own evidence is still shown
     ignoring = gate_for("api-gateway", "error-rate", baseline="ignore")
-    assert judge.evidence(ignoring, 50, 1_000, 0, 0)[judge.JUDGED] >= ignoring.abort
+    no_baseline = judge.evidence(ignoring, steady(50, 1_000), judge.Counts(0, 0))
+    assert no_baseline is not None and no_baseline[judge.JUDGED] >= ignoring.abort
+
+
+def test_no_verdict_before_the_minimum_of_steps():
+    gate = gate_for("api-gateway", "error-rate")
+    early = f"len(result) == {len(judge.EVIDENCE)} && result[{judge.STEPS}] >= {judge.MIN_STEPS}"
+    assert judge.passes(gate).startswith(early) and judge.fails(gate).startswith(early)
