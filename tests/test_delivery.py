@@ -13,6 +13,7 @@ from delivery import judge, rollout
 from delivery.canary import bodies
 from delivery.config import DeliveryConfig, ServiceDeployment, parse_stack
 from delivery.routers import ROUTERS, replica_split
+from slo import conventions as names
 from slo.loader import load_catalogue, parse_catalogue
 from slo.model import resolve_all
 from slo.problems import ConfigError
@@ -144,15 +145,27 @@ def test_abort_boundary_splits_the_false_abort_risk_over_the_enforced_slos():
         assert metric["failureCondition"].endswith(">= 7.60090245954")  # ln(2000)
 
 
-def test_queries_parse_and_read_the_canary_and_the_stable_pods():
-    for metric in render("agent-runner").templates["gate"]["spec"]["metrics"]:
+def test_queries_read_the_recorded_evidence_of_the_canary_in_order():
+    b = render("agent-runner")
+    assert b.evidence_rule is not None
+    recorded = {
+        (r["labels"]["slo"], r["labels"][judge.EVIDENCE_LABEL])
+        for g in b.evidence_rule["spec"]["groups"] for r in g["rules"]
+        if r["record"] == names.CANARY_EVIDENCE
+    }
+    for metric in b.templates["gate"]["spec"]["metrics"]:
         query = metric["provider"]["prometheus"]["query"]
-        promql_parser.parse(query.replace("{{args.canary-hash}}", "c").replace(
-            "{{args.stable-hash}}", "s"))
-        assert 'rollouts_pod_template_hash="{{args.canary-hash}}"' in query
-        assert 'rollouts_pod_template_hash="{{args.stable-hash}}"' in query
-        assert all(f'"evidence", "{name}"' in query for name in judge.EVIDENCE)
-        assert "last_over_time(" in query  # evidence over the canary's life, no sliding rate
+        promql_parser.parse(query.replace("{{args.canary-hash}}", "c"))
+        lines = query.split("\n")
+        assert len(lines) == len(judge.EVIDENCE)
+        for line, name in zip(lines, judge.EVIDENCE, strict=True):
+            assert 'rollouts_pod_template_hash="{{args.canary-hash}}"' in line
+            assert f'evidence="{name}"' in line
+            assert (metric["name"], name) in recorded
+    for group in b.evidence_rule["spec"]["groups"]:
+        for rule in group["rules"]:
+            promql_parser.parse(rule["expr"])
+        assert group["interval"] == STACKS["dev"].prometheus.scrape_interval
 
 
 def test_background_aborts_on_the_same_statistic_and_pauses_on_a_shared_incident():
@@ -228,9 +241,13 @@ def test_native_histogram_latency_slos_gate_canaries():
     cfg = parse_stack(values, "Pulumi.dev.yaml")
     b = bodies("api", "api", resolve_all(catalogue), cfg)
     query = metrics(b.templates["gate"])["latency"]["provider"]["prometheus"]["query"]
-    assert "histogram_fraction(0, 2, sum(last_over_time(http_request_duration_seconds{" in query
-    promql_parser.parse(query.replace("{{args.canary-hash}}", "c").replace(
-        "{{args.stable-hash}}", "s"))
+    promql_parser.parse(query.replace("{{args.canary-hash}}", "c"))
+    assert b.evidence_rule is not None
+    steps = [r["expr"] for r in b.evidence_rule["spec"]["groups"][0]["rules"]][:2]
+    assert "histogram_count(http_request_duration_seconds{" in steps[0]
+    assert "histogram_fraction(0, 2, last_over_time(http_request_duration_seconds{" in steps[1]
+    for expr in steps:
+        promql_parser.parse(expr)
     validate(b.templates["gate"])
 
 

@@ -79,7 +79,9 @@ def test_every_stack_file_renders_and_every_object_fits_its_schema(rendered):
 
 def test_rendered_rules_pass_promtool(rendered):
     files = sorted((rendered / "rules").glob("*.yml"))
-    assert len(files) == 3
+    # one SLO rule file and one of the canary judge's recorded evidence per service
+    assert len(files) == 6
+    assert len([f for f in files if f.name.endswith("-canary-evidence.yml")]) == 3
     result = subprocess.run(
         ["promtool", "check", "rules", *map(str, files)],
         capture_output=True,
@@ -209,6 +211,7 @@ def test_canary_service_children_are_parented_and_named(mocks):
             "canary",
             "ingress",
             "podmonitor",
+            "evidence",
         ):
             assert f"api-gateway-{child}" in names, child
         rollout = names["api-gateway-rollout"].inputs
@@ -219,7 +222,7 @@ def test_canary_service_children_are_parented_and_named(mocks):
         gate = names["api-gateway-gate"].inputs
         assert gate["spec"]["metrics"][0]["provider"]["prometheus"]["address"] == "http://prom:9090"
         parented = [u for u in _urns() if "slo-canary:delivery:CanaryService$" in u]
-        assert len(parented) == 9
+        assert len(parented) == 10
 
     return svc.rollout.urn.apply(check)
 
@@ -381,8 +384,12 @@ def test_a_native_histogram_catalogue_renders_through_the_whole_program(tmp_path
     assert len(gates) == 1, [o["metadata"]["name"] for o in objects]
     queries = {m["name"]: m["provider"]["prometheus"]["query"] for m in gates[0]["spec"]["metrics"]}
     assert set(queries) == {"latency", "errors"}
-    assert "histogram_fraction(0, 2, " in queries["latency"]
-    assert "rpc_duration_seconds{" in queries["latency"]
+    assert 'slo="latency"' in queries["latency"]
+    evidence = [o for o in objects if o["kind"] == "PrometheusRule"
+                and o["metadata"]["name"] == "rpc-api-canary-evidence"]
+    assert len(evidence) == 1
+    recorded = yaml.safe_dump(evidence[0]["spec"])
+    assert "histogram_fraction(0, 2, " in recorded and "rpc_duration_seconds{" in recorded
     rules = sorted((out / "rules").glob("*.yml"))
     assert rules
     check = subprocess.run(["promtool", "check", "rules", *map(str, rules)],
