@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from delivery import config
 from delivery.analysis import evidence_window
 from delivery.config import StackConfig, go_seconds
-from delivery.judge import Gate, expected_requests, gated, gates
+from delivery.judge import MIN_STEPS, Gate, expected_requests, gated, gates
 from delivery.routers import ROUTERS
 from slo import docs as slo_docs
 from slo.model import ResolvedSlo, number
@@ -123,8 +123,11 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
             "canaryRequestsPerMinuteNeeded": math.ceil(clean / (first_gate / 60)),
             "requestsToAbortAtBad": round(expected_requests(gate, gate.hypotheses.bad)),
         }
+    scrape = go_seconds(stack.prometheus.scrape_interval)
     return {
         "trafficShareByWeight": shares,
+        "minimumEvidenceMinutes": round(MIN_STEPS * scrape / 60, 1),
+        "warmUp": deployment.warm_up,
         "firstGateMinutes": round(first_gate / 60, 1),
         "evidenceWindow": evidence_window(stack.delivery),
         "gates": verdicts,
@@ -134,6 +137,18 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
 def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
     shares = ", ".join(f"{w} -> {s}" for w, s in summary["trafficShareByWeight"].items())
     lines = [f"{service}: canary weight -> real traffic share: {shares}"]
+    warm_up = summary["warmUp"]
+    excluded = (
+        f"a new or restarted pod's first {warm_up} of requests count in the SLO, not in the "
+        "verdict" if warm_up else "no warm-up: every canary request is evidence, a pod's "
+        "start-up errors included"
+    )
+    lines.append(
+        f"{service}: no verdict before {summary['minimumEvidenceMinutes']} min of canary "
+        f"traffic ({MIN_STEPS} scrape intervals); {excluded}; errors that come in bursts count "
+        "about as bursts, not as independent requests; Prometheus not answering is never a "
+        "verdict (the gate waits)"
+    )
     for name, gate in summary["gates"].items():
         times = ", ".join(f"{m} min at {r}" for r, m in gate["minutesToPass"].items())
         lines.append(

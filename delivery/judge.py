@@ -71,8 +71,8 @@ import math
 from dataclasses import dataclass
 
 from delivery.config import AnalysisConfig, Enforcement
-from slo import durations
 from slo import conventions as names
+from slo import durations
 from slo.conventions import CANARY_HASH_ARG, HASH_LABEL, STABLE_HASH_ARG
 from slo.model import Events, ResolvedSlo, number
 from slo.promql import Matcher

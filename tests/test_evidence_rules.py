@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 STACK = load_stack_file(ROOT / "Pulumi.prod.yaml")
 SLOS = by_service(resolve_all(load_catalogue(ROOT / STACK.catalogue)))
 PROMTOOL = shutil.which("promtool")
-SERIES = 'http_requests_total{{job="orchestrator",code="{code}",rollouts_pod_template_hash="{h}",pod="{pod}"}}'
+SERIES = (
+    'http_requests_total{{job="orchestrator",code="{code}",'
+    'rollouts_pod_template_hash="{h}",pod="{pod}"}}'
+)
 TRACE = {
     SERIES.format(code="200", h="c", pod="p1"): "0 10 20 30 5 15 25 35 45 55",
     SERIES.format(code="500", h="c", pod="p1"): "_ _ 1 2 stale _ 1 1 1 1",
@@ -52,7 +55,10 @@ def _promtool_test(tmp_path: Path, group: dict) -> subprocess.CompletedProcess[s
     (tmp_path / "rules.yml").write_text(dump({"groups": [group]}))
     expected = judge.evidence(_gate(), CANARY, STABLE)
     assert expected is not None
-    selector = 'slo:canary_evidence:value{{slo="error-rate",rollouts_pod_template_hash="c",evidence="{}"}}'
+    selector = (
+        'slo:canary_evidence:value{{slo="error-rate",rollouts_pod_template_hash="c",'
+        'evidence="{}"}}'
+    )
     test = {
         "rule_files": ["rules.yml"],
         "evaluation_interval": "30s",
@@ -64,8 +70,8 @@ def _promtool_test(tmp_path: Path, group: dict) -> subprocess.CompletedProcess[s
                     "expr": f"round({selector.format(name)}, 0.000001)",
                     "eval_time": "4m30s",
                     "exp_samples": [{
-                        "labels": "{evidence=\"%s\",rollouts_pod_template_hash=\"c\","
-                                  "service=\"orchestrator\",slo=\"error-rate\"}" % name,
+                        "labels": f'{{evidence="{name}",rollouts_pod_template_hash="c",'
+                                  'service="orchestrator",slo="error-rate"}',
                         "value": round(value, 6),
                     }],
                 }
