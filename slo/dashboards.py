@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,11 +113,12 @@ def service_dashboard(
 def _statistic_panel(
     slo: ResolvedSlo, statistic: CanaryStatistic, ds: model.DataSourceRef
 ) -> timeseries.Panel:
-    """The canary judge's log likelihood ratio per pod template hash, with its boundaries."""
-    total, bad = slo.events.counts(statistic.lookback, by=(CANARY_LABEL,))
-    per_bad = repr(math.log(statistic.bad / statistic.good))
-    per_good = repr(math.log((1 - statistic.bad) / (1 - statistic.good)))
-    expr = f"{bad} * {per_bad} + ({total} - {bad}) * {per_good}"
+    """The canary judge's statistic per pod template hash, as Prometheus records it for the
+    AnalysisRuns (``delivery/evidence.py``), with its boundaries."""
+    expr = (
+        f'{names.CANARY_EVIDENCE}{{{names.LABEL_SERVICE}="{slo.service.name}",'
+        f'{names.LABEL_SLO}="{slo.slo.name}",evidence="judged"}}'
+    )
     return (
         _timeseries(f"{slo.slo.name}: canary verdict statistic", ds, 12)
         .description(

@@ -421,6 +421,10 @@ def test_service_dashboards_plot_the_judges_statistic_for_each_pod_template():
     for panel in panels:
         expr = panel["targets"][0]["expr"]
         promql_parser.parse(expr)
-        assert "sum by (rollouts_pod_template_hash) (last_over_time(" in expr
+        # the statistic the AnalysisRuns decide on, as the evidence rules record it per hash
+        name = panel["title"].split(":")[0]
+        assert expr == (
+            f'slo:canary_evidence:value{{service="api-gateway",slo="{name}",evidence="judged"}}'
+        )
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
         assert steps[-1]["value"] == pytest.approx(statistics[panel["title"].split(":")[0]].abort)
