@@ -101,6 +101,7 @@ bench: setup prometheus
 	$(WITH_PROMETHEUS) $(PY) bench/canary_judgement.py
 	$(WITH_PROMETHEUS) $(PY) bench/rules_bench.py
 	$(WITH_PROMETHEUS) $(PY) bench/eval_cost.py
+	$(WITH_PROMETHEUS) $(PY) bench/gate_query_cost.py
 
 e2e-tools:
 	bash e2e/tools/build.sh
