@@ -75,6 +75,8 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     prometheus_url: str = ""
     simulator_url: str = ""
+    prometheus: LocalPrometheus | None = None
+    rules_dir: Path | None = None  # the directory Prometheus reads rule files (*.yml) from
 
     # ------------------------------------------------------------------ processes
 
@@ -160,6 +162,42 @@ class Stack:
         with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/alerts", timeout=10) as resp:
             return list(json.load(resp)["data"]["alerts"])
 
+    def stop_prometheus(self) -> None:
+        """Stop the real Prometheus process (SIGTERM, as a restart or an upgrade of the
+        monitoring stack does); its TSDB directory stays."""
+        assert self.prometheus is not None and self.prometheus.proc is not None
+        self.stop(self.prometheus.proc)
+        self.prometheus.proc = None
+
+    def start_prometheus_again(self) -> None:
+        """Start Prometheus again with the same command: same port, config and TSDB."""
+        assert self.prometheus is not None and self.prometheus.proc is None
+        self.prometheus.start(timeout=120, spawn=lambda argv: self.start("prometheus", argv))
+
+    def reload_prometheus(self, timeout: float = 30) -> None:
+        """Have Prometheus read its configuration and rule files again (SIGHUP) and wait until
+        it says it did, successfully."""
+        assert self.prometheus is not None and self.prometheus.proc is not None
+        before = time.time()
+        self.prometheus.proc.send_signal(signal.SIGHUP)
+
+        def reloaded() -> Observation:
+            with urllib.request.urlopen(f"{self.prometheus_url}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+            values = {
+                name: float(value)
+                for name, value in (
+                    line.split(" ", 1) for line in text.splitlines()
+                    if line.startswith("prometheus_config_last_reload_success")
+                )
+            }
+            ok = values.get("prometheus_config_last_reload_successful") == 1 and values.get(
+                "prometheus_config_last_reload_success_timestamp_seconds", 0
+            ) >= int(before)
+            return Observation(ok, values)
+
+        wait_for("Prometheus to reload its rules", reloaded, timeout)
+
     def set_rate(self, service: str, rps: float) -> None:
         self._simulator("rate", service, rps)
 
@@ -171,6 +209,24 @@ class Stack:
             f"{self.simulator_url}/{what}/{service}/{value}", method="POST"
         )
         urllib.request.urlopen(request, timeout=10).close()
+
+    def simulator(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST ``body`` (JSON) to the simulator's ``/path``; its JSON answer, if any."""
+        data = json.dumps(body or {}).encode()
+        request = urllib.request.Request(
+            f"{self.simulator_url}/{path.strip('/')}",
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        return json.loads(text) if text else None
+
+    def simulated(self, service: str) -> dict[str, Any]:
+        """What the simulator served, per pod: its lifetime totals across restarts."""
+        with urllib.request.urlopen(f"{self.simulator_url}/served/{service}", timeout=10) as r:
+            return dict(json.load(r))
 
 
 def tools_bin() -> Path:
@@ -384,6 +440,8 @@ def start_simulator(stack: Stack, services: dict[str, str], rps: float) -> None:
 
 
 def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subprocess.Popen[bytes]:
+    """Prometheus scraping the simulator every second, with the rule files ``rules_dir/*.yml``
+    (the SLO rules, and the canary judge's evidence rules that :class:`Pulumi` keeps there)."""
     sim = stack.simulator_url.removeprefix("http://")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -401,8 +459,53 @@ def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subp
     prometheus = LocalPrometheus(config, stack.work, data_dir=stack.work / "tsdb")
     prometheus.start(spawn=lambda argv: stack.start("prometheus", argv))
     stack.prometheus_url = prometheus.url
+    stack.prometheus = prometheus
+    stack.rules_dir = rules_dir
     assert prometheus.proc is not None
     return prometheus.proc
+
+
+# ---------------------------------------------------------------------- evidence rules
+
+EVIDENCE_SUFFIX = "-canary-evidence.yml"
+
+
+def write_evidence_rules(
+    config: dict[str, Any], others: dict[str, str], out: Path, work: Path
+) -> bool:
+    """The canary judge's evidence rules for ``config`` (the ``slo-canary:`` settings), written
+    by the operator's command, ``python -m delivery rules --stack FILE -o DIR``, from a stack file
+    holding these settings, into ``out`` (where Prometheus reads ``*.yml``). On a cluster with
+    the Prometheus operator they are the ``<service>-canary-evidence`` PrometheusRules; this
+    Prometheus reads files. Returns whether any file changed."""
+    stack_file = work / "evidence-stack" / "Pulumi.e2e.yaml"
+    stack_file.parent.mkdir(parents=True, exist_ok=True)
+    raw = {f"slo-canary:{key}": value for key, value in config.items()}
+    raw.update({k: v for k, v in others.items()})
+    stack_file.write_text(yaml.safe_dump({"config": raw}, sort_keys=True))
+    fresh = work / "evidence-rules"
+    shutil.rmtree(fresh, ignore_errors=True)
+    ran = subprocess.run(
+        [sys.executable, "-m", "delivery", "rules", "--stack", str(stack_file), "-o", str(fresh)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if ran.returncode != 0:
+        raise RuntimeError(f"python -m delivery rules failed:\n{ran.stdout}{ran.stderr}")
+    written = {p.name: p.read_text() for p in fresh.glob("*.yml")}
+    if not written:
+        raise RuntimeError(f"python -m delivery rules wrote no rule file into {fresh}")
+    before = {p.name: p.read_text() for p in out.glob(f"*{EVIDENCE_SUFFIX}")}
+    if before == written:
+        return False
+    for name in set(before) - set(written):
+        (out / name).unlink()
+    for name, text in written.items():
+        (out / name).write_text(text)
+    return True
 
 
 # ---------------------------------------------------------------------- pulumi
@@ -428,6 +531,7 @@ class Pulumi:
         from pulumi import automation as auto
 
         self.auto = auto
+        self.target = stack
         home = stack.work / "pulumi"
         env = {
             **pulumi_env(home),
@@ -485,9 +589,21 @@ class Pulumi:
             for key, value in self.config.items()
         }
         values.update({k: self.auto.ConfigValue(value=v) for k, v in self.others.items()})
+        self.evidence_rules()
         self.stack.set_all_config(values)
         self.applied = copy.deepcopy(self.config)
         return self.stack.up(on_output=lambda line: None, color="never")
+
+    def evidence_rules(self) -> None:
+        """The evidence rules of the settings about to be applied, loaded into the cluster's
+        Prometheus before `pulumi up` (what the Prometheus operator does with the
+        ``<service>-canary-evidence`` PrometheusRules). They carry the stack's hypotheses,
+        windows and warm-up, so every change of settings changes them."""
+        stack = self.target
+        if stack.rules_dir is None or stack.prometheus is None:
+            return
+        if write_evidence_rules(self.config, self.others, stack.rules_dir, stack.work):
+            stack.reload_prometheus()
 
     @contextlib.contextmanager
     def override(self, **changes: Any) -> Iterator[None]:

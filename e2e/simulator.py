@@ -3,20 +3,34 @@
 KWOK makes pods Running without starting anything, so this process plays the service: every
 second it lists each service's Running pods, splits the service's request rate evenly over them
 (what a Service does when the canary weight is set by replica count), and counts requests,
-5xx responses and latencies per pod, labelled with the pod's real
+5xx responses and latencies per pod, labelled with the pod (``pod``) and its real
 ``rollouts_pod_template_hash``. Prometheus scrapes ``/metrics/<service>``.
 
 How a release behaves is read from its image tag: ``…-bad`` answers half of its requests with
 500, ``…-errors<share>`` (e.g. ``1.6.0-errors0.003``) that share of them, ``…-slow`` serves its
-requests in 3 s; anything else is healthy. ``POST /rate/<service>/<requests per second>`` changes
-a service's traffic (0 for none), and ``POST /errors/<service>/<share>`` makes every pod of a
-service fail at least that share of requests (an incident that is not a release).
+requests in 3 s; anything else is healthy. Everything else is set per scenario over HTTP:
+
+- ``POST /rate/<service>/<requests per second>``: the service's traffic (0 for none);
+- ``POST /errors/<service>/<share>``: every pod of the service fails at least that share of
+  requests (an incident that is not a release);
+- ``POST /lazy/<service>/<1|0>``: whether the service's pods create their error series
+  (``code="500"``) lazily, as client libraries do: absent until the pod's first error, and again
+  after each restart. Default 0: every series is created at 0 when the pod starts;
+- ``POST /restart/<service>/<pod or pod-template hash>``: the container restarts: its counters
+  (requests, errors, histogram) start again from 0, lazily created series disappear, and a
+  cold start (below) begins again. Answers the pods restarted and what each had served;
+- ``POST /inject/<service>/<pod or hash>/<n>``: the next ``n`` requests of each such pod fail;
+- ``POST /coldstart/<service>/<tag>`` with a JSON body: pods of the release ``tag`` fail their
+  first ``{"requests": N}`` requests, or ``{"share": s, "seconds": S}`` of their requests in
+  their first ``S`` seconds, after starting and after every restart; ``{}`` clears it;
+- ``GET /served/<service>``: per pod, everything it served in its life, restarts included
+  (the truth a verdict's counts are checked against).
 
 Counts are expected values (fractions of a request), so a scenario's error ratio is exact and
-every run sees the same numbers. A pod's counters start at zero: the tick that first sees a pod
-only registers it, so Prometheus scrapes it at 0 before any request (the canary judge sums the
-last value of every canary series, and a rate over a series that starts high would lose its
-first requests).
+every run sees the same numbers; injected and cold-start errors are whole requests where the
+rate allows. A pod's counters start at zero: the tick that first sees a pod only registers it,
+so Prometheus scrapes it at 0 before any request (the canary judge sums the last value of every
+canary series, and a rate over a series that starts high would lose its first requests).
 """
 
 from __future__ import annotations
@@ -37,10 +51,41 @@ BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 class PodCounters:
     namespace: str
     hash: str
-    requests: dict[str, float] = field(default_factory=lambda: {"200": 0.0, "500": 0.0})
+    lazy: bool = False  # the error series is created at the first error
+    requests: dict[str, float] = field(default_factory=dict)
     buckets: list[float] = field(default_factory=lambda: [0.0] * len(BUCKETS))
     count: float = 0.0
     total_seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic)  # registered or last restarted
+    served: float = 0.0  # requests since it started or restarted (its cold start)
+    inject: float = 0.0  # errors still to inject into its next requests
+    life_requests: float = 0.0  # everything it served, restarts included
+    life_errors: float = 0.0
+    restarts: int = 0
+
+    def __post_init__(self) -> None:
+        self.requests = {"200": 0.0} if self.lazy else {"200": 0.0, "500": 0.0}
+
+    def restart(self, lazy: bool) -> None:
+        """The container restarts: its counters start again from zero."""
+        self.lazy = lazy
+        self.__post_init__()
+        self.buckets = [0.0] * len(BUCKETS)
+        self.count = self.total_seconds = self.served = 0.0
+        self.started = time.monotonic()
+        self.restarts += 1
+
+
+def cold_start_errors(cold: dict[str, float], counters: PodCounters, requests: float,
+                      seconds: float, now: float) -> float:
+    """Errors of a cold start among the ``requests`` a pod serves in the tick ending ``now``."""
+    if "requests" in cold:
+        return max(0.0, min(requests, float(cold["requests"]) - counters.served))
+    if "seconds" in cold and seconds > 0:
+        age_end, age_start = now - counters.started, now - counters.started - seconds
+        inside = max(0.0, min(age_end, float(cold["seconds"])) - max(age_start, 0.0))
+        return requests * float(cold.get("share", 1.0)) * min(1.0, inside / seconds)
+    return 0.0
 
 
 def behaviour(image: str) -> tuple[float, float]:
@@ -62,6 +107,8 @@ class Simulator:
         self.kubectl = kubectl
         self.rates = dict.fromkeys(services, rps)
         self.incident = dict.fromkeys(services, 0.0)
+        self.lazy = dict.fromkeys(services, False)
+        self.cold: dict[tuple[str, str], dict[str, float]] = {}  # (service, tag) -> cold start
         self.pods: dict[str, dict[str, PodCounters]] = {s: {} for s in services}
         self.lock = threading.Lock()
 
@@ -100,18 +147,32 @@ class Simulator:
         for service, namespace in self.services.items():
             pods = self.running_pods(service)
             with self.lock:
+                now = time.monotonic()
                 rate = self.rates[service]
                 known = self.pods[service]
                 serving = [p for p in pods if p[0] in known]
                 for name, pod_hash, _ in pods:
-                    known.setdefault(name, PodCounters(namespace, pod_hash))
+                    known.setdefault(name, PodCounters(namespace, pod_hash, self.lazy[service]))
                 for name, _, image in serving:
                     counters = known[name]
                     requests = rate * seconds / len(serving)
-                    errors, latency = behaviour(image)
-                    errors = max(errors, self.incident[service])
-                    counters.requests["500"] += requests * errors
-                    counters.requests["200"] += requests * (1 - errors)
+                    share, latency = behaviour(image)
+                    share = max(share, self.incident[service])
+                    errors = requests * share
+                    cold = self.cold.get((service, image.rsplit(":", 1)[-1]))
+                    if cold:
+                        errors = max(
+                            errors, cold_start_errors(cold, counters, requests, seconds, now)
+                        )
+                    injected = min(counters.inject, requests - errors)
+                    counters.inject -= injected
+                    errors += injected
+                    if errors > 0:
+                        counters.requests["500"] = counters.requests.get("500", 0.0) + errors
+                    counters.requests["200"] += requests - errors
+                    counters.served += requests
+                    counters.life_requests += requests
+                    counters.life_errors += errors
                     counters.count += requests
                     counters.total_seconds += requests * latency
                     for i, bound in enumerate(BUCKETS):
@@ -125,6 +186,44 @@ class Simulator:
             now = time.monotonic()
             self.tick(now - last)
             last = now
+
+    def matching(self, service: str, which: str) -> list[str]:
+        """The service's pods named ``which``, or of the pod-template hash ``which``."""
+        return sorted(
+            name for name, c in self.pods[service].items() if which in (name, c.hash)
+        )
+
+    def restart(self, service: str, which: str) -> dict[str, float]:
+        """Restart the matching pods; what each had served before, by name."""
+        with self.lock:
+            before = {}
+            for name in self.matching(service, which):
+                counters = self.pods[service][name]
+                before[name] = counters.life_requests
+                counters.restart(self.lazy[service])
+            return before
+
+    def inject(self, service: str, which: str, errors: float) -> list[str]:
+        with self.lock:
+            names = self.matching(service, which)
+            for name in names:
+                self.pods[service][name].inject += errors
+            return names
+
+    def served(self, service: str) -> dict[str, dict[str, object]]:
+        with self.lock:
+            now = time.monotonic()
+            return {
+                name: {
+                    "hash": c.hash,
+                    "requests": c.life_requests,
+                    "errors": c.life_errors,
+                    "restarts": c.restarts,
+                    "seconds_since_start": now - c.started,
+                    "series": sorted(c.requests),
+                }
+                for name, c in sorted(self.pods[service].items())
+            }
 
     def exposition(self, service: str) -> str:
         lines = [
@@ -153,28 +252,73 @@ class Simulator:
 def serve(sim: Simulator, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            service = self.path.removeprefix("/metrics/")
-            if service not in sim.services:
+            parts = self.path.strip("/").split("/")
+            if len(parts) != 2 or parts[0] not in ("metrics", "served") or (
+                parts[1] not in sim.services
+            ):
                 self.send_error(404)
                 return
-            body = sim.exposition(service).encode()
+            if parts[0] == "served":
+                self._json(sim.served(parts[1]))
+                return
+            body = sim.exposition(parts[1]).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.end_headers()
             self.wfile.write(body)
 
+        def _json(self, value: object) -> None:
+            body = json.dumps(value).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_POST(self) -> None:
             parts = self.path.strip("/").split("/")
-            if (
-                len(parts) != 3
-                or parts[0] not in ("rate", "errors")
-                or parts[1] not in sim.services
-            ):
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                self._post(parts, body)
+            except (ValueError, TypeError, KeyError) as err:
+                self.send_error(400, str(err))
+
+        def _post(self, parts: list[str], body: dict[str, float]) -> None:
+            what = parts[0] if parts else ""
+            arity = {"rate": 3, "errors": 3, "lazy": 3, "restart": 3, "coldstart": 3,
+                     "inject": 4}
+            if arity.get(what) != len(parts) or parts[1] not in sim.services:
                 self.send_error(404)
                 return
+            service = parts[1]
+            if what == "restart":
+                before = sim.restart(service, parts[2])
+                if not before:
+                    self.send_error(404, f"no pod or hash {parts[2]} of {service}")
+                    return
+                self._json(before)
+                return
+            if what == "inject":
+                names = sim.inject(service, parts[2], float(parts[3]))
+                if not names:
+                    self.send_error(404, f"no pod or hash {parts[2]} of {service}")
+                    return
+                self._json(names)
+                return
             with sim.lock:
-                target = sim.rates if parts[0] == "rate" else sim.incident
-                target[parts[1]] = float(parts[2])
+                if what == "rate":
+                    sim.rates[service] = float(parts[2])
+                elif what == "errors":
+                    sim.incident[service] = float(parts[2])
+                elif what == "lazy":
+                    sim.lazy[service] = parts[2] not in ("0", "false")
+                elif body:
+                    unknown = set(body) - {"requests", "share", "seconds"}
+                    if unknown:
+                        raise KeyError(f"unknown cold-start fields {sorted(unknown)}")
+                    sim.cold[(service, parts[2])] = {k: float(v) for k, v in body.items()}
+                else:
+                    sim.cold.pop((service, parts[2]), None)
             self.send_response(204)
             self.end_headers()
 

@@ -30,7 +30,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import yaml
 
+from delivery import judge
+from delivery.config import AnalysisConfig
 from e2e.harness import (
     ROOT,
     Observation,
@@ -44,13 +47,30 @@ from e2e.harness import (
     wait_for,
     with_images,
 )
+from slo.loader import load_catalogue
+from slo.model import resolve_all
 
 SERVICES = {"orchestrator": "core", "agent-runner": "agents", "api-gateway": "api"}
 REGISTRY = "registry.platform.internal/core"
 RPS = 1000.0  # requests a second per service: 60,000 a minute
 SUBTLE_RPS = 4000.0  # a 3x-budget regression needs ~6,000 canary requests at failBurnRate 2.5
 LOW_RPS = 150.0  # a 10% canary then gets 30 a second: a verdict takes several measurements
-EVIDENCE_LEN = 7  # delivery.judge.EVIDENCE
+EVIDENCE = (
+    "judged",
+    "canary",
+    "canary_errors",
+    "canary_requests",
+    "stable_errors",
+    "stable_requests",
+    "stable",
+    "dispersion",
+    "steps",
+)  # delivery.judge.EVIDENCE: the order Argo reads a measurement's value in
+EVIDENCE_LEN = len(EVIDENCE)
+JUDGED, CANARY, CANARY_ERRORS, CANARY_REQUESTS, STABLE_ERRORS, STABLE_REQUESTS = range(6)
+STABLE, DISPERSION, STEPS = 6, 7, 8
+MIN_STEPS = 4  # delivery.judge.MIN_STEPS: no verdict before the canary had traffic in 4 steps
+UNLIMITED_ERRORS = 2**31 - 1  # consecutiveErrorLimit: Argo never errors the analysis
 # the e2e stack's 2 gated SLOs per service at falseAbortRisk 0.001: ln(1 / (0.001 / 2))
 ABORT = math.log(2000)
 ACCEPT = math.log(0.01)  # missedRegressionRisk 0.01
@@ -98,7 +118,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             check=True,
             capture_output=True,
         )
-        s.prometheus = start_prometheus(s, list(SERVICES), rules / "rules")  # type: ignore[attr-defined]
+        # the canary judge's evidence rules join the SLO rules there at every `pulumi up`
+        start_prometheus(s, list(SERVICES), rules / "rules")
         yield s
     finally:
         s.close()
@@ -370,6 +391,25 @@ def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, p
         stack.get("service", f"{service}-stable", namespace)
         stack.get("service", f"{service}-canary", namespace)
         stack.get("prometheusrule", f"{service}-slos", namespace)
+        # the evidence the gates read: the PrometheusRule `pulumi up` created is what
+        # `python -m delivery rules` wrote for this Prometheus, and Prometheus evaluates it
+        evidence = stack.get("prometheusrule", f"{service}-canary-evidence", namespace)
+        assert stack.rules_dir is not None
+        written = yaml.safe_load(
+            (stack.rules_dir / f"{service}-canary-evidence.yml").read_text()
+        )["groups"]
+        assert evidence["spec"]["groups"] == written, service
+        assert (gate["spec"]["metrics"][0]["provider"]["prometheus"]["query"]).startswith(
+            "slo:canary_evidence:value{"
+        ), gate["spec"]["metrics"][0]
+    with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/rules", timeout=10) as reply:
+        groups = {g["name"]: g for g in json.load(reply)["data"]["groups"]}
+    for service in SERVICES:
+        group = groups[f"slo-canary-evidence-{service}"]
+        assert group["interval"] == 1, group["interval"]
+        assert all(r["health"] in ("ok", "unknown") for r in group["rules"]), [
+            (r["name"], r.get("lastError")) for r in group["rules"] if r["health"] == "err"
+        ]
     timeline.mark("all Healthy")
     maps = json.loads(
         stack.kubectl(
@@ -418,15 +458,7 @@ def test_2_a_good_release_goes_10_25_50_100_and_ends_healthy(stack, pulumi):
             assert value[1] <= boundary(run, metric, "successCondition") == pytest.approx(ACCEPT)
             assert value[2] == 0 and value[3] > 0, value  # no errors, some requests
     first = gates[0]
-    assert _evidence_order(stack, first, "error-rate") == [
-        "judged",
-        "canary",
-        "canary_errors",
-        "canary_requests",
-        "stable_errors",
-        "stable_requests",
-        "stable",
-    ]
+    assert _evidence_order(stack, first, "error-rate") == list(EVIDENCE)
     clean = vector(measurements(first, "error-rate")[-1])
     timeline.done(
         f"Healthy at 1.1.0 via 10, 25, 50, 100; 10% gate passed after "
@@ -638,31 +670,105 @@ def test_6_manual_gate_holds_until_promoted(stack, pulumi):
     timeline.done("held at the gate, completed after promote")
 
 
-def test_7_prometheus_unreachable_never_promotes(stack, pulumi):
-    timeline = Timeline("7 Prometheus unreachable")
-    dead = "http://127.0.0.1:9"  # discard port: connection refused
-    runs = Runs(stack, "agent-runner")
-    with pulumi.override(prometheus={"address": dead}):
-        release(stack, pulumi, "agent-runner", "1.4.0", timeline)
-        body = watch(stack, "agent-runner", timeline, {"Degraded", "Healthy"}, 180, also=runs)
-    runs()
-    # the analysis errors out (consecutiveErrorLimit) and that aborts: never promoted blindly
-    assert phase(body) == "Degraded" and body["status"].get("abort") is True, summary(body)
-    assert body["status"]["stableRS"] != body["status"]["currentPodHash"], summary(body)
-    errors = [
-        m
-        for r in runs.seen.values()
-        for res in r.get("status", {}).get("metricResults", [])
-        for m in res.get("measurements", [])
-        if m.get("phase") == "Error"
+OUTAGE = 120.0  # seconds Prometheus is stopped in scenario 7
+GATE_STEPS = {2, 5, 8}  # the gates' step indexes: weights 10, 25, 50, each after its pause
+
+
+def error_measurements(runs: Runs) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Every Error measurement seen in any snapshot (Argo keeps the last 10 per metric), by
+    (run, metric, start)."""
+    found = {}
+    for run in runs.history:
+        for metric, result in results(run).items():
+            for m in result.get("measurements") or []:
+                if m.get("phase") == "Error":
+                    found[(run["metadata"]["name"], metric, str(m.get("startedAt")))] = m
+    return found
+
+
+def test_7_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(stack, pulumi):
+    """Prometheus stopped for 2 minutes mid-rollout (the real process, SIGTERM, its TSDB
+    kept), then started again on the same port (issue 24). While it is down every measurement
+    is an Error (connection refused) that Argo retries every 10 s: with consecutiveErrorLimit
+    2^31-1 no number of them errors the analysis, and Error measurements do not count towards
+    a gate's maxMeasurements, so the rollout waits at its gate, neither aborted nor promoted.
+    Once Prometheus answers, the evidence recorded before and after the gap (the first step
+    after it holds everything the counters gained during it) passes the gate and the rollout
+    completes."""
+    timeline = Timeline("7 Prometheus stopped for 2 minutes mid-rollout")
+    service = "agent-runner"
+    runs = Runs(stack, service)
+    release(stack, pulumi, service, "1.4.0", timeline)
+    stack.stop_prometheus()
+    timeline.mark("prometheus stopped")
+    seen: list[tuple[float, str, int, bool]] = []  # (seconds, phase, step, abort)
+    stopped = time.monotonic()
+    try:
+        while time.monotonic() - stopped < OUTAGE:
+            runs()
+            body = rollout(stack, service)
+            status = body.get("status", {})
+            seen.append(
+                (
+                    round(time.monotonic() - stopped, 1),
+                    phase(body),
+                    int(status.get("currentStepIndex", -1)),
+                    bool(status.get("abort")),
+                )
+            )
+            # waiting or paused: never aborted, never promoted, while Prometheus is down
+            assert phase(body) not in ("Degraded", "Healthy"), summary(body)
+            assert not status.get("abort"), summary(body)
+            assert status.get("stableRS") != status.get("currentPodHash"), summary(body)
+            time.sleep(1)
+    finally:
+        if stack.prometheus is not None and stack.prometheus.proc is None:
+            stack.start_prometheus_again()
+    timeline.mark("prometheus started again")
+    # where it waited: one gate, for (nearly) the whole outage
+    late = {step for t, _, step, _ in seen if t >= 20}
+    assert len(late) == 1 and late <= GATE_STEPS, seen
+    waited_at = late.pop()
+    phases = sorted({p for _, p, _, _ in seen})
+    errors = error_measurements(runs)
+    assert errors, "no Error measurement while Prometheus was down"
+    assert all("connection refused" in m.get("message", "") for m in errors.values()), [
+        m.get("message") for m in errors.values()
     ]
-    assert len(errors) > 2, f"{len(errors)} Error measurements"
-    assert any("connection refused" in m.get("message", "") for m in errors), errors[0]
-    errored = [r for r in runs.seen.values() if run_phase(r) == "Error"]
-    assert errored, [run_phase(r) for r in runs.seen.values()]
-    record(timeline.scenario, errored[0], next(iter(results(errored[0]))))
-    _recover(stack, pulumi, "agent-runner", "1.0.0")
-    timeline.done(f"aborted after {len(errors)} query errors, never promoted")
+    gate_errors = [k for k in errors if k[0] in {
+        r["metadata"]["name"] for r in runs.of("Step") if step_index(r) == waited_at
+    }]
+    assert len(gate_errors) >= 6, sorted(errors)  # about one per 10 s for 2 minutes, per metric
+    peak = max(
+        int(res.get("consecutiveError", 0))
+        for r in runs.history
+        for res in r.get("status", {}).get("metricResults") or []
+    )
+    assert peak >= 6, peak
+
+    weights: list[int] = []
+    body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
+    runs()
+    assert phase(body) == "Healthy", summary(body)
+    assert stable_image(body).endswith(":1.4.0"), summary(body)
+    assert body["status"]["stableRS"] == body["status"]["currentPodHash"]
+    gate = next(r for r in runs.of("Step") if step_index(r) == waited_at)
+    assert run_phase(gate) == "Successful", gate.get("status")
+    for metric, result in results(gate).items():
+        spec = next(m for m in gate["spec"]["metrics"] if m["name"] == metric)
+        assert spec["consecutiveErrorLimit"] == UNLIMITED_ERRORS, spec
+        assert result.get("error", 0) >= 6, (metric, result)  # its errors, kept in its count
+        last = measurements(gate, metric)[-1]
+        assert last["phase"] == "Successful" and not terminated(last), last
+        value = record(timeline.scenario, gate, metric)
+        assert len(value) == EVIDENCE_LEN and value[STEPS] >= MIN_STEPS, value
+        assert value[CANARY] <= boundary(gate, metric, "successCondition"), value
+    for run in runs.of("Step") + runs.of("Background"):
+        assert run_phase(run) not in ("Error", "Failed", "Inconclusive"), run.get("status")
+    timeline.done(
+        f"waited at step {waited_at} ({', '.join(phases)}) through {len(errors)} Error "
+        f"measurements, never aborted; Healthy after Prometheus came back"
+    )
 
 
 def test_9_nginx_canary_ingress_weight_follows_the_steps(stack, pulumi):
@@ -910,6 +1016,211 @@ def test_14_an_advisory_gate_is_measured_but_never_aborts(stack, pulumi):
     timeline.done(f"promoted; dry run {dry}")
 
 
+# --------------------------------------------------------------------------- restarts, cold starts
+
+
+INJECTED = 4.0  # errors the restarting canary pod serves before its restart
+COLD_START = {"share": 0.01, "seconds": 5}  # 1% of a new pod's requests in its first 5 s
+WARM_UP = "10s"  # the e2e stack's seconds-for-minutes: twice the cold start
+
+
+def canary_hash(stack: Stack, service: str) -> str:
+    return str(rollout(stack, service)["status"]["currentPodHash"])
+
+
+def served(stack: Stack, service: str, pod_hash: str) -> tuple[float, float]:
+    """(requests, errors) the simulator served from the pods of ``pod_hash``, restarts
+    included: the truth the verdict's counts are checked against."""
+    pods = [p for p in stack.simulated(service).values() if p["hash"] == pod_hash]
+    return sum(p["requests"] for p in pods), sum(p["errors"] for p in pods)
+
+
+def first_gate(runs: Runs) -> dict[str, Any] | None:
+    gates = [r for r in runs.of("Step") if step_index(r) == 2]
+    return gates[0] if gates else None
+
+
+def test_15_a_healthy_canary_whose_pod_restarts_mid_gate_is_promoted(stack, pulumi):
+    """Error series created lazily, as client libraries do (orchestrator's pods expose
+    ``code="500"`` only from their first error): the healthy canary's pod serves a few errors,
+    then its container restarts while the 10% gate is undecided. Its counters start again from
+    0 and its error series is gone (no error comes after). Every request is counted once: the
+    errors are neither lost nor counted again, the requests before the restart stay counted,
+    and the gate passes on the clean requests after it (issue 24: summing the counters' last
+    values aborted such canaries, the stale error series outliving the requests it came
+    from)."""
+    timeline = Timeline("15 canary pod restarts mid-gate (lazy error series), promoted")
+    service, tag = "orchestrator", "1.8.0"
+    runs = Runs(stack, service)
+    weights: list[int] = []
+    stack.simulator(f"lazy/{service}/1")
+    try:
+        release(stack, pulumi, service, tag, timeline)
+        canary = canary_hash(stack, service)
+
+        def serving() -> Observation:
+            pods = stack.simulated(service)
+            mine = [n for n, p in pods.items() if p["hash"] == canary and p["requests"] > 0]
+            return Observation(bool(mine), pods, mine)
+
+        pod = wait_for("the canary pod to serve requests", serving, 60)[0]
+        assert stack.simulated(service)[pod]["series"] == ["200"], "not created lazily"
+        stack.simulator(f"inject/{service}/{pod}/{INJECTED}")
+        timeline.mark("errors injected")
+
+        def gate_saw_errors() -> Observation:
+            runs()
+            gate = first_gate(runs)
+            taken = measurements(gate, "error-rate") if gate else []
+            values = [vector(m) for m in taken if m.get("phase") == "Inconclusive"]
+            saw = any(
+                len(v) == EVIDENCE_LEN and v[CANARY_ERRORS] == pytest.approx(INJECTED)
+                for v in values
+            )
+            undecided = gate is not None and run_phase(gate) == "Running"
+            return Observation(saw and undecided, f"{[m.get('phase') for m in taken]} "
+                               f"{values[-1:]} {summary(rollout(stack, service))}")
+
+        wait_for("the 10% gate to see the errors, undecided", gate_saw_errors, 60)
+        before = stack.simulator(f"restart/{service}/{pod}")[pod]
+        timeline.mark("canary pod restarted")
+        runs()
+        gate = first_gate(runs)
+        assert gate is not None and run_phase(gate) == "Running", "restarted after the gate"
+        assert stack.simulated(service)[pod]["series"] == ["200"]
+        # Prometheus sees the series go: the lazily created error series is stale
+        wait_for(
+            "the restarted pod's error series to go stale",
+            lambda: Observation(
+                not stack.query(f'http_requests_total{{pod="{pod}",code="500"}}'), "still there"
+            ),
+            30,
+        )
+        timeline.mark("error series stale")
+        body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
+    finally:
+        stack.simulator(f"lazy/{service}/0")
+    runs()
+    assert phase(body) == "Healthy", summary(body)
+    assert stable_image(body).endswith(f":{tag}")
+    assert went_through(weights) == [10, 25, 50, 100], weights
+    gate = first_gate(runs)
+    assert gate is not None and run_phase(gate) == "Successful", gate and gate.get("status")
+    taken = measurements(gate, "error-rate")
+    assert [m["phase"] for m in taken][-1] == "Successful", taken
+    assert "Inconclusive" in [m["phase"] for m in taken], taken  # undecided at the restart
+    value = record(timeline.scenario, gate, "error-rate")
+    requests, errors = served(stack, service, canary)
+    assert errors == pytest.approx(INJECTED), errors  # the simulator served exactly these
+    assert value[CANARY_ERRORS] == pytest.approx(INJECTED, abs=1e-3), value  # once, not lost
+    assert before < value[CANARY_REQUESTS] <= requests + 1e-3, (before, value, requests)
+    assert value[CANARY] <= ACCEPT and value[DISPERSION] > 1, value
+    timeline.done(
+        f"promoted; {INJECTED:.0f} errors and {before:.0f} requests before the restart, gate "
+        f"passed at {value[CANARY]:.2f} with {value[CANARY_ERRORS]:.0f} errors in "
+        f"{value[CANARY_REQUESTS]:.0f} requests (dispersion {value[DISPERSION]:.2f})"
+    )
+
+
+def _cold_start_release(
+    stack: Stack, pulumi: Pulumi, service: str, tag: str, timeline: Timeline, runs: Runs,
+    weights: list[int], warm_up: str | None,
+) -> dict[str, Any]:
+    """Release ``tag``, whose pods fail ``COLD_START`` of their first requests, with or without
+    the service's ``warmUp``; watch it to its end."""
+    stack.simulator(f"coldstart/{service}/{tag}", COLD_START)
+    try:
+        with pulumi.override(services={service: {"warmUp": warm_up}} if warm_up else {}):
+            release(stack, pulumi, service, tag, timeline)
+            return watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
+    finally:
+        stack.simulator(f"coldstart/{service}/{tag}")  # {}: no cold start for later pods
+
+
+def test_16_start_up_errors_are_left_out_of_the_verdict_with_warm_up(stack, pulumi):
+    """A release whose every pod fails 1% of its requests in its first 5 seconds (about 10
+    each at 200 a second: pools and caches filling) and is healthy after, with api-gateway's
+    ``warmUp`` at 10s: every pod's first 10 seconds count in the SLO but not in the verdict,
+    so the canary is judged on its warm requests and promoted."""
+    timeline = Timeline("16 start-up errors, warmUp 10s: promoted")
+    service, tag = "api-gateway", "1.8.0"
+    runs = Runs(stack, service)
+    weights: list[int] = []
+    started = time.monotonic()
+    body = _cold_start_release(stack, pulumi, service, tag, timeline, runs, weights, WARM_UP)
+    runs()
+    assert phase(body) == "Healthy", summary(body)
+    assert stable_image(body).endswith(f":{tag}")
+    assert went_through(weights) == [10, 25, 50, 100], weights
+    canary = body["status"]["currentPodHash"]
+    requests, errors = served(stack, service, canary)
+    assert errors >= 5, (requests, errors)  # the cold starts happened
+    gates = runs.of("Step")
+    assert [step_index(r) for r in gates] == [2, 5, 8]
+    for gate in gates:
+        assert run_phase(gate) == "Successful", gate.get("status")
+        value = record(timeline.scenario, gate, "error-rate")
+        assert value[CANARY_ERRORS] == 0 and value[CANARY_REQUESTS] > 0, value  # warm only
+        assert value[CANARY] <= ACCEPT and value[STEPS] >= MIN_STEPS, value
+    first = vector(measurements(gates[0], "error-rate")[-1])
+    # the SLO's own rules counted the start-up errors
+    seconds = int(time.monotonic() - started) + 5
+    seen = stack.query(
+        f'max_over_time(slo:sli_error:ratio_rate10s{{service="{service}",slo="error-rate"}}'
+        f"[{seconds}s])"
+    )
+    assert seen and float(seen[0]["value"][1]) > 0, seen
+    timeline.done(
+        f"promoted; {errors:.0f} start-up errors served, none judged; the 10% gate passed "
+        f"after {first[CANARY_REQUESTS]:.0f} warm requests"
+    )
+
+
+def test_17_the_same_start_up_errors_without_warm_up(stack, pulumi):
+    """The same kind of release without ``warmUp``: start-up errors are evidence like any
+    other. Documented (docs/canary-runbook.md, "Warm-up"): "a release whose every pod fails
+    several requests at start may be aborted". What the judge did here, asserted: errors
+    spread over a pod's first seconds look like a steady error ratio, not a burst (dispersion
+    1), and about 10 errors in the first 4 steps put the judged statistic above the abort
+    boundary at the first measurement allowed to decide: aborted at 10%.
+
+    What the docs should say: without warmUp, start-up errors spread over the first scrape
+    intervals are judged as a real error ratio; a release whose pods fail about 1% of their
+    requests in their first few scrape intervals is aborted at the first step (the dispersion
+    only discounts errors concentrated in one or two intervals); set warmUp to at least the
+    start-up time for services that warm up."""
+    timeline = Timeline("17 start-up errors, no warmUp: aborted at 10%")
+    service, good_tag, tag = "api-gateway", running_tag(stack, "api-gateway"), "1.9.0"
+    runs = Runs(stack, service)
+    weights: list[int] = []
+    body = _cold_start_release(stack, pulumi, service, tag, timeline, runs, weights, None)
+    runs()
+    assert phase(body) == "Degraded" and body["status"].get("abort") is True, summary(body)
+    assert went_through(weights) == [10], weights
+    failed = [r for r in runs.seen.values() if run_phase(r) == "Failed"]
+    run, value = _failed_metric(failed, "error-rate")
+    record(timeline.scenario, run, "error-rate")
+    abort = boundary(run, "error-rate", "failureCondition")
+    assert value[JUDGED] >= abort and value[STEPS] >= MIN_STEPS, value
+    assert 0 < value[CANARY_ERRORS] <= 11, value  # the canary pod's start-up errors only
+    assert value[DISPERSION] == pytest.approx(1.0, abs=0.2), value
+    # the canary statistic is the log likelihood ratio of its counts, divided by its dispersion
+    slo = next(
+        s
+        for s in resolve_all(load_catalogue(ROOT / "e2e" / "catalogue.yaml"))
+        if s.service.name == service and s.slo.name == "error-rate"
+    )
+    h = judge.hypotheses(slo, AnalysisConfig.model_validate(pulumi.config["delivery"]["analysis"]))
+    expected = judge.llr(value[CANARY_ERRORS], value[CANARY_REQUESTS], h) / value[DISPERSION]
+    assert value[CANARY] == pytest.approx(expected, rel=1e-3), (value, expected)
+    _recover(stack, pulumi, service, good_tag)
+    timeline.done(
+        f"aborted at 10%: judged {value[JUDGED]:.2f} >= {abort:.2f} with "
+        f"{value[CANARY_ERRORS]:.1f} start-up errors in {value[CANARY_REQUESTS]:.0f} requests, "
+        f"{value[STEPS]:.0f} steps, dispersion {value[DISPERSION]:.2f}"
+    )
+
+
 def _report() -> None:
     if not TIMELINES:
         return
@@ -932,7 +1243,7 @@ def _report() -> None:
         "",
         "Verdicts as the AnalysisRuns show them: the last measurement of each metric, "
         "[judged, canary, canary errors, canary requests, stable errors, stable requests, "
-        "stable].",
+        "stable, dispersion, steps].",
         "",
         "| scenario | run | metric | phase | measurements | last value |",
         "|---|---|---|---|---|---|",
