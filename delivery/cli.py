@@ -15,9 +15,9 @@ from pathlib import Path
 
 from delivery import docs, evidence
 from delivery.canary import evidence_group
-from delivery.config import StackConfig, load_stack_file
+from delivery.config import StackConfig, load_stack_file, stack_catalogue
 from slo.loader import load_catalogue
-from slo.model import resolve_all
+from slo.model import ResolvedSlo, resolve_all
 from slo.problems import ConfigError
 from slo.rules import by_service
 from slo.yamlout import dump
@@ -46,10 +46,19 @@ def _stacks(paths: list[Path]) -> dict[str, StackConfig]:
     return {p.name.removeprefix("Pulumi.").removesuffix(".yaml"): load_stack_file(p) for p in paths}
 
 
-def _write_rules(stacks: dict[str, StackConfig], out: Path) -> int:
+def _checked(paths: list[Path]) -> dict[str, tuple[StackConfig, dict[str, list[ResolvedSlo]]]]:
+    """Each stack with its catalogue's SLOs by service, after every check render runs."""
+    checked = {}
+    for name, stack in _stacks(paths).items():
+        path = next(p for p in paths if p.name == f"Pulumi.{name}.yaml")
+        _, slos = stack_catalogue(stack, Path.cwd(), path.name)
+        checked[name] = (stack, by_service(slos))
+    return checked
+
+
+def _write_rules(paths: list[Path], out: Path) -> int:
     files: dict[Path, str] = {}
-    for stack in stacks.values():
-        grouped = by_service(resolve_all(load_catalogue(stack.catalogue)))
+    for stack, grouped in _checked(paths).values():
         for service in sorted(stack.services):
             group = evidence_group(service, grouped.get(service, []), stack)
             if group is not None:
@@ -82,10 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             slos = resolve_all(load_catalogue(args.slos))
             print(docs.render_slos(slos, _stacks(args.stack)), end="")
         elif args.command == "rules":
-            return _write_rules(_stacks(args.stack), args.out)
+            return _write_rules(args.stack, args.out)
         else:
-            for name, stack in _stacks(args.stack).items():
-                grouped = by_service(resolve_all(load_catalogue(stack.catalogue)))
+            for name, (stack, grouped) in _checked(args.stack).items():
                 for service in sorted(stack.services):
                     summary = docs.plan(service, grouped.get(service, []), stack)
                     for line in docs.plan_lines(service, summary):

@@ -88,6 +88,16 @@ def _pinned_image(value: str) -> str:
             f"{value!r} is not an image reference: write [registry[:port]/]path[:tag][@digest] "
             "with a lower-case path, e.g. registry.example:5000/team/app:1.2.3"
         )
+    digest = match["digest"] or ""
+    if digest.startswith("sha256:") and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise ValueError(
+            f"{value!r}: a sha256 digest is 64 lower-case hex digits, {digest!r} is not"
+        )
+    if match["tag"] == "latest" and not digest:
+        raise ValueError(
+            f"{value!r}: the tag latest moves, so a release would not say what it runs; pin a "
+            "version tag (e.g. :1.2.3) or a digest (@sha256:...)"
+        )
     if not match["tag"] and not match["digest"]:
         port = " (the colon belongs to the registry's port, not a tag)" if ":" in registry else ""
         raise ValueError(
@@ -287,6 +297,7 @@ class AnalysisConfig(Model):
     pass_burn_rate: float = Field(
         default=1.0,
         gt=0,
+        allow_inf_nan=False,
         alias="passBurnRate",
         description="A good release burns the error budget at most this fast: its error ratio "
         "is at most passBurnRate x the budget.",
@@ -294,6 +305,7 @@ class AnalysisConfig(Model):
     fail_burn_rate: float = Field(
         default=10.0,
         gt=0,
+        allow_inf_nan=False,
         alias="failBurnRate",
         description="A bad release burns the error budget at least this fast; between the two "
         "rates either verdict is acceptable.",
@@ -322,6 +334,7 @@ class AnalysisConfig(Model):
     baseline_margin: float = Field(
         default=2.0,
         gt=1,
+        allow_inf_nan=False,
         alias="baselineMargin",
         description="With `baseline: compare`, how many times stable's error ratio a canary "
         "must reach to fail.",
@@ -437,7 +450,7 @@ class ServiceDeployment(Model):
         description="Image reference with an explicit tag or digest, e.g. "
         "`registry:5000/team/app:1.2.3` or `team/app@sha256:...`."
     )
-    replicas: int = Field(default=2, ge=1, description="Pods of the stable version.")
+    replicas: int = Field(default=2, ge=1, strict=True, description="Pods of the stable version.")
     port: int = Field(
         default=8080, ge=1, le=65535, description="Container port of the service's traffic."
     )
@@ -583,6 +596,13 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
                 f"{source}: {PROJECT}:delivery.budgetFreeze: the budget of the fleet SLOs "
                 f"{', '.join(frozen)} is kept by the Thanos Ruler, not the Prometheus the freeze "
                 "reads; turn budgetFreeze off or use rulePlacement: local"
+            )
+    gated = {f"{s.service.name}/{s.slo.name}" for s in slos if s.service.name in stack.services}
+    for key in sorted(stack.delivery.analysis.enforcement_by_slo):
+        if key not in gated:
+            lines.append(
+                f"{source}: {PROJECT}:delivery.analysis.enforcementBySlo.{key}: not an SLO of a "
+                f"deployed service (<service>/<slo>, one of: {', '.join(sorted(gated))})"
             )
     fail = stack.delivery.analysis.fail_burn_rate
     for slo in slos:

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from slo.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,3 +106,34 @@ def test_parallel_rendering_writes_exactly_what_one_process_writes(tmp_path, mon
     one, three = _tree(tmp_path / "1"), _tree(tmp_path / "3")
     assert len(one) == 9 + 18 + 3
     assert one == three
+
+
+# every broken stack but the one whose problem is its promotion: whether an image ran Healthy
+# upstream is the program's check at `pulumi preview`, not a property of the stack's files
+BROKEN_STACKS = [
+    p for p in sorted((ROOT / "tests" / "stacks" / "broken").glob("Pulumi.*.yaml"))
+    if p.name != "Pulumi.unpromoted.yaml"
+]
+
+
+@pytest.mark.parametrize("stack_file", BROKEN_STACKS, ids=lambda p: p.stem.removeprefix("Pulumi."))
+def test_plan_and_rules_refuse_what_render_refuses_with_the_same_lines(stack_file, tmp_path):
+    expected = [
+        line.removeprefix("# expect: ")
+        for line in stack_file.read_bytes().decode("utf-8", "replace").splitlines()
+        if line.startswith("# expect: ")
+    ]
+    for args in (["plan"], ["rules", "-o", str(tmp_path / "rules")]):
+        result = run_delivery(*args, "--stack", str(stack_file))
+        assert result.returncode == 1, (args, result.stdout)
+        assert result.stderr.splitlines() == expected, args
+        assert not (tmp_path / "rules").exists()
+
+
+def test_rules_writes_one_evidence_rule_file_per_deployed_service(tmp_path):
+    result = run_delivery("rules", "--stack", "Pulumi.dev.yaml", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "agent-runner-canary-evidence.yml", "api-gateway-canary-evidence.yml",
+        "orchestrator-canary-evidence.yml",
+    ]
