@@ -395,3 +395,27 @@ def test_a_native_histogram_catalogue_renders_through_the_whole_program(tmp_path
     check = subprocess.run(["promtool", "check", "rules", *map(str, rules)],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_stacks_that_promote_from_each_other_are_one_line_not_a_hang(tmp_path):
+    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    for name, upstream in (("alpha", "beta"), ("beta", "alpha")):
+        stack = {"config": {**config["config"],
+                            "slo-canary:promotion": {"fromStack": f"acme/slo-canary/{upstream}"}}}
+        (tmp_path / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(stack))
+    out = tmp_path / "out" / "alpha"
+    result = render(tmp_path / "Pulumi.alpha.yaml", out)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Pulumi.beta.yaml: slo-canary:promotion.fromStack: acme/slo-canary/alpha: the stacks "
+        "promote from each other (alpha -> beta -> alpha); promote from a stack that does not "
+        "promote from this one"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_upstream_stacks_render_leaves_nothing_beside_the_output(tmp_path):
+    out = tmp_path / "out" / "prod"
+    result = render(ROOT / "Pulumi.prod.yaml", out)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["prod"]

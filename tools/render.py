@@ -17,6 +17,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,12 @@ def _integers(value: Any) -> Any:
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records every resource; answers stack references from rendered ``outputs.json`` files."""
 
-    def __init__(self, outputs_root: Path | None = None) -> None:
+    def __init__(
+        self, outputs_root: Path | None = None, upstream: dict[str, dict[str, Any]] | None = None
+    ) -> None:
         self.resources: list[tuple[str, str, dict[str, Any]]] = []
         self.outputs_root = outputs_root
+        self.upstream = upstream or {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
@@ -63,18 +67,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", dict(args.inputs)
 
     def stack_outputs(self, qualified: str) -> dict[str, Any]:
-        """Outputs of another stack as rendered next to this one (rendered first if missing)."""
+        """Outputs of another stack: rendered next to this one, or rendered by ``main`` into a
+        temporary directory before this program ran (``upstream``)."""
         stack = qualified.rsplit("/", 1)[-1]
+        if stack in self.upstream:
+            return self.upstream[stack]
         root = self.outputs_root or ROOT / "out"
-        path = root / stack / "outputs.json"
-        if not path.exists():
-            print(f"rendering {stack} first: this stack references its outputs")
-            subprocess.run(
-                [sys.executable, __file__, "--stack-file", str(stack_file(stack)),
-                 "--out", str(root / stack)],
-                check=True, stdout=subprocess.DEVNULL,
-            )
-        return dict(json.loads(path.read_text()))
+        return dict(json.loads((root / stack / "outputs.json").read_text()))
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
         return {}, None
@@ -106,12 +105,12 @@ def stack_name(path: Path) -> str:
 
 
 def run(
-    path: Path, outputs_root: Path | None = None
+    path: Path, outputs_root: Path | None = None, upstream: dict[str, dict[str, Any]] | None = None
 ) -> tuple[list[tuple[str, str, dict[str, Any]]], dict[str, Any]]:
     """Run the program for the stack file at ``path``; RunError when its config is refused."""
     stack = stack_name(path)
     values, secrets = stack_config(path)
-    mocks = RecordingMocks(outputs_root)
+    mocks = RecordingMocks(outputs_root, upstream)
     # a preview: what `pulumi preview` would send, and nothing waits on a live cluster
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True)
     pulumi.runtime.set_all_config(values, secrets)
@@ -175,6 +174,48 @@ def files(
     return out
 
 
+CHAIN = "SLO_CANARY_RENDER_CHAIN"  # the stacks whose renders are waiting on this one
+
+
+def upstream_outputs(path: Path, outputs_root: Path) -> dict[str, dict[str, Any]]:
+    """The outputs of the stack ``promotion.fromStack`` names, when none are rendered beside
+    this one: rendered into a temporary directory that is removed. ConfigError, one line naming
+    the key, for a stack that does not exist, a cycle, or an upstream stack that is refused."""
+    promotion = read_stack_file(path).get(f"{PROJECT}:promotion")
+    if not isinstance(promotion, dict) or not isinstance(promotion.get("fromStack"), str):
+        return {}
+    qualified = promotion["fromStack"]
+    upstream = qualified.rsplit("/", 1)[-1]
+    if (outputs_root / upstream / "outputs.json").exists():
+        return {}
+    where = f"{path.name}: {PROJECT}:promotion.fromStack: {qualified}"
+    chain = [s for s in os.environ.get(CHAIN, "").split(",") if s] + [stack_name(path)]
+    if upstream in chain:
+        cycle = " -> ".join([*chain[chain.index(upstream):], upstream])
+        raise ConfigError([f"{where}: the stacks promote from each other ({cycle}); promote "
+                           "from a stack that does not promote from this one"])
+    source = path.parent / f"Pulumi.{upstream}.yaml"  # beside it, else the project's own
+    if not source.is_file():
+        source = stack_file(upstream)
+    if not source.is_file():
+        raise ConfigError([f"{where}: there is no {source.name} to render {upstream} from; "
+                           "name a stack of this project"])
+    with tempfile.TemporaryDirectory() as tmp:
+        ran = subprocess.run(
+            [sys.executable, __file__, "--stack-file", str(source), "--out", tmp + "/out"],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, CHAIN: ",".join(chain)},
+        )
+        if ran.returncode != 0:
+            lines = ran.stderr.strip().splitlines()
+            if (lines and lines[0].startswith(f"{source.name}: ")) or any(
+                f"{PROJECT}:promotion.fromStack" in line for line in lines
+            ):
+                raise ConfigError(lines)
+            raise ConfigError([f"{where}: rendering {upstream} failed: {' '.join(lines[-3:])}"])
+        return {upstream: dict(json.loads(Path(tmp, "out", "outputs.json").read_text()))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="dev")
@@ -184,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     path = args.stack_file or stack_file(args.stack)
     target = args.out or ROOT / "out" / stack_name(path)
     try:
-        resources, exports = run(path, target.parent)
+        upstream = upstream_outputs(path, target.parent)
+        resources, exports = run(path, target.parent, upstream)
     except ConfigError as err:  # the stack file itself (the program reports the rest)
         print("\n".join(err.lines), file=sys.stderr)
         return 1
