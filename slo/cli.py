@@ -147,6 +147,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output_file_problem(output: Path, inputs: list[Path]) -> str | None:
+    """Why ``-o`` cannot be written as one file, or None."""
+    if output.is_dir():
+        return f"{output}: -o names a directory; give the file to write"
+    if any(i.exists() and output.exists() and output.samefile(i) for i in inputs):
+        return f"{output}: -o is one of the input files; write the output elsewhere"
+    if not output.parent.is_dir():
+        return f"{output}: the directory {output.parent} does not exist"
+    if not os.access(output.parent, os.W_OK) or (output.exists()
+                                                 and not os.access(output, os.W_OK)):
+        return f"{output}: not writable"
+    return None
+
+
+def _write_output(output: Path, text: str, inputs: list[Path]) -> int:
+    """Write ``text`` to ``output`` whole (a temporary file renamed into place), or print one
+    line saying why not and return 1."""
+    problem = _output_file_problem(output, inputs)
+    if problem is None:
+        partial = output.with_name(f".{output.name}.partial")
+        try:
+            partial.write_text(text)
+            partial.replace(output)
+            return 0
+        except OSError as err:
+            partial.unlink(missing_ok=True)
+            problem = f"{output}: cannot write it ({err.strerror})"
+    print(problem, file=sys.stderr)
+    return 1
+
+
 def _export(args: argparse.Namespace) -> int:
     from slo.interop.export import documents
 
@@ -159,9 +190,8 @@ def _export(args: argparse.Namespace) -> int:
     text = "".join(f"---\n{dump(doc)}" for doc in documents(catalogue))
     if args.output is None:
         sys.stdout.write(text)
-    else:
-        args.output.write_text(text)
-    return 0
+        return 0
+    return _write_output(args.output, text, [args.file])
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -188,7 +218,8 @@ def _import(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.write_text(text)
+        if _write_output(args.output, text, list(args.files)):
+            return 1
         print(f"{args.output}: {len(result.services)} services, {imported} SLOs imported",
               file=sys.stderr)
     return 0
@@ -348,7 +379,27 @@ def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Written:
 
 
 def _rules(args: argparse.Namespace, slos: list[ResolvedSlo]) -> int:
-    counts, skipped = _render_all(slos, args)
+    out: Path = args.output
+    problem = None
+    if out.exists() and not out.is_dir():
+        problem = f"{out}: -o names a file; give the directory to write the rule files into"
+    else:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for folder in _folders(args):
+                (out / folder).mkdir(exist_ok=True)
+            if not os.access(out, os.W_OK):
+                problem = f"{out}: not writable"
+        except OSError as err:
+            problem = f"{out}: cannot write the rule files there ({err.strerror})"
+    if problem is None:
+        try:
+            counts, skipped = _render_all(slos, args)
+        except OSError as err:
+            problem = f"{out}: cannot write the rule files there ({err.strerror})"
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 1
     skipped.sort()  # the same order however the work was split
     print(
         f"{args.output}: {len(slos)} SLOs -> {counts['rules']} rule files, "

@@ -137,3 +137,38 @@ def test_rules_writes_one_evidence_rule_file_per_deployed_service(tmp_path):
         "agent-runner-canary-evidence.yml", "api-gateway-canary-evidence.yml",
         "orchestrator-canary-evidence.yml",
     ]
+
+
+CATALOGUE_FILE = ROOT / "catalogue" / "core-services.yaml"
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["export", "--openslo", str(CATALOGUE_FILE), "-o", "{tmp}"],
+         "{tmp}: -o names a directory; give the file to write"),
+        (["export", "--openslo", str(CATALOGUE_FILE), "-o", str(CATALOGUE_FILE)],
+         f"{CATALOGUE_FILE}: -o is one of the input files; write the output elsewhere"),
+        (["export", "--openslo", str(CATALOGUE_FILE), "-o", "{tmp}/no/such/dir/x.yaml"],
+         "{tmp}/no/such/dir/x.yaml: the directory {tmp}/no/such/dir does not exist"),
+        (["rules", str(CATALOGUE_FILE), "-o", "{tmp}/a-file"],
+         "{tmp}/a-file: -o names a file; give the directory to write the rule files into"),
+    ],
+    ids=["export into a directory", "export over its input", "export into a missing directory",
+         "rules into a file"],
+)
+def test_an_output_path_that_cannot_be_written_is_one_line_and_nothing_is_written(
+    args, line, tmp_path
+):
+    (tmp_path / "a-file").write_text("kept\n")
+    before = CATALOGUE_FILE.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "slo", *(a.replace("{tmp}", str(tmp_path)) for a in args)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [line.replace("{tmp}", str(tmp_path))]
+    assert "Traceback" not in result.stderr
+    assert CATALOGUE_FILE.read_bytes() == before
+    assert (tmp_path / "a-file").read_text() == "kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
