@@ -217,3 +217,35 @@ def test_an_edited_query_in_the_export_wins_over_the_annotation(tmp_path):
     changed = [s for svc in result.services.values() for s in svc.slos
                if s["indicator"]["kind"] == "query"]
     assert len(changed) == 1 and "429" in changed[0]["indicator"]["bad"]
+
+
+@pytest.mark.parametrize(
+    "key, value, why",
+    [
+        ("histograms", '[{"buckets": oops', "not JSON (Expecting value at character 13)"),
+        ("histograms", '{"name": "x"}', "a JSON list is expected"),
+        ("indicator", "[1]", "a JSON object is expected"),
+        ("alerting", "not json", "not JSON (Expecting value at character 0)"),
+    ],
+    ids=["malformed JSON", "an object where a list belongs", "a list where an object belongs",
+         "text where JSON belongs"],
+)
+def test_annotations_that_are_not_what_the_exporter_writes_are_refused_line_by_line(
+    key, value, why, tmp_path
+):
+    exported = run_slo("export", "--openslo", CATALOGUES[0]).stdout
+    lines = exported.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines)
+              if line.lstrip().startswith(f"slo-canary/{key}: "))
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    lines[at] = f"{indent}slo-canary/{key}: '{value}'\n"
+    path = tmp_path / "edited.yaml"
+    path.write_text("".join(lines))
+    out = tmp_path / "catalogue.yaml"
+    result = run_slo("import", path, "-o", out)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    refused = [line for line in result.stderr.splitlines() if f"slo-canary/{key}" in line]
+    assert refused and all(line.endswith(f"{why}, as `slo export --openslo` writes it")
+                           for line in refused)
+    assert not out.exists()

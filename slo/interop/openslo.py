@@ -51,6 +51,35 @@ def _notes(doc: dict[str, Any]) -> dict[str, str]:
     return {k[len(PREFIX):]: str(v) for k, v in found.items() if str(k).startswith(PREFIX)}
 
 
+def _ours(notes: dict[str, str], queries: dict[str, str], source: str, where: str,
+          result: Import) -> bool:
+    """The queries are the ones our export wrote beside its own indicator."""
+    if "queries" not in notes:
+        return not queries
+    return bool(_json_note(notes, "queries", dict, source, where, result) == queries)
+
+
+class _Refused(Exception):
+    """An annotation of ours that is not what the exporter writes: the item is refused."""
+
+
+def _json_note(notes: dict[str, str], key: str, kind: type, source: str, where: str,
+               result: Import) -> Any:
+    """A ``slo-canary/<key>`` annotation decoded as the JSON ``kind`` the exporter writes;
+    refuses the item (``_Refused``) with one line otherwise."""
+    try:
+        value = json.loads(notes[key])
+    except json.JSONDecodeError as err:
+        value, why = None, f"not JSON ({err.msg} at character {err.pos})"
+    else:
+        why = f"a JSON {'object' if kind is dict else 'list'} is expected"
+    if not isinstance(value, kind):
+        result.refuse(source, f"{where}: metadata.annotations.{PREFIX}{key}",
+                      f"{why}, as `slo export --openslo` writes it")
+        raise _Refused
+    return value
+
+
 # ---- v1alpha, as Sloth reads it ------------------------------------------------------------
 
 
@@ -161,7 +190,10 @@ class Documents:
 
 def read_v1(docs: Documents, result: Import, window: str, namespace: str | None) -> None:
     for source, doc in docs.slos:
-        _slo_v1(docs, source, doc, result, window, namespace)
+        try:
+            _slo_v1(docs, source, doc, result, window, namespace)
+        except _Refused:  # its line is in result.refused
+            continue
 
 
 def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, window: str,
@@ -219,7 +251,7 @@ def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, w
     if svc_notes.get("selector"):
         service.selector = svc_notes["selector"]
     if svc_notes.get("histograms"):
-        service.histograms = json.loads(svc_notes["histograms"])
+        service.histograms = _json_note(svc_notes, "histograms", list, source, where, result)
     notes = _notes(doc)
     own_name = notes.get("name") or catalogue_name(name)
     slo = Block({"name": own_name}, comment=f"from {source}: {where}")
@@ -231,7 +263,8 @@ def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, w
     if labels:
         slo["labels"] = labels
     slo["indicator"] = indicator
-    alerting = Block(json.loads(notes["alerting"])) if "alerting" in notes else Block()
+    alerting = Block(_json_note(notes, "alerting", dict, source, where, result)
+                     if "alerting" in notes else {})
     for severity in ("page", "ticket"):
         if severity in notes:
             alerting[severity] = notes[severity] == "true"
@@ -326,8 +359,8 @@ def _indicator_v1(docs: Documents, sli: dict[str, Any], source: str, where: str,
             if "raw" in ratio else None
         if raw is not None and ratio.get("rawType") == "failure" and WINDOW in raw:
             queries = {"error_ratio": raw}
-            if "indicator" in notes and json.loads(notes.get("queries", "{}")) == queries:
-                return Block(json.loads(notes["indicator"]))
+            if "indicator" in notes and _ours(notes, queries, source, where, result):
+                return Block(_json_note(notes, "indicator", dict, source, where, result))
             return Block({"kind": "query", **queries})
         result.refuse(source, f"{where}.spec.ratioMetric", "a raw ratio maps only as a "
                       "failure ratio with {{.window}} in its query; counter ratios (good or bad "
@@ -339,9 +372,9 @@ def _indicator_v1(docs: Documents, sli: dict[str, Any], source: str, where: str,
     if total is None or other is None:
         return None
     queries = {"total": total, picked: other}
-    if "indicator" in notes and json.loads(notes.get("queries", "{}")) == queries:
+    if "indicator" in notes and _ours(notes, queries, source, where, result):
         # written by our export, queries unedited: the catalogue's own kind
-        return Block(json.loads(notes["indicator"]))
+        return Block(_json_note(notes, "indicator", dict, source, where, result))
     if all(WINDOW in q for q in queries.values()):
         return Block({"kind": "query", **queries})
     try:  # counters as plain selectors: a ratio SLI of them
