@@ -7,6 +7,7 @@ by pasting operator text into expressions, so a stray brace cannot change a rule
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import promql_parser
@@ -97,6 +98,11 @@ def _matchers(parsed: promql_parser.VectorSelector) -> tuple[Matcher, ...]:
 # ---- PromQL expressions of the catalogue's `query` kind ----------------------------------------
 
 WINDOW = "{{.window}}"  # where an expression's range goes (Sloth's placeholder)
+
+
+def with_window(text: str) -> str:
+    """``text`` with Go template spellings of the placeholder (``{{ .window }}``) as WINDOW."""
+    return re.sub(r"\{\{-?\s*\.window\s*-?\}\}", WINDOW, text)
 
 
 @dataclass(frozen=True)

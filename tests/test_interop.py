@@ -249,3 +249,23 @@ def test_annotations_that_are_not_what_the_exporter_writes_are_refused_line_by_l
     assert refused and all(line.endswith(f"{why}, as `slo export --openslo` writes it")
                            for line in refused)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("spelling", ["{{ .window }}", "{{.window}}", "{{- .window -}}"])
+def test_sloth_queries_import_whichever_way_the_window_placeholder_is_spaced(spelling, tmp_path):
+    spec = tmp_path / "spaced.yml"
+    spec.write_text(
+        'version: "prometheus/v1"\nservice: "myservice"\nlabels: {owner: "myteam"}\nslos:\n'
+        '  - name: "requests-availability"\n    objective: 99.9\n    sli:\n      events:\n'
+        f'        error_query: sum(rate(http_requests_total{{job="my",code=~"5.."}}[{spelling}]))\n'
+        f'        total_query: sum(rate(http_requests_total{{job="my"}}[{spelling}]))\n'
+        "    alerting: {name: MyServiceHighErrorRate}\n"
+    )
+    out = tmp_path / "catalogue.yaml"
+    result = run_slo("import", spec, "-o", out)
+    assert result.returncode == 0, result.stderr
+    [slo] = resolve_all(load_catalogue(out))
+    assert slo.events.window_queries() == {
+        "total": 'sum(rate(http_requests_total{job="my"}[{{.window}}]))',
+        "bad": 'sum(rate(http_requests_total{job="my",code=~"5.."}[{{.window}}]))',
+    }

@@ -22,7 +22,7 @@ from typing import Any
 
 from slo import durations
 from slo.interop import DEFAULT_OWNER, Import, catalogue_name, gate_note, labels_of
-from slo.promql import WINDOW, parse_selector
+from slo.promql import WINDOW, parse_selector, with_window
 from slo.yamlout import Block
 
 PREFIX = "slo-canary/"
@@ -127,7 +127,7 @@ def read_v1alpha(doc: dict[str, Any], source: str, result: Import, window: str,
                 result.refuse(source, f"{path}.ratioMetrics.{part}",
                               "a Prometheus source with queryType promql is expected")
                 break
-            queries[part] = str(metric.get("query", "")).strip()
+            queries[part] = with_window(str(metric.get("query", "")).strip())
         else:
             target = objective.get("target")
             slo = Block({"name": catalogue_name(f"{name}-{i}")},
@@ -339,7 +339,7 @@ def _query(docs: Documents, metric: Any, source: str, where: str,
     if not isinstance(query, str) or not query.strip():
         result.refuse(source, f"{where}.metricSource.spec.query", "a PromQL query is expected")
         return None
-    return " ".join(query.split())
+    return with_window(" ".join(query.split()))
 
 
 def _indicator_v1(docs: Documents, sli: dict[str, Any], source: str, where: str,

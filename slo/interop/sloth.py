@@ -16,6 +16,7 @@ from typing import Any
 
 from slo import durations
 from slo.interop import DEFAULT_OWNER, Import, catalogue_name, gate_note, labels_of
+from slo.promql import with_window
 from slo.yamlout import Block
 
 CAMEL = {
@@ -151,7 +152,7 @@ def _indicator(sli: Any, source: str, path: str, result: Import) -> Block | None
 
 def _tidy(query: str) -> str:
     """A query on one line where it was written on several (easier to read in a catalogue)."""
-    return re.sub(r"\s*\n\s*", " ", query.strip())
+    return with_window(re.sub(r"\s*\n\s*", " ", query.strip()))
 
 
 def _alerting(raw: Any, source: str, path: str, result: Import) -> Block:
