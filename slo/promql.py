@@ -234,7 +234,17 @@ def check_query(text: str) -> None:
             f"{text!r} has no {WINDOW}: write it where the range goes, e.g. "
             f"sum(rate(http_requests_total[{WINDOW}]))"
         )
+    five = text.replace(WINDOW, "5m")
     try:
-        promql_parser.parse(text.replace(WINDOW, "5m"))
+        promql_parser.parse(five)
     except ValueError as err:
         raise ValueError(f"{text!r} is not valid PromQL with {WINDOW} as 5m ({err})") from None
+    try:  # the rules put it inside other expressions: it must parse there too
+        promql_parser.parse(f"(\n{five}\n) * 1")
+        if "\n" not in five:
+            promql_parser.parse(f"({five}) * 1")
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is valid alone but not inside the rules' expressions: a comment (#) "
+            "would swallow what they add after it; remove it"
+        ) from None

@@ -279,20 +279,24 @@ def _ignoring_resets(s, name, ev, memory, closed=False):
     return np.where(dropped, 0.0, value), present
 
 
-def _stale_ignored(s, name, ev, memory, closed=False):
-    """``now`` read as the last sample within the lookback, staleness markers ignored."""
-    v = s.values[name]
-    patched = recording.Scraped(s.t0, s.step, s.attempted & ~np.isnan(v), s.values)
-    return ORIGINAL_INCREMENTS(patched, name, ev, memory, closed)
+def _zero_steps_kept(pods, sel, ev, memory, warm_up=None, closed=False):
+    """Steps without requests recorded too (the rule's ``> 0`` forgotten): while no scrape comes
+    in (Prometheus away), every evaluation would count as a step with traffic."""
+    steps = ORIGINAL_HASH_STEPS(pods, sel, ev, memory, warm_up, closed)
+    _, any_step = recording._sum_steps(pods, sel.total, ev, memory, [None] * len(pods), closed)
+    return recording.Steps(steps.requests, steps.errors, steps.squares, steps.present | any_step)
 
 
-@pytest.mark.parametrize("wrong", ["resets ignored", "staleness ignored", "no warm-up"])
+ORIGINAL_HASH_STEPS = recording.hash_steps
+
+
+@pytest.mark.parametrize("wrong", ["resets ignored", "zero steps kept", "no warm-up"])
 def test_the_promtool_check_catches_a_wrong_simulation(tmp_path, monkeypatch, wrong):
     warm_up = ""
     if wrong == "resets ignored":
         monkeypatch.setattr(recording, "increments", _ignoring_resets)
-    elif wrong == "staleness ignored":
-        monkeypatch.setattr(recording, "increments", _stale_ignored)
+    elif wrong == "zero steps kept":
+        monkeypatch.setattr(cj, "hash_steps", _zero_steps_kept)
     else:
         warm_up = "2m"
         monkeypatch.setattr(recording, "warm", lambda s, total, ev, w, closed=False:
@@ -303,7 +307,7 @@ def test_the_promtool_check_catches_a_wrong_simulation(tmp_path, monkeypatch, wr
     finally:
         cj.modes_for.cache_clear()
     assert report is not None, f"the check passed with {wrong}"
-    assert "slo:canary_requests:step" in report or "slo:canary_errors:step" in report
+    assert "slo:canary_" in report
 
 
 # ---- Argo Rollouts semantics on hand-made measurement sequences -------------------------------
@@ -509,3 +513,33 @@ def test_quick_run_prints_every_target_line_and_exits_by_them(tmp_path):
     assert result.returncode == (1 if missed else 0)
     assert out.read_text() == result.stdout
     assert elapsed < 120, f"--quick took {elapsed:.0f} s"
+
+
+def test_error_measurements_do_not_count_and_never_end_the_gate():
+    """Argo v1.9.1: an Error (Prometheus not answering) is not counted toward ``count`` and, with
+    the rendered consecutiveErrorLimit (2^31 - 1), never errors the metric."""
+    gate = spec(count=3, consecutive_success_limit=1, inconclusive_limit=3,
+                consecutive_error_limit=2**31 - 1)
+    assert outcome(gate, [N, E, E, E, N, N, N]) == (5, N)  # counted at 0, 4 and 5
+    assert outcome(gate, [E] * 10 + [S]) == (10, S)
+    new = cj.modes_for("dev", "api-gateway")[0]
+    limits = {m.consecutive_error_limit for t in new.templates.values() for m in t.metrics}
+    assert limits == {2**31 - 1}
+
+
+def test_prometheus_away_is_an_error_measurement_of_every_metric():
+    mode = cj.modes_for("dev", "api-gateway")[0]
+    _, slos = cj._stack("dev")
+    cell = cj.Cell("m", 300, 10, 0.5, outage=300)
+    p = cj.probabilities(slos["api-gateway"], 10)
+    world = cj.sample_world(np.random.default_rng(3), 4, cell, p, cj.probabilities(
+        slos["api-gateway"], 0.5), 30.0, mode.horizon * mode.grid, 2700, mode.first_gate_start())
+    phases = cj.phases_of(mode, world)
+    t = np.arange(mode.horizon) * mode.grid
+    down = world.is_down(np.broadcast_to(t, (4, mode.horizon)))
+    assert down.sum(axis=1).tolist() == [10] * 4  # 300 s at 30 s measurements
+    for p_ in phases.values():
+        assert (p_[down] == cj.ERROR).all() and (p_[~down] != cj.ERROR).all()
+    assert not world.evaluations.done[
+        (world.evaluations.t >= world.down[:, :1]) & (world.evaluations.t < world.down[:, 1:2])
+    ].any()
