@@ -7,27 +7,32 @@
 For every service of catalogue/core-services.yaml with gated SLOs, on the dev and prod stacks,
 all gated SLOs of the service judged together in one rollout:
 
-Traffic. The canary receives Poisson traffic at a constant rate (20 ... 5000 requests/minute),
-the stable pods 9x that rate. Each request is a 5xx with probability ``e`` and slower than the
+Traffic (bench/traffic.py). The canary pod starts with the rollout and receives Poisson traffic
+at a constant rate (20 ... 5000 requests/minute), the stable pods 9x that rate (a day of counts
+already in their counters). Each request is a 5xx with probability ``e`` and slower than the
 latency threshold with probability ``s``, independently: every ratio/availability SLO on the
 ``http_requests_total`` 5xx selector sees the same 5xx (orchestrator's 99.5% availability and
 99.9% error rate count the very same errors), every latency SLO the same slow requests. A cell
 puts the canary at ``m`` x budget: ``e = m x`` the strictest budget among the service's
 error-type SLOs, ``s = min(m x latency budget, 1)``; stable runs at 0.5x. The shared incident
 puts stable and canary both at 10x; the idle canary gets no requests (stable keeps 180/min).
+The real-traffic cells (``Cell.condition``) add container restarts (lazily created or
+pre-created 5xx series), bursts, beta-binomial variation, cold starts, a warm-up, stable's
+traffic share in a shared incident and Prometheus outages; see ``real_traffic_cells``.
 
-Prometheus (3.x, the pinned build ``make bench`` runs; ``--engine 2`` models 2.x). The counters
-of the canary pods (starting at 0 when the canary starts) and of the stable pods are scraped
-every scrape interval, with a random phase per run and per pod group; a series exists from the
-first scrape after its first increment (a client library creates a ``code="500"`` child on the
-first 5xx), except histogram buckets, which appear with their ``_count``. A query at time ``t``
-sees the last scrape within the lookback. Ranges (and the lookback) are left-open on 3.x,
-``(t - w, t]``, closed on 2.x, ``[t - w, t]``. ``rate()``/``increase()`` are Prometheus'
-extrapolatedRate: extrapolate to the window's edges when the first/last sample is within 1.1x
-the average sample interval of them, else by half an interval, and never below the counter's
-zero point (2.x clamps to the zero point before the 1.1x test, 3.x after it). Subqueries
-evaluate at multiples of their step since the epoch within the range; the epoch's phase is
-random per run. No counter resets (pods are not restarted), no scrape failures, no query errors.
+Prometheus (3.x; ``--engine 2`` closes the ranges as 2.x does). The new judge's gate queries
+read the evidence the service's rendered rule group records (``delivery/evidence.py``); the
+group is simulated (bench/recording.py): every pod's series scraped every scrape interval at a
+random phase per run and pod (staleness markers where a scrape fails or a series is gone), the
+group evaluated every interval at a random phase of its own, each series' exact step (new
+sample minus the last one a step earlier, or the whole sample after a reset), the steps per
+hash and of the other hashes, their sums over the evidence window, and ``judge.evidence``
+vectorised. tests/test_canary_judgement.py checks that simulation against the rendered group
+run by ``promtool test rules``. A query at time ``t`` sees the last evaluation's evidence within
+the lookback (5m). While Prometheus is away nothing is scraped, nothing evaluated, and every
+measurement (gate, background, budget freeze) is an Error. The reference's queries (``rate()``
+over the canary's counters) use Prometheus' extrapolatedRate, as copied below; it is run on the
+cells whose counters neither reset nor miss scrapes.
 
 Argo Rollouts v1.9 (analysis/analysis.go, utils/evaluate/evaluate.go of v1.9.1). Conditions are
 the rendered strings, evaluated by a small evaluator of the expr-lang subset they use (never by
@@ -36,8 +41,9 @@ neither: Inconclusive; an evaluation error: Error. A metric is Failed when faile
 failureLimit, Inconclusive when inconclusive > inconclusiveLimit, Error when consecutive errors
 > consecutiveErrorLimit (in that order of precedence, the last wins), Successful at
 consecutiveSuccessLimit, and at ``count`` without that limit reached Inconclusive. Its first
-measurement is taken when the run starts, then every ``interval`` (an Error's 10 s retry is
-taken at the next interval here; the report counts Error measurements, and none occur). Once a
+measurement is taken when the run starts, then every ``interval``; an Error does not count
+toward ``count`` and is retried at the next interval (v1.9.1 retries after ``interval``); the
+report counts Error measurements. Once a
 non-dry-run metric is Failed/Error/Inconclusive the run ends with the worst phase at that moment
 (Failed > Error > Inconclusive); dry-run metrics never decide. The Rollout runs its steps in
 order: setWeight is immediate, pause {duration} waits, an analysis step blocks until its run
@@ -73,17 +79,31 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.stats import beta as beta_distribution
+from scipy.stats import beta as beta_distribution  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import recording, traffic  # noqa: E402
+from bench.recording import (  # noqa: E402
+    Evaluations,
+    Scraped,
+    Selection,
+    _last_true,
+    hash_steps,
+    others_steps,
+    window_sums,
+)
 from bench.reference_templates import REFERENCE_COMMIT, canary_query, reference_bodies  # noqa: E402
+from bench.traffic import COUNT, ERR, FAST, OK  # noqa: E402
+from delivery import evidence as evidence_rules  # noqa: E402
 from delivery import judge  # noqa: E402
-from delivery.canary import bodies  # noqa: E402
+from delivery.analysis import evidence_window  # noqa: E402
+from delivery.canary import bodies, evidence_group  # noqa: E402
 from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
 from slo import durations  # noqa: E402
+from slo.conventions import CANARY_EVIDENCE  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402
 from slo.model import Events, RatioEvents, ResolvedSlo, resolve_all  # noqa: E402
 from slo.promql import Selector  # noqa: E402
@@ -99,7 +119,7 @@ ONE_STREAM_MULTIPLES = (10, 50)  # a regression in 5xx alone, or in latency alon
 STABLE_TRAFFIC = 9  # stable pods' requests per canary request
 IDLE_STABLE_RATE = 180  # requests/minute of the stable pods beside an idle canary
 FREEZE_BUDGET_REMAINING = 0.5  # what prod's budget-freeze query is taken to return
-LOOKBACK_DELTA = 300.0  # Prometheus' default instant-vector lookback (5m)
+MAX_OUTAGE = 600.0  # seconds the horizon leaves for gates prolonged by Error measurements
 STABLE_HISTORY_SECONDS = 86400  # the stable pods' counters hold a day of traffic at the start
 BATCH = 1000
 RESULTS = ROOT / "bench" / "results" / "canary_judgement.txt"
@@ -350,7 +370,7 @@ class Counters:
 
     @property
     def samples(self) -> int:
-        return next(iter(self.values.values())).shape[1]
+        return int(next(iter(self.values.values())).shape[1])
 
     def first_present(self, name: str) -> np.ndarray:
         """Index of each run's first sample of ``name`` (``samples`` when it never appears)."""
@@ -363,26 +383,6 @@ class Counters:
 
 def _rows(a: np.ndarray, t: np.ndarray) -> np.ndarray:
     return a.reshape((-1,) + (1,) * (t.ndim - 1))
-
-
-def last_over_time_sum(
-    c: Counters, names: Sequence[str], t: np.ndarray, window: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``sum(last_over_time(sel[window]))`` at times ``t`` (runs x times): (value, present)."""
-    t0 = _rows(c.t0, t)
-    idx = np.floor((t - t0) / c.step).astype(np.int64)
-    inside = idx >= 0
-    idx = np.clip(idx, 0, c.samples - 1)
-    fresh = idx >= ENGINE.first_index(t - window - t0, c.step)
-    total = np.zeros(t.shape)
-    present = np.zeros(t.shape, dtype=bool)
-    flat = idx.reshape(len(c.t0), -1)
-    for name in names:
-        v = np.take_along_axis(c.values[name], flat, axis=1).reshape(t.shape)
-        ok = inside & fresh & ~np.isnan(v)
-        total += np.where(ok, v, 0.0)
-        present |= ok
-    return total, present
 
 
 def extrapolated_sum(
@@ -431,59 +431,10 @@ def extrapolated_sum(
     return total, present
 
 
-@dataclass
-class StepGrid:
-    """Subquery steps: multiples of ``step`` seconds since the epoch, from the canary's start.
-
-    Rollout time 0 is ``epoch_phase`` seconds past a multiple of ``step`` (per run), so step
-    ``i`` is at ``(first + i) * step - epoch_phase`` with ``first = ceil(epoch_phase / step)``.
-    """
-
-    step: float
-    epoch_phase: np.ndarray  # (runs,)
-    count: int
-
-    @property
-    def first(self) -> np.ndarray:
-        return np.ceil(self.epoch_phase / self.step).astype(np.int64)
-
-    def times(self) -> np.ndarray:
-        i = np.arange(self.count)
-        return (self.first[:, None] + i) * self.step - self.epoch_phase[:, None]
-
-
-def subquery_sum(
-    grid: StepGrid, inner: np.ndarray, inner_present: np.ndarray, t: np.ndarray, window: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``sum_over_time((inner)[window:step])`` at times ``t``: the steps in the range."""
-    u = grid.epoch_phase[:, None]
-    first = grid.first[:, None]
-    prefix = np.cumsum(np.where(inner_present, inner, 0.0), axis=1)
-    counted = np.cumsum(inner_present, axis=1)
-    hi = np.floor((t + u) / grid.step).astype(np.int64) - first
-    lo = np.maximum(ENGINE.first_index(t - window + u, grid.step) - first, 0)
-    if (hi >= grid.count).any():
-        raise ValueError("evaluation past the last subquery step")
-    some = hi >= lo
-    hi_c = np.clip(hi, 0, grid.count - 1)
-    lo_c = np.clip(lo - 1, 0, grid.count - 1)
-    total = np.take_along_axis(prefix, hi_c, axis=1) - np.where(
-        lo > 0, np.take_along_axis(prefix, lo_c, axis=1), 0.0
-    )
-    n = np.take_along_axis(counted, hi_c, axis=1) - np.where(
-        lo > 0, np.take_along_axis(counted, lo_c, axis=1), 0
-    )
-    present = some & (n > 0)
-    return np.where(present, total, 0.0), present
-
-
 # ---- what the rendered queries select, and their arithmetic ---------------------------------
 
-# Synthetic series per pod group: 2xx and 5xx request counters, the histogram's _count and its
-# bucket at the latency threshold.
-OK, ERR, COUNT, FAST = "ok", "err", "count", "fast"
-SERIES = (OK, ERR, COUNT, FAST)
-
+# Synthetic series per pod (bench/traffic.py): 2xx and 5xx request counters, the histogram's
+# _count and its bucket at the latency threshold.
 
 @dataclass(frozen=True)
 class SloSeries:
@@ -527,48 +478,9 @@ def _seconds(text: str) -> float:
     return float(durations.parse(text))
 
 
-@dataclass(frozen=True)
-class JudgeQuery:
-    """A rendered sequential-judge query: which series, which ranges (read from its text)."""
-
-    gate: judge.Gate
-    series: SloSeries
-    lookback: float  # canary counts' last_over_time range
-    rate_window: float  # stable's rate() range
-    step: float  # stable's subquery step (the multiplier after it)
-    subquery_range: float
-
-    @classmethod
-    def parse(cls, text: str, gate: judge.Gate, scrape_seconds: int) -> JudgeQuery:
-        lookback = re.search(r"last_over_time\([^\[]*\[(\w+)\]\)", text)
-        sub = re.search(r"\[(\w+):(\w+)\]\) \* (\d+)", text)
-        rate = re.search(r"rate\([^\[]*\[(\w+)\]\)", text)
-        if not (lookback and sub and rate):
-            raise ValueError("not a sequential-judge query")
-        if text != judge.query(gate, lookback.group(1), scrape_seconds):
-            raise ValueError(f"the rendered query of {gate.name} is not judge.query()'s")
-        if _seconds(sub.group(2)) != float(sub.group(3)):
-            raise ValueError("subquery step and its multiplier differ")
-        return cls(
-            gate=gate,
-            series=slo_series(gate.slo.events),
-            lookback=_seconds(lookback.group(1)),
-            rate_window=_seconds(rate.group(1)),
-            step=_seconds(sub.group(2)),
-            subquery_range=_seconds(sub.group(1)),
-        )
-
-
-def _llr(x: Any, n: Any, good: Any, bad: Any) -> Any:
-    return x * np.log(bad / good) + (n - x) * np.log((1 - bad) / (1 - good))
-
-
-def _clamp(v: Any, low: Any, high: Any) -> Any:
-    return np.maximum(low, np.minimum(high, v))  # PromQL clamp(): max(min, min(max, v))
-
-
 def _bad_count(
-    s: SloSeries, c: Counters, t: np.ndarray, window: float, total: np.ndarray, reader: Callable
+    s: SloSeries, c: Counters, t: np.ndarray, window: float, total: np.ndarray,
+    reader: Callable[..., tuple[np.ndarray, np.ndarray]],
 ) -> np.ndarray:
     if s.bad is not None:
         bad, present = reader(c, s.bad, t, window)
@@ -578,47 +490,89 @@ def _bad_count(
     return total - np.where(present, good, 0.0)  # total - (good or vector(0))
 
 
-def judge_evidence(
-    q: JudgeQuery, canary: Counters, stable: Counters, grid: StepGrid, t: np.ndarray
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The query's result at times ``t`` (runs x times): (non-empty, the 7 EVIDENCE arrays)."""
-    s, h = q.series, q.gate.hypotheses
-    n, n_present = last_over_time_sum(canary, s.total, t, q.lookback)
-    x = _bad_count(s, canary, t, q.lookback, n, last_over_time_sum)
-    non_empty = n_present & (n > 0)
+@dataclass
+class World:
+    """One batch of runs: the canary's and stable's pods as scraped, the evidence group's
+    evaluations, when Prometheus was down (runs, 2: [start, end), NaN: never), and, where the
+    canary's counters neither reset nor miss scrapes, the same counters for the reference."""
 
-    steps = grid.times()
-    canary_there = last_over_time_sum(canary, s.total, steps, LOOKBACK_DELTA)[1]
-    rate_total, rate_present = extrapolated_sum(stable, s.total, steps, q.rate_window)
-    if s.bad is not None:
-        rate_bad, bad_present = extrapolated_sum(stable, s.bad, steps, q.rate_window)
-        rate_bad = np.where(bad_present, rate_bad, 0.0)
-    else:
-        assert s.good is not None
-        rate_good, good_present = extrapolated_sum(stable, s.good, steps, q.rate_window)
-        rate_bad = np.where(rate_present, rate_total - np.where(good_present, rate_good, 0.0), 0.0)
-    sn, sn_present = subquery_sum(grid, rate_total, rate_present & canary_there, t,
-                                  q.subquery_range)
-    se, se_present = subquery_sum(grid, rate_bad, canary_there, t, q.subquery_range)
-    sn, se = sn * q.step, se * q.step
-    both = sn_present & se_present
+    canary: list[Scraped]
+    stable: list[Scraped]
+    evaluations: Evaluations
+    down: np.ndarray
+    reference: Counters | None = None
+    _evidence: dict[Any, tuple[np.ndarray, list[np.ndarray]]] = field(default_factory=dict)
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        canary_llr = _llr(x, n, h.good, h.bad)
-        judged = canary_llr
-        if q.gate.compare:
-            has_ratio = both & (sn > 0)
-            ratio = np.where(has_ratio, se / np.where(has_ratio, sn, 1.0), 0.0)
-            bad_cap = max(h.bad, judge.BAD_CAP)
-            good_cap = max(h.good, judge.GOOD_CAP_SHARE * bad_cap)
-            good = np.where(has_ratio, _clamp(ratio, h.good, good_cap), h.good)
-            bad = np.where(has_ratio, _clamp(q.gate.margin * ratio, h.bad, bad_cap), h.bad)
-            # no stable traffic in the canary's period yet: `or vector(NaN)`, cannot abort
-            judged = np.where(has_ratio, _llr(x, n, good, bad), np.nan)
-        stable_llr = np.where(both, _llr(se, sn, h.good, h.bad), 0.0)
-    vector = [judged, canary_llr, x, n, np.where(se_present, se, 0.0),
-              np.where(sn_present, sn, 0.0), stable_llr]
-    return non_empty, [np.where(non_empty, v, np.nan) for v in vector]
+    def is_down(self, t: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return (t >= self.down[:, :1]) & (t < self.down[:, 1:2])
+
+
+@dataclass(frozen=True)
+class RecordedGate:
+    """A gate whose rendered query reads the recorded evidence, and how its rule group (the
+    rendered one: ``delivery.canary.evidence_group``) records it."""
+
+    gate: judge.Gate
+    series: SloSeries
+    step: float  # the group's interval: the scrape interval
+    memory: float
+    window: float
+    warm_up: float | None
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(self.series.total, self.series.bad, self.series.good)
+
+    def records(self, world: World) -> dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]]:
+        """Every series the group records for this gate at every evaluation, keyed by (record,
+        hash: "canary" or "stable", evidence element or ""): (present, value)."""
+        ev, closed = world.evaluations, ENGINE.closed
+        own = hash_steps(world.canary, self.selection, ev, self.memory, self.warm_up, closed)
+        stable = hash_steps(world.stable, self.selection, ev, self.memory, self.warm_up, closed)
+        others = others_steps(own, [stable])
+        out: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+        for hash_, steps, is_others in (("canary", own, False), ("stable", stable, False),
+                                        ("canary", others, True)):
+            for part in ("requests", "errors", "squares"):
+                out[(evidence_rules.step_record(part, is_others), hash_, "")] = (
+                    steps.present, getattr(steps, part))
+        sums = {False: window_sums(own, ev, self.window, closed),
+                True: window_sums(others, ev, self.window, closed)}
+        for is_others, total in sums.items():
+            for part in evidence_rules.PARTS:
+                out[(evidence_rules.sum_record(part, is_others), "canary", "")] = (
+                    total.present, getattr(total, part))
+        present, vector = recording.evidence(self.gate, sums[False], sums[True])
+        for name, v in zip(judge.EVIDENCE, vector, strict=True):
+            out[(CANARY_EVIDENCE, "canary", name)] = (present, v)
+        return out
+
+    def recorded(self, world: World) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The evidence vector at every evaluation of the group: (present, EVIDENCE arrays)."""
+        key = (self.gate.name, self.warm_up)
+        if key not in world._evidence:
+            records = self.records(world)
+            present = records[(CANARY_EVIDENCE, "canary", judge.EVIDENCE[0])][0]
+            world._evidence[key] = (present, [records[(CANARY_EVIDENCE, "canary", name)][1]
+                                              for name in judge.EVIDENCE])
+        return world._evidence[key]
+
+    def measured(self, world: World, t: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """What the instant query returns at times ``t`` (runs x times): the last evaluation's
+        evidence within the lookback (a stale marker where the evidence went away)."""
+        present, vector = self.recorded(world)
+        ev = world.evaluations
+        step = ev.t[:, 1:2] - ev.t[:, :1]
+        index = np.floor((t - ev.t[:, :1]) / step).astype(np.int64)
+        index = np.minimum(index, ev.t.shape[1] - 1)
+        k = _last_true(ev.done, index)
+        at = np.take_along_axis(ev.t, np.clip(k, 0, None), axis=1)
+        seen = (k >= 0) & np.take_along_axis(present, np.clip(k, 0, None), axis=1) & (
+            at > t - recording.LOOKBACK)
+        out = [np.where(seen, np.take_along_axis(v, np.clip(k, 0, None), axis=1), np.nan)
+               for v in vector]
+        return seen, out
 
 
 @dataclass(frozen=True)
@@ -724,7 +678,7 @@ def metric_outcome(
     """When (grid index) and how one metric completes, measuring from ``start`` every ``every``
     grid steps (analysis.go: assessMetricStatus, assessMetricFailureInconclusiveOrError)."""
     runs = phases.shape[0]
-    n_max = spec.count if spec.count else (horizon // every + 1)
+    n_max = horizon // every + 1  # an Error measurement does not count toward ``count``
     at = start[:, None] + every * np.arange(n_max)[None, :]
     taken = at < horizon
     p = np.take_along_axis(phases, np.clip(at, 0, horizon - 1), axis=1)
@@ -839,17 +793,28 @@ class Mode:
     steps: list[Step]
     background: str | None
     templates: dict[str, Template]
-    queries: dict[str, JudgeQuery | ReferenceQuery]  # rendered query text -> its model
+    queries: dict[str, RecordedGate | ReferenceQuery]  # rendered query text -> its model
     grid: float  # seconds between possible measurement times
     horizon: int  # grid points simulated
     longest_analysis: float  # seconds to the last measurement the steps can take
 
-    def evidence(self, query: str, canary: Counters, stable: Counters, grid: StepGrid,
-                 t: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    def evidence(self, query: str, world: World, t: np.ndarray
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
         q = self.queries[query]
-        if isinstance(q, JudgeQuery):
-            return judge_evidence(q, canary, stable, grid, t)
-        return reference_evidence(q, canary, t)
+        if isinstance(q, RecordedGate):
+            return q.measured(world, t)
+        assert world.reference is not None
+        return reference_evidence(q, world.reference, t)
+
+    def first_gate_start(self) -> float:
+        """Seconds from the rollout's start to the first gate's first measurement."""
+        seconds = 0.0
+        for step in self.steps:
+            if step.kind == "pause":
+                seconds += step.seconds
+            elif step.kind == "analysis" and not is_freeze(self.templates[step.template]):
+                return seconds
+        return seconds
 
     def gate_deadline(self) -> float:
         """Seconds from the rollout's start to the first gate's last measurement."""
@@ -881,22 +846,36 @@ def _longest(steps: list[Step], templates: dict[str, Template]) -> float:
 
 
 def new_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack: StackConfig) -> Mode:
+    """The rendered templates and steps; each gate query's evidence is simulated from the
+    rendered evidence rule group, whose parameters are read from it (and checked to be what
+    ``delivery/evidence.py`` renders for those parameters)."""
     b = bodies(service, namespace, slos, stack)
-    scrape = go_seconds(stack.prometheus.scrape_interval)
     templates = {body["metadata"]["name"]: Template.from_rendered(body)
                  for body in b.templates.values()}
     steps, background = rollout_steps(b.rollout(b.image)["spec"]["strategy"]["canary"])
-    queries: dict[str, JudgeQuery | ReferenceQuery] = {}
+    group = evidence_group(service, slos, stack)
+    if group is None or b.evidence_rule is None:
+        raise ValueError(f"{service} has no recorded evidence")
+    if b.evidence_rule["spec"]["groups"] != [group]:
+        raise ValueError("the rendered evidence rule is not evidence_group()'s")
+    window = evidence_window(stack.delivery)
+    recordings = [evidence_rules.recording(g, stack.services[service], stack.prometheus, window)
+                  for g in b.gates]
+    if evidence_rules.rule_group(service, recordings) != group:
+        raise ValueError("the evidence group is not rendered from these recordings")
+    queries: dict[str, RecordedGate | ReferenceQuery] = {}
     for template in templates.values():
         for metric in template.metrics:
             if metric.query in queries or metric.query.startswith("min("):
                 continue
-            for gate in b.gates:
-                try:
-                    queries[metric.query] = JudgeQuery.parse(metric.query, gate, scrape)
+            for r in recordings:
+                if metric.query == judge.query(r.gate, window, r.step):
+                    queries[metric.query] = RecordedGate(
+                        gate=r.gate, series=slo_series(r.gate.slo.events),
+                        step=_seconds(r.step), memory=_seconds(r.memory),
+                        window=_seconds(r.window),
+                        warm_up=float(go_seconds(r.warm_up)) if r.warm_up else None)
                     break
-                except ValueError:
-                    continue
             else:
                 raise ValueError(f"no gate renders the query of {metric.name}")
     return _mode("new judge", steps, background, templates, queries)
@@ -908,7 +887,7 @@ def reference_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack_
     templates = {body["metadata"]["name"]: Template.from_rendered(body)
                  for body in ref.templates.values()}
     steps, background = rollout_steps(ref.canary)
-    queries: dict[str, JudgeQuery | ReferenceQuery] = {}
+    queries: dict[str, RecordedGate | ReferenceQuery] = {}
     for template in templates.values():
         for metric in template.metrics:
             if metric.query.startswith("min(") or metric.query in queries:
@@ -919,17 +898,21 @@ def reference_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack_
 
 
 def _mode(label: str, steps: list[Step], background: str | None,
-          templates: dict[str, Template], queries: dict[str, JudgeQuery | ReferenceQuery]) -> Mode:
+          templates: dict[str, Template], queries: dict[str, RecordedGate | ReferenceQuery]
+          ) -> Mode:
     grid = _grid_of(steps, templates)
     longest = _longest(steps, templates)
+    # Error measurements (Prometheus down) do not count: a gate can last that much longer
     return Mode(label, steps, background, templates, queries, grid,
-                int(longest // grid) + 2, longest)
+                int((longest + MAX_OUTAGE) // grid) + 2, longest)
 
 
-def phases_of(mode: Mode, canary: Counters, stable: Counters, grid: StepGrid) -> dict[str, Any]:
-    """Every metric's measurement phase at every grid time, keyed by (template, metric)."""
-    runs = len(canary.t0)
+def phases_of(mode: Mode, world: World) -> dict[str, Any]:
+    """Every metric's measurement phase at every grid time, keyed by (template, metric); Error
+    wherever Prometheus does not answer."""
+    runs = len(world.down)
     t = np.broadcast_to(np.arange(mode.horizon) * mode.grid, (runs, mode.horizon))
+    down = world.is_down(t)
     cache: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
     out: dict[str, Any] = {}
     for template in mode.templates.values():
@@ -938,10 +921,11 @@ def phases_of(mode: Mode, canary: Counters, stable: Counters, grid: StepGrid) ->
                 env = Env([np.full(t.shape, FREEZE_BUDGET_REMAINING)], np.ones(t.shape, int))
             else:
                 if metric.query not in cache:
-                    cache[metric.query] = mode.evidence(metric.query, canary, stable, grid, t)
+                    cache[metric.query] = mode.evidence(metric.query, world, t)
                 present, vector = cache[metric.query]
                 env = Env(vector, np.where(present, len(vector), 0))
-            out[f"{template.name}/{metric.name}"] = metric.measure(env)
+            out[f"{template.name}/{metric.name}"] = np.where(
+                down, ERROR, metric.measure(env)).astype(np.int8)
     return out
 
 
@@ -1017,14 +1001,48 @@ class Cell:
     m: float  # canary's multiple of the budget
     stable_m: float
     stream: str = "both"  # "5xx" or "slow": only that stream at m, the other as stable's
+    # real-traffic conditions (bench/traffic.py); the defaults are the plain cells
+    restart: str = ""  # "once": the canary's container restarts once mid-gate; "5m": every 5 min
+    lazy: bool = True  # the canary's 5xx series is created at its first 5xx (else pre-created)
+    icc: float = 0.0  # beta-binomial per-interval variation of the bad requests
+    burst: float = 1.0  # mean burst size of the bad requests
+    vary_stable: bool = False  # the same variation in stable's requests (else independent)
+    cold: int = 0  # failing requests in the canary pod's first minute
+    warm_up: str = ""  # the service's warmUp for this cell ("" : the stack file's)
+    stable_traffic: float = STABLE_TRAFFIC  # stable's requests per canary request
+    outage: float = 0.0  # seconds Prometheus does not answer, mid-gate
+
+    @property
+    def condition(self) -> str:
+        """The real-traffic condition, "" for a plain cell."""
+        parts = []
+        if self.restart:
+            parts.append(f"restart {self.restart} {'lazy' if self.lazy else 'pre-created'}")
+        if self.burst > 1:
+            parts.append(f"bursts {self.burst:g}")
+        if self.icc:
+            parts.append(f"icc {self.icc:g}")
+        if (self.burst > 1 or self.icc) and self.vary_stable:
+            parts.append("both")
+        if self.cold:
+            parts.append(f"cold {self.cold}")
+        if self.warm_up:
+            parts.append(f"warmUp {self.warm_up}")
+        if self.kind == "shared" and self.stable_traffic != STABLE_TRAFFIC:
+            parts.append(f"stable {self.stable_traffic:g}x")
+        if self.outage:
+            parts.append(f"outage {self.outage:g}s")
+        return " ".join(parts)
 
     @property
     def title(self) -> str:
         if self.kind == "shared":
-            return f"shared {self.m:g}x"
-        if self.kind == "idle":
-            return "idle"
-        return f"m={self.m:g}" + ("" if self.stream == "both" else f" {self.stream}")
+            base = f"shared {self.m:g}x"
+        elif self.kind == "idle":
+            base = "idle"
+        else:
+            base = f"m={self.m:g}" + ("" if self.stream == "both" else f" {self.stream}")
+        return f"{base} {self.condition}".strip()
 
 
 @dataclass(frozen=True)
@@ -1054,30 +1072,47 @@ def one_stream_applies(slos: list[ResolvedSlo]) -> bool:
     return kinds == {True, False}
 
 
-def sample_counters(
-    rng: np.random.Generator, runs: int, per_second: float, p: Probabilities, t0: np.ndarray,
-    step: float, samples: int, history: float,
-) -> Counters:
-    """Poisson requests between scrapes, binomial 5xx and slow ones; counters from ``history``
-    seconds of the same traffic before time 0 (0 for new pods)."""
-    widths = np.full((runs, samples), step)
-    widths[:, 0] = t0 + history
-    requests = rng.poisson(per_second * widths).astype(np.float64)
-    errors = rng.binomial(requests.astype(np.int64), p.e).astype(np.float64)
-    slow = rng.binomial(requests.astype(np.int64), p.s).astype(np.float64)
-    count = np.cumsum(requests, axis=1)
-    err = np.cumsum(errors, axis=1)
-    fast = count - np.cumsum(slow, axis=1)
-    ok = count - err
-    exists = count >= 1
-
-    def series(v: np.ndarray, there: np.ndarray) -> np.ndarray:
-        return np.where(there, v, np.nan)
-
-    return Counters(t0=t0, step=step, values={
-        OK: series(ok, ok >= 1), ERR: series(err, err >= 1),
-        COUNT: series(count, exists), FAST: series(fast, exists),
-    })
+def sample_world(rng: np.random.Generator, runs: int, cell: Cell, canary_p: Probabilities,
+                 stable_p: Probabilities, scrape: float, horizon: float, stable_rate: float,
+                 gate_start: float) -> World:
+    """One batch of runs of a cell: the canary pod starts with the rollout, its first scrape
+    and the evidence group's evaluations at random phases; stable's pod has a day of counts."""
+    attempts = int(horizon // scrape) + 3
+    canary_t0 = rng.uniform(0, scrape, runs)
+    eval_phase = rng.uniform(0, scrape, runs)
+    lead = 3  # stable's scrapes before the rollout: the first steps have a sample before them
+    stable_t0 = rng.uniform(0, scrape, runs) - lead * scrape
+    down = np.full((runs, 2), np.nan)
+    if cell.outage:
+        start = gate_start + rng.uniform(30, 150, runs)
+        down = np.stack([start, start + cell.outage], axis=1)
+    crashes = downtime = None
+    if cell.restart == "once":
+        crashes = (gate_start + rng.uniform(30, 270, runs))[:, None]
+    elif cell.restart == "5m":
+        first = rng.uniform(60, 360, runs)
+        crashes = first[:, None] + 300.0 * np.arange(int(horizon // 300) + 1)[None, :]
+    if crashes is not None:
+        downtime = rng.uniform(5, 25, crashes.shape)
+    variation = traffic.Variation(icc=cell.icc, burst=cell.burst)
+    canary = traffic.pod(
+        rng, canary_t0, scrape, attempts, np.zeros(runs), cell.rate / 60, canary_p.e,
+        canary_p.s, variation=variation, crashes=crashes, downtime=downtime,
+        lazy_errors=cell.lazy, cold_start=cell.cold, outage=down)
+    day = stable_rate / 60 * STABLE_HISTORY_SECONDS
+    stable = traffic.pod(
+        rng, stable_t0, scrape, attempts + lead, stable_t0 - scrape, stable_rate / 60,
+        stable_p.e, stable_p.s, variation=variation if cell.vary_stable else traffic.INDEPENDENT,
+        outage=down, history=(day, day * stable_p.e, day * stable_p.s))
+    evaluations = Evaluations(
+        t=eval_phase[:, None] + scrape * np.arange(attempts)[None, :], done=np.ones(
+            (runs, attempts), dtype=bool))
+    with np.errstate(invalid="ignore"):
+        evaluations.done &= ~((evaluations.t >= down[:, :1]) & (evaluations.t < down[:, 1:2]))
+    reference = None
+    if not cell.restart and not cell.outage:
+        reference = Counters(t0=canary_t0, step=scrape, values=canary.values)
+    return World([canary], [stable], evaluations, down, reference)
 
 
 @dataclass
@@ -1101,8 +1136,13 @@ def _stack(stack_name: str) -> tuple[StackConfig, dict[str, list[ResolvedSlo]]]:
 
 
 @cache
-def modes_for(stack_name: str, service: str) -> tuple[Mode, Mode]:
+def modes_for(stack_name: str, service: str, warm_up: str = "") -> tuple[Mode, Mode]:
+    """The new judge's and the reference's modes; ``warm_up`` overrides the service's warmUp
+    in the stack file (the rendered templates and evidence group follow it)."""
     stack, slos = _stack(stack_name)
+    if warm_up:
+        deployment = stack.services[service].model_copy(update={"warm_up": warm_up})
+        stack = stack.model_copy(update={"services": {**stack.services, service: deployment}})
     mine = slos[service]
     namespace = mine[0].service.namespace
     return (
@@ -1115,13 +1155,14 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
                   seed: Sequence[int]) -> CellResult:
     started = time.perf_counter()
     stack, slos = _stack(stack_name)
-    modes = modes_for(stack_name, service)
+    modes = modes_for(stack_name, service, cell.warm_up)
     scrape = float(go_seconds(stack.prometheus.scrape_interval))
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
     canary_p = probabilities(slos[service], cell.m, cell.stream)
     stable_p = probabilities(slos[service], cell.stable_m)
-    stable_rate = cell.rate * STABLE_TRAFFIC if cell.kind != "idle" else IDLE_STABLE_RATE
+    stable_rate = cell.rate * cell.stable_traffic if cell.kind != "idle" else IDLE_STABLE_RATE
     horizon_seconds = max(m.horizon * m.grid for m in modes)
+    gate_start = modes[0].first_gate_start()
     outcomes: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
     times: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
     gates: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
@@ -1129,20 +1170,16 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     done = 0
     while done < runs:
         n = min(BATCH, runs - done)
-        canary_phase = rng.uniform(0, scrape, n)
-        stable_phase = rng.uniform(0, scrape, n)
-        epoch_phase = rng.uniform(0, 60.0, n)
-        samples = int(horizon_seconds // scrape) + 2
-        canary = sample_counters(rng, n, cell.rate / 60, canary_p, canary_phase, scrape,
-                                 samples, 0.0)
-        lead = 6  # stable samples before the canary starts (a rate window reaches back)
-        stable = sample_counters(rng, n, stable_rate / 60, stable_p,
-                                 stable_phase - lead * scrape, scrape, samples + lead,
-                                 STABLE_HISTORY_SECONDS)
+        world = sample_world(rng, n, cell, canary_p, stable_p, scrape, horizon_seconds,
+                             stable_rate, gate_start)
         for mode in modes:
-            steps = StepGrid(60.0, epoch_phase, int(mode.horizon * mode.grid // 60) + 2)
-            phases = phases_of(mode, canary, stable, steps)
-            outcome, when, first_gate, errs = simulate_rollout(mode, phases)
+            if mode is not modes[0] and world.reference is None:
+                outcome = np.full(n, UNDECIDED)
+                when = first_gate = np.full(n, np.nan)
+                errs = np.array([0])
+            else:
+                phases = phases_of(mode, world)
+                outcome, when, first_gate, errs = simulate_rollout(mode, phases)
             outcomes[mode.label].append(outcome)
             times[mode.label].append(when)
             gates[mode.label].append(first_gate)
@@ -1158,9 +1195,9 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
 
 
 def _task(args: tuple[int, str, str, Cell, int, tuple[int, ...]]) -> CellResult:
-    engine, *cell = args
+    engine, stack_name, service, cell, runs, seed = args
     use_engine(engine)  # worker processes do not share the parent's globals
-    return simulate_cell(*cell)
+    return simulate_cell(stack_name, service, cell, runs, seed)
 
 
 # ---- statistics, report, targets ---------------------------------------------------------------

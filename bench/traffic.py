@@ -1,0 +1,140 @@
+"""Synthetic traffic of one pod, as Prometheus scrapes it (bench/canary_judgement.py).
+
+A pod (one series set: 2xx and 5xx request counters, a histogram's ``_count`` and its bucket at
+the latency threshold) serves requests at a constant rate. Per scrape interval:
+
+- requests: Poisson;
+- 5xx and slow requests, each stream independently: binomial at the cell's ratio; or
+  beta-binomial (the interval's ratio drawn from a beta with that mean and intra-class
+  correlation ``icc``); or in bursts (a burst starts at a request with probability
+  ``ratio / mean`` and fails a geometric number of requests of that mean, capped at the
+  interval's requests: a burst stays within one interval, the most dispersed case);
+- a cold start: ``cold_start`` extra failing (5xx) requests at uniform times in the pod's first
+  minute.
+
+Restarts. At each crash time the container dies: requests it served since the last scrape were
+never scraped and are lost; it is down for ``downtime`` seconds (a scrape then fails: a
+staleness marker for every series), and starts again with every counter at 0. A lazily created
+5xx series (``lazy_errors``) exists only from the process's first 5xx on; pre-created, it is
+exported at 0 from the start. The 2xx series and the histogram appear with their first request.
+
+Prometheus outages: no scrape is attempted (and no marker written) in ``[start, end)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.recording import Scraped
+
+OK, ERR, COUNT, FAST = "ok", "err", "count", "fast"
+SERIES = (OK, ERR, COUNT, FAST)
+
+
+@dataclass(frozen=True)
+class Variation:
+    """How a stream's bad requests vary beyond independent requests."""
+
+    icc: float = 0.0  # beta-binomial intra-class correlation per scrape interval
+    burst: float = 1.0  # mean burst size (1: independent requests)
+
+
+INDEPENDENT = Variation()
+
+
+def _bad(rng: np.random.Generator, n: np.ndarray, ratio: float, v: Variation) -> np.ndarray:
+    n_int = n.astype(np.int64)
+    if ratio <= 0:
+        return np.zeros(n.shape)
+    if ratio >= 1:
+        return n.astype(np.float64)
+    if v.burst > 1:
+        starts = rng.binomial(n_int, min(1.0, ratio / v.burst))
+        extra = rng.negative_binomial(np.maximum(starts, 1), 1 / v.burst)
+        return np.minimum(np.where(starts > 0, starts + extra, 0), n_int).astype(np.float64)
+    if v.icc > 0:
+        a = ratio * (1 - v.icc) / v.icc
+        b = (1 - ratio) * (1 - v.icc) / v.icc
+        return rng.binomial(n_int, rng.beta(a, b, n.shape)).astype(np.float64)
+    return rng.binomial(n_int, ratio).astype(np.float64)
+
+
+def pod(
+    rng: np.random.Generator,
+    t0: np.ndarray,
+    step: float,
+    attempts: int,
+    start: np.ndarray,
+    per_second: float,
+    e: float,
+    s: float,
+    *,
+    variation: Variation = INDEPENDENT,
+    crashes: np.ndarray | None = None,
+    downtime: np.ndarray | None = None,
+    lazy_errors: bool = True,
+    cold_start: int = 0,
+    outage: np.ndarray | None = None,
+    history: tuple[float, float, float] | None = None,
+) -> Scraped:
+    """The pod's scraped series. ``t0``: its first scrape attempt (runs,), after its ``start``;
+    ``crashes`` (runs, C) crash times (NaN: none) with ``downtime`` (runs, C); ``outage``
+    (runs, 2) Prometheus down [start, end) (NaN: none); ``history``: (requests, 5xx, slow)
+    already in the counters at the start (old pods)."""
+    runs = len(t0)
+    times = t0[:, None] + step * np.arange(attempts)[None, :]
+    previous = np.concatenate([start[:, None], times[:, :-1]], axis=1)
+    since = np.broadcast_to(start[:, None], times.shape).copy()  # the current process's start
+    up = np.ones(times.shape, dtype=bool)
+    if crashes is not None:
+        assert downtime is not None
+        for c in range(crashes.shape[1]):
+            crash = crashes[:, c:c + 1]
+            back = crash + downtime[:, c:c + 1]
+            there = ~np.isnan(crash)
+            up &= ~(there & (times > crash) & (times < back))
+            since = np.where(there & (back <= times), np.maximum(since, back), since)
+    served = np.where(up, times - np.maximum(previous, since), 0.0)
+    served = np.maximum(served, 0.0)
+    reset = since > previous
+    reset[:, 0] = history is None
+
+    n = rng.poisson(per_second * served).astype(np.float64)
+    x = _bad(rng, n, e, variation)
+    slow = _bad(rng, n, s, variation)
+    if cold_start:
+        at = start[:, None] + rng.uniform(0, 60, (runs, cold_start))
+        for i in range(cold_start):
+            hit = (times >= at[:, i:i + 1]) & (previous < at[:, i:i + 1]) & up & (
+                since <= at[:, i:i + 1])
+            n += hit
+            x += hit
+
+    def cumulative(a: np.ndarray) -> np.ndarray:
+        total = np.cumsum(a, axis=1)
+        base = np.where(reset, total - a, 0.0)
+        return total - np.maximum.accumulate(base, axis=1)
+
+    cn, cx, cs = cumulative(n), cumulative(x), cumulative(slow)
+    if history is not None:
+        first_process = ~np.logical_or.accumulate(reset, axis=1)
+        cn = cn + np.where(first_process, history[0], 0.0)
+        cx = cx + np.where(first_process, history[1], 0.0)
+        cs = cs + np.where(first_process, history[2], 0.0)
+    attempted = np.ones(times.shape, dtype=bool)
+    if outage is not None:
+        attempted = ~((times >= outage[:, :1]) & (times < outage[:, 1:2]))
+    sampled = attempted & up
+    ok = cn - cx
+
+    def series(v: np.ndarray, exists: np.ndarray) -> np.ndarray:
+        return np.where(sampled & exists, v, np.nan)
+
+    return Scraped(t0=t0, step=step, attempted=attempted, values={
+        OK: series(ok, ok >= 1),
+        ERR: series(cx, cx >= 1 if lazy_errors else np.ones(cx.shape, dtype=bool)),
+        COUNT: series(cn, cn >= 1),
+        FAST: series(cn - cs, cn >= 1),
+    })
