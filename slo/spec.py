@@ -47,10 +47,39 @@ def _objective(value: float) -> float:
 
 
 def _labels(value: dict[str, str]) -> dict[str, str]:
-    for key in value:
+    return _label_map(value, "label")
+
+
+def _template_problem(text: str) -> str | None:
+    """Why Go's text/template (which Prometheus expands labels and annotations with) would not
+    parse ``text``: an action opened with ``{{`` and not closed, closed and not opened, empty."""
+    at = 0
+    while True:
+        start, end = text.find("{{", at), text.find("}}", at)
+        if start < 0:
+            return None if end < 0 else f"'}}}}' at character {end} closes no '{{{{'"
+        if 0 <= end < start:
+            return f"'}}}}' at character {end} closes no '{{{{'"
+        close = text.find("}}", start + 2)
+        if close < 0:
+            return f"'{{{{' at character {start} is never closed with '}}}}'"
+        if not text[start + 2:close].strip(" -"):
+            return f"'{{{{}}}}' at character {start} is an empty action"
+        at = close + 2
+
+
+def _label_map(value: dict[str, str], what: str) -> dict[str, str]:
+    for key, text in value.items():
         if not LABEL_NAME.match(key) or key.startswith("__"):
-            raise ValueError(f"{key!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+            raise ValueError(f"{key!r} is not a Prometheus {what} name ([a-zA-Z_][a-zA-Z0-9_]*)")
+        problem = _template_problem(text)
+        if problem:
+            raise ValueError(f"{key}: {text!r} is not a template Prometheus can expand: {problem}")
     return value
+
+
+def _annotations(value: dict[str, str]) -> dict[str, str]:
+    return _label_map(value, "annotation")
 
 
 def _not_reserved(labels: dict[str, str], field: str) -> None:
@@ -66,6 +95,7 @@ SelectorText = Annotated[str, AfterValidator(_selector)]
 MatchersText = Annotated[str, AfterValidator(_matchers)]
 QueryText = Annotated[str, AfterValidator(_query)]
 Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+Annotations = Annotated[dict[str, str], AfterValidator(_annotations)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
@@ -271,7 +301,7 @@ class Alerting(Model):
         description="One name for both burn-rate alerts, told apart by `severity` (as Sloth "
         "names them); empty: `SLOBurnRatePage` and `SLOBurnRateTicket`.",
     )
-    annotations: dict[str, str] = Field(
+    annotations: Annotations = Field(
         default_factory=dict,
         description="Annotations on both burn-rate alerts; a key given here replaces the "
         "generated one (`summary`, `description`).",
@@ -285,10 +315,10 @@ class Alerting(Model):
     ticket_labels: Labels = Field(
         default_factory=dict, description="Labels on the ticket alert only (as `page_labels`)."
     )
-    page_annotations: dict[str, str] = Field(
+    page_annotations: Annotations = Field(
         default_factory=dict, description="Annotations on the page alert only."
     )
-    ticket_annotations: dict[str, str] = Field(
+    ticket_annotations: Annotations = Field(
         default_factory=dict, description="Annotations on the ticket alert only."
     )
 
