@@ -1126,6 +1126,7 @@ class CellResult:
     first_gate: dict[str, np.ndarray]
     errors: dict[str, int]
     seconds: float
+    down: np.ndarray | None = None  # (runs, 2): when Prometheus was away, NaN: never
 
 
 @cache
@@ -1167,13 +1168,15 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     times: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
     gates: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
     errors = {m.label: 0 for m in modes}
+    downs = []
     done = 0
     while done < runs:
         n = min(BATCH, runs - done)
         world = sample_world(rng, n, cell, canary_p, stable_p, scrape, horizon_seconds,
                              stable_rate, gate_start)
+        downs.append(world.down)
         for mode in modes:
-            if mode is not modes[0] and world.reference is None:
+            if mode is not modes[0] and (world.reference is None or cell.condition):
                 outcome = np.full(n, UNDECIDED)
                 when = first_gate = np.full(n, np.nan)
                 errs = np.array([0])
@@ -1190,7 +1193,7 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
         outcomes={k: np.concatenate(v) for k, v in outcomes.items()},
         times={k: np.concatenate(v) for k, v in times.items()},
         first_gate={k: np.concatenate(v) for k, v in gates.items()},
-        errors=errors, seconds=time.perf_counter() - started,
+        errors=errors, seconds=time.perf_counter() - started, down=np.concatenate(downs),
     )
 
 
@@ -1295,7 +1298,8 @@ def needed_requests(stack_name: str, service: str, cell: Cell) -> float:
     return min(failing) if failing else max(n for _, n in needs)
 
 
-def cells_for(quick: bool, one_stream: bool = True) -> list[Cell]:
+def cells_for(quick: bool, one_stream: bool = True, service: str = "") -> list[Cell]:
+    """The plain cells, then (for ``service``) the real-traffic ones."""
     rates = (20, 300, 5000) if quick else RATES
     multiples = (0, 1, 10, 50) if quick else MULTIPLES
     cells = [Cell("m", r, m, STABLE_MULTIPLE) for m in multiples for r in rates]
@@ -1304,10 +1308,55 @@ def cells_for(quick: bool, one_stream: bool = True) -> list[Cell]:
     if one_stream:  # last, so that the other cells keep their seeds
         cells += [Cell("m", r, m, STABLE_MULTIPLE, stream) for stream in ("5xx", "slow")
                   for m in ((10,) if quick else ONE_STREAM_MULTIPLES) for r in rates]
+    return cells + real_traffic_cells(quick, service)
+
+
+REAL_RATES = (20, 50, 100, 300, 1000)
+HEALTHY_MULTIPLES = (0.5, 1)
+BAD_MULTIPLE = 10
+COLD_STARTS = (1, 3, 5, 10, 20)
+WARM_UP = "2m"  # covers a first minute of errors: warm-up counts whole scrape intervals
+REAL_TRAFFIC_SERVICES = ("api-gateway", "agent-runner")
+
+
+def real_traffic_cells(quick: bool, service: str) -> list[Cell]:
+    """Issue 24's conditions: api-gateway (its 5xx counted by a bad selector; the latency gate
+    too) gets every one; agent-runner (5xx as total - 2xx) the restarts, where the selector
+    matters."""
+    if service not in REAL_TRAFFIC_SERVICES:
+        return []
+    rates = (300,) if quick else REAL_RATES
+    both = (*HEALTHY_MULTIPLES, BAD_MULTIPLE)
+    conditions: list[tuple[tuple[float, ...], dict[str, Any]]] = []
+    restarts = [("once", True), ("5m", False)] if quick else [
+        (r, lazy) for r in ("once", "5m") for lazy in (True, False)]
+    conditions += [(both, {"restart": r, "lazy": lazy}) for r, lazy in restarts]
+    if service == "api-gateway":
+        bursts = [(10.0, True)] if quick else [(b, v) for b in (3.0, 10.0) for v in (False, True)]
+        conditions += [(both, {"burst": b, "vary_stable": v}) for b, v in bursts]
+        conditions += [(both, {"icc": 0.01, "vary_stable": v})
+                       for v in ((False,) if quick else (False, True))]
+        colds = (5,) if quick else COLD_STARTS
+        conditions += [(HEALTHY_MULTIPLES, {"cold": c, "warm_up": w})
+                       for c in colds for w in ("", WARM_UP)]
+        conditions += [(both, {"outage": o}) for o in ((300.0,) if quick else (60.0, 300.0))]
+    cells = []
+    for multiples, extra in conditions:
+        for m in multiples:
+            if quick and m == 1:
+                continue
+            cells += [Cell("m", r, m, STABLE_MULTIPLE, **extra) for r in rates]
+    if service == "api-gateway":
+        cells += [Cell("shared", r, INCIDENT_MULTIPLE, INCIDENT_MULTIPLE, stable_traffic=f)
+                  for f in ((1.0,) if quick else (1.0, 2.0)) for r in rates]
     return cells
 
 
-def runs_for(stack: StackConfig, cell: Cell, good_runs: int) -> int:
+def runs_for(stack: StackConfig, cell: Cell, good_runs: int, real_runs: int) -> int:
+    if cell.condition:
+        if zone(stack, cell) == "good":
+            return real_runs
+        return max(100, real_runs // (2 if cell.kind == "shared" else 4))
     if zone(stack, cell) == "good":
         return good_runs
     if cell.kind == "idle":
@@ -1365,7 +1414,8 @@ class TargetLine:
 
 def evaluate_targets(results: list[CellResult], stacks: Sequence[str]) -> list[TargetLine]:
     new = "new judge"
-    by = [(r, summarise(r.outcomes[new], r.times[new])) for r in results]
+    every = [(r, summarise(r.outcomes[new], r.times[new])) for r in results]
+    by = [(r, s) for r, s in every if not r.cell.condition]  # the plain cells
     stack_cfg = {s: _stack(s)[0] for s in stacks}
     lines = []
 
@@ -1443,7 +1493,152 @@ def evaluate_targets(results: list[CellResult], stacks: Sequence[str]) -> list[T
         "shared-incident-pauses", met and bool(shared),
         f"{len(shared)} cells; lowest P(pause) {_pct(worst[1].p(PAUSE))}% "
         f"(abort {_pct(worst[1].p(ABORT))}%) at {_where(worst[0])}; need >= 99%"))
+    return lines + real_traffic_targets(every, stack_cfg)
+
+
+def _share(x: int, n: int) -> str:
+    low, high = clopper_pearson(x, n)
+    return f"{_pct(x / n)}% [{_pct(low)}-{_pct(high)}] ({x}/{n})"
+
+
+def _rarely(name: str, chosen: list[tuple[CellResult, Summary]], what: str) -> TargetLine:
+    """At most 0.1% aborted, 95% upper bound at most 0.3%, in every chosen cell."""
+    if not chosen:
+        return TargetLine(name, False, "no cells")
+    worst = max(chosen, key=lambda rs: (rs[1].ci(ABORT)[1], rs[1].p(ABORT)))
+    met = all(s.p(ABORT) <= 0.001 and s.ci(ABORT)[1] <= 0.003 for _, s in chosen)
+    failing = sum(1 for _, s in chosen if not (s.p(ABORT) <= 0.001 and s.ci(ABORT)[1] <= 0.003))
+    return TargetLine(name, met, f"{len(chosen)} cells ({what}); worst P(abort) "
+                      f"{_share(worst[1].counts.get(ABORT, 0), worst[1].n)} at "
+                      f"{_where(worst[0])}; {failing} cells over; need <= 0.10% and 95% upper "
+                      "bound <= 0.30% in every cell")
+
+
+ABORT_WITHIN = 300.0  # seconds from the rollout's start
+
+
+def real_traffic_targets(every: list[tuple[CellResult, Summary]],
+                         stack_cfg: dict[str, StackConfig]) -> list[TargetLine]:
+    """Issue 24's targets over the real-traffic cells (and, for the 5-minute aborts, the plain
+    ones too)."""
+    new = "new judge"
+    real = [(r, s) for r, s in every if r.cell.condition]
+    lines = []
+    healthy = [(r, s) for r, s in real if zone(stack_cfg[r.stack], r.cell) == "good"]
+    cold_bare = [(r, s) for r, s in healthy if r.cell.cold and not r.cell.warm_up]
+    lines.append(_rarely("real-traffic-healthy-rarely-aborted",
+                         [rs for rs in healthy if rs not in cold_bare],
+                         "restarts, bursts, beta-binomial, cold starts with warmUp "
+                         f"{WARM_UP}, Prometheus outages; 0.5x and 1x budget"))
+    lines.append(_rarely("cold-starts-without-warm-up-rarely-aborted", cold_bare,
+                         "cold starts, no warmUp"))
+
+    bad = [(r, s) for r, s in real if zone(stack_cfg[r.stack], r.cell) == "bad"]
+    if bad:
+        worst = max(bad, key=lambda rs: rs[1].ci(PROMOTE)[1])
+        met = all(s.p(PROMOTE) <= 0.01 for _, s in bad)
+        lines.append(TargetLine(
+            "real-traffic-bad-not-promoted", met,
+            f"{len(bad)} cells at {BAD_MULTIPLE}x; worst P(promote) "
+            f"{_share(worst[1].counts.get(PROMOTE, 0), worst[1].n)} at {_where(worst[0])}; "
+            "need <= 1%"))
+    else:
+        lines.append(TargetLine("real-traffic-bad-not-promoted", False, "no cells"))
+
+    fast = [(r, s) for r, s in every if r.cell.kind == "m" and r.cell.m >= BAD_MULTIPLE
+            and r.cell.rate >= 300 and r.cell.stream == "both" and not r.cell.outage]
+    shares = []
+    for r, _ in fast:
+        when = r.times[new]
+        x = int(((r.outcomes[new] == ABORT) & (when <= ABORT_WITHIN)).sum())
+        shares.append((r, x, r.runs))
+    if shares:
+        worst_fast = min(shares, key=lambda t: clopper_pearson(t[1], t[2])[0] + t[1] / t[2])
+        met = all(x / n >= 0.99 for _, x, n in shares)
+        lines.append(TargetLine(
+            "bad-aborted-within-5-minutes", met,
+            f"{len(shares)} cells >= {BAD_MULTIPLE}x at >= 300 req/min (plain and real-traffic "
+            f"cells but outages); lowest share aborted within {ABORT_WITHIN / 60:g} min of the "
+            f"start {_share(worst_fast[1], worst_fast[2])} at {_where(worst_fast[0])}; "
+            "need >= 99%"))
+    else:
+        lines.append(TargetLine("bad-aborted-within-5-minutes", False, "no cells"))
+
+    shared = [(r, s) for r, s in every if r.cell.kind == "shared"]
+    if shared:
+        worst_shared = min(shared, key=lambda rs: rs[1].p(PAUSE))
+        met = all(s.p(PAUSE) >= 0.99 for _, s in shared)
+        lines.append(TargetLine(
+            "shared-incidents-pause-at-any-stable-share", met,
+            f"{len(shared)} cells, stable 1x, 2x, 9x the canary's traffic; lowest P(pause) "
+            f"{_share(worst_shared[1].counts.get(PAUSE, 0), worst_shared[1].n)} (abort "
+            f"{_pct(worst_shared[1].p(ABORT))}%) at {_where(worst_shared[0])}; need >= 99%"))
+    else:
+        lines.append(TargetLine("shared-incidents-pause-at-any-stable-share", False, "no cells"))
+
+    outages = [(r, s) for r, s in real if r.cell.outage]
+    if outages:
+        aborted = promoted = during = runs = 0
+        for r, _ in outages:
+            outcome, when = r.outcomes[new], r.times[new]
+            runs += r.runs
+            z = zone(stack_cfg[r.stack], r.cell)
+            aborted += int((outcome == ABORT).sum()) if z == "good" else 0
+            promoted += int((outcome == PROMOTE).sum()) if z == "bad" else 0
+            if r.down is not None:
+                inside = (when >= r.down[:, 0]) & (when < r.down[:, 1]) & (
+                    (outcome == ABORT) | (outcome == PROMOTE))
+                during += int(inside.sum())
+        lines.append(TargetLine(
+            "prometheus-outages-neither-abort-nor-promote",
+            aborted == 0 and promoted == 0 and during == 0,
+            f"{len(outages)} cells, {runs} rollouts with Prometheus away 1 or 5 min mid-gate: "
+            f"healthy canaries aborted {aborted}, {BAD_MULTIPLE}x canaries promoted {promoted}, "
+            f"verdicts taken while Prometheus was away {during}; need 0, 0, 0"))
+    else:
+        lines.append(TargetLine("prometheus-outages-neither-abort-nor-promote", False,
+                                "no cells"))
     return lines
+
+
+def detection_cost(results: list[CellResult]) -> list[str]:
+    """Time to abort at 10x, new judge against the reference, per stack and rate (plain cells,
+    all services pooled; a run that did not abort counts as never)."""
+    new = "new judge"
+    out = ["Detection time at 10x (plain cells, services pooled): median and p99 minutes from "
+           "the rollout's start to the abort (inf: fewer than that share aborted)"]
+    for stack_name in STACKS:
+        for rate in RATES:
+            chosen = [r for r in results if r.stack == stack_name and r.cell.kind == "m"
+                      and r.cell.m == BAD_MULTIPLE and r.cell.rate == rate
+                      and r.cell.stream == "both" and not r.cell.condition]
+            if not chosen:
+                continue
+            ref = next(k for k in chosen[0].outcomes if k != new)
+            parts = []
+            for label in (new, ref):
+                t = np.concatenate([np.where(r.outcomes[label] == ABORT, r.times[label], np.inf)
+                                    for r in chosen]) / 60
+                med = np.quantile(t, 0.5, method="higher")
+                p99 = np.quantile(t, 0.99, method="higher")
+                parts.append(f"{'new' if label == new else 'ref'} {med:.1f}/{p99:.1f}")
+            out.append(f"  {stack_name} {rate:>5g}/min: " + ", ".join(parts))
+    burst = [r for r in results if r.cell.kind == "m" and r.cell.m == BAD_MULTIPLE
+             and r.cell.condition]
+    for condition in sorted({r.cell.condition for r in burst}):
+        for stack_name in STACKS:
+            chosen = [r for r in burst if r.cell.condition == condition and r.stack == stack_name]
+            if not chosen:
+                continue
+            t = np.concatenate([np.where(r.outcomes[new] == ABORT, r.times[new], np.inf)
+                                for r in chosen]) / 60
+            med = np.quantile(t, 0.5, method="higher")
+            p99 = np.quantile(t, 0.99, method="higher")
+            out.append(f"  {stack_name} {condition} (rates pooled): new {med:.1f}/{p99:.1f}")
+    return out
+
+
+
 
 
 def _where(r: CellResult) -> str:
@@ -1511,38 +1706,46 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
                        f"{STABLE_MULTIPLE:g}x")
             for mode in modes:
                 out.extend(describe_mode(mode))
-            header = (f"    {'cell':<12}{'rpm':>5}{'runs':>6} {'zone':<7}| "
-                      f"{'abort':<24}{'pause':<24}{'promote':<24}{'t_abort':>8}{'t_prom':>7} | "
-                      f"{'need':>7}{'avail':>8} | ref: {'abort':>6}{'pause':>7}{'promote':>8}"
-                      f"{'t_abort':>8}{'t_prom':>7}")
             for title, chosen in (
-                ("targeted cells", [r for r in mine if zone(stack, r.cell) != "indiff"]),
+                ("targeted cells", [r for r in mine if zone(stack, r.cell) != "indiff"
+                                    and not r.cell.condition]),
                 ("indifference zone (no target)",
                  [r for r in mine if zone(stack, r.cell) == "indiff"]),
+                ("real-traffic cells (bench/traffic.py; no reference: '-')",
+                 [r for r in mine if r.cell.condition]),
             ):
                 if not chosen:
                     continue
+                w = max(12, *(len(r.cell.title) + 1 for r in chosen))
                 out.append(f"  {title}:")
-                out.append(header)
+                out.append(
+                    f"    {'cell':<{w}}{'rpm':>5}{'runs':>6} {'zone':<7}| "
+                    f"{'abort':<24}{'pause':<24}{'promote':<24}{'t_abort':>8}{'t_prom':>7} | "
+                    f"{'need':>7}{'avail':>8} | ref: {'abort':>6}{'pause':>7}{'promote':>8}"
+                    f"{'t_abort':>8}{'t_prom':>7}")
                 for r in chosen:
                     s = summarise(r.outcomes[new], r.times[new])
                     q = summarise(r.outcomes[ref_label], r.times[ref_label])
                     need = needed_requests(r.stack, r.service, r.cell)
                     avail = available_requests(r)
                     mark = "" if avail >= need else "<"
+                    ref = "ref: -" if r.cell.condition else (
+                        f"ref: {_pct(q.p(ABORT)):>6}{_pct(q.p(PAUSE)):>7}{_pct(q.p(PROMOTE)):>8}"
+                        f"{_minutes(q.median_abort):>8}{_minutes(q.median_promote):>7}")
                     out.append(
-                        f"    {r.cell.title:<12}{r.cell.rate:>5g}{r.runs:>6} "
+                        f"    {r.cell.title:<{w}}{r.cell.rate:>5g}{r.runs:>6} "
                         f"{zone(stack, r.cell):<7}| {_ci(s, ABORT):<24}{_ci(s, PAUSE):<24}"
                         f"{_ci(s, PROMOTE):<24}{_minutes(s.median_abort):>8}"
                         f"{_minutes(s.median_promote):>7} | {need:>7.0f}{avail:>7.0f}{mark:1} | "
-                        f"ref: {_pct(q.p(ABORT)):>6}{_pct(q.p(PAUSE)):>7}{_pct(q.p(PROMOTE)):>8}"
-                        f"{_minutes(q.median_abort):>8}{_minutes(q.median_promote):>7}")
+                        f"{ref}")
     out.append("")
     if any(r.stack == "prod" for r in results):
         out.append("prod: 'promote' = the automated judgement reached the manual gate "
                    "(pause {}); a human promotes to 100%.")
     out.append("avail marked '<': by the first gate's last measurement the canary has fewer "
                "requests than the test needs at that ratio.")
+    out.append("")
+    out.extend(detection_cost(results))
     out.append("")
     lines = evaluate_targets(results, stacks)
     out.extend(line.render() for line in lines)
@@ -1555,6 +1758,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None,
                         help="runs per good-canary cell (default 8000; --quick 300); other "
                              "cells get a quarter")
+    parser.add_argument("--real-runs", type=int, default=None,
+                        help="runs per healthy real-traffic cell (default 2000; --quick 200); "
+                             "bad ones get a quarter, shared incidents half")
     parser.add_argument("--seed", type=int, default=20261127)
     parser.add_argument("--stack", choices=STACKS, action="append",
                         help="only this stack (repeatable; default both)")
@@ -1565,6 +1771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     use_engine(args.engine)
     good_runs = args.runs or (300 if args.quick else 8000)
+    real_runs = args.real_runs or (200 if args.quick else 2000)
     stacks = tuple(args.stack or STACKS)
     tasks = []
     for si, stack_name in enumerate(STACKS):
@@ -1574,9 +1781,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for vi, service in enumerate(CATALOGUE_SERVICES):
             if not judge.gated(slos[service]):
                 continue
-            for ci, cell in enumerate(cells_for(args.quick, one_stream_applies(slos[service]))):
+            cells = cells_for(args.quick, one_stream_applies(slos[service]), service)
+            for ci, cell in enumerate(cells):
                 tasks.append((args.engine, stack_name, service, cell,
-                              runs_for(stack, cell, good_runs), (args.seed, si, vi, ci)))
+                              runs_for(stack, cell, good_runs, real_runs),
+                              (args.seed, si, vi, ci)))
     # the longest cells first, so that the two workers finish together
     tasks.sort(key=lambda t: -t[4] * (2 if t[1] == "prod" else 1))
     started = time.perf_counter()
@@ -1585,9 +1794,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results = list(pool.map(_task, tasks))
     else:
         results = [_task(t) for t in tasks]
-    cells = cells_for(args.quick, one_stream=True)
     results.sort(key=lambda r: (STACKS.index(r.stack), CATALOGUE_SERVICES.index(r.service),
-                                cells.index(r.cell)))
+                                cells_for(args.quick, True, r.service).index(r.cell)))
     elapsed = time.perf_counter() - started
     text, lines = report(results, stacks, args.quick, good_runs, args.seed, elapsed, args.jobs)
     sys.stdout.write(text)

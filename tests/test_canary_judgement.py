@@ -491,7 +491,7 @@ def test_reference_renderer_reproduces_84bbf00(tmp_path):
 
 # ---- a --quick run ----------------------------------------------------------------------------
 
-TARGET_LINE = re.compile(r"^target ([a-z-]+): (met|missed) \((.+)\)$")
+TARGET_LINE = re.compile(r"^target ([a-z0-9-]+): (met|missed) \((.+)\)$")
 
 
 def test_quick_run_prints_every_target_line_and_exits_by_them(tmp_path):
@@ -508,7 +508,11 @@ def test_quick_run_prints_every_target_line_and_exits_by_them(tmp_path):
     assert all(matches), targets
     assert [m.group(1) for m in matches if m] == [
         "good-canaries-rarely-aborted", "bad-canaries-stopped", "fast-aborts",
-        "idle-canary-never-promoted", "perfect-canary-promoted", "shared-incident-pauses"]
+        "idle-canary-never-promoted", "perfect-canary-promoted", "shared-incident-pauses",
+        "real-traffic-healthy-rarely-aborted", "cold-starts-without-warm-up-rarely-aborted",
+        "real-traffic-bad-not-promoted", "bad-aborted-within-5-minutes",
+        "shared-incidents-pause-at-any-stable-share",
+        "prometheus-outages-neither-abort-nor-promote"]
     missed = any(m.group(2) == "missed" for m in matches if m)
     assert result.returncode == (1 if missed else 0)
     assert out.read_text() == result.stdout
