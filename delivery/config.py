@@ -63,6 +63,18 @@ def go_seconds(value: str) -> int:
 
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
 
+
+def _at_most(limit: str) -> Any:
+    """A validator refusing Go durations longer than ``limit`` (the evidence window and the
+    analysis schedule are built from them and must stay ranges Prometheus can read)."""
+
+    def check(value: str) -> str:
+        if go_seconds(value) > go_seconds(limit):
+            raise ValueError(f"{value} is longer than {limit}")
+        return value
+
+    return check
+
 # An image reference as container runtimes read it (distribution's reference grammar, in short):
 # [registry[:port]/]path[:tag][@digest]; a registry is the first component when it has a '.' or
 # ':' or is `localhost`.
@@ -275,12 +287,13 @@ class GrafanaConfig(Model):
 class AnalysisConfig(Model):
     """How canaries are judged: a sequential test per gated SLO (docs/slos.md, the runbook)."""
 
-    interval: GoDuration = Field(
-        default="30s", description="Time between measurements (Go duration: h, m, s)."
+    interval: Annotated[GoDuration, AfterValidator(_at_most("1h"))] = Field(
+        default="30s", description="Time between measurements (Go duration: h, m, s), at most 1h."
     )
     max_measurements: int = Field(
         default=20,
         ge=1,
+        le=10_000,
         alias="maxMeasurements",
         description="Measurements a gate waits for a verdict before pausing for a human; the "
         "gate waits at most this many intervals.",
@@ -350,7 +363,7 @@ class AnalysisConfig(Model):
         description="Per SLO (`<service>/<slo>`), overrides `enforcement`, e.g. a new gate in "
         "`advisory` before it may roll back.",
     )
-    evidence_window: GoDuration | None = Field(
+    evidence_window: Annotated[GoDuration, AfterValidator(_at_most("168h"))] | None = Field(
         default=None,
         alias="evidenceWindow",
         description="How far back canary counts are read. Default: twice the longest the "
@@ -383,8 +396,8 @@ class DeliveryConfig(Model):
         default_factory=lambda: [10, 25, 50],
         description="Canary weights before 100%.",
     )
-    pause: GoDuration = Field(
-        default="5m", description="Pause at each weight (Go duration: h, m, s)."
+    pause: Annotated[GoDuration, AfterValidator(_at_most("24h"))] = Field(
+        default="5m", description="Pause at each weight (Go duration: h, m, s), at most 24h."
     )
     manual_gate: bool = Field(
         default=False,

@@ -82,6 +82,13 @@ def _annotations(value: dict[str, str]) -> dict[str, str]:
     return _label_map(value, "annotation")
 
 
+def _at_most_a_week(value: str) -> str:
+    if durations.parse(value) > 7 * 86400:
+        raise ValueError(f"{value} is longer than 7d: metrics missing for longer than a week "
+                         "are long past alerting on")
+    return value
+
+
 def _not_reserved(labels: dict[str, str], field: str) -> None:
     """``service`` and ``slo`` come from the names: a map that sets them is refused."""
     taken = {"service", "slo"} & set(labels)
@@ -284,10 +291,10 @@ class Alerting(Model):
         "at least this many requests. 0 turns the guard off. Gauge-based availability is not "
         "guarded: its events are scrape samples, not traffic.",
     )
-    absent_for: Duration = Field(
+    absent_for: Annotated[Duration, AfterValidator(_at_most_a_week)] = Field(
         default="10m",
         description="How long an SLO's source metrics must be missing before "
-        "`SLOMetricsAbsent` fires.",
+        "`SLOMetricsAbsent` fires; at most 7d (the proofs simulate it minute by minute).",
     )
     long_windows: Literal["averaged", "raw"] = Field(
         default="averaged",

@@ -265,6 +265,31 @@ def test_argo_facing_durations_take_only_what_go_parses(field, value):
     assert f"{field}: " in err.value.lines[0]
 
 
+@pytest.mark.parametrize(
+    "where, value, line",
+    [
+        (("pause",), "25h", "slo-canary:delivery.pause: 25h is longer than 24h"),
+        (("analysis", "interval"), "2h", "slo-canary:delivery.analysis.interval: 2h is longer "
+         "than 1h"),
+        (("analysis", "evidenceWindow"), "200h", "slo-canary:delivery.analysis.evidenceWindow: "
+         "200h is longer than 168h"),
+        (("analysis", "maxMeasurements"), 20_000, "slo-canary:delivery.analysis.maxMeasurements: "
+         "20000"),
+    ],
+    ids=["pause", "interval", "evidence window", "measurements"],
+)
+def test_schedules_too_long_for_a_prometheus_range_are_refused(where, value, line):
+    values = stack_values("dev")
+    target = values["delivery"]
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        parse_stack(values, "Pulumi.dev.yaml")
+    assert len(err.value.lines) == 1
+    assert err.value.lines[0].startswith(f"Pulumi.dev.yaml: {line}"), err.value.lines[0]
+
+
 def test_freeze_pauses_instead_of_aborting():
     metric = render("api-gateway", "prod").templates["freeze"]["spec"]["metrics"][0]
     assert metric["failureCondition"] == "false"
