@@ -3,13 +3,19 @@
 Run with `make e2e`. Each scenario records a timeline and the verdicts the AnalysisRuns show; the
 module prints a summary and keeps it in out/e2e-report.md.
 
-The canary judge (delivery/judge.py) is a sequential test on the canary's cumulative counts:
-a verdict needs a number of requests, not a time. The simulator therefore sends 1000 requests a
-second per service (a 10% canary of 4 replicas gets 1 pod in 5, 200 a second), so that a clean
-canary passes the error-rate gate (509 requests) on its first or second measurement. Scenarios
-that need another rate set it and put it back. Scenarios that change stack settings do so in
-``pulumi.override(...)``, and the ``settings_restored`` fixture re-applies the e2e stack file's
-settings after any scenario that leaves others applied, pass or fail.
+The canary judge (delivery/judge.py) is a sequential test on the canary's cumulative counts,
+which Prometheus records every scrape interval (delivery/evidence.py): a verdict needs a number
+of requests, and at least 4 scrape intervals with canary traffic. On a cluster with the
+Prometheus operator the evidence rules are the ``<service>-canary-evidence`` PrometheusRules;
+this Prometheus reads rule files, so every `pulumi up` of the harness first writes them with
+``python -m delivery rules`` for the settings it applies and reloads Prometheus. The simulator
+sends 1000 requests a second per service (a 10% canary of 4 replicas gets 1 pod in 5, 200 a
+second), so that a clean canary passes the error-rate gate (509 requests, 4 intervals) on its
+first few measurements. Scenarios that need another rate, lazily created error series, a pod
+restart, injected errors or a cold start ask the simulator over HTTP (e2e/simulator.py) and put
+it back. Scenarios that change stack settings do so in ``pulumi.override(...)``, and the
+``settings_restored`` fixture re-applies the e2e stack file's settings after any scenario that
+leaves others applied, pass or fail.
 
 Order matters where scenarios share a service: each release's stable is the last promoted one;
 the budget freeze exhausts agent-runner's 1h error budget, so no later scenario releases
@@ -786,7 +792,8 @@ def test_7_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(stack, pulum
         assert run_phase(run) not in ("Error", "Failed", "Inconclusive"), run.get("status")
     timeline.done(
         f"waited at step {waited_at} ({', '.join(phases)}) through {len(errors)} Error "
-        f"measurements, never aborted; Healthy after Prometheus came back"
+        f"measurements (retried every {retries[len(retries) // 2]:.0f} s), never aborted; "
+        f"Healthy after Prometheus came back"
     )
 
 
