@@ -216,6 +216,23 @@ def check_catalogue(catalogue: Catalogue) -> list[Problem]:
                 found = _check_gate(service, slo, at)  # resolves it: needs its histogram
             problems += found
             problems += _check_budget(catalogue, slo, at)
+            problems += _check_fleet(catalogue, slo, at)
+    return problems
+
+
+def _check_fleet(catalogue: Catalogue, slo: Any, at: str) -> list[Problem]:
+    """A fleet SLO's events are summed across clusters, told apart by the cluster label."""
+    if slo.scope != "fleet":
+        return []
+    problems = []
+    label = catalogue.fleet.cluster_label
+    if label in slo.labels:
+        problems.append(Problem(f"{at}.labels.{label}", f"a fleet SLO cannot set {label}: it "
+                                "is what tells the clusters apart (fleet.cluster_label)"))
+    if isinstance(slo.indicator, QueryIndicator) and slo.indicator.error_ratio:
+        problems.append(Problem(f"{at}.indicator.error_ratio", "a fleet SLO needs event counts "
+                                "to sum across clusters, and a raw error ratio would be averaged "
+                                "instead; give total and bad (or good), or scope: cluster"))
     return problems
 
 
