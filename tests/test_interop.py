@@ -269,3 +269,16 @@ def test_sloth_queries_import_whichever_way_the_window_placeholder_is_spaced(spe
         "total": 'sum(rate(http_requests_total{job="my"}[{{.window}}]))',
         "bad": 'sum(rate(http_requests_total{job="my",code=~"5.."}[{{.window}}]))',
     }
+
+
+def test_a_sloth_api_version_other_than_v1_is_not_read_as_v1(tmp_path):
+    spec = tmp_path / "v2.yaml"
+    spec.write_text("apiVersion: sloth.slok.dev/v2\nkind: PrometheusServiceLevel\n"
+                    "metadata: {name: x}\nspec: {service: x, slos: []}\n")
+    result = run_slo("import", spec, "-o", tmp_path / "out.yaml")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == (
+        f"{spec}: not a format this reads: Sloth prometheus/v1 or sloth.slok.dev/v1, OpenSLO "
+        "openslo/v1 or openslo/v1alpha"
+    )
+    assert not (tmp_path / "out.yaml").exists()

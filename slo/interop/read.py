@@ -49,6 +49,9 @@ def read_files(paths: list[Path], window: str = "30d", namespace: str | None = N
 
 
 def _format(doc: dict[str, Any]) -> str:
+    api = str(doc.get("apiVersion", ""))
+    if api.startswith("sloth.slok.dev/") and api != "sloth.slok.dev/v1":
+        return "unknown"  # a Sloth API version this does not know is not read as v1
     if sloth.is_sloth(doc):
         return "sloth-windows" if doc.get("kind") == "AlertWindows" else "sloth"
     if openslo.is_openslo(doc):
