@@ -519,6 +519,7 @@ class RecordedGate:
     memory: float
     window: float
     warm_up: float | None
+    settle: float = 0.0
 
     @property
     def selection(self) -> Selection:
@@ -528,8 +529,10 @@ class RecordedGate:
         """Every series the group records for this gate at every evaluation, keyed by (record,
         hash: "canary" or "stable", evidence element or ""): (present, value)."""
         ev, closed = world.evaluations, ENGINE.closed
-        own = hash_steps(world.canary, self.selection, ev, self.memory, self.warm_up, closed)
-        stable = hash_steps(world.stable, self.selection, ev, self.memory, self.warm_up, closed)
+        own = hash_steps(world.canary, self.selection, ev, self.memory, self.warm_up, closed,
+                         self.settle)
+        stable = hash_steps(world.stable, self.selection, ev, self.memory, self.warm_up, closed,
+                            self.settle)
         others = others_steps(own, [stable])
         out: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
         for hash_, steps, is_others in (("canary", own, False), ("stable", stable, False),
@@ -874,7 +877,8 @@ def new_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack: Stack
                         gate=r.gate, series=slo_series(r.gate.slo.events),
                         step=_seconds(r.step), memory=_seconds(r.memory),
                         window=_seconds(r.window),
-                        warm_up=float(go_seconds(r.warm_up)) if r.warm_up else None)
+                        warm_up=float(go_seconds(r.warm_up)) if r.warm_up else None,
+                        settle=_seconds(r.settle))
                     break
             else:
                 raise ValueError(f"no gate renders the query of {metric.name}")

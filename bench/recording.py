@@ -12,12 +12,13 @@ and nothing is marked. ``Scraped.values`` is NaN where a series has no sample at
 What the rule group does at each evaluation ``t`` (multiples of ``I`` at a phase of their own,
 none while Prometheus is down), exactly as the rendered expressions do it:
 
-- per series, ``now``: the latest attempt at or before ``t`` if it stored a sample of the series
-  within the lookback (5 m) -- a marker or nothing hides it; ``before``: the last sample in
-  ``(t - I - MEMORY, t - I]`` (ranges skip markers); the step is ``now - before`` where that is
-  >= 0, else ``now`` (reset, new or returning series); nothing without ``now``. With a warm-up,
-  a series counts only where its pod's total-selector series had at least ``warm-up / I``
-  samples in ``(t - warm-up, t]`` and no reset between two samples inside it.
+- per series, read ``settle`` (S) before ``t``: ``now``: the latest attempt at or before ``t - S``
+  if it stored a sample of the series within the lookback (5 m) -- a marker or nothing hides it;
+  ``before``: the last sample in ``(t - S - I - MEMORY, t - S - I]`` (ranges skip markers);
+  the step is ``now - before`` where that is >= 0, else ``now`` (reset, new or returning
+  series); nothing without ``now``. With a warm-up, a series counts only where its pod's
+  total-selector series had at least ``warm-up / I`` samples in ``(t - warm-up, t]`` and no
+  reset between two samples inside it.
 - per hash: requests = sum of the total series' steps, recorded where > 0; errors = the bad
   series' steps (0 where none has a step), or requests - the good series' steps; squares =
   errors^2 / requests; the others' (stable's) steps where this hash had traffic.
@@ -85,17 +86,19 @@ def _after(time: np.ndarray, edge: np.ndarray, closed: bool) -> np.ndarray:
 
 
 def increments(s: Scraped, name: str, ev: Evaluations, memory: float,
-               closed: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """One series' step at every evaluation: (value, present)."""
+               closed: bool = False, settle: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """One series' step at every evaluation: (value, present); both samples read ``settle``
+    seconds before the evaluation (the rule's ``offset``)."""
     v = s.values[name]
     has = ~np.isnan(v)
-    jn = _last_true(s.attempted, _index_at(s, ev.t))
+    at = ev.t - settle
+    jn = _last_true(s.attempted, _index_at(s, at))
     tn = s.t0[:, None] + jn * s.step
     now = _take(v, jn)
-    now_ok = (jn >= 0) & _take(has, jn) & _after(tn, ev.t - LOOKBACK, closed)
-    jb = _last_true(has, _index_at(s, ev.t - s.step))
+    now_ok = (jn >= 0) & _take(has, jn) & _after(tn, at - LOOKBACK, closed)
+    jb = _last_true(has, _index_at(s, at - s.step))
     tb = s.t0[:, None] + jb * s.step
-    before_ok = (jb >= 0) & _after(tb, ev.t - s.step - memory, closed)
+    before_ok = (jb >= 0) & _after(tb, at - s.step - memory, closed)
     before = _take(v, jb)
     with np.errstate(invalid="ignore"):
         d = now - before
@@ -152,12 +155,13 @@ class Steps:
 
 
 def _sum_steps(pods: Sequence[Scraped], names: Sequence[str], ev: Evaluations, memory: float,
-               keeps: Sequence[np.ndarray | None], closed: bool) -> tuple[np.ndarray, np.ndarray]:
+               keeps: Sequence[np.ndarray | None], closed: bool,
+               settle: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     total = np.zeros(ev.t.shape)
     present = np.zeros(ev.t.shape, dtype=bool)
     for pod, keep in zip(pods, keeps, strict=True):
         for name in names:
-            v, ok = increments(pod, name, ev, memory, closed)
+            v, ok = increments(pod, name, ev, memory, closed, settle)
             if keep is not None:
                 ok = ok & keep
             total += np.where(ok, v, 0.0)
@@ -166,16 +170,16 @@ def _sum_steps(pods: Sequence[Scraped], names: Sequence[str], ev: Evaluations, m
 
 
 def hash_steps(pods: Sequence[Scraped], sel: Selection, ev: Evaluations, memory: float,
-               warm_up: float | None = None, closed: bool = False) -> Steps:
+               warm_up: float | None = None, closed: bool = False, settle: float = 0.0) -> Steps:
     """``slo:canary_requests:step`` and friends of one hash whose series are ``pods``."""
     keeps = [warm(p, sel.total, ev, warm_up, closed) if warm_up else None for p in pods]
-    n, n_ok = _sum_steps(pods, sel.total, ev, memory, keeps, closed)
+    n, n_ok = _sum_steps(pods, sel.total, ev, memory, keeps, closed, settle)
     if sel.bad is not None:
-        x, x_ok = _sum_steps(pods, sel.bad, ev, memory, keeps, closed)
+        x, x_ok = _sum_steps(pods, sel.bad, ev, memory, keeps, closed, settle)
         x = np.where(x_ok, x, 0.0)
     else:
         assert sel.good is not None
-        g, g_ok = _sum_steps(pods, sel.good, ev, memory, keeps, closed)
+        g, g_ok = _sum_steps(pods, sel.good, ev, memory, keeps, closed, settle)
         x = n - np.where(g_ok, g, 0.0)
     recorded = n_ok & (n > 0)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -83,6 +83,13 @@ class Recording:
         return durations.format_seconds(max(MEMORY_SECONDS, MEMORY_STEPS * step))
 
     @property
+    def settle(self) -> str:
+        """How long before each evaluation the counters are read: a third of the step (at least
+        a second), so that a scrape started just before the evaluation and still being written
+        is read at the next one instead of never (its step would count nothing)."""
+        return durations.format_seconds(max(1, durations.parse(self.step) // 3))
+
+    @property
     def labels(self) -> dict[str, str]:
         slo = self.gate.slo
         return {names.LABEL_SERVICE: slo.service.name, names.LABEL_SLO: slo.slo.name}
@@ -105,7 +112,7 @@ class Recording:
     def expressions(self) -> tuple[str, str] | None:
         """(requests, errors) per hash over one step, or None for a kind recorded inline."""
         return self.gate.slo.events.step_counts(
-            self.step, self.memory, (names.HASH_LABEL,), self._keep()
+            self.step, self.memory, (names.HASH_LABEL,), self._keep(), self.settle
         )
 
     def _rule(self, record: str, expr: str, **extra: str) -> dict[str, Any]:

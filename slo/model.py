@@ -71,22 +71,26 @@ def _rate_by(selector: promql.Selector, interval: str, by: tuple[str, ...] = ())
 
 
 def _increments(selector: promql.Selector, step: str, memory: str, keep: str,
-                value: str = "{}") -> str:
+                value: str = "{}", settle: str = "") -> str:
     """Per series, what its counter gained over one ``step``, exactly: the new sample minus the
     last one at least ``step`` before it (within ``memory``), or the whole new sample where the
     counter restarted from zero (a reset, or a series that is new or came back after a
     restart). ``value`` maps a sample to the counted number (``{}``: the sample itself);
-    ``keep`` filters series (``and on(...) (...)``)."""
+    ``keep`` filters series (``and on(...) (...)``); both samples are read ``settle`` earlier,
+    so that a scrape still being written when the rule runs is counted at the next step."""
     sel = selector.render()
-    now = value.format(sel)
-    before = value.format(f"last_over_time({sel}[{memory}] offset {step})")
+    back = durations.parse(step) + (durations.parse(settle) if settle else 0)
+    now = value.format(f"{sel} offset {settle}" if settle else sel)
+    before = value.format(f"last_over_time({sel}[{memory}] offset "
+                          f"{durations.format_seconds(back)})")
     increments = f"(({now} - {before}) >= 0 or {now})"
     return f"({increments} {keep})" if keep else increments
 
 
 def _sum_increments(selector: promql.Selector, step: str, memory: str, by: tuple[str, ...],
-                    keep: str, value: str = "{}") -> str:
-    return f"sum by ({', '.join(by)}) {_increments(selector, step, memory, keep, value)}"
+                    keep: str, value: str = "{}", settle: str = "") -> str:
+    inc = _increments(selector, step, memory, keep, value, settle)
+    return f"sum by ({', '.join(by)}) {inc}"
 
 
 def _none_as_zero(expr: str, like: str, by: tuple[str, ...]) -> str:
@@ -141,7 +145,7 @@ class Events:
         raise NotImplementedError
 
     def step_counts(
-        self, step: str, memory: str, by: tuple[str, ...], keep: str = ""
+        self, step: str, memory: str, by: tuple[str, ...], keep: str = "", settle: str = ""
     ) -> tuple[str, str] | None:
         """(all, bad) events per ``by`` group over one ``step``, counted exactly from the
         counters across restarts, lazily created and stale series (see ``_increments``); None
@@ -213,14 +217,14 @@ class RatioEvents(Events):
         return self.bad_selector is not None
 
     def step_counts(
-        self, step: str, memory: str, by: tuple[str, ...], keep: str = ""
+        self, step: str, memory: str, by: tuple[str, ...], keep: str = "", settle: str = ""
     ) -> tuple[str, str] | None:
-        total = _sum_increments(self.total_selector, step, memory, by, keep)
+        total = _sum_increments(self.total_selector, step, memory, by, keep, settle=settle)
         if self.bad_selector is not None:
-            bad = _sum_increments(self.bad_selector, step, memory, by, keep)
+            bad = _sum_increments(self.bad_selector, step, memory, by, keep, settle=settle)
             return total, _none_as_zero(bad, total, by)
         assert self.good_selector is not None
-        good = _sum_increments(self.good_selector, step, memory, by, keep)
+        good = _sum_increments(self.good_selector, step, memory, by, keep, settle=settle)
         return total, f"({total} - {_none_as_zero(good, total, by)})"
 
     def window_queries(self) -> dict[str, str]:
@@ -290,12 +294,12 @@ class NativeLatencyEvents(Events):
         return f"histogram_count({histogram})", self._slow(histogram)
 
     def step_counts(
-        self, step: str, memory: str, by: tuple[str, ...], keep: str = ""
+        self, step: str, memory: str, by: tuple[str, ...], keep: str = "", settle: str = ""
     ) -> tuple[str, str] | None:
         count = "histogram_count({})"
-        total = _sum_increments(self.total_selector, step, memory, by, keep, count)
+        total = _sum_increments(self.total_selector, step, memory, by, keep, count, settle)
         slow = _sum_increments(self.total_selector, step, memory, by, keep,
-                               self._slow("{}").replace("{}", "{0}"))
+                               self._slow("{}").replace("{}", "{0}"), settle)
         return total, slow
 
     def describe(self) -> str:

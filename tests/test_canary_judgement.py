@@ -268,9 +268,9 @@ def test_simulated_warm_up_agrees_with_promtool(tmp_path):
 ORIGINAL_INCREMENTS = recording.increments
 
 
-def _ignoring_resets(s, name, ev, memory, closed=False):
+def _ignoring_resets(s, name, ev, memory, closed=False, settle=0.0):
     """Steps where a counter that went down counts nothing (reset read as a decrease)."""
-    value, present = ORIGINAL_INCREMENTS(s, name, ev, memory, closed)
+    value, present = ORIGINAL_INCREMENTS(s, name, ev, memory, closed, settle)
     v = s.values[name]
     jn = recording._last_true(s.attempted, recording._index_at(s, ev.t))
     jb = recording._last_true(~np.isnan(v), recording._index_at(s, ev.t - s.step))
@@ -279,11 +279,12 @@ def _ignoring_resets(s, name, ev, memory, closed=False):
     return np.where(dropped, 0.0, value), present
 
 
-def _zero_steps_kept(pods, sel, ev, memory, warm_up=None, closed=False):
+def _zero_steps_kept(pods, sel, ev, memory, warm_up=None, closed=False, settle=0.0):
     """Steps without requests recorded too (the rule's ``> 0`` forgotten): while no scrape comes
     in (Prometheus away), every evaluation would count as a step with traffic."""
-    steps = ORIGINAL_HASH_STEPS(pods, sel, ev, memory, warm_up, closed)
-    _, any_step = recording._sum_steps(pods, sel.total, ev, memory, [None] * len(pods), closed)
+    steps = ORIGINAL_HASH_STEPS(pods, sel, ev, memory, warm_up, closed, settle)
+    _, any_step = recording._sum_steps(pods, sel.total, ev, memory, [None] * len(pods), closed,
+                                       settle)
     return recording.Steps(steps.requests, steps.errors, steps.squares, steps.present | any_step)
 
 

@@ -3,8 +3,9 @@
 The trace (prod, 30 s steps): a canary pod serving 10 requests a step whose container restarts
 at the fifth sample (its counters start again from 0), with an error series its client library
 creates at the first error, that goes stale at the restart and comes back at the next error; a
-stable pod beside it. Every request and error is counted once: 88 requests and 3 errors, where
-reading the counters' last values would see 55 + 1 and keep a pre-restart error series alive.
+stable pod beside it. Every request and error is counted once: 78 requests and 3 errors by
+the sample at 4m, where reading the counters' last values would see 45 + 1 and keep a
+pre-restart error series alive.
 The expected vector is ``judge.evidence`` of the hand counts, so the Python arithmetic the
 benchmark uses and the rules Prometheus evaluates are the same.
 """
@@ -39,10 +40,12 @@ TRACE = {
     SERIES.format(code="200", h="s", pod="p2"): "100000+100x9",
     SERIES.format(code="500", h="s", pod="p2"): "70+1x9",
 }
-# by hand: 200s gain 10, 10, 10, then 5 after the restart and 10 five times; the 500 series is
-# new at the third sample (1), gains 1, and after the restart counts its new 1
-CANARY = judge.Counts(requests=88, errors=3, squares=3 * 1**2 / 11, steps=9)
-STABLE = judge.Counts(requests=909, errors=9, squares=9 * 1**2 / 101, steps=9)
+# by hand, at 4m30s: the rules read the counters 10s back (the evidence's settle), so the last
+# sample counted is the one at 4m; 200s gain 10, 10, 10, then 5 after the restart and 10 four
+# times; the 500 series is new at the third sample (1), gains 1, and after the restart counts
+# its new 1: 78 requests in 8 steps with traffic
+CANARY = judge.Counts(requests=78, errors=3, squares=3 * 1**2 / 11, steps=8)
+STABLE = judge.Counts(requests=808, errors=8, squares=8 * 1**2 / 101, steps=8)
 
 
 def _gate() -> judge.Gate:
