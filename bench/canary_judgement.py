@@ -1078,9 +1078,11 @@ def one_stream_applies(slos: list[ResolvedSlo]) -> bool:
 
 def sample_world(rng: np.random.Generator, runs: int, cell: Cell, canary_p: Probabilities,
                  stable_p: Probabilities, scrape: float, horizon: float, stable_rate: float,
-                 gate_start: float) -> World:
+                 gate_start: float, outage: bool = True) -> World:
     """One batch of runs of a cell: the canary pod starts with the rollout, its first scrape
-    and the evidence group's evaluations at random phases; stable's pod has a day of counts."""
+    and the evidence group's evaluations at random phases; stable's pod has a day of counts.
+    ``outage=False`` draws the cell's outage but leaves Prometheus up: from the same generator
+    state it gives the same traffic as the outage world, its pair."""
     attempts = int(horizon // scrape) + 3
     canary_t0 = rng.uniform(0, scrape, runs)
     eval_phase = rng.uniform(0, scrape, runs)
@@ -1089,7 +1091,8 @@ def sample_world(rng: np.random.Generator, runs: int, cell: Cell, canary_p: Prob
     down = np.full((runs, 2), np.nan)
     if cell.outage:
         start = gate_start + rng.uniform(30, 150, runs)
-        down = np.stack([start, start + cell.outage], axis=1)
+        if outage:
+            down = np.stack([start, start + cell.outage], axis=1)
     crashes = downtime = None
     if cell.restart == "once":
         crashes = (gate_start + rng.uniform(30, 270, runs))[:, None]
@@ -1131,6 +1134,8 @@ class CellResult:
     errors: dict[str, int]
     seconds: float
     down: np.ndarray | None = None  # (runs, 2): when Prometheus was away, NaN: never
+    # outage cells: the new judge's outcome on the same traffic with Prometheus up throughout
+    paired: np.ndarray | None = None
 
 
 @cache
@@ -1173,12 +1178,20 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     gates: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
     errors = {m.label: 0 for m in modes}
     downs = []
+    paired = []
     done = 0
     while done < runs:
         n = min(BATCH, runs - done)
+        state = rng.bit_generator.state
         world = sample_world(rng, n, cell, canary_p, stable_p, scrape, horizon_seconds,
                              stable_rate, gate_start)
         downs.append(world.down)
+        if cell.outage:
+            twin = np.random.Generator(type(rng.bit_generator)())
+            twin.bit_generator.state = state
+            pair = sample_world(twin, n, cell, canary_p, stable_p, scrape, horizon_seconds,
+                                stable_rate, gate_start, outage=False)
+            paired.append(simulate_rollout(modes[0], phases_of(modes[0], pair))[0])
         for mode in modes:
             if mode is not modes[0] and (world.reference is None or cell.condition):
                 outcome = np.full(n, UNDECIDED)
@@ -1198,6 +1211,7 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
         times={k: np.concatenate(v) for k, v in times.items()},
         first_gate={k: np.concatenate(v) for k, v in gates.items()},
         errors=errors, seconds=time.perf_counter() - started, down=np.concatenate(downs),
+        paired=np.concatenate(paired) if paired else None,
     )
 
 
@@ -1582,23 +1596,29 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
 
     outages = [(r, s) for r, s in real if r.cell.outage]
     if outages:
-        aborted = promoted = during = runs = 0
+        aborted = promoted = during = runs = base_aborted = base_promoted = 0
         for r, _ in outages:
             outcome, when = r.outcomes[new], r.times[new]
+            assert r.paired is not None and r.down is not None
             runs += r.runs
             z = zone(stack_cfg[r.stack], r.cell)
-            aborted += int((outcome == ABORT).sum()) if z == "good" else 0
-            promoted += int((outcome == PROMOTE).sum()) if z == "bad" else 0
-            if r.down is not None:
-                inside = (when >= r.down[:, 0]) & (when < r.down[:, 1]) & (
-                    (outcome == ABORT) | (outcome == PROMOTE))
-                during += int(inside.sum())
+            if z == "good":  # aborted with the outage where the same traffic without it was not
+                aborted += int(((outcome == ABORT) & (r.paired != ABORT)).sum())
+                base_aborted += int((r.paired == ABORT).sum())
+            if z == "bad":
+                promoted += int(((outcome == PROMOTE) & (r.paired != PROMOTE)).sum())
+                base_promoted += int((r.paired == PROMOTE).sum())
+            inside = (when >= r.down[:, 0]) & (when < r.down[:, 1]) & (
+                (outcome == ABORT) | (outcome == PROMOTE))
+            during += int(inside.sum())
         lines.append(TargetLine(
             "prometheus-outages-neither-abort-nor-promote",
             aborted == 0 and promoted == 0 and during == 0,
-            f"{len(outages)} cells, {runs} rollouts with Prometheus away 1 or 5 min mid-gate: "
-            f"healthy canaries aborted {aborted}, {BAD_MULTIPLE}x canaries promoted {promoted}, "
-            f"verdicts taken while Prometheus was away {during}; need 0, 0, 0"))
+            f"{len(outages)} cells, {runs} rollouts with Prometheus away 1 or 5 min mid-gate, "
+            "each against the same traffic with Prometheus up: healthy canaries aborted because "
+            f"of the outage {aborted} (aborted without it: {base_aborted}), {BAD_MULTIPLE}x "
+            f"canaries promoted because of it {promoted} (without it: {base_promoted}), verdicts "
+            f"taken while Prometheus was away {during}; need 0, 0, 0"))
     else:
         lines.append(TargetLine("prometheus-outages-neither-abort-nor-promote", False,
                                 "no cells"))

@@ -5,7 +5,7 @@ module prints a summary and keeps it in out/e2e-report.md.
 
 The canary judge (delivery/judge.py) is a sequential test on the canary's cumulative counts,
 which Prometheus records every scrape interval (delivery/evidence.py): a verdict needs a number
-of requests, and at least 4 scrape intervals with canary traffic. On a cluster with the
+of requests, and at least 6 scrape intervals with canary traffic. On a cluster with the
 Prometheus operator the evidence rules are the ``<service>-canary-evidence`` PrometheusRules;
 this Prometheus reads rule files, so every `pulumi up` of the harness first writes them with
 ``python -m delivery rules`` for the settings it applies and reloads Prometheus. The simulator
@@ -77,7 +77,7 @@ EVIDENCE = (
 EVIDENCE_LEN = len(EVIDENCE)
 JUDGED, CANARY, CANARY_ERRORS, CANARY_REQUESTS, STABLE_ERRORS, STABLE_REQUESTS = range(6)
 STABLE, DISPERSION, STEPS = 6, 7, 8
-MIN_STEPS = 4  # delivery.judge.MIN_STEPS: no verdict before the canary had traffic in 4 steps
+MIN_STEPS = 6  # delivery.judge.MIN_STEPS: no verdict before the canary had traffic in 6 steps
 UNLIMITED_ERRORS = 2**31 - 1  # consecutiveErrorLimit: Argo never errors the analysis
 # the e2e stack's 2 gated SLOs per service at falseAbortRisk 0.001: ln(1 / (0.001 / 2))
 ABORT = math.log(2000)

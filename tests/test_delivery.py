@@ -128,7 +128,7 @@ def test_a_gate_passes_on_one_measurement_past_the_accept_boundary_and_pauses_wi
         # an unanswered query is never a measurement and never ends the analysis (int32 max)
         assert metric["consecutiveErrorLimit"] == cfg.consecutive_error_limit == 2**31 - 1
         assert metric["successCondition"] == (
-            f"len(result) == 9 && result[8] >= 4 && result[1] <= {accept:.12g}"
+            f"len(result) == 9 && result[8] >= 6 && result[1] <= {accept:.12g}"
         )
 
 
@@ -137,7 +137,7 @@ def test_abort_boundary_splits_the_false_abort_risk_over_the_enforced_slos():
     # three enforced SLOs share 0.1%: each aborts at ln(1 / 0.000333...) = ln(3000)
     for metric in gate.values():
         assert metric["failureCondition"] == (
-            "len(result) == 9 && result[8] >= 4 && result[0] >= 8.00636756765"
+            "len(result) == 9 && result[8] >= 6 && result[0] >= 8.00636756765"
         )
     two = metrics(render("agent-runner", "prod").templates["gate"])
     assert set(two) == {"error-rate", "latency"}  # the gauge SLO cannot judge a canary
