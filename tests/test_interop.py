@@ -168,6 +168,64 @@ def test_bad_openslo_gets_one_line_each_and_nothing_written(path, tmp_path):
     assert all(line.startswith(str(path)) for line in lines)
 
 
+SLO_USING_SLI = """apiVersion: openslo/v1
+kind: SLO
+metadata: {name: a-slo}
+spec:
+  service: svc
+  indicatorRef: errors
+  budgetingMethod: Occurrences
+  timeWindow: [{duration: 28d, isRolling: true}]
+  objectives: [{target: 0.99}]
+"""
+
+
+def _sli(source_type: str, job: str = "svc") -> str:
+    query = {"bad": f'http_requests_total{{job="{job}",code=~"5.."}}',
+             "total": f'http_requests_total{{job="{job}"}}'}
+    parts = "".join(
+        f"    {part}:\n      metricSource:\n        type: {source_type}\n"
+        f"        spec: {{query: '{q}'}}\n" for part, q in query.items())
+    return ("apiVersion: openslo/v1\nkind: SLI\nmetadata: {name: errors}\nspec:\n"
+            f"  ratioMetric:\n    counter: true\n{parts}")
+
+
+def test_a_problem_in_a_referenced_sli_is_reported_against_its_own_file(tmp_path):
+    slo_file, sli_file = tmp_path / "slo.yaml", tmp_path / "sli.yaml"
+    slo_file.write_text(SLO_USING_SLI)
+    sli_file.write_text(_sli("Datadog"))
+    out = tmp_path / "catalogue.yaml"
+    result = run_slo("import", slo_file, sli_file, "-o", out)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert not out.exists()
+    lines = result.stderr.splitlines()[:-1]
+    assert lines == [
+        f"{sli_file}: SLI 'errors' (the indicatorRef of SLO 'a-slo' in {slo_file})"
+        f".spec.ratioMetric.{part}.metricSource.type: 'Datadog': only Prometheus data sources "
+        "map to PromQL" for part in ("total", "bad")], result.stderr
+
+
+def test_two_files_defining_one_sli_differently_are_refused(tmp_path):
+    slo_file, first, second = (tmp_path / f"{n}.yaml" for n in ("slo", "first", "second"))
+    slo_file.write_text(SLO_USING_SLI)
+    first.write_text(_sli("Prometheus", "svc"))
+    second.write_text(_sli("Prometheus", "other"))
+    out = tmp_path / "catalogue.yaml"
+    result = run_slo("import", slo_file, first, second, "-o", out)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert not out.exists()
+    lines = result.stderr.splitlines()[:-1]
+    assert lines == [
+        f"{second}: metadata.name: a second SLI named 'errors', different from the one in "
+        f"{first}; a name means one SLI across the imported files",
+        f"{slo_file}: SLO 'a-slo': spec.indicatorRef: SLI 'errors' is defined differently in "
+        f"{first} and {second}"], result.stderr
+    # the same document twice is one SLI, not a conflict
+    second.write_text(_sli("Prometheus", "svc"))
+    result = run_slo("import", slo_file, first, second, "-o", out)
+    assert result.returncode == 0, result.stderr
+
+
 def _same(original, imported) -> None:
     """What a catalogue says, compared: services, and per SLO its fields and its rules."""
     a = {s.name: s for s in original.services}

@@ -170,6 +170,8 @@ class Documents:
     def __init__(self) -> None:
         self.by_kind: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {k: {} for k in KINDS}
         self.slos: list[tuple[str, dict[str, Any]]] = []
+        # names defined differently by two documents: whoever refers to one is refused
+        self.conflicts: dict[str, dict[str, str]] = {k: {} for k in KINDS}
 
     def add(self, doc: dict[str, Any], source: str, result: Import) -> None:
         kind = doc.get("kind")
@@ -181,11 +183,29 @@ class Documents:
             self.slos.append((source, doc))
             return
         name = _meta(doc).get("name")
-        if isinstance(name, str):
-            self.by_kind[kind][name] = (source, doc)
+        if not isinstance(name, str):
+            return
+        first = self.by_kind[kind].get(name)
+        if first is not None and first[1] != doc:
+            result.refuse(source, "metadata.name", f"a second {kind} named {name!r}, different "
+                          f"from the one in {first[0]}; a name means one {kind} across the "
+                          "imported files")
+            self.conflicts[kind][name] = f"{first[0]} and {source}"
+            return
+        self.by_kind[kind][name] = (source, doc)
 
-    def get(self, kind: str, name: Any) -> tuple[str, dict[str, Any]] | None:
-        return self.by_kind[kind].get(name) if isinstance(name, str) else None
+    def get(self, kind: str, name: Any, source: str, where: str,
+            result: Import) -> tuple[str, dict[str, Any]] | None:
+        """The document ``name`` refers to, or None with a line saying why (no such document,
+        or two different ones)."""
+        if isinstance(name, str) and name in self.conflicts[kind]:
+            result.refuse(source, where, f"{kind} {name!r} is defined differently in "
+                          f"{self.conflicts[kind][name]}")
+            return None
+        found = self.by_kind[kind].get(name) if isinstance(name, str) else None
+        if found is None:
+            result.refuse(source, where, f"no {kind} named {name!r} in the files read")
+        return found
 
 
 def read_v1(docs: Documents, result: Import, window: str, namespace: str | None) -> None:
@@ -228,19 +248,21 @@ def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, w
         return
     objective = _target(objectives[0], source, f"{where}: spec.objectives[0]", result)
     sli_doc = spec.get("indicator") if isinstance(spec.get("indicator"), dict) else None
+    sli_source, sli_where = source, f"{where}: indicator"
     if sli_doc is None:
-        found = docs.get("SLI", spec.get("indicatorRef"))
+        ref = spec.get("indicatorRef")
+        found = docs.get("SLI", ref, source, f"{where}: spec.indicatorRef", result)
         if found is None:
-            result.refuse(source, f"{where}: spec.indicatorRef",
-                          f"no SLI named {spec.get('indicatorRef')!r} in the files read")
             return
-        sli_doc = found[1]
-    indicator = _indicator_v1(docs, sli_doc, source, f"{where}: indicator", result)
+        sli_source, sli_doc = found
+        if sli_source != source:  # its problems are said in its own file
+            sli_where = f"SLI {ref!r} (the indicatorRef of {where} in {source})"
+    indicator = _indicator_v1(docs, sli_doc, sli_source, sli_where, result)
     tiers = _tiers(docs, spec.get("alertPolicies"), source, f"{where}: spec.alertPolicies",
                    result)
     if len(result.refused) > problems or indicator is None or objective is None:
         return
-    svc_doc = docs.get("Service", service_name)
+    svc_doc = docs.by_kind["Service"].get(service_name)  # optional: its notes only
     svc_notes = _notes(svc_doc[1]) if svc_doc else {}
     svc = catalogue_name(service_name)
     service = result.service(
@@ -329,8 +351,11 @@ def _query(docs: Documents, metric: Any, source: str, where: str,
         return None
     kind = source_spec.get("type")
     if kind is None and source_spec.get("metricSourceRef"):
-        found = docs.get("DataSource", source_spec["metricSourceRef"])
-        kind = _spec(found[1]).get("type") if found else None
+        found = docs.get("DataSource", source_spec["metricSourceRef"], source,
+                         f"{where}.metricSource.metricSourceRef", result)
+        if found is None:
+            return None
+        kind = _spec(found[1]).get("type")
     if str(kind).lower() != "prometheus":
         result.refuse(source, f"{where}.metricSource.type", f"{kind!r}: only Prometheus data "
                       "sources map to PromQL")
@@ -401,27 +426,30 @@ def _tiers(docs: Documents, policies: Any, source: str, where: str,
         policy = item
         if isinstance(item, dict) and "kind" not in item and item.get("alertPolicyRef"):
             item = item["alertPolicyRef"]
+        policy_source, policy_where = source, f"{where}[{i}]"
         if isinstance(item, str):
-            found = docs.get("AlertPolicy", item)
+            found = docs.get("AlertPolicy", item, source, f"{where}[{i}]", result)
             if found is None:
-                result.refuse(source, f"{where}[{i}]", f"no AlertPolicy named {item!r}")
                 continue
-            policy = found[1]
+            policy_source, policy = found
+            policy_where = f"AlertPolicy {item!r}" + (
+                f" (used by {where} in {source})" if policy_source != source else "")
         conditions = _spec(policy).get("conditions") if isinstance(policy, dict) else None
         if not isinstance(conditions, list):
-            result.refuse(source, f"{where}[{i}].spec.conditions", "a list is expected")
+            result.refuse(policy_source, f"{policy_where}.spec.conditions", "a list is expected")
             continue
         for j, entry in enumerate(conditions):
-            at = f"{where}[{i}].spec.conditions[{j}]"
-            condition = entry
+            at = f"{policy_where}.spec.conditions[{j}]"
+            condition, condition_source = entry, policy_source
             ref = entry.get("conditionRef") if isinstance(entry, dict) else None
             if ref is not None:
-                found = docs.get("AlertCondition", ref)
+                found = docs.get("AlertCondition", ref, policy_source, at, result)
                 if found is None:
-                    result.refuse(source, at, f"no AlertCondition named {ref!r}")
                     continue
-                condition = found[1]
-            tier = _tier(condition, source, at, result)
+                condition_source, condition = found
+                if condition_source != policy_source:
+                    at = f"AlertCondition {ref!r} (used by {at} in {policy_source})"
+            tier = _tier(condition, condition_source, at, result)
             if tier:
                 tiers.append(tier)
     return tiers
