@@ -655,10 +655,37 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError([*lines, f"{source}: config: a mapping of 'namespace:key' to values"])
     secrets = {k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"}}
+    lines += [
+        f"{source}: {key}: secure: not a ciphertext that Pulumi wrote (base64, or v1:salt:data "
+        f"from a passphrase); the value is in plain text: remove it and run: pulumi config set "
+        f"--secret {key} <value>"
+        for key in sorted(secrets) if not is_ciphertext(config[key]["secure"])
+    ]
     lines += check_config_keys([str(k) for k in config], secrets, source)
     if lines:
         raise ConfigError(lines)
     return config
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+
+
+def is_ciphertext(value: Any) -> bool:
+    """Whether a ``secure:`` value looks like what Pulumi writes: base64 of an encrypted blob (a
+    secrets provider or Pulumi Cloud), or ``v1:<nonce>:<data>`` (a passphrase). A token pasted
+    there is usually not base64 (``_``, ``-``, ``.``), too short, or hex only."""
+    if not isinstance(value, str):
+        return False
+    parts = value.split(":")
+    if len(parts) == 3 and parts[0] == "v1":
+        parts = parts[1:]
+    elif len(parts) != 1:
+        return False
+    return all(
+        len(part) >= 16 and len(part) % 4 == 0 and _BASE64.fullmatch(part) is not None
+        and not re.fullmatch(r"[0-9a-fA-F]+", part)
+        for part in parts
+    )
 
 
 def check_config_keys(keys: list[str], secrets: set[str], source: str) -> list[str]:

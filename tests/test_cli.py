@@ -140,6 +140,7 @@ def test_rules_writes_one_evidence_rule_file_per_deployed_service(tmp_path):
 
 
 CATALOGUE_FILE = ROOT / "catalogue" / "core-services.yaml"
+OPENSLO_FILE = ROOT / "tests" / "openslo" / "checkout.yaml"
 
 
 @pytest.mark.parametrize(
@@ -153,15 +154,17 @@ CATALOGUE_FILE = ROOT / "catalogue" / "core-services.yaml"
          "{tmp}/no/such/dir/x.yaml: the directory {tmp}/no/such/dir does not exist"),
         (["rules", str(CATALOGUE_FILE), "-o", "{tmp}/a-file"],
          "{tmp}/a-file: -o names a file; give the directory to write the rule files into"),
+        (["import", str(OPENSLO_FILE), "-o", str(OPENSLO_FILE)],
+         f"{OPENSLO_FILE}: -o is one of the input files; write the output elsewhere"),
     ],
     ids=["export into a directory", "export over its input", "export into a missing directory",
-         "rules into a file"],
+         "rules into a file", "import over its input"],
 )
 def test_an_output_path_that_cannot_be_written_is_one_line_and_nothing_is_written(
     args, line, tmp_path
 ):
     (tmp_path / "a-file").write_text("kept\n")
-    before = CATALOGUE_FILE.read_bytes()
+    before = CATALOGUE_FILE.read_bytes(), OPENSLO_FILE.read_bytes()
     result = subprocess.run(
         [sys.executable, "-m", "slo", *(a.replace("{tmp}", str(tmp_path)) for a in args)],
         cwd=ROOT, capture_output=True, text=True, check=False,
@@ -169,6 +172,6 @@ def test_an_output_path_that_cannot_be_written_is_one_line_and_nothing_is_writte
     assert result.returncode == 1
     assert result.stderr.splitlines() == [line.replace("{tmp}", str(tmp_path))]
     assert "Traceback" not in result.stderr
-    assert CATALOGUE_FILE.read_bytes() == before
+    assert (CATALOGUE_FILE.read_bytes(), OPENSLO_FILE.read_bytes()) == before
     assert (tmp_path / "a-file").read_text() == "kept\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -512,3 +512,22 @@ def test_config_keys_nobody_reads_and_plain_secrets_are_named():
         "file; remove it and run: pulumi config set --secret slo-canary:grafanaToken <value>",
     ]
     assert check_config_keys(["slo-canary:grafanaToken"], {"slo-canary:grafanaToken"}, "s") == []
+
+
+@pytest.mark.parametrize("value, accepted", [
+    # written by `pulumi config set --secret` (passphrase provider), and a secrets-provider blob
+    ("v1:pu+Va7FOv4CWGjDi:pF0c/FuWQzJEhkO+cGrc6mQ=", True),
+    ("v1:ddMFuHVPwHSIASHm:yqBwlqUqsu9PBasYN42Za/VVT3k+ZrOoNKOj2As097cV7JquCzPXPTy62V4u4J77GJPO5l"
+     "OE31jW", True),
+    ("AAABAJ9vW6dY0p3vKk0oQyq0ZJxkqQ4s8M3V2uH7xq5y2r8=", True),
+    # a token pasted under secure: by hand
+    ("glsa_plaintext_sentinel_4d1f", False),
+    ("hunter2", False),
+    ("0123456789abcdef0123456789abcdef", False),
+    ("v1:a:b", False),
+    ({"nested": "map"}, False),
+])
+def test_a_secure_value_must_be_a_ciphertext_pulumi_wrote(value, accepted):
+    from delivery.config import is_ciphertext
+
+    assert is_ciphertext(value) is accepted
