@@ -236,7 +236,7 @@ def check_query(text: str) -> None:
         )
     five = text.replace(WINDOW, "5m")
     try:
-        promql_parser.parse(five)
+        tree = promql_parser.parse(five)
     except ValueError as err:
         raise ValueError(f"{text!r} is not valid PromQL with {WINDOW} as 5m ({err})") from None
     try:  # the rules put it inside other expressions: it must parse there too
@@ -248,3 +248,22 @@ def check_query(text: str) -> None:
             f"{text!r} is valid alone but not inside the rules' expressions: a comment (#) "
             "would swallow what they add after it; remove it"
         ) from None
+    at = -1
+    while (at := text.find(WINDOW, at + 1)) >= 0:  # each one where a duration goes
+        probe = (text[:at] + "not a duration" + text[at + len(WINDOW):]).replace(WINDOW, "5m")
+        try:
+            promql_parser.parse(probe)
+        except ValueError:
+            continue
+        raise ValueError(
+            f"{text!r}: the {WINDOW} at character {at} is not a range (it is inside a quoted "
+            f"string); write it where the range goes, e.g. rate(http_requests_total[{WINDOW}])"
+        )
+    selectors: list[promql_parser.Expr] = []
+    promql_parser.walk(tree, pre_visit=lambda node: selectors.append(node) if isinstance(
+        node, promql_parser.VectorSelector) else None)
+    if not selectors:
+        raise ValueError(
+            f"{text!r} selects no series: it needs a metric, e.g. "
+            f"sum(rate(http_requests_total{{code=~\"5..\"}}[{WINDOW}]))"
+        )
