@@ -4,9 +4,11 @@ files (tools/fuzz_inputs.py), in worker subprocesses so that a signal would be c
     python bench/fuzz_inputs.py --cases 100000      # prints the counts; exit 1 unless all are 0
 
 Counted: tracebacks (any exception other than the boundary's one refusal), broken promises
-(a refusal line that does not name the file, files written on failure), signals, cases over
-5 s. Accepted and refused mutants are counted too, with the most common first words of the
-refusals, so that a run that refuses everything for one reason is visible.
+(a refusal line that does not name the file, files written on failure, an accepted catalogue
+whose rule files ``promtool check rules`` refuses: promtool must be on the PATH), signals, cases
+over 5 s (the slowest is printed; promtool's own time is not counted in it). Accepted and
+refused mutants are counted too, with the most common first words of the refusals, so that a
+run that refuses everything for one reason is visible.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ for seed in range(first, last):
         counts["slow"] += 1
         problems.append(f"seed {seed}: {outcome.seconds:.1f} s")
     counts["accepted" if outcome.accepted else "refused"] += 1
+    counts["promtool passed"] += outcome.promtool_checked
     if not outcome.accepted:
         words = outcome.lines[0].split(": ", 1)[-1].split(":")[0].split(" ")[:3]
         reasons[" ".join(words)] += 1
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     total = counts["accepted"] + counts["refused"] + counts["broken"] + counts["traceback"]
     seeds = f"seeds {args.seed}..{args.seed + args.cases - 1}"
     print(f"input boundary fuzz: {args.cases} cases ({seeds}), {elapsed:.0f} s, {args.jobs} jobs")
-    print(f"  accepted {counts['accepted']}, refused {counts['refused']} (checked {total})")
+    print(f"  accepted {counts['accepted']}, refused {counts['refused']} (checked {total}); "
+          f"accepted catalogues whose rule files promtool passed: {counts['promtool passed']}")
     for name in ("traceback", "broken", "signal", "worker crash", "slow"):
         print(f"  {name:13s} {counts[name]}")
     print(f"  slowest case  {slowest:.2f} s (limit {SLOW_SECONDS:.0f} s)")

@@ -50,22 +50,94 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
     return _label_map(value, "label")
 
 
+_ACTION_CHARS = frozenset("_ \t\r\n.$()|=:,+-")
+# What a word that is not a field or a variable may be in an action: Go's keywords and builtin
+# functions, and the functions Prometheus adds (template/template.go of Prometheus 3.16).
+_TEMPLATE_WORDS = frozenset({
+    "if", "else", "end", "range", "with", "define", "template", "block", "break", "continue",
+    "nil", "true", "false", "and", "call", "html", "index", "slice", "js", "len", "not", "or",
+    "print", "printf", "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne", "query",
+    "first", "label", "value", "strvalue", "args", "reReplaceAll", "safeHtml", "match", "title",
+    "toUpper", "toLower", "graphLink", "tableLink", "sortByLabel", "stripPort", "stripDomain",
+    "humanize", "humanize1024", "humanizeDuration", "humanizePercentage", "humanizeTimestamp",
+    "toTime", "toDuration", "now", "pathPrefix", "externalURL", "parseDuration", "urlQueryEscape",
+})
+
+
 def _template_problem(text: str) -> str | None:
     """Why Go's text/template (which Prometheus expands labels and annotations with) would not
-    parse ``text``: an action opened with ``{{`` and not closed, closed and not opened, empty."""
+    parse ``text``: an action opened with ``{{`` and not closed, empty, or holding a character
+    its lexer refuses (``{``, ``#``, ``[``...; quoted strings and ``/* comments */`` aside).
+    ``}}`` outside an action is plain text to Go."""
     at = 0
+    declared = {"labels", "externalLabels", "externalURL", "value"}
+    blocks: list[tuple[str, int]] = []
     while True:
-        start, end = text.find("{{", at), text.find("}}", at)
+        start = text.find("{{", at)
         if start < 0:
-            return None if end < 0 else f"'}}}}' at character {end} closes no '{{{{'"
-        if 0 <= end < start:
-            return f"'}}}}' at character {end} closes no '{{{{'"
-        close = text.find("}}", start + 2)
-        if close < 0:
+            if blocks:
+                keyword, where = blocks[-1]
+                return (f"'{{{{ {keyword} }}}}' at character {where} is never ended with "
+                        "'{{ end }}'")
+            return None
+        if text.find("}}", start + 2) < 0:
             return f"'{{{{' at character {start} is never closed with '}}}}'"
-        if not text[start + 2:close].strip(" -"):
+        i = start + 2
+        if text.startswith("- ", i):
+            i += 2
+        body = i
+        comment = text.startswith("/*", i)
+        if comment:
+            close_comment = text.find("*/", i + 2)
+            if close_comment < 0:
+                return f"the comment at character {i} is never closed with '*/'"
+            i = close_comment + 2
+        while i < len(text) and not text.startswith("}}", i):
+            c = text[i]
+            if c in "\"'`":
+                quote, i = c, i + 1
+                while i < len(text) and text[i] != quote:
+                    i += 2 if text[i] == "\\" and quote != "`" else 1
+                if i >= len(text):
+                    return f"the string at character {i} in an action is never closed"
+            elif not (c.isalnum() or c in _ACTION_CHARS) or (
+                    comment and not c.isspace() and c != "-"):
+                return f"{c!r} at character {i} cannot stand in a template action"
+            elif (c.isalpha() or c == "_") and text[i - 1] not in ".$":
+                word_end = i
+                while word_end < len(text) and (text[word_end].isalnum() or text[word_end] == "_"):
+                    word_end += 1
+                word = text[i:word_end]
+                if word not in _TEMPLATE_WORDS:
+                    return (f"{word!r} at character {i} is not a function Prometheus's "
+                            "templates define")
+                i = word_end - 1
+            elif c.isalnum() or c == "_":  # a number, or the rest of a field or variable
+                while i + 1 < len(text) and (text[i + 1].isalnum() or text[i + 1] in "_."):
+                    i += 1
+            i += 1
+        if i >= len(text):
+            return f"'{{{{' at character {start} is never closed with '}}}}'"
+        inner = re.sub(r'"(?:\\.|[^"\\])*"|`[^`]*`|\'(?:\\.|[^\'\\])*\'', '""',
+                       text[body:i]).strip(" -\t\r\n")  # strings cannot declare or use
+        if not comment and not inner:
             return f"'{{{{}}}}' at character {start} is an empty action"
-        at = close + 2
+        for name in re.findall(r"\$(\w+)\s*(?:,\s*\$(\w+)\s*)?:?=", inner):
+            declared.update(n for n in name if n)
+        for name in re.findall(r"\$(\w+)", inner):
+            if name not in declared:
+                return f"'${name}' at character {start} is not a variable Prometheus defines"
+        first = re.match(r"[A-Za-z_]\w*", inner)
+        keyword = first.group() if first else ""
+        if keyword in ("if", "range", "with", "define", "block"):
+            blocks.append((keyword, start))
+        elif keyword == "end" and not blocks:
+            return f"'{{{{ end }}}}' at character {start} ends no if, range or with"
+        elif keyword == "end":
+            blocks.pop()
+        elif keyword == "else" and not blocks:
+            return f"'{{{{ else }}}}' at character {start} is outside an if, range or with"
+        at = i + 2
 
 
 def _label_map(value: dict[str, str], what: str) -> dict[str, str]:

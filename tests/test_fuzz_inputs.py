@@ -1,7 +1,8 @@
-"""Hypothesis over structure-aware mutations of the shipped catalogue and stack files: every
-mutant is accepted or refused with lines that name the file; never another exception, never
-slower than 5 s. The long run (100,000+ seeded cases, in subprocesses so that a signal would be
-counted) is ``bench/fuzz_inputs.py``."""
+"""Hypothesis over structure-aware mutations of the shipped catalogue and stack files (and a
+seed catalogue of query SLIs and alert templates): every mutant is accepted or refused with
+lines that name the file, and an accepted catalogue's rule files pass promtool; never another
+exception, never slower than 5 s. The long run (100,000+ seeded cases, in subprocesses so that
+a signal would be counted) is ``bench/fuzz_inputs.py``."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from tools import fuzz_inputs as fuzz
 
 
 @settings(max_examples=150, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
-@given(rng=st.randoms(use_true_random=False), which=st.sampled_from(["catalogue", *fuzz.STACKS]))
+@given(rng=st.randoms(use_true_random=False),
+       which=st.sampled_from(["catalogue", "query catalogue", *fuzz.STACKS]))
 def test_every_mutant_is_accepted_or_refused_with_lines_naming_the_file(
     rng, which, tmp_path_factory
 ):
     workdir = tmp_path_factory.mktemp("fuzz")
-    if which == "catalogue":
-        outcome = fuzz.check_catalogue(fuzz.mutant(rng, fuzz.CATALOGUE), workdir)
+    if which in ("catalogue", "query catalogue"):
+        seed = fuzz.CATALOGUE if which == "catalogue" else fuzz.QUERY_CATALOGUE
+        outcome = fuzz.check_catalogue(fuzz.mutant(rng, seed), workdir)
     else:
         outcome = fuzz.check_stack(fuzz.mutant(rng, which), workdir)
     assert outcome.seconds < 5

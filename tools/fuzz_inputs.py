@@ -1,5 +1,6 @@
 """Structure-aware mutations of the shipped catalogue and stack files, and the check every
-mutant must pass: it is accepted, or refused with ConfigError lines that all name the file.
+mutant must pass: it is accepted, or refused with ConfigError lines that all name the file; and
+an accepted catalogue's rule files pass ``promtool check rules`` (promtool on the PATH).
 
 Used by ``tests/test_fuzz_inputs.py`` (Hypothesis drives the random choices, bounded) and by
 ``bench/fuzz_inputs.py`` (a long seeded run that also watches for signals and slow cases).
@@ -12,6 +13,7 @@ import copy
 import io
 import random
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +30,14 @@ from slo.problems import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 CATALOGUE = ROOT / "catalogue" / "core-services.yaml"
+# query SLIs, alert names, labels, annotation templates, tiers, a fleet SLO: text that reaches
+# PromQL and Go templates as written
+QUERY_CATALOGUE = ROOT / "tools" / "fuzz_seeds" / "queries.yaml"
+CATALOGUES = (CATALOGUE, QUERY_CATALOGUE)
+# spliced into text values: what breaks PromQL or a template when it lands in the wrong place
+FRAGMENTS = ("{{.window}}", "{{ .window }}", "[{{.window}}]", "#", '"', "'", ")", "(", "}",
+             "{", "{{", "}}", "{{ $value }}", "{{ .Broken", " or vector(1)", "\n", "\\",
+             "5m", "1y", "-1s", "le=", ",", " offset 1h", "@ 0", "[5m:1m]")
 STACKS = (ROOT / "Pulumi.dev.yaml", ROOT / "Pulumi.prod.yaml")
 
 # ---- mutations -------------------------------------------------------------------------------
@@ -92,8 +102,12 @@ def mutate_tree(rng: random.Random, data: Any, rounds: int) -> Any:
             return _odd_value(rng)
         path = rng.choice(paths)
         parent, last = _get(data, path[:-1]), path[-1]
-        op = rng.randrange(6)
-        if op == 0:  # delete
+        op = rng.randrange(7)
+        if op == 6 and isinstance(parent[last], str):  # splice a fragment into text
+            text = parent[last]
+            at = rng.randrange(len(text) + 1)
+            parent[last] = text[:at] + rng.choice(FRAGMENTS) + text[at:]
+        elif op == 0:  # delete
             del parent[last]
         elif op == 1 and isinstance(parent, dict):  # rename
             parent[_typo(rng, str(last))] = parent.pop(last)
@@ -155,6 +169,7 @@ class Outcome:
     accepted: bool
     lines: list[str]
     seconds: float
+    promtool_checked: bool = False  # an accepted catalogue whose rule files promtool passed
 
 
 class BoundaryBroken(AssertionError):
@@ -173,10 +188,28 @@ def check_catalogue(raw: bytes, workdir: Path) -> Outcome:
         code = cli.main(["rules", str(path), "-o", str(out), "--no-tests"])
     seconds = time.perf_counter() - started
     if code == 0:
-        return Outcome(True, [], seconds)
+        refused = promtool_refusal(out)
+        if refused:
+            raise BoundaryBroken(f"accepted, and promtool refuses its rules: {refused}")
+        return Outcome(True, [], seconds, promtool_checked=True)
     if out.exists():
         raise BoundaryBroken(f"exit {code}, and {out} was written")
     return _refused(ConfigError(stderr.getvalue().splitlines()), str(path), started)
+
+
+def promtool_refusal(out: Path) -> str | None:
+    """What ``promtool check rules`` says against the rule files under ``out``, or None."""
+    files = sorted(str(p) for folder in ("rules", "fleet") for p in (out / folder).glob("*.yml"))
+    if not files:
+        return None
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        raise RuntimeError("promtool is not on the PATH (make prometheus builds it)")
+    done = subprocess.run([promtool, "check", "rules", *files], capture_output=True, text=True,
+                          timeout=120, check=False)
+    if done.returncode == 0:
+        return None
+    return " ".join((done.stderr or done.stdout).split())[-400:]
 
 
 def check_stack(raw: bytes, workdir: Path) -> Outcome:
@@ -215,7 +248,7 @@ def run_case(seed: int, workdir: Path) -> Outcome:
     """One seeded mutant of one shipped file through its check."""
     rng = random.Random(seed)
     if rng.random() < 0.5:
-        return check_catalogue(mutant(rng, CATALOGUE), workdir)
+        return check_catalogue(mutant(rng, rng.choice(CATALOGUES)), workdir)
     return check_stack(mutant(rng, rng.choice(STACKS)), workdir)
 
 
