@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 return 2
             slos = resolve_all(load_catalogue(args.slos))
-            print(docs.render_slos(slos, _stacks(args.stack)), end="")
+            stacks = {name: stack for name, (stack, _) in _checked(args.stack).items()}
+            print(docs.render_slos(slos, stacks), end="")
         elif args.command == "rules":
             return _write_rules(args.stack, args.out)
         else:

@@ -117,13 +117,14 @@ BROKEN_STACKS = [
 
 
 @pytest.mark.parametrize("stack_file", BROKEN_STACKS, ids=lambda p: p.stem.removeprefix("Pulumi."))
-def test_plan_and_rules_refuse_what_render_refuses_with_the_same_lines(stack_file, tmp_path):
+def test_plan_rules_and_docs_refuse_what_render_refuses_with_the_same_lines(stack_file, tmp_path):
     expected = [
         line.removeprefix("# expect: ")
         for line in stack_file.read_bytes().decode("utf-8", "replace").splitlines()
         if line.startswith("# expect: ")
     ]
-    for args in (["plan"], ["rules", "-o", str(tmp_path / "rules")]):
+    for args in (["plan"], ["rules", "-o", str(tmp_path / "rules")],
+                 ["docs", "--slos", "catalogue/core-services.yaml"]):
         result = run_delivery(*args, "--stack", str(stack_file))
         assert result.returncode == 1, (args, result.stdout)
         assert result.stderr.splitlines() == expected, args
