@@ -4,6 +4,7 @@ python -m delivery docs --slos CATALOGUE --stack Pulumi.dev.yaml ...   docs/slos
 python -m delivery docs --stack-reference                             docs/stack-config.md
 python -m delivery plan --stack Pulumi.prod.yaml                      what verdicts need
 python -m delivery rules --stack Pulumi.prod.yaml -o DIR              the judge's recording rules
+python -m delivery explain RUN.yaml [--json]                          an AnalysisRun's verdicts
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         "service) for a Prometheus that does not read PrometheusRules"
     )
     rules_cmd.add_argument("-o", "--out", type=Path, required=True, metavar="DIR")
+    explain_cmd = sub.add_parser(
+        "explain", help="say in words what an AnalysisRun's canary measurements mean "
+        "(kubectl get analysisrun NAME -o yaml > run.yaml, or - for standard input)"
+    )
+    explain_cmd.add_argument("run", metavar="FILE", help="AnalysisRun YAML or JSON; - reads stdin")
+    explain_cmd.add_argument("--json", action="store_true", help="one JSON document, for tools")
     for cmd in (docs_cmd, plan_cmd, rules_cmd):
         cmd.add_argument(
             "--stack", type=Path, action="append", default=[], metavar="Pulumi.<stack>.yaml"
@@ -76,9 +83,27 @@ def _write_rules(paths: list[Path], out: Path) -> int:
     return 0
 
 
+def _explain(source: str, as_json: bool) -> int:
+    from delivery import explain
+
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+            raise ConfigError([f"{source}: cannot read it ({reason})"]) from None
+    verdicts = [explain.explain_run(run) for run in explain.read_runs(text, source)]
+    print((explain.render_json if as_json else explain.render_text)(verdicts), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "explain":
+            return _explain(args.run, args.json)
         if args.command == "docs" and args.stack_reference:
             print(docs.stack_reference(), end="")
         elif args.command == "docs":

@@ -1,0 +1,235 @@
+"""``python -m delivery explain``: an AnalysisRun's canary verdicts in words.
+
+It reads what the controller stored (``kubectl get analysisrun <run> -o yaml``, a file or
+standard input, one run or a ``List`` of them) and, per metric the templates of this project
+wrote, decodes the last measurement with ``judge.EVIDENCE`` (the one definition of the vector)
+and the thresholds from the metric's own conditions (the ones the controller evaluated). So the
+explanation is of the run as it was judged, not of the current stack.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import yaml
+
+from delivery import judge
+from delivery.analysis import SHARED_INCIDENT_SUFFIX
+from slo.problems import ConfigError
+
+_NUMBER = r"(-?[0-9.]+(?:e[-+]?[0-9]+)?)"
+
+
+@dataclass
+class MetricVerdict:
+    name: str
+    role: str  # gate, background or shared-incident
+    phase: str
+    verdict: str  # aborted, passed, waiting, paused, no-traffic, prometheus-errors
+    reason: str
+    evidence: dict[str, float] = field(default_factory=dict)
+    abort: float | None = None
+    accept: float | None = None
+    min_steps: int | None = None
+    measurements: int = 0
+    errors: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class RunVerdict:
+    name: str
+    phase: str
+    message: str
+    metrics: list[MetricVerdict]
+
+
+def _threshold(condition: str, index: int, op: str) -> float | None:
+    found = re.search(rf"result\[{index}\] {re.escape(op)} {_NUMBER}", condition)
+    return float(found.group(1)) if found else None
+
+
+def _vector(text: Any) -> list[float] | None:
+    """A measurement's value as Argo's Prometheus provider writes it: ``[v1,v2,...]``."""
+    text = str(text or "").strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    inner = text[1:-1].strip()
+    try:
+        return [float(v) for v in inner.split(",")] if inner else []
+    except ValueError:
+        return None
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"
+
+
+def _ratio(errors: float, requests: float) -> str:
+    return f"{100 * errors / requests:.3g}%" if requests > 0 else "-"
+
+
+def _more_requests(evidence: dict[str, float], target: float, statistic: float) -> str:
+    """Roughly how many more canary requests the statistic needs to reach ``target`` if it keeps
+    moving at its average rate so far (a straight line, not a promise)."""
+    n = evidence["canary_requests"]
+    per_request = statistic / n if n > 0 else 0.0
+    if per_request == 0 or (target - statistic) / per_request <= 0:
+        return ""
+    return f"; at its pace so far about {_count(math.ceil((target - statistic) / per_request))}" \
+           " more canary requests"
+
+
+def _metric(spec: dict[str, Any], result: dict[str, Any]) -> MetricVerdict:
+    name = str(spec.get("name", result.get("name", "")))
+    failure, success = str(spec.get("failureCondition", "")), str(spec.get("successCondition", ""))
+    role = "shared-incident" if name.endswith(SHARED_INCIDENT_SUFFIX) else (
+        "gate" if _threshold(success, judge.CANARY, "<=") is not None else "background")
+    measured = [m for m in result.get("measurements") or [] if isinstance(m, dict)]
+    errors = [m for m in measured if m.get("phase") == "Error"]
+    judged = [m for m in measured if m.get("phase") != "Error"]
+    verdict = MetricVerdict(
+        name=name, role=role, phase=str(result.get("phase", "Pending")), verdict="waiting",
+        reason="", abort=_threshold(failure, judge.JUDGED, ">=")
+        or _threshold(success, judge.JUDGED, ">="),
+        accept=_threshold(success, judge.CANARY, "<="),
+        min_steps=int(s) if (s := _threshold(failure or success, judge.STEPS, ">=")) else None,
+        measurements=len(measured), errors=len(errors),
+        last_error=str(errors[-1].get("message", "")) if errors else "",
+    )
+    values = _vector(judged[-1].get("value")) if judged else None
+    if values and len(values) == len(judge.EVIDENCE):
+        verdict.evidence = dict(zip(judge.EVIDENCE, values, strict=True))
+    _decide(verdict)
+    return verdict
+
+
+def _decide(v: MetricVerdict) -> None:
+    e = v.evidence
+    if not v.measurements:
+        v.verdict, v.reason = "waiting", "not measured (yet, or the run ended first)"
+        return
+    if not e:
+        if v.measurements == v.errors:
+            v.verdict = "prometheus-errors"
+            v.reason = (f"every measurement was an error ({v.errors}; last: {v.last_error}): "
+                        "Prometheus did not answer, and no verdict was taken")
+        else:
+            v.verdict, v.reason = "no-traffic", "no canary traffic recorded yet: no verdict"
+        return
+    abort, accept = v.abort, v.accept
+    steps = e["steps"]
+    if v.min_steps is not None and steps < v.min_steps:
+        v.verdict = "waiting"
+        v.reason = (f"canary traffic in {_count(steps)} of the {v.min_steps} scrape intervals "
+                    "needed before any verdict")
+        return
+    if v.role == "shared-incident":
+        shared = v.phase in ("Inconclusive", "Failed") or (
+            abort is not None and e["canary"] >= abort and e["stable"] >= abort
+            and e["judged"] < abort)
+        v.verdict = "paused" if shared else "waiting"
+        v.reason = (
+            f"shared incident: the canary ({e['canary']:.2f}) and stable ({e['stable']:.2f}) "
+            f"both reached the abort boundary {_num(abort)} while the canary is not worse than "
+            "stable; rolling back would not help, so the rollout pauses for a human"
+            if shared else "no shared incident")
+        return
+    if v.phase == "Failed" or (abort is not None and e["judged"] >= abort):
+        v.verdict = "aborted"
+        against = "against stable's error ratio" if e["stable_requests"] > 0 else "absolute"
+        v.reason = (f"statistic ({against}) {e['judged']:.2f} >= abort {_num(abort)}: the canary "
+                    "fails more often than a good release would; the rollout is rolled back")
+        return
+    if v.role == "gate" and accept is not None and e["canary"] <= accept:
+        v.verdict = "passed"
+        v.reason = f"statistic {e['canary']:.2f} <= pass {_num(accept)}: good enough for this step"
+        return
+    if math.isnan(e["judged"]):
+        v.reason = "no stable traffic over the canary's intervals yet: no baseline to abort on"
+        return
+    bounds = f"between pass {_num(accept)} and abort {_num(abort)}" if accept is not None \
+        else f"below abort {_num(abort)}"
+    v.reason = f"statistic {e['judged']:.2f}, {bounds}"
+    if accept is not None and e["canary"] < 0:
+        v.reason += _more_requests(e, accept, e["canary"]) + " to pass"
+    elif abort is not None and e["judged"] > 0:
+        v.reason += _more_requests(e, abort, e["judged"]) + " to abort"
+
+
+def explain_run(run: dict[str, Any]) -> RunVerdict:
+    specs = {m.get("name"): m for m in run.get("spec", {}).get("metrics") or []
+             if isinstance(m, dict)}
+    status = run.get("status") or {}
+    results = {r.get("name"): r for r in status.get("metricResults") or [] if isinstance(r, dict)}
+    metrics = [_metric(specs.get(name) or {"name": name}, results.get(name) or {})
+               for name in list(specs) + [n for n in results if n not in specs]]
+    return RunVerdict(
+        name=str(run.get("metadata", {}).get("name", "")), phase=str(status.get("phase", "")),
+        message=str(status.get("message", "")), metrics=metrics,
+    )
+
+
+def read_runs(text: str, source: str) -> list[dict[str, Any]]:
+    """The AnalysisRuns in ``text`` (YAML or JSON: one run or a List), or ConfigError."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError([f"{source}: not YAML or JSON{where}"]) from None
+    items = data.get("items") if isinstance(data, dict) and data.get("kind") == "List" else [data]
+    runs = [i for i in items or [] if isinstance(i, dict) and i.get("kind") == "AnalysisRun"]
+    if not runs or len(runs) != len(items or []):
+        raise ConfigError([f"{source}: not an AnalysisRun (kubectl get analysisrun NAME -o yaml)"])
+    for run in runs:
+        if not isinstance(run.get("spec", {}).get("metrics"), list):
+            raise ConfigError([f"{source}: {run.get('metadata', {}).get('name', 'a run')}: "
+                               "spec.metrics: a list of metrics is expected"])
+    return runs
+
+
+def render_text(verdicts: list[RunVerdict]) -> str:
+    lines = []
+    for run in verdicts:
+        lines.append(f"AnalysisRun {run.name}: {run.phase or 'Running'}"
+                     + (f" ({run.message})" if run.message else ""))
+        for m in run.metrics:
+            lines.append(f"  {m.name} [{m.role}]: {m.verdict.upper()}: {m.reason}")
+            e = m.evidence
+            if e and m.role != "shared-incident":
+                lines.append(
+                    f"    canary: {_count(e['canary_errors'])} bad of "
+                    f"{_count(e['canary_requests'])} requests "
+                    f"({_ratio(e['canary_errors'], e['canary_requests'])}) over "
+                    f"{_count(e['steps'])} scrape intervals; dispersion {e['dispersion']:.2g}")
+                lines.append(
+                    f"    stable, same intervals: {_count(e['stable_errors'])} bad of "
+                    f"{_count(e['stable_requests'])} "
+                    f"({_ratio(e['stable_errors'], e['stable_requests'])})")
+            if m.errors and m.verdict != "prometheus-errors":
+                lines.append(f"    {m.errors} of {m.measurements} measurements were errors "
+                             f"(Prometheus not answering; last: {m.last_error}); no verdict "
+                             "was taken from them")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(verdicts: list[RunVerdict]) -> str:
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None if math.isnan(value) else str(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps([clean(asdict(v)) for v in verdicts], indent=2) + "\n"

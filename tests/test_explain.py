@@ -1,0 +1,176 @@
+"""`python -m delivery explain` on AnalysisRuns built from the rendered dev templates (their real
+conditions) with measurements in the form Argo's Prometheus provider stores, the values from
+``judge.evidence``: every outcome is said in words, the JSON carries the vector, and malformed
+input is one line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from delivery import analysis, explain, judge
+from delivery.config import load_stack_file, stack_catalogue
+from slo.rules import by_service
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _templates() -> tuple[dict[str, Any], dict[str, Any], list[judge.Gate]]:
+    stack = load_stack_file(ROOT / "Pulumi.dev.yaml")
+    _, slos = stack_catalogue(stack, ROOT, "Pulumi.dev.yaml")
+    mine = by_service(slos)["api-gateway"]
+    gates = judge.gates(mine, stack.delivery.analysis)
+    ns = mine[0].service.namespace
+    args = (ns, gates, stack.delivery, stack.prometheus)
+    return (analysis.gate_template("api-gateway", *args),
+            analysis.background_template("api-gateway", *args), gates)
+
+
+GATE, BACKGROUND, GATES = _templates()
+GATE_BY_NAME = {g.name: g for g in GATES}
+
+
+def _value(vector: tuple[float, ...] | None) -> str:
+    """As Argo's Prometheus provider writes a vector result."""
+    if vector is None:
+        return "[]"
+    return "[" + ",".join("NaN" if math.isnan(v) else repr(v) for v in vector) + "]"
+
+
+def _run(template: dict[str, Any], measured: dict[str, list[tuple[str, str]]],
+         phases: dict[str, str], phase: str = "Running", message: str = "") -> dict[str, Any]:
+    run = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+           "metadata": {"name": "api-gateway-6f7c9-2-1", "namespace": "api"},
+           "spec": {"metrics": copy.deepcopy(template["spec"]["metrics"])},
+           "status": {"phase": phase, "message": message, "metricResults": []}}
+    for name, entries in measured.items():
+        run["status"]["metricResults"].append({
+            "name": name, "phase": phases.get(name, "Running"), "count": len(entries),
+            "measurements": [
+                {"phase": p, "value": v} if p != "Error" else {"phase": p, "message": v}
+                for p, v in entries],
+        })
+    return run
+
+
+def _evidence(slo: str, canary: tuple[float, float, int], stable: tuple[float, float, int]
+              ) -> tuple[float, ...]:
+    gate = GATE_BY_NAME[slo]
+    c, s = (judge.Counts(requests=n, errors=x, squares=x * x / n / k if n else 0, steps=k)
+            for x, n, k in (canary, stable))
+    found = judge.evidence(gate, c, s)
+    assert found is not None
+    return found
+
+
+def _explain(run: dict[str, Any]) -> dict[str, explain.MetricVerdict]:
+    return {m.name: m for m in explain.explain_run(run).metrics}
+
+
+def test_a_failed_gate_is_an_abort_with_its_numbers_and_threshold():
+    bad = _evidence("error-rate", (30, 600, 20), (20, 60_000, 20))
+    run = _run(GATE, {"error-rate": [("Inconclusive", _value(bad)), ("Failed", _value(bad))]},
+               {"error-rate": "Failed"}, "Failed", 'Metric "error-rate" assessed Failed')
+    verdict = _explain(run)["error-rate"]
+    assert verdict.verdict == "aborted" and verdict.role == "gate"
+    assert verdict.abort == pytest.approx(GATE_BY_NAME["error-rate"].abort, rel=1e-9)
+    assert verdict.evidence["canary_errors"] == 30 and verdict.evidence["canary_requests"] == 600
+    text = explain.render_text([explain.explain_run(run)])
+    assert "error-rate [gate]: ABORTED" in text
+    assert "30 bad of 600 requests (5%) over 20 scrape intervals" in text
+    assert "20 bad of 60,000 (0.0333%)" in text
+
+
+def test_a_passed_gate_and_a_waiting_one_say_what_is_missing():
+    good = _evidence("error-rate", (0, 5_000, 30), (10, 50_000, 30))
+    early = _evidence("availability", (0, 40, 10), (10, 50_000, 10))
+    run = _run(GATE, {"error-rate": [("Successful", _value(good))],
+                      "availability": [("Inconclusive", _value(early))]},
+               {"error-rate": "Successful", "availability": "Running"})
+    verdicts = _explain(run)
+    assert verdicts["error-rate"].verdict == "passed"
+    waiting = verdicts["availability"]
+    assert waiting.verdict == "waiting"
+    assert "between pass" in waiting.reason and "more canary requests to pass" in waiting.reason
+
+
+def test_too_few_intervals_and_no_traffic_are_no_verdict():
+    few = _evidence("error-rate", (5, 50, judge.MIN_STEPS - 1), (10, 5_000, judge.MIN_STEPS - 1))
+    run = _run(GATE, {"error-rate": [("Inconclusive", _value(few))],
+                      "availability": [("Inconclusive", "[]")]}, {})
+    verdicts = _explain(run)
+    assert verdicts["error-rate"].verdict == "waiting"
+    assert f"of the {judge.MIN_STEPS} scrape intervals" in verdicts["error-rate"].reason
+    assert verdicts["availability"].verdict == "no-traffic"
+
+
+def test_prometheus_errors_are_said_and_are_no_verdict():
+    run = _run(BACKGROUND, {"error-rate": [("Error", "dial tcp: connection refused")] * 3},
+               {"error-rate": "Running"})
+    verdict = _explain(run)["error-rate"]
+    assert verdict.verdict == "prometheus-errors" and verdict.errors == 3
+    assert "connection refused" in verdict.reason and "no verdict" in verdict.reason
+
+
+def test_a_shared_incident_is_a_pause_not_an_abort():
+    both = _evidence("error-rate", (60, 600, 20), (6_000, 60_000, 20))
+    run = _run(BACKGROUND, {"error-rate": [("Successful", _value(both))],
+                            "error-rate-shared-incident": [("Inconclusive", _value(both))]},
+               {"error-rate-shared-incident": "Inconclusive"}, "Inconclusive")
+    verdicts = _explain(run)
+    assert verdicts["error-rate-shared-incident"].role == "shared-incident"
+    assert verdicts["error-rate-shared-incident"].verdict == "paused"
+    assert "shared incident" in verdicts["error-rate-shared-incident"].reason
+    assert verdicts["error-rate"].verdict != "aborted"
+
+
+def test_the_json_carries_the_vector_by_name(tmp_path):
+    bad = _evidence("error-rate", (30, 600, 20), (20, 60_000, 20))
+    run = _run(GATE, {"error-rate": [("Failed", _value(bad))]}, {"error-rate": "Failed"},
+               "Failed")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [run]}))
+    done = subprocess.run([sys.executable, "-m", "delivery", "explain", str(path), "--json"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    (found,) = json.loads(done.stdout)
+    metric = next(m for m in found["metrics"] if m["name"] == "error-rate")
+    assert metric["verdict"] == "aborted"
+    assert [metric["evidence"][k] for k in judge.EVIDENCE] == pytest.approx(list(bad))
+
+
+@pytest.mark.parametrize("text, line", [
+    ("{", "{src}: not YAML or JSON (line 1)"),
+    ("kind: Rollout\n", "{src}: not an AnalysisRun (kubectl get analysisrun NAME -o yaml)"),
+    ("kind: AnalysisRun\nmetadata: {name: r}\nspec: {metrics: 3}\n",
+     "{src}: r: spec.metrics: a list of metrics is expected"),
+    ("", "{src}: not an AnalysisRun (kubectl get analysisrun NAME -o yaml)"),
+])
+def test_malformed_input_is_one_line(text, line, tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    done = subprocess.run([sys.executable, "-m", "delivery", "explain", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [line.replace("{src}", str(path))]
+
+
+def test_standard_input_and_a_missing_file(tmp_path):
+    good = _evidence("error-rate", (0, 5_000, 30), (10, 50_000, 30))
+    run = _run(GATE, {"error-rate": [("Successful", _value(good))]}, {"error-rate": "Successful"})
+    done = subprocess.run([sys.executable, "-m", "delivery", "explain", "-"], cwd=ROOT,
+                          input=json.dumps(run), capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "error-rate [gate]: PASSED" in done.stdout
+    missing = tmp_path / "nope.yaml"
+    done = subprocess.run([sys.executable, "-m", "delivery", "explain", str(missing)], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"{missing}: cannot read it (No such file or directory)"]
