@@ -263,9 +263,30 @@ def record(scenario: str, run: dict[str, Any], metric: str) -> list[float]:
         )
     )
     try:
-        return vector(last)
+        found = vector(last)
     except AssertionError:  # an Error measurement has a message, no value
-        return []
+        found = []
+    explained(run, metric, found)
+    return found
+
+
+def explained(run: dict[str, Any], metric: str, found: list[float]) -> dict[str, Any]:
+    """``python -m delivery explain --json`` on the run as the controller stored it: it decodes
+    the same vector and calls a failed metric an abort."""
+    done = subprocess.run(
+        [sys.executable, "-m", "delivery", "explain", "-", "--json"], cwd=ROOT,
+        input=json.dumps(run), capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (verdict,) = json.loads(done.stdout)
+    said = next(m for m in verdict["metrics"] if m["name"] == metric)
+    if len(found) == EVIDENCE_LEN:
+        decoded = [said["evidence"][name] for name in EVIDENCE]
+        assert all(d == pytest.approx(v) for d, v in zip(decoded, found, strict=True)
+                   if not math.isnan(v)), (decoded, found)
+    if str(results(run).get(metric, {}).get("phase")) == "Failed":
+        assert said["verdict"] == "aborted", said
+    return dict(said)
 
 
 class Runs:
@@ -986,6 +1007,8 @@ def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(stack, pulu
         assert value[4] / value[5] == pytest.approx(0.01, rel=0.05), value  # stable at 10x
         assert value[2] / value[3] == pytest.approx(0.01, rel=0.05), value  # canary too
         assert results(background)["error-rate"]["phase"] != "Failed"
+        said = explained(background, "error-rate-shared-incident", value)
+        assert said["verdict"] == "paused" and "shared incident" in said["reason"], said
         record(timeline.scenario, background, "error-rate")
         time.sleep(4)  # paused means: still there, neither aborted nor promoted
         body = rollout(stack, service)
