@@ -64,58 +64,56 @@ _TEMPLATE_WORDS = frozenset({
 })
 
 
+def _scan_action(text: str, i: int, comment: bool) -> tuple[int, str | None]:
+    """Read one action's body from ``i`` to its ``}}``: (where the ``}}`` is, or a problem with
+    a character Go's lexer refuses, a word that is no function, an unclosed string)."""
+    while i < len(text) and not text.startswith("}}", i):
+        c = text[i]
+        if c in "\"'`":
+            quote, i = c, i + 1
+            while i < len(text) and text[i] != quote:
+                i += 2 if text[i] == "\\" and quote != "`" else 1
+            if i >= len(text):
+                return i, f"the string at character {i} in an action is never closed"
+        elif not (c.isalnum() or c in _ACTION_CHARS) or (
+                comment and not c.isspace() and c != "-"):
+            return i, f"{c!r} at character {i} cannot stand in a template action"
+        elif c.isalnum() or c == "_":
+            end = i
+            while end < len(text) and (text[end].isalnum() or text[end] in "_."):
+                end += 1
+            word = text[i:end].split(".")[0]
+            # a word not after . or $ (a field, a variable) and not a number is a function
+            if not c.isdigit() and text[i - 1] not in ".$" and word not in _TEMPLATE_WORDS:
+                return i, f"{word!r} at character {i} is not a function Prometheus's templates " \
+                          "define"
+            i = end - 1
+        i += 1
+    return i, None
+
+
 def _template_problem(text: str) -> str | None:
     """Why Go's text/template (which Prometheus expands labels and annotations with) would not
-    parse ``text``: an action opened with ``{{`` and not closed, empty, or holding a character
-    its lexer refuses (``{``, ``#``, ``[``...; quoted strings and ``/* comments */`` aside).
+    parse ``text``: an action opened with ``{{`` and not closed, empty, holding a character its
+    lexer refuses (``{``, ``#``, ``[``...; quoted strings and ``/* comments */`` aside), a
+    function or variable Prometheus does not define, an if/range/with without its end.
     ``}}`` outside an action is plain text to Go."""
     at = 0
     declared = {"labels", "externalLabels", "externalURL", "value"}
     blocks: list[tuple[str, int]] = []
-    while True:
-        start = text.find("{{", at)
-        if start < 0:
-            if blocks:
-                keyword, where = blocks[-1]
-                return (f"'{{{{ {keyword} }}}}' at character {where} is never ended with "
-                        "'{{ end }}'")
-            return None
+    while (start := text.find("{{", at)) >= 0:
         if text.find("}}", start + 2) < 0:
             return f"'{{{{' at character {start} is never closed with '}}}}'"
-        i = start + 2
-        if text.startswith("- ", i):
-            i += 2
-        body = i
-        comment = text.startswith("/*", i)
+        body = start + 4 if text.startswith("- ", start + 2) else start + 2
+        comment = text.startswith("/*", body)
+        i = body
         if comment:
-            close_comment = text.find("*/", i + 2)
-            if close_comment < 0:
-                return f"the comment at character {i} is never closed with '*/'"
-            i = close_comment + 2
-        while i < len(text) and not text.startswith("}}", i):
-            c = text[i]
-            if c in "\"'`":
-                quote, i = c, i + 1
-                while i < len(text) and text[i] != quote:
-                    i += 2 if text[i] == "\\" and quote != "`" else 1
-                if i >= len(text):
-                    return f"the string at character {i} in an action is never closed"
-            elif not (c.isalnum() or c in _ACTION_CHARS) or (
-                    comment and not c.isspace() and c != "-"):
-                return f"{c!r} at character {i} cannot stand in a template action"
-            elif (c.isalpha() or c == "_") and text[i - 1] not in ".$":
-                word_end = i
-                while word_end < len(text) and (text[word_end].isalnum() or text[word_end] == "_"):
-                    word_end += 1
-                word = text[i:word_end]
-                if word not in _TEMPLATE_WORDS:
-                    return (f"{word!r} at character {i} is not a function Prometheus's "
-                            "templates define")
-                i = word_end - 1
-            elif c.isalnum() or c == "_":  # a number, or the rest of a field or variable
-                while i + 1 < len(text) and (text[i + 1].isalnum() or text[i + 1] in "_."):
-                    i += 1
-            i += 1
+            i = text.find("*/", body + 2) + 2
+            if i < 2:
+                return f"the comment at character {body} is never closed with '*/'"
+        i, problem = _scan_action(text, i, comment)
+        if problem:
+            return problem
         if i >= len(text):
             return f"'{{{{' at character {start} is never closed with '}}}}'"
         inner = re.sub(r'"(?:\\.|[^"\\])*"|`[^`]*`|\'(?:\\.|[^\'\\])*\'', '""',
@@ -127,17 +125,18 @@ def _template_problem(text: str) -> str | None:
         for name in re.findall(r"\$(\w+)", inner):
             if name not in declared:
                 return f"'${name}' at character {start} is not a variable Prometheus defines"
-        first = re.match(r"[A-Za-z_]\w*", inner)
-        keyword = first.group() if first else ""
+        keyword = first.group() if (first := re.match(r"[A-Za-z_]\w*", inner)) else ""
         if keyword in ("if", "range", "with", "define", "block"):
             blocks.append((keyword, start))
-        elif keyword == "end" and not blocks:
-            return f"'{{{{ end }}}}' at character {start} ends no if, range or with"
+        elif keyword in ("end", "else") and not blocks:
+            return f"'{{{{ {keyword} }}}}' at character {start} is outside an if, range or with"
         elif keyword == "end":
             blocks.pop()
-        elif keyword == "else" and not blocks:
-            return f"'{{{{ else }}}}' at character {start} is outside an if, range or with"
         at = i + 2
+    if blocks:
+        keyword, where = blocks[-1]
+        return f"'{{{{ {keyword} }}}}' at character {where} is never ended with '{{{{ end }}}}'"
+    return None
 
 
 def _label_map(value: dict[str, str], what: str) -> dict[str, str]:

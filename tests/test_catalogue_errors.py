@@ -89,3 +89,29 @@ def test_hostile_files_get_one_line_and_no_signal(tmp_path, name, content, expec
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{path}: ") and expected in lines[0], lines
     assert not out.exists()
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{{ $labels.service }} burns", None),
+    ("{{ $value | humanizePercentage }}", None),
+    ("{{- /* a comment */ -}}", None),
+    ('{{ "}}" }}', None),
+    ('{{ printf "%.2f $x" $value }}', None),
+    ("x }} y", None),  # plain text to Go
+    ("{{ if gt $value 0.5 }}high{{ else }}low{{ end }}", None),
+    ("{{ range $i, $v := $labels }}{{ $i }}={{ $v }}{{ end }}", None),
+    ('{{ with query "up" }}{{ . | first | value }}{{ end }}', None),
+    ("{{ $labels.service burns", "'{{' at character 0 is never closed with '}}'"),
+    ("{{ }}", "'{{}}' at character 0 is an empty action"),
+    ("{{ $labels[0] }}", "'[' at character 10 cannot stand in a template action"),
+    ("{{ $value | humanise }}", "'humanise' at character 12 is not a function Prometheus's "
+     "templates define"),
+    ("{{ $y }}", "'$y' at character 0 is not a variable Prometheus defines"),
+    ('{{ "abc }}', "the string at character 10 in an action is never closed"),
+    ("{{ if true }}x", "'{{ if }}' at character 0 is never ended with '{{ end }}'"),
+    ("{{ end }}", "'{{ end }}' at character 0 is outside an if, range or with"),
+])
+def test_alert_templates_are_checked_as_go_parses_them(text, problem):
+    from slo.spec import _template_problem
+
+    assert _template_problem(text) == problem
