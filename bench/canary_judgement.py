@@ -64,6 +64,7 @@ target is missed.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import math
 import os
@@ -1182,13 +1183,11 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     done = 0
     while done < runs:
         n = min(BATCH, runs - done)
-        state = rng.bit_generator.state
+        twin = copy.deepcopy(rng) if cell.outage else None  # the same draws, Prometheus up
         world = sample_world(rng, n, cell, canary_p, stable_p, scrape, horizon_seconds,
                              stable_rate, gate_start)
         downs.append(world.down)
-        if cell.outage:
-            twin = np.random.Generator(type(rng.bit_generator)())
-            twin.bit_generator.state = state
+        if twin is not None:
             pair = sample_world(twin, n, cell, canary_p, stable_p, scrape, horizon_seconds,
                                 stable_rate, gate_start, outage=False)
             paired.append(simulate_rollout(modes[0], phases_of(modes[0], pair))[0])

@@ -49,17 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stacks(paths: list[Path]) -> dict[str, StackConfig]:
-    return {p.name.removeprefix("Pulumi.").removesuffix(".yaml"): load_stack_file(p) for p in paths}
-
-
 def _checked(paths: list[Path]) -> dict[str, tuple[StackConfig, dict[str, list[ResolvedSlo]]]]:
-    """Each stack with its catalogue's SLOs by service, after every check render runs."""
+    """Each stack (by name) with its catalogue's SLOs by service, after every check render runs."""
     checked = {}
-    for name, stack in _stacks(paths).items():
-        path = next(p for p in paths if p.name == f"Pulumi.{name}.yaml")
+    for path in paths:
+        stack = load_stack_file(path)
         _, slos = stack_catalogue(stack, Path.cwd(), path.name)
-        checked[name] = (stack, by_service(slos))
+        checked[path.name.removeprefix("Pulumi.").removesuffix(".yaml")] = (stack, by_service(slos))
     return checked
 
 

@@ -29,9 +29,11 @@ class MetricVerdict:
     name: str
     role: str  # gate, background or shared-incident
     phase: str
-    verdict: str  # aborted, passed, waiting, paused, no-traffic, prometheus-errors
+    # aborted, failed-advisory, passed, waiting, paused, no-traffic, prometheus-errors
+    verdict: str
     reason: str
     evidence: dict[str, float] = field(default_factory=dict)
+    advisory: bool = False  # a dry-run metric: measured, never holds or aborts the rollout
     abort: float | None = None
     accept: float | None = None
     min_steps: int | None = None
@@ -81,14 +83,12 @@ def _more_requests(evidence: dict[str, float], target: float, statistic: float) 
     """Roughly how many more canary requests the statistic needs to reach ``target`` if it keeps
     moving at its average rate so far (a straight line, not a promise)."""
     n = evidence["canary_requests"]
-    per_request = statistic / n if n > 0 else 0.0
-    if per_request == 0 or (target - statistic) / per_request <= 0:
-        return ""
-    return f"; at its pace so far about {_count(math.ceil((target - statistic) / per_request))}" \
-           " more canary requests"
+    more = (target - statistic) * n / statistic if n > 0 and statistic else 0.0
+    return f"; at its pace so far about {_count(math.ceil(more))} more canary requests" \
+        if more > 0 else ""
 
 
-def _metric(spec: dict[str, Any], result: dict[str, Any]) -> MetricVerdict:
+def _metric(spec: dict[str, Any], result: dict[str, Any], advisory: bool) -> MetricVerdict:
     name = str(spec.get("name", result.get("name", "")))
     failure, success = str(spec.get("failureCondition", "")), str(spec.get("successCondition", ""))
     role = "shared-incident" if name.endswith(SHARED_INCIDENT_SUFFIX) else (
@@ -102,7 +102,7 @@ def _metric(spec: dict[str, Any], result: dict[str, Any]) -> MetricVerdict:
         or _threshold(success, judge.JUDGED, ">="),
         accept=_threshold(success, judge.CANARY, "<="),
         min_steps=int(s) if (s := _threshold(failure or success, judge.STEPS, ">=")) else None,
-        measurements=len(measured), errors=len(errors),
+        measurements=len(measured), errors=len(errors), advisory=advisory,
         last_error=str(errors[-1].get("message", "")) if errors else "",
     )
     values = _vector(judged[-1].get("value")) if judged else None
@@ -144,10 +144,15 @@ def _decide(v: MetricVerdict) -> None:
             if shared else "no shared incident")
         return
     if v.phase == "Failed" or (abort is not None and e["judged"] >= abort):
-        v.verdict = "aborted"
         against = "against stable's error ratio" if e["stable_requests"] > 0 else "absolute"
         v.reason = (f"statistic ({against}) {e['judged']:.2f} >= abort {_num(abort)}: the canary "
-                    "fails more often than a good release would; the rollout is rolled back")
+                    "fails more often than a good release would; ")
+        if v.advisory:
+            v.verdict = "failed-advisory"
+            v.reason += "this SLO is advisory (dry run), so the rollout goes on"
+        else:
+            v.verdict = "aborted"
+            v.reason += "the rollout is rolled back"
         return
     if v.role == "gate" and accept is not None and e["canary"] <= accept:
         v.verdict = "passed"
@@ -170,7 +175,10 @@ def explain_run(run: dict[str, Any]) -> RunVerdict:
              if isinstance(m, dict)}
     status = run.get("status") or {}
     results = {r.get("name"): r for r in status.get("metricResults") or [] if isinstance(r, dict)}
-    metrics = [_metric(specs.get(name) or {"name": name}, results.get(name) or {})
+    dry_run = {d.get("metricName") for d in run.get("spec", {}).get("dryRun") or []
+               if isinstance(d, dict)}
+    metrics = [_metric(specs.get(name) or {"name": name}, results.get(name) or {},
+                       name in dry_run or "*" in dry_run)
                for name in list(specs) + [n for n in results if n not in specs]]
     return RunVerdict(
         name=str(run.get("metadata", {}).get("name", "")), phase=str(status.get("phase", "")),

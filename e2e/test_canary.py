@@ -272,7 +272,7 @@ def record(scenario: str, run: dict[str, Any], metric: str) -> list[float]:
 
 def explained(run: dict[str, Any], metric: str, found: list[float]) -> dict[str, Any]:
     """``python -m delivery explain --json`` on the run as the controller stored it: it decodes
-    the same vector and calls a failed metric an abort."""
+    the same vector and calls a failed metric an abort (an advisory one's: no abort)."""
     done = subprocess.run(
         [sys.executable, "-m", "delivery", "explain", "-", "--json"], cwd=ROOT,
         input=json.dumps(run), capture_output=True, text=True, check=False,
@@ -285,8 +285,9 @@ def explained(run: dict[str, Any], metric: str, found: list[float]) -> dict[str,
         assert all(d == pytest.approx(v) for d, v in zip(decoded, found, strict=True)
                    if not math.isnan(v)), (decoded, found)
     if str(results(run).get(metric, {}).get("phase")) == "Failed":
-        assert said["verdict"] == "aborted", said
-    return dict(said)
+        dry_run = {d["metricName"] for d in run["spec"].get("dryRun") or []}
+        assert said["verdict"] == ("failed-advisory" if metric in dry_run else "aborted"), said
+    return said
 
 
 class Runs:

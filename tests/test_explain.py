@@ -174,3 +174,14 @@ def test_standard_input_and_a_missing_file(tmp_path):
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [f"{missing}: cannot read it (No such file or directory)"]
+
+
+def test_an_advisory_metric_that_fails_is_not_called_an_abort():
+    bad = _evidence("error-rate", (30, 600, 20), (20, 60_000, 20))
+    run = _run(BACKGROUND, {"error-rate": [("Failed", _value(bad))]}, {"error-rate": "Failed"})
+    run["spec"]["dryRun"] = [{"metricName": "error-rate"}]
+    verdict = _explain(run)["error-rate"]
+    assert verdict.verdict == "failed-advisory" and verdict.advisory
+    assert "advisory (dry run), so the rollout goes on" in verdict.reason
+    del run["spec"]["dryRun"]
+    assert _explain(run)["error-rate"].verdict == "aborted"
