@@ -6,6 +6,12 @@ from slo import conventions as names
 from slo.model import ResolvedSlo, number
 
 
+def literal(text: str) -> str:
+    """``text`` as plain text inside an alert template: a ``{{`` that a selector or query holds
+    (a label value) printed by an action instead of opening one (``}}`` alone is text to Go)."""
+    return text.replace("{{", '{{ "{{" }}')
+
+
 def alert_text(slo: ResolvedSlo, alert: str, burning: str = "") -> dict[str, str]:
     """``summary``, ``description`` and (when the catalogue has one) ``runbook_url``; for the
     burn-rate alerts (``alert`` is the severity) the catalogue's annotations over them.
@@ -17,7 +23,7 @@ def alert_text(slo: ResolvedSlo, alert: str, burning: str = "") -> dict[str, str
         text = {
             "summary": f"{service} reports no metrics for its {name} SLO",
             "description": (
-                f"No series match {slo.events.total_selector.render()} for "
+                f"No series match {literal(slo.events.total_selector.render())} for "
                 f"{slo.alerting.absent_for}: the {name} SLO of {service} cannot be judged. Check "
                 "the scrape target and the service selector in the SLO catalogue."
             ),

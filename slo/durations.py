@@ -12,7 +12,7 @@ _PATTERN = re.compile(r"^(\d+)([smhdw])$")
 @lru_cache(maxsize=1024)
 def parse(text: str) -> int:
     """Seconds in ``text``; raises ValueError naming the accepted form."""
-    match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
+    match = _PATTERN.fullmatch(text) if isinstance(text, str) else None
     if not match or int(match.group(1)) == 0:
         raise ValueError(
             f"{text!r} is not a duration: write a positive whole number followed by one of "

@@ -29,6 +29,7 @@ from typing import Any
 
 from slo import conventions as names
 from slo import durations
+from slo.annotations import literal
 from slo.model import ResolvedSlo, Tier, number
 from slo.rules import Rule, absent_alert, burn_alert, metadata_rules, record, rule_group
 
@@ -169,7 +170,7 @@ def fleet_groups(slo: ResolvedSlo) -> list[dict[str, Any]]:
             "summary": f"{{{{ $labels.{cluster} }}}} reports no events of the {slo.slo.name} "
                        f"SLO of {slo.service.name}",
             "description": (
-                f"{cluster} {{{{ $labels.{cluster} }}}} reported {total} within the last "
+                f"{cluster} {{{{ $labels.{cluster} }}}} reported {literal(total)} within the last "
                 f"{slo.fleet.remember} and has not for {slo.fleet.not_reporting_for}. While its "
                 "store does not answer, the fleet rules of this SLO fail (partial response, "
                 "abort) and keep their last state; once its series are gone for good, the fleet "

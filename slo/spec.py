@@ -120,6 +120,13 @@ def _template_problem(text: str) -> str | None:
                        text[body:i]).strip(" -\t\r\n")  # strings cannot declare or use
         if not comment and not inner:
             return f"'{{{{}}}}' at character {start} is an empty action"
+        depth = 0
+        for c in inner:
+            depth += {"(": 1, ")": -1}.get(c, 0)
+            if depth < 0:
+                return f"')' in the action at character {start} closes no '('"
+        if depth:
+            return f"'(' in the action at character {start} is never closed with ')'"
         for name in re.findall(r"\$(\w+)\s*(?:,\s*\$(\w+)\s*)?:?=", inner):
             declared.update(n for n in name if n)
         for name in re.findall(r"\$(\w+)", inner):

@@ -110,8 +110,32 @@ def test_hostile_files_get_one_line_and_no_signal(tmp_path, name, content, expec
     ('{{ "abc }}', "the string at character 10 in an action is never closed"),
     ("{{ if true }}x", "'{{ if }}' at character 0 is never ended with '{{ end }}'"),
     ("{{ end }}", "'{{ end }}' at character 0 is outside an if, range or with"),
+    ("{{ $value) | humanize }}", "')' in the action at character 0 closes no '('"),
+    ("{{ (printf \"%d\" 1 }}", "'(' in the action at character 0 is never closed with ')'"),
+    ("{{ (len $labels) }}", None),
 ])
 def test_alert_templates_are_checked_as_go_parses_them(text, problem):
     from slo.spec import _template_problem
 
     assert _template_problem(text) == problem
+
+
+def test_a_selector_holding_braces_stays_plain_text_in_the_alert_templates():
+    """A label value with ``{{`` in the service selector is quoted into the absent alert's
+    description; it must not open a template action there."""
+    from slo.annotations import literal
+    from slo.spec import _template_problem
+
+    quoted = literal('http_requests_total{job="api{{ .Broken"}')
+    assert _template_problem(f"No series match {quoted} for 10m") is None
+    assert _template_problem('No series match http_requests_total{job="api{{ .Broken"}') \
+        is not None
+
+
+def test_a_duration_with_surrounding_space_is_refused():
+    from slo import durations
+
+    for text in ("\n15m", "15m ", " 1h"):
+        with pytest.raises(ValueError):
+            durations.parse(text)
+    assert durations.parse("15m") == 900
