@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from e2e.fleet.fleet import BUILD_HINT, Fleet, QueryError, find_alerts, firing, thanos_binary, value
+from slo import conventions as names
 from slo.fleet import cluster_group, fleet_rule_file
 from slo.loader import load_catalogue
 from slo.model import ResolvedSlo, Tier, minutes_to_fire, resolve_all
@@ -40,12 +41,29 @@ ERRORS = {"a": 0.002, "b": 0.01}
 WARMUP = 130  # s: the 2m windows full, and a few evaluations more
 EARLY, LATE = 3.0, 6.0  # tolerance on a firing time (module docstring)
 POLL = 0.25
+# rate() over 2m of a cluster whose scrapes stall for ~10 s on two busy cores reads up to ~10 %
+# low (it extrapolates half an interval past the last sample, not to the window's end): the
+# Ruler is held to the clusters' own recordings within 1 %, the traffic we set within this
+RATE_TOLERANCE = 0.15
 OBSERVED: dict[str, Any] = {}  # what the tests measured, printed at the end of the module
 
 
 def fleet_ratio(rps: dict[str, float], errors: dict[str, float]) -> float:
     """Bad events over all events, across the clusters."""
     return sum(rps[c] * errors[c] for c in rps) / sum(rps.values())
+
+
+def recorded_ratio(fleet: Fleet, slo: ResolvedSlo, window: str) -> float:
+    """The event-weighted error ratio of what each cluster recorded over ``window`` right now:
+    the sum of their bad rates over the sum of their total rates."""
+    bad = total = 0.0
+    for cluster in fleet.clusters:
+        rates = [value(fleet.prometheus_query(cluster, slo.selector_of(name(window))))
+                 for name in (names.bad_rate, names.total_rate)]
+        print(f"cluster {cluster} recorded over {window}: bad, total = {rates} /s")
+        assert rates[0] is not None and rates[1] is not None, (cluster, rates)
+        bad, total = bad + rates[0], total + rates[1]
+    return bad / total
 
 
 def workbook_seconds(tier: Tier, ratio: float, background: float) -> float:
@@ -99,7 +117,9 @@ def fleet(slos: dict[str, ResolvedSlo], tmp_path_factory: pytest.TempPathFactory
 # ---------------------------------------------------------------------------------------------
 
 
-def test_fleet_sli_is_the_event_weighted_ratio(fleet: Fleet) -> None:
+def test_fleet_sli_is_the_event_weighted_ratio(
+    fleet: Fleet, slos: dict[str, ResolvedSlo]
+) -> None:
     """Proves the Ruler's fleet ratio sums the clusters' events and divides once: with a 10x
     bigger cluster at 0.2% and a small one at 1%, it is (0.2 + 0.1) / 110, not the mean 0.6%."""
     expected = fleet_ratio(RPS, ERRORS)
@@ -114,9 +134,12 @@ def test_fleet_sli_is_the_event_weighted_ratio(fleet: Fleet) -> None:
     for window in ("2m", "5m"):
         for slo in ("strict", "loose"):
             got = value(fleet.query(f'slo:fleet_sli_error:ratio_rate{window}{{slo="{slo}"}}'))
-            print(f"slo:fleet_sli_error:ratio_rate{window}{{slo={slo}}} = {got}")
+            recorded = recorded_ratio(fleet, slos[slo], window)
+            print(f"slo:fleet_sli_error:ratio_rate{window}{{slo={slo}}} = {got} "
+                  f"(event-weighted from the clusters' recordings {recorded:.6f})")
             assert got is not None
-            assert math.isclose(got, expected, rel_tol=0.01), (window, slo, got, expected)
+            assert math.isclose(got, recorded, rel_tol=0.01), (window, slo, got, recorded)
+            assert math.isclose(got, expected, rel_tol=RATE_TOLERANCE), (window, slo, got)
             assert abs(got - mean) / mean > 0.3, "the fleet ratio looks like a mean of ratios"
     OBSERVED["fleet_ratio_2m"] = expected
 
@@ -158,18 +181,22 @@ def test_full_outage_in_the_small_cluster_pages_when_the_workbook_says(
             break
         time.sleep(POLL)
     fleet_now = value(fleet.query('slo:fleet_sli_error:ratio_rate2m{slo="loose"}'))
+    recorded = recorded_ratio(fleet, slos["loose"], "2m")
     OBSERVED.update(strict_page_expected_s=round(expected, 2),
                     strict_page_measured_s=None if first is None else round(first, 2),
                     loose_mean_of_ratios_max=mean_ratio, loose_fleet_ratio_2m=fleet_now)
     print(f"strict: first firing {first} s, Workbook {expected:.2f} s "
           f"(tolerance -{EARLY:g}/+{LATE:g} s); loose over {observe:.0f} s: "
           f"{len(loose_seen)} alert observations; fleet 2m ratio {fleet_now} "
-          f"(expected {during:.4f}); highest mean of the clusters' ratios {mean_ratio:.3f} "
+          f"(expected {during:.4f}, event-weighted from the clusters' recordings "
+          f"{recorded:.4f}); highest mean of the clusters' ratios {mean_ratio:.3f} "
           f"(loose threshold {loose.threshold:.3f})")
     assert first is not None, f"strict fleet page did not fire within {observe:.0f} s"
     assert expected - EARLY <= first <= expected + LATE, (first, expected)
     assert not loose_seen, f"loose paged on the fleet: {loose_seen[:1]}"
-    assert fleet_now is not None and math.isclose(fleet_now, during, rel_tol=0.01)
+    assert fleet_now is not None and math.isclose(fleet_now, recorded, rel_tol=0.01), (
+        "the Ruler's ratio is not the clusters' events summed and divided once")
+    assert math.isclose(fleet_now, during, rel_tol=RATE_TOLERANCE), (fleet_now, during)
     assert mean_ratio > loose.threshold, "averaging ratios would not have paged either"
 
 
