@@ -13,11 +13,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.argo_rollouts import ArgoRollouts
+from components.argo_rollouts import ArgoRollouts, NotificationSettings
 from components.canary_service import CanaryService, CanaryServiceArgs
 from components.fleet_rules import FleetRules, FleetRulesArgs
 from components.slo_bundle import SloBundle, SloBundleArgs
 from components.slo_dashboard import SloDashboard, SloDashboardArgs
+from delivery import notifications
 from delivery.analysis import evidence_window
 from delivery.canary import bodies
 from delivery.config import (
@@ -26,6 +27,7 @@ from delivery.config import (
     StackConfig,
     check_config_keys,
     check_promotion,
+    notification_secrets,
     parse_stack,
     stack_catalogue,
 )
@@ -69,6 +71,9 @@ def main() -> None:
             raise ConfigError(ignored)
         stack = parse_stack(stack_values(), source)
         catalogue, slos = stack_catalogue(stack, HERE, source)
+        secrets_of_notifiers = notification_secrets(
+            every_config().get(f"{PROJECT}:notificationSecrets"), source
+        )
     except ConfigError as err:  # catalogue and stack alike: one line per problem, no traceback
         raise pulumi.RunError("\n".join(err.lines)) from None
 
@@ -86,7 +91,8 @@ def main() -> None:
             lambda healthy: _promoted(stack, healthy, source)
         )
 
-    argo = ArgoRollouts("argo-rollouts", stack.argo_rollouts)
+    argo = ArgoRollouts("argo-rollouts", stack.argo_rollouts,
+                        notifications=notification_settings(stack, secrets_of_notifiers))
     grouped = by_service(slos)
     namespaces = {
         ns: k8s.core.v1.Namespace(f"namespace-{ns}", metadata={"name": ns})
@@ -165,6 +171,21 @@ def main() -> None:
     pulumi.export("canaryPlan", plans)
     pulumi.export("dashboardUids", dashboard.uids)
     pulumi.export("dashboardUrls", dashboard.urls)
+
+
+def notification_settings(
+    stack: StackConfig, secrets: dict[str, str] | None
+) -> NotificationSettings | None:
+    """The notification engine's configuration, with the Secret's values (a Pulumi secret) when
+    the stack sets ``slo-canary:notificationSecrets``."""
+    if stack.notifications is None:
+        return None
+    links = notifications.dashboard_links(stack.notifications, stack.grafana.url,
+                                          list(stack.services))
+    return NotificationSettings(
+        notifications.configmap_data(stack.notifications, links),
+        None if secrets is None else pulumi.Output.secret(secrets),
+    )
 
 
 def canary_statistics(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from delivery.config import ArgoRolloutsConfig
+from delivery.notifications import CONFIGMAP, SECRET
 
 CLUSTER_SCOPED = {
     "CustomResourceDefinition",
@@ -21,7 +23,32 @@ CLUSTER_SCOPED = {
 }
 
 
-def helm_values(cfg: ArgoRolloutsConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NotificationSettings:
+    """The notification engine's ConfigMap data (delivery/notifications.py) and, when the stack
+    sets ``slo-canary:notificationSecrets``, the values of its Secret (a Pulumi secret)."""
+
+    data: dict[str, str]
+    secrets: pulumi.Input[dict[str, str]] | None = None
+
+
+def helm_values(
+    cfg: ArgoRolloutsConfig, notifications: NotificationSettings | None = None
+) -> dict[str, Any]:
+    values = _helm_values(cfg)
+    if notifications is not None:
+        data = notifications.data
+        values["notifications"] = {
+            "notifiers": {k: v for k, v in data.items() if k.startswith("service.")},
+            "templates": {k: v for k, v in data.items() if k.startswith("template.")},
+            "triggers": {k: v for k, v in data.items() if k.startswith("trigger.")},
+        }
+        if notifications.secrets is not None:
+            values["notifications"]["secret"] = {"create": True, "items": notifications.secrets}
+    return values
+
+
+def _helm_values(cfg: ArgoRolloutsConfig) -> dict[str, Any]:
     return {
         "installCRDs": True,
         "keepCRDs": True,
@@ -35,9 +62,15 @@ def helm_values(cfg: ArgoRolloutsConfig) -> dict[str, Any]:
     }
 
 
-def manifest_objects(path: str, namespace: str) -> list[dict[str, Any]]:
-    """The controller's install manifests with namespaced objects placed in ``namespace``."""
+def manifest_objects(
+    path: str, namespace: str, without_notification_secret: bool = False
+) -> list[dict[str, Any]]:
+    """The controller's install manifests with namespaced objects placed in ``namespace``; the
+    empty notification Secret they carry left out when the stack provides its own."""
     objects = [o for o in yaml.safe_load_all(Path(path).read_text()) if o]
+    if without_notification_secret:
+        objects = [o for o in objects if not (
+            o.get("kind") == "Secret" and o.get("metadata", {}).get("name") == SECRET)]
     for obj in objects:
         if obj.get("kind") not in CLUSTER_SCOPED:
             obj.setdefault("metadata", {})["namespace"] = namespace
@@ -51,11 +84,16 @@ class ArgoRollouts(pulumi.ComponentResource):
     """Installs Argo Rollouts in its namespace, or does nothing when the cluster has it."""
 
     def __init__(
-        self, name: str, args: ArgoRolloutsConfig, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: ArgoRolloutsConfig,
+        opts: pulumi.ResourceOptions | None = None,
+        notifications: NotificationSettings | None = None,
     ) -> None:
         super().__init__("slo-canary:delivery:ArgoRollouts", name, None, opts)
         self.namespace = args.namespace
         self.ready: list[pulumi.Resource] = []
+        own_secret = notifications is not None and notifications.secrets is not None
         if args.install != "none":
             namespace = k8s.core.v1.Namespace(
                 f"{name}-namespace",
@@ -71,7 +109,7 @@ class ArgoRollouts(pulumi.ComponentResource):
                         version=args.chart_version,
                         repository_opts={"repo": args.repository},
                         namespace=args.namespace,
-                        values=helm_values(args),
+                        values=helm_values(args, notifications),
                         opts=after,
                     )
                 )
@@ -80,8 +118,32 @@ class ArgoRollouts(pulumi.ComponentResource):
                 self.ready.append(
                     k8s.yaml.v2.ConfigGroup(
                         f"{name}-manifests",
-                        objs=manifest_objects(args.manifests_path, args.namespace),
+                        objs=manifest_objects(
+                            args.manifests_path, args.namespace, own_secret
+                        ),
                         opts=after,
                     )
                 )
+        if notifications is not None and args.install != "helm":
+            self._notifications(name, args.namespace, notifications)
         self.register_outputs({"namespace": self.namespace})
+
+    def _notifications(
+        self, name: str, namespace: str, notifications: NotificationSettings
+    ) -> None:
+        """The notification engine's ConfigMap (and Secret) beside a controller not installed
+        by Helm (the chart writes them from its values)."""
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(self.ready))
+        k8s.core.v1.ConfigMap(
+            f"{name}-notifications",
+            metadata={"name": CONFIGMAP, "namespace": namespace},
+            data=notifications.data,
+            opts=after,
+        )
+        if notifications.secrets is not None:
+            k8s.core.v1.Secret(
+                f"{name}-notification-secret",
+                metadata={"name": SECRET, "namespace": namespace},
+                string_data=notifications.secrets,
+                opts=after,
+            )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from delivery import analysis, evidence, judge, rollout
+from delivery import analysis, evidence, judge, notifications, rollout
 from delivery.config import StackConfig
 from delivery.judge import Gate
 from delivery.routers import ROUTERS
@@ -85,6 +85,7 @@ def bodies(
             gate=gate,
             background=background,
             annotate_scrape=scrape == "annotations",
+            annotations=notifications.subscriptions(service, stack.notifications),
         )
 
     return CanaryBodies(

@@ -7,6 +7,7 @@ returns these models or one line per problem naming the stack file and the confi
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -512,6 +513,112 @@ class PromotionConfig(Model):
     )
 
 
+# Argo Rollouts v1.9.1's notification services (notifications-engine v0.5.0, NewService)
+NOTIFICATION_SERVICE_TYPES = (
+    "alertmanager", "awssqs", "email", "github", "googlechat", "grafana", "mattermost",
+    "newrelic", "opsgenie", "pagerduty", "pagerdutyv2", "pushover", "rocketchat", "slack",
+    "teams", "telegram", "webex", "webhook",
+)
+NotifyOn = Literal["aborted", "paused", "completed"]
+NOTIFY_ON: tuple[NotifyOn, ...] = ("aborted", "paused", "completed")
+# options holding a credential: they must read it from the notification Secret ($key)
+_CREDENTIAL_OPTIONS = re.compile(r"(?i)(token|password|secret|apikey|api_key|serviceKey|key)$")
+# notifications.argoproj.io/subscribe.on-rollout-completed.<name>: 63 characters after the '/'
+NOTIFIER_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+
+
+def _credentials_from_secret(options: dict[str, Any], path: str = "") -> list[str]:
+    """Options named like a credential whose value is not a ``$key`` of the Secret."""
+    found = []
+    for key, value in options.items():
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(value, dict):
+            found += _credentials_from_secret(value, where)
+        elif _CREDENTIAL_OPTIONS.search(str(key)) and not (
+            isinstance(value, str) and value.startswith("$")
+        ):
+            found.append(where)
+    return found
+
+
+class Notifier(Model):
+    """One notification service of Argo Rollouts' notification engine."""
+
+    type: Literal[NOTIFICATION_SERVICE_TYPES] = Field(  # type: ignore[valid-type]
+        description="Argo Rollouts notification service type (webhook, slack, teams, email, "
+        "opsgenie, pagerdutyv2, ...)."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The service's options as Argo documents them (webhook: `url`, `headers`; "
+        "slack: `token`, ...). A credential is written `$key`: the key of "
+        "`slo-canary:notificationSecrets` that holds it.",
+    )
+
+    @model_validator(mode="after")
+    def _usable(self) -> Notifier:
+        if self.type == "webhook":
+            url = self.options.get("url")
+            if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError("a webhook needs options.url, an http:// or https:// URL")
+        plain = _credentials_from_secret(self.options)
+        if plain:
+            raise ValueError(
+                f"options.{plain[0]}: a credential in plain text; write $<key> and put the "
+                "value in the secret slo-canary:notificationSecrets"
+            )
+        return self
+
+
+class Subscription(Model):
+    """Who hears of which rollout events."""
+
+    to: str = Field(description="Name of a notifier in `notifications.notifiers`.")
+    recipient: str = Field(
+        default="",
+        description="Where the notifier sends: a Slack channel, an e-mail address; empty for a "
+        "webhook.",
+        pattern=r"^[^;\n]*$",
+    )
+    events: list[NotifyOn] = Field(
+        default_factory=lambda: list(NOTIFY_ON),
+        min_length=1,
+        description="Events: `aborted` (rolled back), `paused` (an inconclusive gate, a shared "
+        "incident, a budget freeze, the manual gate), `completed` (a judged release promoted).",
+    )
+    services: list[str] = Field(
+        default_factory=list,
+        description="Services subscribed (stack service names); empty: every service.",
+    )
+
+
+class NotificationsConfig(Model):
+    """Argo Rollouts notifications of canary verdicts (docs/notifications.md)."""
+
+    notifiers: dict[Annotated[str, Field(pattern=NOTIFIER_NAME_PATTERN)], Notifier] = Field(
+        min_length=1, description="Notification services by name."
+    )
+    subscriptions: list[Subscription] = Field(
+        min_length=1, description="Which notifier hears of which services' rollout events."
+    )
+    dashboard_url: str | None = Field(
+        default=None,
+        alias="dashboardUrl",
+        pattern=r"^https?://\S+$",
+        description="Grafana URL for the links in messages (default: `grafana.url`).",
+    )
+
+    @model_validator(mode="after")
+    def _known_notifiers(self) -> NotificationsConfig:
+        for i, sub in enumerate(self.subscriptions):
+            if sub.to not in self.notifiers:
+                raise ValueError(
+                    f"subscriptions[{i}].to: '{sub.to}' is not a notifier; defined: "
+                    f"{', '.join(sorted(self.notifiers))}"
+                )
+        return self
+
+
 class StackConfig(Model):
     """Everything a stack file sets under the ``slo-canary:`` namespace."""
 
@@ -543,6 +650,9 @@ class StackConfig(Model):
     )
     promotion: PromotionConfig | None = Field(
         default=None, description="Only deploy images another stack rolled out to Healthy."
+    )
+    notifications: NotificationsConfig | None = Field(
+        default=None, description="Notifications of aborted, paused and completed rollouts."
     )
 
 
@@ -617,6 +727,14 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
                 f"{source}: {PROJECT}:delivery.analysis.enforcementBySlo.{key}: not an SLO of a "
                 f"deployed service (<service>/<slo>, one of: {', '.join(sorted(gated))})"
             )
+    subscriptions = stack.notifications.subscriptions if stack.notifications else []
+    for i, sub in enumerate(subscriptions):
+        lines += [
+            f"{source}: {PROJECT}:notifications.subscriptions[{i}].services: '{name}' is not a "
+            f"service of this stack{_did_you_mean(name, tuple(stack.services))} "
+            f"(services: {', '.join(sorted(stack.services))})"
+            for name in sub.services if name not in stack.services
+        ]
     fail = stack.delivery.analysis.fail_burn_rate
     for slo in slos:
         if slo.service.name in stack.services and slo.slo.canary_gate and slo.budget * fail >= 1:
@@ -633,7 +751,7 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
 # program and its providers read, and the keys that must be secrets.
 STACK_FILE_KEYS = ("config", "encryptedkey", "encryptionsalt", "environment", "secretsprovider")
 NAMESPACES = (PROJECT, "grafana", "kubernetes", "pulumi")
-SECRET_KEYS = ("grafanaToken",)
+SECRET_KEYS = ("grafanaToken", "notificationSecrets")
 
 
 def read_stack_file(path: Path) -> dict[str, Any]:
@@ -707,6 +825,27 @@ def check_config_keys(keys: list[str], secrets: set[str], source: str) -> list[s
                 f"and run: pulumi config set --secret {key} <value>"
             )
     return lines
+
+
+def notification_secrets(raw: str | None, source: str) -> dict[str, str] | None:
+    """The values of ``slo-canary:notificationSecrets`` (decrypted by Pulumi): a JSON object of
+    Secret key to value, or ConfigError, which never repeats the value."""
+    if raw is None:
+        return None
+    key = f"{PROJECT}:notificationSecrets"
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        items = None
+    if not isinstance(items, dict) or not all(
+        isinstance(k, str) and re.fullmatch(r"[\w-]+", k) and isinstance(v, str)
+        for k, v in items.items()
+    ):
+        raise ConfigError([
+            f"{source}: {key}: a JSON object of key (letters, digits, '_', '-') to text is "
+            f"expected; set it with: pulumi config set --secret {key} '{{\"<key>\": \"<value>\"}}'"
+        ])
+    return dict(items)
 
 
 def _did_you_mean(word: str, allowed: tuple[str, ...]) -> str:

@@ -30,6 +30,9 @@ STACK_MODELS: list[type[BaseModel]] = [
     config.Resources,
     config.PromotionConfig,
     config.ThanosConfig,
+    config.NotificationsConfig,
+    config.Notifier,
+    config.Subscription,
 ]
 
 STACK_INTRO = f"""\

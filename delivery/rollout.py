@@ -119,7 +119,9 @@ def rollout(
     gate: bool,
     background: bool,
     annotate_scrape: bool,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The Rollout; ``annotations`` (notification subscriptions) only when there are some."""
     svc = service_names(service)
     canary: dict[str, Any] = {
         "stableService": svc["stable"],
@@ -137,6 +139,8 @@ def rollout(
     if routing is not None:
         canary["trafficRouting"] = routing
     metadata: dict[str, Any] = {"name": service, "namespace": namespace, "labels": labels(service)}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",

@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import runpy
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 from tools.local_prometheus import LocalPrometheus, free_port  # noqa: E402
 
 T = TypeVar("T")
+# the key of slo-canary:notificationSecrets that Pulumi.e2e.yaml's notifier header reads
+NOTIFICATION_TOKEN_KEY = "e2e-token"
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
@@ -356,6 +359,9 @@ def start_cluster(stack: Stack, name: str = "") -> None:
             ),
         )
     stack.kubectl("create", "namespace", "monitoring")
+    # the controller's namespace (install: none: Argo Rollouts is already there); the stack puts
+    # the notification engine's ConfigMap and Secret in it
+    stack.kubectl("create", "namespace", "argo-rollouts")
     wait_for(
         "the CRDs to be established",
         lambda: Observation(
@@ -527,7 +533,9 @@ def pulumi_env(home: Path) -> dict[str, str]:
 class Pulumi:
     """`pulumi up` of this project's program on the e2e stack, with a local file backend."""
 
-    def __init__(self, stack: Stack, prometheus: str):
+    def __init__(self, stack: Stack, prometheus: str, notifications: str | None = None):
+        """``notifications``: the URL of the webhook receiver (e2e/inbox.py) the stack's
+        notifier sends to; its header token is a fresh secret of this run."""
         from pulumi import automation as auto
 
         self.auto = auto
@@ -539,7 +547,8 @@ class Pulumi:
             "PATH": stack.env["PATH"],
         }
         os.environ.update(env)
-        self.config = self._stack_config(prometheus)
+        self.config = self._stack_config(prometheus, notifications)
+        self.notification_token = secrets.token_urlsafe(24)
         self.others = self._other_config()  # e.g. kubernetes:enableConfigMapMutable, as written
         self.applied: dict[str, Any] | None = None  # the config of the last `pulumi up`
         self.stack = auto.create_or_select_stack(
@@ -558,7 +567,7 @@ class Pulumi:
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
     @staticmethod
-    def _stack_config(prometheus: str) -> dict[str, Any]:
+    def _stack_config(prometheus: str, notifications: str | None) -> dict[str, Any]:
         """The ``slo-canary:`` settings of Pulumi.e2e.yaml, by key without the namespace."""
         raw = yaml.safe_load((ROOT / "Pulumi.e2e.yaml").read_text())["config"]
         config = {
@@ -567,6 +576,11 @@ class Pulumi:
             if key.startswith("slo-canary:")
         }
         config["prometheus"]["address"] = prometheus
+        if notifications is None:
+            config.pop("notifications", None)
+        else:
+            for notifier in config["notifications"]["notifiers"].values():
+                notifier["options"]["url"] = notifications
         return config
 
     @staticmethod
@@ -589,6 +603,10 @@ class Pulumi:
             for key, value in self.config.items()
         }
         values.update({k: self.auto.ConfigValue(value=v) for k, v in self.others.items()})
+        if "notifications" in self.config:
+            values["slo-canary:notificationSecrets"] = self.auto.ConfigValue(
+                value=json.dumps({NOTIFICATION_TOKEN_KEY: self.notification_token}), secret=True
+            )
         self.evidence_rules()
         self.stack.set_all_config(values)
         self.applied = copy.deepcopy(self.config)

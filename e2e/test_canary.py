@@ -55,6 +55,7 @@ from e2e.harness import (
     wait_for,
     with_images,
 )
+from e2e.inbox import Inbox, Notification
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 
@@ -135,8 +136,37 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def pulumi(stack: Stack) -> Pulumi:
-    return Pulumi(stack, stack.prometheus_url)
+def inbox() -> Iterator[Inbox]:
+    """The webhook receiver every service's notifications go to (Pulumi.e2e.yaml)."""
+    box = Inbox()
+    try:
+        yield box
+    finally:
+        box.close()
+
+
+@pytest.fixture(scope="module")
+def pulumi(stack: Stack, inbox: Inbox) -> Pulumi:
+    return Pulumi(stack, stack.prometheus_url, notifications=inbox.url)
+
+
+def notified(inbox: Inbox, pulumi: Pulumi, mark: int, service: str, event: str,
+             why: str, slo: str | None = None) -> Notification:
+    """The one ``event`` notification of ``service`` since ``mark``: it names the rollout and
+    says ``why``, names ``slo`` among its verdicts, carries the token from the notification
+    Secret, and links the dashboard and the explain command."""
+    note = inbox.wait(mark, service, event)
+    got = [(n.rollout, n.event) for n in inbox.since(mark)]
+    assert note is not None, f"no {event} notification of {service} (got {got})"
+    assert len([n for n in inbox.since(mark, service) if n.event == event]) == 1, got
+    assert note.token == pulumi.notification_token, "the header token is not the Secret's"
+    assert note.text.startswith(f"{SERVICES[service]}/{service} "), note.text
+    assert why in note.text, note.text
+    assert "dashboard: http://127.0.0.1:3000/d/slo-" + service in note.text, note.text
+    assert "| python -m delivery explain -" in note.text, note.text
+    if slo is not None:
+        assert slo in note.slos(), (slo, note.body)
+    return note
 
 
 @pytest.fixture(autouse=True)
@@ -395,7 +425,7 @@ def test_0_the_cluster_is_watched_by_the_pinned_prometheus_3(stack):
     assert info["version"] == pinned, info
 
 
-def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, pulumi):
+def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, pulumi, inbox):
     timeline = Timeline("1 first pulumi up, then an idempotent one")
     result = pulumi.up()
     timeline.mark("pulumi up done")
@@ -454,7 +484,18 @@ def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, p
     timeline.mark("second pulumi up done")
     changes = {k: v for k, v in second.summary.resource_changes.items() if k != "same"}
     assert changes == {}, f"second pulumi up changed {changes}"
-    timeline.done("created; second up: no changes")
+    notes = json.loads(stack.kubectl("get", "configmap", "argo-rollouts-notification-configmap",
+                                     "-n", "argo-rollouts", "-o", "json"))["data"]
+    assert "trigger.slo-canary-aborted" in notes and "service.webhook.e2e-inbox" in notes
+    for service in SERVICES:
+        annotations = rollout(stack, service)["metadata"].get("annotations") or {}
+        assert annotations.get(
+            "notifications.argoproj.io/subscribe.slo-canary-aborted.e2e-inbox") == "", annotations
+    time.sleep(2)  # a notification the controller would send arrives within this
+    # a first deployment and a `pulumi up` that changes nothing notify nobody
+    assert inbox.since(0) == [], [n.text for n in inbox.since(0)]
+    assert not inbox.refused, inbox.refused
+    timeline.done("created; second up: no changes, no notifications")
 
 
 def _evidence_order(stack: Stack, run: dict[str, Any], metric: str) -> list[str]:
@@ -467,8 +508,9 @@ def _evidence_order(stack: Stack, run: dict[str, Any], metric: str) -> list[str]
     return [r["metric"].get("evidence", "") for r in stack.query(query)]
 
 
-def test_2_a_good_release_goes_10_25_50_100_and_ends_healthy(stack, pulumi):
+def test_2_a_good_release_goes_10_25_50_100_and_ends_healthy(stack, pulumi, inbox):
     timeline = Timeline("2 good release promoted")
+    mark = inbox.mark()
     release(stack, pulumi, "orchestrator", "1.1.0", timeline)
     weights: list[int] = []
     runs = Runs(stack, "orchestrator")
@@ -487,6 +529,10 @@ def test_2_a_good_release_goes_10_25_50_100_and_ends_healthy(stack, pulumi):
             assert len(value) == EVIDENCE_LEN, value
             assert value[1] <= boundary(run, metric, "successCondition") == pytest.approx(ACCEPT)
             assert value[2] == 0 and value[3] > 0, value  # no errors, some requests
+    note = notified(inbox, pulumi, mark, "orchestrator", "completed", "PROMOTED", "error-rate")
+    assert note.slos()["error-rate"]["phase"] == "Successful", note.body
+    # the timed pause steps (10%, 25%, 50%) paused the rollout three times: nobody is told
+    assert [n.event for n in inbox.since(mark, "orchestrator")] == ["completed"]
     first = gates[0]
     assert _evidence_order(stack, first, "error-rate") == list(EVIDENCE)
     clean = vector(measurements(first, "error-rate")[-1])
@@ -562,9 +608,10 @@ def _failed_metric(runs: list[dict[str, Any]], metric: str) -> tuple[dict[str, A
     raise AssertionError(f"no run with {metric} Failed: {[results(r) for r in runs]}")
 
 
-def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, pulumi):
+def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, pulumi, inbox):
     timeline = Timeline("3+8 bad release aborted, page fires and clears")
     good = f"{REGISTRY}/api-gateway:1.0.0"
+    mark = inbox.mark()
     release(stack, pulumi, "api-gateway", "1.1.0-bad", timeline)
 
     def page() -> Observation:
@@ -592,6 +639,12 @@ def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, 
     assert len(value) == EVIDENCE_LEN, value
     assert value[0] >= boundary(run, "error-rate", "failureCondition"), value
     assert value[2] / value[3] == pytest.approx(0.5, rel=0.05), value  # the canary's 50% errors
+    note = notified(inbox, pulumi, mark, "api-gateway", "aborted", "ABORTED", "error-rate")
+    said = note.slos()["error-rate"]
+    assert said["phase"] == "Failed" and said["why"].startswith("FAILED"), said
+    assert said["run"] == run["metadata"]["name"], said
+    # the numbers in the message are the measurement Argo failed the canary on
+    assert [float(said["evidence"][name]) for name in EVIDENCE] == pytest.approx(value), said
     wait_for(
         "the page alert to clear after the rollback",
         lambda: Observation(not page().ok, "page still firing", True),
@@ -617,8 +670,9 @@ def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack, pulumi):
     timeline.done("pulumi up failed after the abort")
 
 
-def test_4_a_slow_release_is_aborted(stack, pulumi):
+def test_4_a_slow_release_is_aborted(stack, pulumi, inbox):
     timeline = Timeline("4 slow release aborted")
+    mark = inbox.mark()
     release(stack, pulumi, "agent-runner", "1.1.0-slow", timeline)
     runs = Runs(stack, "agent-runner")
     _aborted(stack, "agent-runner", timeline, f"{REGISTRY}/agent-runner:1.0.0", also=runs)
@@ -628,6 +682,8 @@ def test_4_a_slow_release_is_aborted(stack, pulumi):
     record(timeline.scenario, run, "latency")
     assert len(value) == EVIDENCE_LEN and value[0] >= boundary(run, "latency", "failureCondition")
     assert value[2] == pytest.approx(value[3]), value  # every canary request slower than 2s
+    note = notified(inbox, pulumi, mark, "agent-runner", "aborted", "ABORTED", "latency")
+    assert note.slos()["latency"]["phase"] == "Failed", note.body
     _recover(stack, pulumi, "agent-runner", "1.0.0")
     timeline.done("aborted on latency")
 
@@ -672,8 +728,9 @@ def test_5_too_little_traffic_is_inconclusive_then_proceeds(stack, pulumi):
     )
 
 
-def test_6_manual_gate_holds_until_promoted(stack, pulumi):
+def test_6_manual_gate_holds_until_promoted(stack, pulumi, inbox):
     timeline = Timeline("6 manual gate")
+    mark = inbox.mark()
     with pulumi.override(delivery={"manualGate": True}):
         release(stack, pulumi, "api-gateway", "1.3.0", timeline)
 
@@ -693,11 +750,13 @@ def test_6_manual_gate_holds_until_promoted(stack, pulumi):
         timeline.mark("holding at the gate")
         time.sleep(3)  # holding means: still there after a while
         assert at_gate().ok
+        notified(inbox, pulumi, mark, "api-gateway", "paused", "waits at its manual gate")
         stack.rollouts_cli("promote", "api-gateway", "-n", "api")
         timeline.mark("promoted by hand")
         body = watch(stack, "api-gateway", timeline, {"Healthy", "Degraded"}, 120)
         assert phase(body) == "Healthy" and stable_image(body).endswith(":1.3.0"), summary(body)
-    timeline.done("held at the gate, completed after promote")
+        notified(inbox, pulumi, mark, "api-gateway", "completed", "PROMOTED", "error-rate")
+    timeline.done("held at the gate (one paused notification), completed after promote")
 
 
 OUTAGE = 120.0  # seconds Prometheus is stopped in scenario 7
@@ -849,7 +908,7 @@ def test_9_nginx_canary_ingress_weight_follows_the_steps(stack, pulumi):
     timeline.done(f"canary-weight annotation went {' -> '.join(seen)}")
 
 
-def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi):
+def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi, inbox):
     timeline = Timeline("10 error-budget freeze")
     query = 'min(slo:error_budget_remaining:ratio{service="agent-runner"})'
 
@@ -868,6 +927,7 @@ def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi):
         stack.set_incident("agent-runner", 0.0)
     timeline.mark("budget exhausted")
     with pulumi.override(delivery={"budgetFreeze": True}):
+        mark = inbox.mark()
         release(stack, pulumi, "agent-runner", "2.1.0", timeline)
 
         def frozen() -> Observation:
@@ -886,6 +946,8 @@ def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi):
         body = rollout(stack, "agent-runner")
         assert body["status"].get("currentStepIndex") == 0 and weight(body) == 0, summary(body)
         assert phase(body) != "Degraded", summary(body)
+        notified(inbox, pulumi, mark, "agent-runner", "paused", "BUDGET EXHAUSTED",
+                 "error-budget-remaining")
         stack.kubectl(
             "annotate",
             "rollout",
@@ -972,13 +1034,14 @@ def test_12_a_good_release_with_occasional_errors_at_low_traffic_is_promoted(sta
     )
 
 
-def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(stack, pulumi):
+def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(stack, pulumi, inbox):
     """Stable and canary both at 10x the budget: rolling back would not help, so the rollout
     pauses and says why."""
     timeline = Timeline("13 shared incident pauses")
     service, good_tag = "api-gateway", running_tag(stack, "api-gateway")
     runs = Runs(stack, service)
     stack.set_incident(service, 0.01)
+    mark = inbox.mark()
     try:
         time.sleep(3)  # stable's rates show the incident before the canary starts
         release(stack, pulumi, service, "1.7.0", timeline)
@@ -1010,6 +1073,10 @@ def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(stack, pulu
         assert results(background)["error-rate"]["phase"] != "Failed"
         said = explained(background, "error-rate-shared-incident", value)
         assert said["verdict"] == "paused" and "shared incident" in said["reason"], said
+        note = notified(inbox, pulumi, mark, service, "paused", "SHARED INCIDENT",
+                        "error-rate-shared-incident")
+        assert note.slos()["error-rate-shared-incident"]["run"] == background["metadata"]["name"]
+        assert not [n for n in inbox.since(mark, service) if n.event == "aborted"]
         record(timeline.scenario, background, "error-rate")
         time.sleep(4)  # paused means: still there, neither aborted nor promoted
         body = rollout(stack, service)

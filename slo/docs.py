@@ -136,7 +136,8 @@ def _type_name(annotation: Any) -> str:
     if origin is list:
         return f"list of {_type_name(args[0])}"
     if origin is dict:
-        return "map of string to string"
+        value = args[1] if len(args) == 2 else str
+        return "map of string to " + ("any value" if value is typing.Any else _type_name(value))
     if origin is typing.Literal:
         return " or ".join(f"`{a}`" for a in args)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime.rpc import is_rpc_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,7 +37,10 @@ SECRET_INPUTS = {"auth", "token", "password"}
 
 
 def _integers(value: Any) -> Any:
-    """Whole floats back to ints: the engine's wire format carries every number as a double."""
+    """Whole floats back to ints: the engine's wire format carries every number as a double;
+    a value the program made a Pulumi secret (anywhere in an input) as ``[secret]``."""
+    if is_rpc_secret(value):
+        return SECRET
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
@@ -90,7 +94,9 @@ def stack_config(path: Path) -> tuple[dict[str, str], list[str]]:
     for key, value in config.items():
         full = key if ":" in key else f"{PROJECT}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            values[full] = STAND_IN
+            # the notifiers' secrets are a JSON object of key to value
+            values[full] = (json.dumps({"stand-in": STAND_IN})
+                            if full == f"{PROJECT}:notificationSecrets" else STAND_IN)
             secrets.append(full)
         else:
             values[full] = value if isinstance(value, str) else json.dumps(value)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the local end-to-end toolchain from Go modules (Go module proxy only).
 #
-#   e2e/tools/build.sh [tool ...]     tools: kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes
+#   e2e/tools/build.sh [tool ...]     tools: kubernetes etcd kwok argo-rollouts notifycheck pulumi
+#                                     pulumi-kubernetes
 #                                     prometheus (what `make test` needs; the rest is for `make e2e`)
 #                                     thanos (only `make fleet`; not built by default)
 #
@@ -32,6 +33,7 @@ PULUMI_K8S_VERSION=4.34.2          # version the provider reports (matches pulum
 # Not buildable here: github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 is not
 # served by the proxy at any version (403 on its version list). See README.md.
 
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}"
 BIN="$CACHE/bin"
 
@@ -276,8 +278,19 @@ build_thanos() {
   "$out/thanos" --version
 }
 
+# The notification engine Argo Rollouts pins, run offline on a ConfigMap (e2e/tools/notifycheck):
+# built in a wrapper that requires the same argo-rollouts module, so the module graph and the
+# compiled packages are the controller's.
+build_notifycheck() {
+  local out=$1 w="$1/.wrapper"
+  make_wrapper "$w" github.com/argoproj/argo-rollouts "$ARGO_ROLLOUTS_VERSION" none '^$'
+  mkdir -p "$w/notifycheck"
+  cp "$HERE/notifycheck/main.go" "$w/notifycheck/"
+  (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/notifycheck" ./notifycheck)
+}
+
 # ---- main ----------------------------------------------------------------------------------------
-ALL=(kubernetes etcd kwok argo-rollouts pulumi pulumi-kubernetes prometheus)
+ALL=(kubernetes etcd kwok argo-rollouts notifycheck pulumi pulumi-kubernetes prometheus)
 TOOLS=("$@")
 ((${#TOOLS[@]})) || TOOLS=("${ALL[@]}")
 TOTAL_START=$SECONDS
@@ -296,6 +309,9 @@ for t in "${TOOLS[@]}"; do
                          build_pulumi_kubernetes pulumi-resource-kubernetes ;;
     prometheus) run_tool prometheus "$PROMETHEUS_VERSION" "$CACHE/prometheus-$PROMETHEUS_VERSION-$GO_TOOLCHAIN" \
                   build_prometheus prometheus promtool ;;
+    notifycheck) run_tool notifycheck "$ARGO_ROLLOUTS_VERSION" \
+                   "$CACHE/notifycheck-$ARGO_ROLLOUTS_VERSION-$GO_TOOLCHAIN-$(sha256sum "$HERE/notifycheck/main.go" | cut -c1-12)" \
+                   build_notifycheck notifycheck ;;
     thanos) run_tool thanos "$THANOS_VERSION" "$CACHE/thanos-$THANOS_VERSION-$GO_TOOLCHAIN" build_thanos thanos ;;
     *) die "unknown tool '$t' (known: ${ALL[*]} thanos)" ;;
   esac

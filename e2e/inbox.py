@@ -1,0 +1,96 @@
+"""A loopback webhook receiver: what the Argo Rollouts controller's notification engine sends.
+
+The e2e stack subscribes every service to one webhook notifier whose URL is this receiver
+(``Pulumi.e2e.yaml``, the URL set by the suite) and whose header carries a token from
+``slo-canary:notificationSecrets``, so a notification that arrives also proves the Secret.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TOKEN_HEADER = "X-Slo-Canary-Token"
+
+
+@dataclass(frozen=True)
+class Notification:
+    at: float
+    token: str
+    body: dict[str, Any]
+
+    @property
+    def event(self) -> str:
+        return str(self.body.get("event", ""))
+
+    @property
+    def rollout(self) -> str:
+        return str(self.body.get("rollout", ""))
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text", ""))
+
+    def slos(self) -> dict[str, dict[str, Any]]:
+        return {str(s.get("slo")): s for s in self.body.get("slos") or []}
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.received: list[Notification] = []
+        self.refused: list[str] = []  # bodies that were not JSON
+        self.lock = threading.Lock()
+        inbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                token = self.headers.get(TOKEN_HEADER, "")
+                try:
+                    body = json.loads(raw)
+                    with inbox.lock:
+                        inbox.received.append(Notification(time.time(), token, body))
+                    status = 200
+                except ValueError:
+                    with inbox.lock:
+                        inbox.refused.append(raw.decode(errors="replace"))
+                    status = 400
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notifications"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def mark(self) -> int:
+        """A position to read from later (:meth:`since`)."""
+        with self.lock:
+            return len(self.received)
+
+    def since(self, mark: int, rollout: str | None = None) -> list[Notification]:
+        with self.lock:
+            got = self.received[mark:]
+        return [n for n in got if rollout is None or n.rollout == rollout]
+
+    def wait(self, mark: int, rollout: str, event: str, timeout: float = 30
+             ) -> Notification | None:
+        """The first ``event`` notification of ``rollout`` after ``mark``, waiting for it."""
+        deadline = time.time() + timeout
+        while True:
+            found = [n for n in self.since(mark, rollout) if n.event == event]
+            if found or time.time() > deadline:
+                return found[0] if found else None
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
