@@ -78,6 +78,7 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     prometheus_url: str = ""
     simulator_url: str = ""
+    controller_metrics: str = ""  # host:port of the rollouts controller's metrics
     prometheus: LocalPrometheus | None = None
     rules_dir: Path | None = None  # the directory Prometheus reads rule files (*.yml) from
 
@@ -159,6 +160,15 @@ class Stack:
     def query(self, expr: str) -> list[dict[str, Any]]:
         url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
         with urllib.request.urlopen(url, timeout=10) as response:
+            return list(json.load(response)["data"]["result"])
+
+    def query_range(self, expr: str, start: float, end: float, step: float = 1
+                    ) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode(
+            {"query": expr, "start": start, "end": end, "step": step})
+        with urllib.request.urlopen(
+            f"{self.prometheus_url}/api/v1/query_range?{query}", timeout=10
+        ) as response:
             return list(json.load(response)["data"]["result"])
 
     def alerts(self) -> list[dict[str, Any]]:
@@ -395,6 +405,7 @@ def _module_dir(module: str) -> Path:
 
 def start_controller(stack: Stack) -> None:
     port, health = free_port(), free_port()
+    stack.controller_metrics = f"127.0.0.1:{port}"
     stack.start(
         "controller",
         [
@@ -462,6 +473,12 @@ def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subp
             for name in services
         ],
     }
+    if stack.controller_metrics:  # rollout_info, rollout_events_total, ... for the dashboards
+        config["scrape_configs"].append({
+            "job_name": "argo-rollouts",
+            "honor_labels": True,  # the Rollout's namespace and name, as the dashboards read them
+            "static_configs": [{"targets": [stack.controller_metrics]}],
+        })
     prometheus = LocalPrometheus(config, stack.work, data_dir=stack.work / "tsdb")
     prometheus.start(spawn=lambda argv: stack.start("prometheus", argv))
     stack.prometheus_url = prometheus.url

@@ -56,10 +56,12 @@ from e2e.harness import (
     with_images,
 )
 from e2e.inbox import Inbox, Notification
+from slo.dashboards import rollout_events_query
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 
 SERVICES = {"orchestrator": "core", "agent-runner": "agents", "api-gateway": "api"}
+CATALOGUE_SERVICES = {s.name: s for s in load_catalogue(ROOT / "e2e" / "catalogue.yaml").services}
 REGISTRY = "registry.platform.internal/core"
 RPS = 1000.0  # requests a second per service: 60,000 a minute
 SUBTLE_RPS = 4000.0  # a 3x-budget regression needs ~6,000 canary requests at failBurnRate 2.5
@@ -645,6 +647,20 @@ def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, 
     assert said["run"] == run["metadata"]["name"], said
     # the numbers in the message are the measurement Argo failed the canary on
     assert [float(said["evidence"][name]) for name in EVIDENCE] == pytest.approx(value), said
+    # the dashboards' rollout-events annotation marks the abort at its time
+    aborted_at = datetime.datetime.fromisoformat(
+        body["status"]["abortedAt"].replace("Z", "+00:00")).timestamp()
+
+    def marked() -> Observation:
+        found = stack.query_range(rollout_events_query(CATALOGUE_SERVICES["api-gateway"]),
+                                  aborted_at - 60, time.time())
+        aborts = [float(v[0]) for r in found if r["metric"].get("reason") == "RolloutAborted"
+                  for v in r["values"]]
+        return Observation(bool(aborts), f"abort marks at {aborts[:3]}", min(aborts or [0]))
+
+    first_mark = wait_for("the abort on the dashboards' annotation query", marked, 30)
+    # within a scrape (1 s) of the abort, abortedAt being whole seconds
+    assert aborted_at - 1 <= first_mark <= aborted_at + 3, (first_mark, aborted_at)
     wait_for(
         "the page alert to clear after the rollback",
         lambda: Observation(not page().ok, "page still firing", True),

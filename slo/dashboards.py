@@ -42,6 +42,22 @@ CANARY_LABEL = names.HASH_LABEL
 ROLLOUT_INFO = "rollout_info"
 ANALYSIS_RUN_INFO = "analysis_run_info"
 ANALYSIS_RUN_METRIC_PHASE = "analysis_run_metric_phase"
+# The Argo Rollouts controller counts the events it records per Rollout (labels namespace, name,
+# type, reason); a release's steps, pauses, abort and promotion are these reasons.
+ROLLOUT_EVENTS = "rollout_events_total"
+ROLLOUT_EVENT_REASONS = (
+    "RolloutUpdated", "RolloutStepCompleted", "RolloutPaused", "RolloutResumed",
+    "RolloutAborted", "RolloutCompleted",
+)
+# How long after an event its mark stays: each event is a short region, its start within a
+# scrape of the event
+ROLLOUT_EVENT_SPAN = "1m"
+# How Grafana titles and tags a Prometheus annotation: fields the SDK's AnnotationQuery does not
+# model, added to the built dashboard
+PROMETHEUS_ANNOTATION_FIELDS = {
+    "titleFormat": "{{reason}}", "textFormat": "{{name}}: {{reason}}", "tagKeys": "reason",
+    "step": "15s", "useValueForTime": False,
+}
 
 Dashboard = dict[str, Any]
 
@@ -97,6 +113,14 @@ def service_dashboard(
     builder.with_row(dash.Row(f"Rollout of {service.name}"))
     for panel in _rollout_panels(service, ds):
         builder.with_panel(panel)
+    builder.annotation(
+        dash.AnnotationQuery()
+        .name("Rollout events")
+        .datasource(ds)
+        .enable(True)
+        .icon_color("purple")
+        .expr(rollout_events_query(service))
+    )
     for slo in slos:
         if slo.service.name != service.name:
             raise ValueError(
@@ -107,7 +131,23 @@ def service_dashboard(
             builder.with_panel(panel)
         if statistics and slo.slo.name in statistics and slo.events.per_pod_template:
             builder.with_panel(_statistic_panel(slo, statistics[slo.slo.name], ds))
-    return _to_dict(builder)
+    board = _to_dict(builder)
+    for annotation in board["annotations"]["list"]:
+        annotation.update(PROMETHEUS_ANNOTATION_FIELDS)
+    return board
+
+
+def rollout_events_query(service: Service) -> str:
+    """The service's rollout events (a release started, each step, pause, resume, the abort or
+    promotion), each from the first scrape after it for ``ROLLOUT_EVENT_SPAN``: the counter's
+    increase, and a series seen for the first time (the controller creates one per reason at its
+    first event, so an increase alone would miss every first abort)."""
+    span = ROLLOUT_EVENT_SPAN
+    return " or ".join(
+        f"({e} - {e} offset {span} > 0) or ({e} unless {e} offset {span})"
+        for e in _controller_selectors(ROLLOUT_EVENTS, service, regex=("reason",),
+                                       name=service.name, reason="|".join(ROLLOUT_EVENT_REASONS))
+    )
 
 
 def _statistic_panel(
@@ -414,11 +454,13 @@ def _canary_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
 
 
 def _rollout_panels(service: Service, ds: model.DataSourceRef) -> list[Any]:
-    rollout = _selector(ROLLOUT_INFO, name=service.name, namespace=service.namespace)
+    rollout = " or ".join(_controller_selectors(ROLLOUT_INFO, service, name=service.name))
     # AnalysisRuns are named <rollout>-<pod template hash>-<revision>[-<step>].
-    runs = {"name": f"{service.name}-[a-z0-9]+-[0-9]+.*", "namespace": service.namespace}
-    run_info = _selector(ANALYSIS_RUN_INFO, regex=("name",), **runs)
-    metric_phase = _selector(ANALYSIS_RUN_METRIC_PHASE, regex=("name",), **runs)
+    runs = f"{service.name}-[a-z0-9]+-[0-9]+.*"
+    run_info = " or ".join(
+        _controller_selectors(ANALYSIS_RUN_INFO, service, regex=("name",), name=runs))
+    metric_phase = " or ".join(
+        _controller_selectors(ANALYSIS_RUN_METRIC_PHASE, service, regex=("name",), name=runs))
     return [
         _stat("Rollout phase", ds, 4)
         .with_target(_query(rollout, ds, legend="{{phase}}", instant=True))
@@ -460,6 +502,16 @@ def _burn_alerts(slos: list[ResolvedSlo], severity: str = "") -> str:
     if severity:
         matchers[names.LABEL_SEVERITY] = severity
     return _selector("ALERTS", regex=("alertname", names.LABEL_SERVICE), **matchers)
+
+
+def _controller_selectors(
+    metric: str, service: Service, regex: tuple[str, ...] = (), **labels: str
+) -> list[str]:
+    """``metric`` of the Argo Rollouts controller for objects in the service's namespace. The
+    controller labels them ``namespace``; a scrape that does not honour the target's labels
+    (the Helm chart's ServiceMonitor) renames that to ``exported_namespace``: both are read."""
+    return [_selector(metric, regex=regex, **labels, **{key: service.namespace})
+            for key in ("namespace", "exported_namespace")]
 
 
 def _selector(metric: str, regex: tuple[str, ...] = (), **labels: str) -> str:

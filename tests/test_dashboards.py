@@ -3,6 +3,8 @@ and every SLO gets the panels and alert tiers it is owed."""
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import promql_parser
@@ -16,9 +18,11 @@ from grafana_foundation_sdk.models.prometheus import Dataquery
 from slo import conventions as names
 from slo.dashboards import (
     CANARY_LABEL,
+    PROMETHEUS_ANNOTATION_FIELDS,
     all_expressions,
     dashboard_uid,
     fleet_dashboard,
+    rollout_events_query,
     service_dashboard,
 )
 from slo.grafana_alerts import EXPR_DATASOURCE_UID, rule_group
@@ -127,6 +131,15 @@ def test_every_dashboard_loads_back_into_grafana_foundation_sdk_models(catalogue
             if not isinstance(panel, RowPanel):
                 assert panel.targets and all(isinstance(t, Dataquery) for t in panel.targets)
         again = json.loads(json.dumps(loaded, cls=JSONEncoder, sort_keys=True))
+        # everything but the Prometheus annotation fields the SDK does not model
+        listed = board.get("annotations", {}).get("list", [])
+        assert len(listed) == len(again.get("annotations", {}).get("list", []))
+        for annotation in listed:
+            assert set(PROMETHEUS_ANNOTATION_FIELDS) <= set(annotation)
+            annotation = {k: v for k, v in annotation.items()
+                          if k not in PROMETHEUS_ANNOTATION_FIELDS}
+            assert annotation in again["annotations"]["list"]
+        board = {**board, "annotations": again.get("annotations", {})}
         assert again == board
 
 
@@ -226,7 +239,9 @@ def test_the_rollout_row_reads_the_argo_rollouts_controller_metrics(core):
     service = catalogue.services[0]
     board = service_dashboard(service, [s for s in slos if s.service == service], DATASOURCE)
     exprs = all_expressions(board)
-    assert f'rollout_info{{name="{service.name}",namespace="{service.namespace}"}}' in exprs
+    assert (f'rollout_info{{name="{service.name}",namespace="{service.namespace}"}} or '
+            f'rollout_info{{name="{service.name}",exported_namespace="{service.namespace}"}}'
+            ) in exprs  # the controller's label, or the name a ServiceMonitor scrape gives it
     assert any("analysis_run_info{" in e and "by (name, phase)" in e for e in exprs)
     assert any("analysis_run_metric_phase{" in e for e in exprs)
 
@@ -428,3 +443,55 @@ def test_service_dashboards_plot_the_judges_statistic_for_each_pod_template():
         )
         steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
         assert steps[-1]["value"] == pytest.approx(statistics[panel["title"].split(":")[0]].abort)
+
+
+def test_service_dashboards_mark_rollout_events(core):
+    catalogue, slos = core
+    service = catalogue.services[0]
+    board = service_dashboard(service, [s for s in slos if s.service == service], DATASOURCE)
+    (annotation,) = board["annotations"]["list"]
+    assert annotation["expr"] == rollout_events_query(service)
+    assert annotation["datasource"]["uid"] == DATASOURCE and annotation["enable"] is True
+    assert annotation["titleFormat"] == "{{reason}}" and annotation["tagKeys"] == "reason"
+    parse(annotation["expr"])
+
+
+def test_the_rollout_events_query_marks_a_first_abort_and_a_later_one(core, tmp_path):
+    """On the real engine (promtool): the controller creates a reason's series at its first
+    event, so the first abort shows as a new series, the second as an increase; each for one
+    ROLLOUT_EVENT_SPAN (1m) from the first scrape after it, nothing in between."""
+    catalogue, _ = core
+    service = catalogue.services[0]
+    labels = (f'name="{service.name}",namespace="{service.namespace}",reason="RolloutAborted",'
+              'type="Warning"')
+    other = f'name="someone-else",namespace="{service.namespace}",reason="RolloutAborted"'
+    # scraped through a ServiceMonitor: the Rollout's namespace as exported_namespace
+    exported = (f'name="{service.name}",exported_namespace="{service.namespace}",'
+                'namespace="argo-rollouts",reason="RolloutCompleted"')
+    query = rollout_events_query(service)
+
+    def at(minute: int, *samples: str) -> dict:
+        return {"expr": query, "eval_time": f"{minute}m",
+                "exp_samples": [{"labels": s, "value": 1} for s in samples]}
+
+    test = {"evaluation_interval": "1m", "tests": [{
+        "interval": "30s",
+        "input_series": [
+            {"series": f"rollout_events_total{{{labels}}}", "values": "_x9 1x19 2x19"},
+            {"series": f"rollout_events_total{{{other}}}", "values": "1x48"},
+            {"series": f"rollout_events_total{{{exported}}}", "values": "_x19 1x29"},
+        ],
+        "promql_expr_test": [
+            at(4),
+            at(5, f"rollout_events_total{{{labels}}}"),  # first seen at 5m
+            at(6),
+            at(10, f"rollout_events_total{{{exported}}}"),
+            at(15, f"{{{labels}}}"),  # the second abort at 15m, an increase
+            at(17),
+        ],
+    }]}
+    (tmp_path / "test.yml").write_text(json.dumps(test))
+    result = subprocess.run([shutil.which("promtool") or "promtool", "test", "rules",
+                             "test.yml"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
