@@ -5,6 +5,7 @@ python -m delivery docs --stack-reference                             docs/stack
 python -m delivery plan --stack Pulumi.prod.yaml                      what verdicts need
 python -m delivery rules --stack Pulumi.prod.yaml -o DIR              the judge's recording rules
 python -m delivery explain RUN.yaml [--json]                          an AnalysisRun's verdicts
+python -m delivery explain --stack Pulumi.prod.yaml --service NAME    ... of a release, live
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ def _parser() -> argparse.ArgumentParser:
         "explain", help="say in words what an AnalysisRun's canary measurements mean "
         "(kubectl get analysisrun NAME -o yaml > run.yaml, or - for standard input)"
     )
-    explain_cmd.add_argument("run", metavar="FILE", help="AnalysisRun YAML or JSON; - reads stdin")
+    explain_cmd.add_argument("run", metavar="FILE", nargs="?",
+                             help="AnalysisRun YAML or JSON; - reads stdin")
     explain_cmd.add_argument("--json", action="store_true", help="one JSON document, for tools")
+    explain_cmd.add_argument(
+        "--stack", type=Path, metavar="Pulumi.<stack>.yaml",
+        help="instead of FILE: read the runs from the stack's cluster (with --service)")
+    explain_cmd.add_argument("--service", metavar="NAME",
+                             help="the service whose current release to explain (with --stack)")
     for cmd in (docs_cmd, plan_cmd, rules_cmd):
         cmd.add_argument(
             "--stack", type=Path, action="append", default=[], metavar="Pulumi.<stack>.yaml"
@@ -79,10 +86,17 @@ def _write_rules(paths: list[Path], out: Path) -> int:
     return 0
 
 
-def _explain(source: str, as_json: bool) -> int:
+def _explain(args: argparse.Namespace) -> int:
     from delivery import explain
 
-    if source == "-":
+    source, as_json = args.run, args.json
+    if (source is None) == (args.stack is None) or (args.stack is None) != (args.service is None):
+        print("python -m delivery explain: give FILE (or - for stdin), or --stack and --service",
+              file=sys.stderr)
+        return 2
+    if args.stack is not None:
+        text, source = explain.cluster_runs(args.stack, args.service)
+    elif source == "-":
         text = sys.stdin.read()
     else:
         try:
@@ -99,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "explain":
-            return _explain(args.run, args.json)
+            return _explain(args)
         if args.command == "docs" and args.stack_reference:
             print(docs.stack_reference(), end="")
         elif args.command == "docs":

@@ -1,10 +1,11 @@
 """``python -m delivery explain``: an AnalysisRun's canary verdicts in words.
 
 It reads what the controller stored (``kubectl get analysisrun <run> -o yaml``, a file or
-standard input, one run or a ``List`` of them) and, per metric the templates of this project
-wrote, decodes the last measurement with ``judge.EVIDENCE`` (the one definition of the vector)
-and the thresholds from the metric's own conditions (the ones the controller evaluated). So the
-explanation is of the run as it was judged, not of the current stack.
+standard input, one run or a ``List`` of them; or, with a stack file and a service, the runs of
+the Rollout's current revision from the stack's cluster) and, per metric the templates of this
+project wrote, decodes the last measurement with ``judge.EVIDENCE`` (the one definition of the
+vector) and the thresholds from the metric's own conditions (the ones the controller evaluated).
+So the explanation is of the run as it was judged, not of the current stack.
 """
 
 from __future__ import annotations
@@ -12,16 +13,21 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from delivery import judge
 from delivery.analysis import SHARED_INCIDENT_SUFFIX
+from delivery.config import load_stack_file, read_stack_file, stack_catalogue
 from slo.problems import ConfigError
 
 _NUMBER = r"(-?[0-9.]+(?:e[-+]?[0-9]+)?)"
+REVISION = "rollout.argoproj.io/revision"
 
 
 @dataclass
@@ -203,6 +209,68 @@ def read_runs(text: str, source: str) -> list[dict[str, Any]]:
             raise ConfigError([f"{source}: {run.get('metadata', {}).get('name', 'a run')}: "
                                "spec.metrics: a list of metrics is expected"])
     return runs
+
+
+def cluster_runs(stack_path: Path, service: str, kubectl: str = "kubectl") -> tuple[str, str]:
+    """The AnalysisRuns of the Rollout ``service``'s current revision, from the cluster of the
+    stack's Kubernetes provider (its ``kubernetes:kubeconfig`` and ``kubernetes:context``, else
+    kubectl's own defaults), as a JSON ``List``; and a name for them. ConfigError when the stack,
+    kubectl or the cluster cannot say."""
+    source = stack_path.name
+    stack = load_stack_file(stack_path)
+    catalogue, _ = stack_catalogue(stack, Path.cwd(), source)
+    namespaces = {s.name: s.namespace for s in catalogue.services}
+    if service not in stack.services:
+        raise ConfigError([f"{source}: {service}: not a service of this stack (services: "
+                           f"{', '.join(sorted(stack.services))})"])
+    namespace = namespaces[service]
+    config = read_stack_file(stack_path)
+    base = [kubectl]
+    kubeconfig, context = config.get("kubernetes:kubeconfig"), config.get("kubernetes:context")
+    with tempfile.TemporaryDirectory() as tmp:
+        if isinstance(kubeconfig, str) and "\n" in kubeconfig:  # the provider takes contents too
+            (Path(tmp) / "kubeconfig").write_text(kubeconfig)
+            kubeconfig = str(Path(tmp) / "kubeconfig")
+        if isinstance(kubeconfig, str):
+            base += ["--kubeconfig", kubeconfig]
+        if isinstance(context, str):
+            base += ["--context", context]
+        rollout = _kubectl([*base, "get", "rollout", service, "-n", namespace, "-o", "json"],
+                           f"rollout {namespace}/{service}")
+        status, metadata = rollout.get("status") or {}, rollout.get("metadata") or {}
+        pod_hash = status.get("currentPodHash")
+        if not pod_hash:
+            raise ConfigError([f"rollout {namespace}/{service}: no current revision yet"])
+        found = _kubectl([*base, "get", "analysisrun", "-n", namespace, "-l",
+                          f"rollouts-pod-template-hash={pod_hash}", "-o", "json"],
+                         f"analysis runs of {namespace}/{service}")
+    revision = (metadata.get("annotations") or {}).get(REVISION)
+    runs = sorted(
+        (r for r in found.get("items") or []
+         if (r.get("metadata", {}).get("annotations") or {}).get(REVISION) == revision),
+        key=lambda r: str(r.get("metadata", {}).get("creationTimestamp", "")),
+    )
+    where = f"rollout {namespace}/{service} revision {revision} ({pod_hash})"
+    if not runs:
+        raise ConfigError([f"{where}: no AnalysisRun yet"])
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": runs}), where
+
+
+def _kubectl(args: list[str], what: str) -> dict[str, Any]:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    except FileNotFoundError:
+        raise ConfigError([f"{args[0]}: not found; install kubectl, or save the run with kubectl "
+                           "elsewhere and explain the file"]) from None
+    except subprocess.TimeoutExpired:
+        raise ConfigError([f"{what}: kubectl did not answer within 60 s"]) from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise ConfigError([f"{what}: kubectl failed: {last}"])
+    try:
+        return dict(json.loads(done.stdout))
+    except ValueError:
+        raise ConfigError([f"{what}: kubectl did not print JSON"]) from None
 
 
 def render_text(verdicts: list[RunVerdict]) -> str:

@@ -647,6 +647,18 @@ def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, 
     assert said["run"] == run["metadata"]["name"], said
     # the numbers in the message are the measurement Argo failed the canary on
     assert [float(said["evidence"][name]) for name in EVIDENCE] == pytest.approx(value), said
+    # the message's explain, run live on the stack's cluster: the same run, the same verdict
+    live = subprocess.run(
+        [sys.executable, "-m", "delivery", "explain", "--stack", "Pulumi.e2e.yaml", "--service",
+         "api-gateway", "--json"], cwd=ROOT, env=stack.env, capture_output=True, text=True,
+        check=False, timeout=120,
+    )
+    assert live.returncode == 0, live.stderr
+    runs_said = {r["name"]: r for r in json.loads(live.stdout)}
+    assert run["metadata"]["name"] in runs_said, sorted(runs_said)
+    live_metric = next(m for m in runs_said[run["metadata"]["name"]]["metrics"]
+                       if m["name"] == "error-rate")
+    assert live_metric["verdict"] == "aborted", live_metric
     # the dashboards' rollout-events annotation marks the abort at its time
     aborted_at = datetime.datetime.fromisoformat(
         body["status"]["abortedAt"].replace("Z", "+00:00")).timestamp()

@@ -185,3 +185,94 @@ def test_an_advisory_metric_that_fails_is_not_called_an_abort():
     assert "advisory (dry run), so the rollout goes on" in verdict.reason
     del run["spec"]["dryRun"]
     assert _explain(run)["error-rate"].verdict == "aborted"
+
+
+FAKE_KUBECTL = '''#!{python}
+"""A kubectl that answers from files: the Rollout, the AnalysisRuns; records its arguments."""
+import json, sys
+from pathlib import Path
+here = Path(__file__).parent
+with (here / "calls").open("a") as calls:
+    calls.write(json.dumps(sys.argv[1:]) + "\\n")
+if (here / "fail").exists():
+    sys.stderr.write("Unable to connect to the server: dial tcp 10.0.0.1:6443: i/o timeout\\n")
+    sys.exit(1)
+kind = "rollout" if "rollout" in sys.argv else "analysisrun"
+sys.stdout.write((here / f"{{kind}}.json").read_text())
+'''
+
+
+def _fake_kubectl(tmp_path: Path, rollout: dict[str, Any], runs: list[dict[str, Any]]) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "kubectl"
+    fake.write_text(FAKE_KUBECTL.format(python=sys.executable))
+    fake.chmod(0o755)
+    (bin_dir / "rollout.json").write_text(json.dumps(rollout))
+    (bin_dir / "analysisrun.json").write_text(json.dumps({"kind": "List", "items": runs}))
+    return bin_dir
+
+
+def _explain_live(bin_dir: Path, stack: Path, service: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": str(bin_dir), "HOME": str(bin_dir)}  # no other kubectl
+    return subprocess.run(
+        [sys.executable, "-m", "delivery", "explain", "--stack", str(stack), "--service", service,
+         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def _revision(run: dict[str, Any], revision: str, name: str, created: str) -> dict[str, Any]:
+    run = copy.deepcopy(run)
+    run["metadata"].update(name=name, creationTimestamp=created,
+                           annotations={"rollout.argoproj.io/revision": revision})
+    return run
+
+
+def test_explain_reads_the_current_revisions_runs_from_the_stacks_cluster(tmp_path):
+    bad = _evidence("error-rate", (30, 600, 20), (20, 60_000, 20))
+    failed = _run(GATE, {"error-rate": [("Failed", _value(bad))]}, {"error-rate": "Failed"},
+                  "Failed")
+    runs = [_revision(failed, "4", "api-gateway-6f7c9-4-5", "2026-12-05T08:02:00Z"),
+            _revision(failed, "3", "api-gateway-6f7c9-3-2", "2026-12-04T10:00:00Z"),
+            _revision(failed, "4", "api-gateway-6f7c9-4-2", "2026-12-05T08:00:00Z")]
+    rollout = {"kind": "Rollout", "metadata": {"name": "api-gateway", "annotations": {
+        "rollout.argoproj.io/revision": "4"}}, "status": {"currentPodHash": "6f7c9"}}
+    bin_dir = _fake_kubectl(tmp_path, rollout, runs)
+    stack = tmp_path / "Pulumi.dev.yaml"
+    stack.write_text((ROOT / "Pulumi.dev.yaml").read_text().replace(
+        "config:\n", "config:\n  kubernetes:context: dev-cluster\n", 1))
+    (tmp_path / "catalogue").symlink_to(ROOT / "catalogue")
+    done = _explain_live(bin_dir, stack, "api-gateway")
+    assert done.returncode == 0, done.stderr
+    # revision 4's runs only, in the order they were created
+    assert [r["name"] for r in json.loads(done.stdout)] == [
+        "api-gateway-6f7c9-4-2", "api-gateway-6f7c9-4-5"]
+    calls = [json.loads(line) for line in (bin_dir / "calls").read_text().splitlines()]
+    assert calls == [
+        ["--context", "dev-cluster", "get", "rollout", "api-gateway", "-n", "api", "-o", "json"],
+        ["--context", "dev-cluster", "get", "analysisrun", "-n", "api", "-l",
+         "rollouts-pod-template-hash=6f7c9", "-o", "json"],
+    ]
+
+
+def test_explain_from_a_cluster_says_in_one_line_what_went_wrong(tmp_path):
+    rollout = {"kind": "Rollout", "metadata": {"name": "api-gateway"}, "status": {}}
+    bin_dir = _fake_kubectl(tmp_path, rollout, [])
+    stack = ROOT / "Pulumi.dev.yaml"
+    done = _explain_live(bin_dir, stack, "api-gateway")
+    assert (done.returncode, done.stderr) == (
+        1, "rollout api/api-gateway: no current revision yet\n")
+    (bin_dir / "fail").touch()
+    done = _explain_live(bin_dir, stack, "api-gateway")
+    assert (done.returncode, done.stderr) == (1, (
+        "rollout api/api-gateway: kubectl failed: Unable to connect to the server: dial tcp "
+        "10.0.0.1:6443: i/o timeout\n"))
+    (bin_dir / "kubectl").unlink()
+    done = _explain_live(bin_dir, stack, "api-gateway")
+    assert done.returncode == 1 and done.stderr.startswith("kubectl: not found")
+    done = _explain_live(bin_dir, stack, "billing")
+    assert done.returncode == 1 and done.stderr.startswith(
+        "Pulumi.dev.yaml: billing: not a service of this stack")
+    done = subprocess.run([sys.executable, "-m", "delivery", "explain", "run.yaml", "--stack",
+                           str(stack), "--service", "api-gateway"], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "give FILE (or - for stdin), or --stack and" in done.stderr
