@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import io
+import json
 import math
 import multiprocessing
 import os
@@ -51,6 +52,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -387,6 +390,34 @@ class Prometheus(LocalPrometheus):
 
     def start(self, timeout: float = 300) -> LocalPrometheus:
         return super().start(timeout)
+
+    def api(self, path: str, **params: Any) -> Any:
+        url = f"{self.url}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=120) as reply:
+            body = json.load(reply)
+        if body.get("status") != "success":
+            raise RuntimeError(f"{path}: {body}")
+        return body["data"]
+
+    def own_metrics(self) -> dict[str, float]:
+        """Label-less samples of Prometheus' own /metrics (e.g. prometheus_tsdb_blocks_loaded)."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=30) as reply:
+            text = reply.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                name, _, value = line.partition(" ")
+                out[name] = float(value)
+        return out
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        return list(self.api("query", query=expr)["result"])
+
+    def scalar(self, expr: str) -> float:
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else float("nan")
 
 
 # ---------------------------------------------------------------------------------------------
