@@ -55,7 +55,6 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +69,7 @@ import synth  # noqa: E402
 
 RESULTS = BENCH / "results"
 from tools.local_prometheus import LocalPrometheus, binary, free_port  # noqa: E402
+from tools.loopback import LoopbackServer, Reply, Request  # noqa: E402
 
 PROMETHEUS = binary()
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -167,31 +167,20 @@ class Exporter:
     def __init__(self, services: list[ServiceTraffic]):
         self.services = services
         self.lock = threading.Lock()
-        outer = self
+        self.server: LoopbackServer | None = None
+        self.port = 0
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with outer.lock:
-                    body = render_exposition(outer.services, time.time()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def _answer(self, _: Request) -> Reply:
+        with self.lock:
+            return Reply.text(render_exposition(self.services, time.time()))
 
     def start(self) -> None:
-        self.thread.start()
+        self.server = LoopbackServer(self._answer)
+        self.port = self.server.port
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.close()
 
     def switch(self, service: str, at: float, profile: Profile) -> None:
         with self.lock:

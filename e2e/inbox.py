@@ -7,12 +7,12 @@ The e2e stack subscribes every service to one webhook notifier whose URL is this
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tools.loopback import LoopbackServer, Reply, Request
 
 TOKEN_HEADER = "X-Slo-Canary-Token"
 
@@ -44,32 +44,20 @@ class Inbox:
         self.received: list[Notification] = []
         self.refused: list[str] = []  # bodies that were not JSON
         self.lock = threading.Lock()
-        inbox = self
+        self.server = LoopbackServer(self._answer)
+        self.url = f"{self.server.url}/notifications"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                token = self.headers.get(TOKEN_HEADER, "")
-                try:
-                    body = json.loads(raw)
-                    with inbox.lock:
-                        inbox.received.append(Notification(time.time(), token, body))
-                    status = 200
-                except ValueError:
-                    with inbox.lock:
-                        inbox.refused.append(raw.decode(errors="replace"))
-                    status = 400
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notifications"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _answer(self, request: Request) -> Reply:
+        try:
+            body = request.json()
+        except ValueError:
+            with self.lock:
+                self.refused.append(request.body.decode(errors="replace"))
+            return Reply.error(400, "not JSON")
+        with self.lock:
+            self.received.append(
+                Notification(time.time(), request.headers.get(TOKEN_HEADER, ""), body))
+        return Reply()
 
     def mark(self) -> int:
         """A position to read from later (:meth:`since`)."""
@@ -92,5 +80,4 @@ class Inbox:
             time.sleep(0.2)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()

@@ -39,10 +39,15 @@ import argparse
 import json
 import re
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script by the suite
+
+from tools.loopback import LoopbackServer, Reply, Request
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -249,85 +254,55 @@ class Simulator:
         return "\n".join(lines) + "\n"
 
 
-def serve(sim: Simulator, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            parts = self.path.strip("/").split("/")
+def serve(sim: Simulator, port: int) -> LoopbackServer:
+    """GET /metrics/<service>, /served/<service>; POST the controls (module docstring)."""
+
+    def answer(request: Request) -> Reply:
+        parts = request.path.strip("/").split("/")
+        if request.method == "GET":
             if len(parts) != 2 or parts[0] not in ("metrics", "served") or (
                 parts[1] not in sim.services
             ):
-                self.send_error(404)
-                return
+                return Reply.error(404)
             if parts[0] == "served":
-                self._json(sim.served(parts[1]))
-                return
-            body = sim.exposition(parts[1]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.end_headers()
-            self.wfile.write(body)
+                return Reply.json(sim.served(parts[1]))
+            return Reply.text(sim.exposition(parts[1]))
+        try:
+            return control(parts, request.json() or {})
+        except (ValueError, TypeError, KeyError) as err:
+            return Reply.error(400, str(err))
 
-        def _json(self, value: object) -> None:
-            body = json.dumps(value).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
+    def control(parts: list[str], body: dict[str, float]) -> Reply:
+        what = parts[0] if parts else ""
+        arity = {"rate": 3, "errors": 3, "lazy": 3, "restart": 3, "coldstart": 3, "inject": 4}
+        if arity.get(what) != len(parts) or parts[1] not in sim.services:
+            return Reply.error(404)
+        service = parts[1]
+        if what == "restart":
+            before = sim.restart(service, parts[2])
+            return Reply.json(before) if before else Reply.error(
+                404, f"no pod or hash {parts[2]} of {service}")
+        if what == "inject":
+            names = sim.inject(service, parts[2], float(parts[3]))
+            return Reply.json(names) if names else Reply.error(
+                404, f"no pod or hash {parts[2]} of {service}")
+        with sim.lock:
+            if what == "rate":
+                sim.rates[service] = float(parts[2])
+            elif what == "errors":
+                sim.incident[service] = float(parts[2])
+            elif what == "lazy":
+                sim.lazy[service] = parts[2] not in ("0", "false")
+            elif body:
+                unknown = set(body) - {"requests", "share", "seconds"}
+                if unknown:
+                    raise KeyError(f"unknown cold-start fields {sorted(unknown)}")
+                sim.cold[(service, parts[2])] = {k: float(v) for k, v in body.items()}
+            else:
+                sim.cold.pop((service, parts[2]), None)
+        return Reply(204)
 
-        def do_POST(self) -> None:
-            parts = self.path.strip("/").split("/")
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-                self._post(parts, body)
-            except (ValueError, TypeError, KeyError) as err:
-                self.send_error(400, str(err))
-
-        def _post(self, parts: list[str], body: dict[str, float]) -> None:
-            what = parts[0] if parts else ""
-            arity = {"rate": 3, "errors": 3, "lazy": 3, "restart": 3, "coldstart": 3,
-                     "inject": 4}
-            if arity.get(what) != len(parts) or parts[1] not in sim.services:
-                self.send_error(404)
-                return
-            service = parts[1]
-            if what == "restart":
-                before = sim.restart(service, parts[2])
-                if not before:
-                    self.send_error(404, f"no pod or hash {parts[2]} of {service}")
-                    return
-                self._json(before)
-                return
-            if what == "inject":
-                names = sim.inject(service, parts[2], float(parts[3]))
-                if not names:
-                    self.send_error(404, f"no pod or hash {parts[2]} of {service}")
-                    return
-                self._json(names)
-                return
-            with sim.lock:
-                if what == "rate":
-                    sim.rates[service] = float(parts[2])
-                elif what == "errors":
-                    sim.incident[service] = float(parts[2])
-                elif what == "lazy":
-                    sim.lazy[service] = parts[2] not in ("0", "false")
-                elif body:
-                    unknown = set(body) - {"requests", "share", "seconds"}
-                    if unknown:
-                        raise KeyError(f"unknown cold-start fields {sorted(unknown)}")
-                    sim.cold[(service, parts[2])] = {k: float(v) for k, v in body.items()}
-                else:
-                    sim.cold.pop((service, parts[2]), None)
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return LoopbackServer(answer, port)
 
 
 def main() -> None:

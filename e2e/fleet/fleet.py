@@ -30,12 +30,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from e2e.harness import wait_for
 from tools.local_prometheus import LocalPrometheus, free_port
+from tools.loopback import LoopbackServer, Reply, Request
 
 CLUSTERS = ("a", "b")
 # what a Thanos built without its `slicelabels` tag panics with (Prometheus' default labels
@@ -85,24 +85,8 @@ class Exporter:
         now = time.time()
         self.traffic = {name: Traffic([(now, rps, error_ratio)]) for name in services}
         self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = outer.exposition(time.time()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopbackServer(lambda _: Reply.text(self.exposition(time.time())))
+        self.port = self.server.port
 
     def exposition(self, t: float) -> str:
         lines = ["# TYPE http_requests_total counter"]
@@ -127,46 +111,30 @@ class Exporter:
         return at
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 class FakeAlertmanager:
-    """Records what the Ruler sends (any POST path: v1 or v2 API), to see its endsAt."""
+    """Records what the Ruler sends (any POST path: v1 or v2 API), to see its endsAt; answers
+    any GET (status probes)."""
 
     def __init__(self) -> None:
         self.received: list[tuple[float, dict[str, Any]]] = []
-        outer = self
+        self.server = LoopbackServer(self._answer)
+        self.port, self.url = self.server.port, self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    alerts = json.loads(body or b"[]")
-                except ValueError:
-                    alerts = []
-                now = time.time()
-                outer.received.extend((now, a) for a in alerts if isinstance(a, dict))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:  # status probes
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, request: Request) -> Reply:
+        if request.method == "POST":
+            try:
+                alerts = request.json() or []
+            except ValueError:
+                alerts = []
+            now = time.time()
+            self.received.extend((now, a) for a in alerts if isinstance(a, dict))
+        return Reply()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 # ---------------------------------------------------------------------------------------------
