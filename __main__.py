@@ -23,12 +23,12 @@ from delivery.analysis import evidence_window
 from delivery.canary import bodies
 from delivery.config import (
     PROJECT,
-    SECRET_KEYS,
     StackConfig,
     check_config_keys,
     check_promotion,
     notification_secrets,
     parse_stack,
+    project_values,
     stack_catalogue,
 )
 from delivery.docs import plan, plan_lines
@@ -50,10 +50,7 @@ def every_config() -> dict[str, Any]:
 def stack_values() -> dict[str, Any]:
     """Every ``slo-canary:*`` config value except secrets, objects decoded from JSON."""
     values: dict[str, Any] = {}
-    for key, raw in sorted(every_config().items()):
-        project, _, name = key.partition(":")
-        if project != PROJECT or name in SECRET_KEYS:
-            continue
+    for name, raw in sorted(project_values(every_config()).items()):
         try:
             values[name] = json.loads(raw)
         except json.JSONDecodeError:

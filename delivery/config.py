@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -853,17 +854,21 @@ def _did_you_mean(word: str, allowed: tuple[str, ...]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def load_stack_file(path: Path) -> StackConfig:
-    """A stack file read directly (for docs and checks; the program reads Pulumi config)."""
-    config = read_stack_file(path)
-    values = {
+def project_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``slo-canary:*`` values of a stack's config (a stack file's, or what Pulumi hands the
+    program) by key without the namespace; the secrets left out."""
+    return {
         key.partition(":")[2]: value
         for key, value in config.items()
         if key.startswith(f"{PROJECT}:")
         and not (isinstance(value, dict) and "secure" in value)
         and key.partition(":")[2] not in SECRET_KEYS
     }
-    return parse_stack(values, path.name)
+
+
+def load_stack_file(path: Path) -> StackConfig:
+    """A stack file read directly (for docs and checks; the program reads Pulumi config)."""
+    return parse_stack(project_values(read_stack_file(path)), path.name)
 
 
 def check_promotion(

@@ -30,6 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from delivery.config import project_values  # noqa: E402
 from tools.local_prometheus import LocalPrometheus, free_port  # noqa: E402
 
 T = TypeVar("T")
@@ -587,11 +588,7 @@ class Pulumi:
     def _stack_config(prometheus: str, notifications: str | None) -> dict[str, Any]:
         """The ``slo-canary:`` settings of Pulumi.e2e.yaml, by key without the namespace."""
         raw = yaml.safe_load((ROOT / "Pulumi.e2e.yaml").read_text())["config"]
-        config = {
-            key.split(":", 1)[1]: value
-            for key, value in raw.items()
-            if key.startswith("slo-canary:")
-        }
+        config = project_values(raw)
         config["prometheus"]["address"] = prometheus
         if notifications is None:
             config.pop("notifications", None)

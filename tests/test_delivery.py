@@ -11,7 +11,7 @@ import yaml
 
 from delivery import judge, rollout
 from delivery.canary import bodies
-from delivery.config import DeliveryConfig, ServiceDeployment, parse_stack
+from delivery.config import DeliveryConfig, ServiceDeployment, parse_stack, project_values
 from delivery.routers import ROUTERS, replica_split
 from slo import conventions as names
 from slo.loader import load_catalogue, parse_catalogue
@@ -28,11 +28,7 @@ NAMESPACES = {s.name: s.namespace for s in CATALOGUE.services}
 
 def stack_values(name: str) -> dict:
     raw = yaml.safe_load((ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
-    return {
-        k.split(":", 1)[1]: json.loads(json.dumps(v))
-        for k, v in raw.items()
-        if k.startswith("slo-canary:")  # not the provider's `kubernetes:` keys
-    }
+    return project_values(json.loads(json.dumps(raw)))  # a copy each test may change
 
 
 def stack(name: str, **analysis):
