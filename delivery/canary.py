@@ -96,7 +96,8 @@ def bodies(
         },
         network_policy=rollout.network_policy(service, namespace, deployment, prometheus.namespace),
         rollout=rollout_for,
-        ingress=rollout.ingress(service, namespace, deployment) if router.ingress else None,
+        ingress=(rollout.ingress(service, namespace, deployment, router.ingress_class)
+                 if router.ingress_class else None),
         pod_monitor=(
             rollout.pod_monitor(
                 service, namespace, prometheus.rule_labels, prometheus.scrape_interval

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from delivery.routers import ROUTERS
 from slo.inputs import read_yaml
 from slo.loader import load_catalogue, pydantic_problems
 from slo.model import ResolvedSlo, resolve_all
@@ -422,10 +423,12 @@ class DeliveryConfig(Model):
         alias="timeoutSeconds",
         description="With waitForRollout, how long `pulumi up` waits per Rollout.",
     )
-    traffic_routing: Literal["replicas", "nginx"] = Field(
+    traffic_routing: Literal[tuple(ROUTERS)] = Field(  # type: ignore[valid-type]
         default="replicas",
         alias="trafficRouting",
-        description="Split by replica count, or by NGINX ingress canary weights.",
+        description="How a weight becomes traffic: "
+        + "; ".join(f"`{name}`: {router.description}" for name, router in ROUTERS.items())
+        + ".",
     )
     analysis: AnalysisConfig = Field(
         default_factory=AnalysisConfig, description="How canaries are judged."

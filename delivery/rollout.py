@@ -171,7 +171,9 @@ def services(service: str, namespace: str, spec: ServiceDeployment) -> list[dict
     ]
 
 
-def ingress(service: str, namespace: str, spec: ServiceDeployment) -> dict[str, Any]:
+def ingress(
+    service: str, namespace: str, spec: ServiceDeployment, ingress_class: str
+) -> dict[str, Any]:
     """The stable Ingress that Argo Rollouts clones into a weighted canary Ingress."""
     rule: dict[str, Any] = {
         "http": {
@@ -201,7 +203,7 @@ def ingress(service: str, namespace: str, spec: ServiceDeployment) -> dict[str, 
             # Argo Rollouts judges the release; `pulumi up` need not wait for a load balancer
             "annotations": {"pulumi.com/skipAwait": "true"},
         },
-        "spec": {"ingressClassName": "nginx", "rules": [rule]},
+        "spec": {"ingressClassName": ingress_class, "rules": [rule]},
     }
 
 

@@ -1,4 +1,6 @@
-"""Traffic routers: how a canary weight becomes traffic. Adding one is one entry in ``ROUTERS``.
+"""Traffic routers: how a canary weight becomes traffic. Adding one is one entry in ``ROUTERS``
+(the stack file's ``trafficRouting`` accepts its name, the plan uses its share, the Rollout its
+``trafficRouting``, the stable Ingress its class).
 
 ``share`` is the part of the traffic the canary really receives at a weight. Without a router
 Argo Rollouts splits by replica count, choosing among rounded canary counts (with one pod of
@@ -47,18 +49,19 @@ def _replica_share(replicas: int, weight: int) -> float:
 class Router:
     description: str
     share: Callable[[int, int], float]  # (replicas, weight) -> canary's share of the traffic
-    ingress: bool  # the program renders the stable Ingress the router clones
+    # the class of the stable Ingress the program renders for the router to clone; None: none
+    ingress_class: str | None
     traffic_routing: Callable[[str], dict[str, Any] | None]  # the Rollout's trafficRouting
 
 
 ROUTERS: dict[str, Router] = {
     "replicas": Router(
-        "split by pod count (no router)", _replica_share, False, lambda service: None
+        "split by pod count (no router)", _replica_share, None, lambda service: None
     ),
     "nginx": Router(
         "NGINX ingress canary weights",
         lambda replicas, weight: weight / 100,
-        True,
+        "nginx",
         lambda service: {"nginx": {"stableIngress": service}},
     ),
     # gatewayapi: Argo's Gateway API plugin (trafficRouting.plugins) would be one more entry.

@@ -20,7 +20,13 @@ from slo.conventions import HASH_LABEL
 from slo.inputs import read_yaml
 from slo.model import QueryEvents, default_tiers, events_for, tiers_for
 from slo.problems import ConfigError, Problem
-from slo.spec import NAME_PATTERN, Catalogue, LatencyIndicator, QueryIndicator
+from slo.spec import (
+    INDICATOR_KINDS,
+    NAME_PATTERN,
+    Catalogue,
+    LatencyIndicator,
+    QueryIndicator,
+)
 
 
 def format_path(loc: tuple[str | int, ...]) -> str:
@@ -70,7 +76,8 @@ def pydantic_problems(err: ValidationError, root: type[BaseModel]) -> list[Probl
         elif item["type"] == "missing":
             message = "required field is missing"
         elif item["type"] == "union_tag_not_found":
-            message = "missing 'kind' (ratio, latency or availability)"
+            message = (f"missing 'kind' ({', '.join(INDICATOR_KINDS[:-1])} or "
+                       f"{INDICATOR_KINDS[-1]})")
         else:
             message = _in_operator_terms(item)
         problems.append(Problem(format_path(loc), message))

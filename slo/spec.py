@@ -8,6 +8,7 @@ a silently missing setting. Field descriptions are the reference documentation o
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -322,6 +323,11 @@ Indicator = Annotated[
     RatioIndicator | LatencyIndicator | AvailabilityIndicator | QueryIndicator,
     Field(discriminator="kind"),
 ]
+# every SLI kind, as the catalogue names it (from the models of the union above)
+INDICATOR_KINDS: tuple[str, ...] = tuple(
+    typing.get_args(model.model_fields["kind"].annotation)[0]
+    for model in typing.get_args(typing.get_args(Indicator)[0])
+)
 
 
 class BurnRateTier(Model):

@@ -3,6 +3,8 @@ semantics of Argo Rollouts' analysis that the judge relies on."""
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import promql_parser
@@ -527,3 +529,42 @@ def test_a_secure_value_must_be_a_ciphertext_pulumi_wrote(value, accepted):
     from delivery.config import is_ciphertext
 
     assert is_ciphertext(value) is accepted
+
+
+ADD_A_ROUTER = '''
+import json
+from pathlib import Path
+from delivery.routers import ROUTERS, Router
+ROUTERS["dummy"] = Router("a dummy router", lambda replicas, weight: weight / 100, "dummy-class",
+                          lambda service: {"dummy": {"stable": service}})
+from delivery.canary import bodies
+from delivery.config import load_stack_file, stack_catalogue
+from delivery.docs import plan
+from slo.rules import by_service
+path = Path("Pulumi.dev.yaml")
+values = load_stack_file(path).model_dump(by_alias=True)
+values["delivery"]["trafficRouting"] = "dummy"
+from delivery.config import parse_stack
+stack = parse_stack(values, path.name)
+_, slos = stack_catalogue(stack, Path.cwd(), path.name)
+mine = by_service(slos)["api-gateway"]
+built = bodies("api-gateway", "api", mine, stack)
+print(json.dumps({
+    "routing": built.rollout(built.image)["spec"]["strategy"]["canary"]["trafficRouting"],
+    "ingress_class": built.ingress["spec"]["ingressClassName"] if built.ingress else None,
+    "plan": plan("api-gateway", mine, stack),
+}, default=str))
+'''
+
+
+def test_a_router_is_one_entry_in_the_routers_table():
+    """The README's recipe: a router added to ROUTERS alone is accepted by the stack file,
+    routes the Rollout, gets its stable Ingress with its class, and the plan uses its share."""
+    done = subprocess.run([sys.executable, "-c", ADD_A_ROUTER], cwd=ROOT, capture_output=True,
+                          text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["routing"] == {"dummy": {"stable": "api-gateway"}}
+    assert found["ingress_class"] == "dummy-class"
+    assert found["plan"]["trafficShareByWeight"]["10%"] == "10%"  # its share, not the replicas'
+    assert ROUTERS["replicas"].share(2, 10) != pytest.approx(0.10)
