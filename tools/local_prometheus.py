@@ -91,8 +91,8 @@ class LocalPrometheus:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
-                raise RuntimeError(f"Prometheus exited:\n{log}")
+                tail = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
+                raise RuntimeError(f"Prometheus exited:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
                     if response.status == 200:

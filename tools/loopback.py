@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,7 +21,7 @@ EXPOSITION = "text/plain; version=0.0.4"
 class Request:
     method: str
     path: str
-    headers: Mapping[str, str]
+    headers: Message[str, str]  # what the client sent, read in any case
     body: bytes
 
     def json(self) -> Any:
@@ -52,7 +53,7 @@ class LoopbackServer:
         class Handler(BaseHTTPRequestHandler):
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                request = Request(self.command, self.path, self.headers,  # any case
+                request = Request(self.command, self.path, self.headers,
                                   self.rfile.read(length) if length else b"")
                 try:
                     reply = answer(request)

@@ -127,9 +127,9 @@ def run(
         exports[name] = value
         real_export(name, value)
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def program() -> pulumi.Output[Any]:
-        pulumi.export = export  # type: ignore[assignment]
+        pulumi.export = export
         try:
             runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
         finally:
@@ -139,7 +139,7 @@ def run(
     program()
     resolved: dict[str, Any] = {}
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def collect() -> pulumi.Output[Any]:
         return pulumi.Output.from_input(exports).apply(resolved.update)
 
