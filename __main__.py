@@ -33,6 +33,7 @@ from delivery.config import (
 )
 from delivery.docs import plan, plan_lines
 from delivery.judge import gates
+from delivery.routers import ROUTERS
 from slo.dashboards import CanaryStatistic
 from slo.model import ResolvedSlo
 from slo.problems import ConfigError
@@ -88,8 +89,16 @@ def main() -> None:
             lambda healthy: _promoted(stack, healthy, source)
         )
 
+    router = ROUTERS[stack.delivery.traffic_routing]
+    if router.deprecated:
+        pulumi.log.warn(f"{source}: {PROJECT}:delivery.trafficRouting: "
+                        f"{stack.delivery.traffic_routing}: {router.deprecated}")
+    if router.controller_args and stack.argo_rollouts.install == "none":
+        pulumi.log.info(f"trafficRouting {stack.delivery.traffic_routing}: the Argo Rollouts "
+                        f"controller must run with {' '.join(router.controller_args)}")
     argo = ArgoRollouts("argo-rollouts", stack.argo_rollouts,
-                        notifications=notification_settings(stack, secrets_of_notifiers))
+                        notifications=notification_settings(stack, secrets_of_notifiers),
+                        controller_args=router.controller_args)
     grouped = by_service(slos)
     namespaces = {
         ns: k8s.core.v1.Namespace(f"namespace-{ns}", metadata={"name": ns})

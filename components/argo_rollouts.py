@@ -33,9 +33,13 @@ class NotificationSettings:
 
 
 def helm_values(
-    cfg: ArgoRolloutsConfig, notifications: NotificationSettings | None = None
+    cfg: ArgoRolloutsConfig,
+    notifications: NotificationSettings | None = None,
+    controller_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     values = _helm_values(cfg)
+    if controller_args:
+        values["controller"]["extraArgs"] = list(controller_args)
     if notifications is not None:
         data = notifications.data
         values["notifications"] = {
@@ -63,11 +67,19 @@ def _helm_values(cfg: ArgoRolloutsConfig) -> dict[str, Any]:
 
 
 def manifest_objects(
-    path: str, namespace: str, without_notification_secret: bool = False
+    path: str, namespace: str, without_notification_secret: bool = False,
+    controller_args: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """The controller's install manifests with namespaced objects placed in ``namespace``; the
-    empty notification Secret they carry left out when the stack provides its own."""
+    empty notification Secret they carry left out when the stack provides its own; the
+    controller's container given ``controller_args`` (what the stack's router needs)."""
     objects = [o for o in yaml.safe_load_all(Path(path).read_text()) if o]
+    for obj in objects:
+        if obj.get("kind") == "Deployment" and controller_args:
+            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get(
+                "containers", []
+            ):
+                container["args"] = [*container.get("args", []), *controller_args]
     if without_notification_secret:
         objects = [o for o in objects if not (
             o.get("kind") == "Secret" and o.get("metadata", {}).get("name") == SECRET)]
@@ -89,6 +101,7 @@ class ArgoRollouts(pulumi.ComponentResource):
         args: ArgoRolloutsConfig,
         opts: pulumi.ResourceOptions | None = None,
         notifications: NotificationSettings | None = None,
+        controller_args: tuple[str, ...] = (),
     ) -> None:
         super().__init__("slo-canary:delivery:ArgoRollouts", name, None, opts)
         self.namespace = args.namespace
@@ -109,7 +122,7 @@ class ArgoRollouts(pulumi.ComponentResource):
                         version=args.chart_version,
                         repository_opts={"repo": args.repository},
                         namespace=args.namespace,
-                        values=helm_values(args, notifications),
+                        values=helm_values(args, notifications, controller_args),
                         opts=after,
                     )
                 )
@@ -119,7 +132,7 @@ class ArgoRollouts(pulumi.ComponentResource):
                     k8s.yaml.v2.ConfigGroup(
                         f"{name}-manifests",
                         objs=manifest_objects(
-                            args.manifests_path, args.namespace, own_secret
+                            args.manifests_path, args.namespace, own_secret, controller_args
                         ),
                         opts=after,
                     )

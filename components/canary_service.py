@@ -65,6 +65,11 @@ class CanaryService(pulumi.ComponentResource):
                     opts=child,
                 )
             )
+        for route in bodies.routes:  # Argo Rollouts moves the weights in some of them
+            routing.append(_custom(
+                f"{name}-{route.body['kind'].lower()}", route.body,
+                pulumi.ResourceOptions(parent=self, ignore_changes=list(route.managed_by_argo)),
+            ))
         policy = bodies.network_policy
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=child

@@ -12,7 +12,7 @@ from typing import Any
 from delivery import analysis, evidence, judge, notifications, rollout
 from delivery.config import StackConfig
 from delivery.judge import Gate
-from delivery.routers import ROUTERS
+from delivery.routers import ROUTERS, Route
 from slo.model import ResolvedSlo
 from slo.rules import prometheus_rule_of_groups
 
@@ -30,6 +30,7 @@ class CanaryBodies:
     image: str = ""  # the stack file's image
     evidence_rule: dict[str, Any] | None = None  # the judge's recordings (delivery/evidence.py)
     gates: list[Gate] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)  # the router's objects besides an Ingress
 
 
 def evidence_group(
@@ -107,5 +108,6 @@ def bodies(
         ),
         image=deployment.image,
         gates=gates,
+        routes=router.routes(service, namespace, deployment.host),
         evidence_rule=evidence_rule,
     )

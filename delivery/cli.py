@@ -18,6 +18,7 @@ from pathlib import Path
 from delivery import docs, evidence
 from delivery.canary import evidence_group
 from delivery.config import StackConfig, load_stack_file, stack_catalogue
+from delivery.routers import ROUTERS
 from slo.loader import load_catalogue
 from slo.model import ResolvedSlo, resolve_all
 from slo.problems import ConfigError
@@ -130,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _write_rules(args.stack, args.out)
         else:
             for name, (stack, grouped) in _checked(args.stack).items():
+                routing = stack.delivery.traffic_routing
+                if ROUTERS[routing].deprecated:
+                    print(f"{name}: trafficRouting {routing}: {ROUTERS[routing].deprecated}")
                 for service in sorted(stack.services):
                     summary = docs.plan(service, grouped.get(service, []), stack)
                     for line in docs.plan_lines(service, summary):

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from delivery.config import project_values  # noqa: E402
+from delivery.routers import ROUTERS, TRAEFIK_CRDS, TRAEFIK_MODULE  # noqa: E402
 from tools.local_prometheus import LocalPrometheus, free_port  # noqa: E402
 
 T = TypeVar("T")
@@ -356,6 +357,8 @@ def start_cluster(stack: Stack, name: str = "") -> None:
     )
     crds = (b.parent / "argo-rollouts-crds").resolve()
     stack.kubectl("apply", "--server-side", "-f", str(crds))
+    # Traefik v3's CRDs: the traefik router's TraefikService and IngressRoute
+    stack.kubectl("apply", "--server-side", "-f", str(_module_dir(TRAEFIK_MODULE) / TRAEFIK_CRDS))
     operator = _module_dir("github.com/prometheus-operator/prometheus-operator@v0.85.0")
     for name in ("prometheusrules", "podmonitors"):
         stack.kubectl(
@@ -418,6 +421,8 @@ def start_controller(stack: Stack) -> None:
             str(port),
             "--healthzPort",
             str(health),
+            # as an operator runs it for the traefik router (Traefik v3's API group)
+            *ROUTERS["traefik"].controller_args,
         ],
     )
     wait_for(

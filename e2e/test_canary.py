@@ -936,6 +936,44 @@ def test_9_nginx_canary_ingress_weight_follows_the_steps(stack, pulumi):
     timeline.done(f"canary-weight annotation went {' -> '.join(seen)}")
 
 
+def test_9b_traefik_weights_follow_the_steps_and_go_back_to_0_on_abort(stack, pulumi):
+    """trafficRouting: traefik: the real controller moves the weighted TraefikService's weights
+    (Traefik v3's CRDs, traefik.io) through the steps, and back to 0 when a release aborts."""
+    timeline = Timeline("9b Traefik weights")
+    service, namespace = "orchestrator", SERVICES["orchestrator"]
+    good_tag = running_tag(stack, service)
+    seen: list[int] = []
+
+    def canary_weight() -> None:
+        found = json.loads(stack.kubectl("get", "traefikservice", service, "-n", namespace,
+                                         "-o", "json", check=False) or "{}")
+        weights = {s["name"]: s.get("weight") for s in
+                   found.get("spec", {}).get("weighted", {}).get("services", [])}
+        value = weights.get(f"{service}-canary")
+        if value is not None and (not seen or seen[-1] != value):
+            assert weights[f"{service}-stable"] == 100 - value, weights
+            seen.append(value)
+            timeline.mark(f"canary weight {value}")
+
+    with pulumi.override(delivery={"trafficRouting": "traefik"}):
+        release(stack, pulumi, service, "1.5.2", timeline)
+        body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, also=canary_weight)
+        assert phase(body) == "Healthy", summary(body)
+        route = stack.get("ingressroute", service, namespace)
+        assert route["spec"]["routes"][0]["services"] == [
+            {"name": service, "kind": "TraefikService"}]
+        assert [w for w in seen if w in (10, 25, 50)] == [10, 25, 50], seen
+        promoted = list(seen)
+        seen.clear()
+        release(stack, pulumi, service, "1.5.3-bad", timeline)
+        _aborted(stack, service, timeline, f"{REGISTRY}/{service}:1.5.2", also=canary_weight)
+        canary_weight()
+        assert seen and seen[-1] == 0 and 10 in seen, seen  # up to 10, back to 0 on abort
+        _recover(stack, pulumi, service, "1.5.2")
+    timeline.done(f"weights {' -> '.join(map(str, promoted))}; aborted: "
+                  f"{' -> '.join(map(str, seen))} (was {good_tag})")
+
+
 def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi, inbox):
     timeline = Timeline("10 error-budget freeze")
     query = 'min(slo:error_budget_remaining:ratio{service="agent-runner"})'

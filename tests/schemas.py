@@ -19,9 +19,13 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-MODULES = {
-    "github.com/argoproj/argo-rollouts@v1.9.1": "manifests/crds",
-    "github.com/prometheus-operator/prometheus-operator@v0.85.0": "example/prometheus-operator-crd",
+from delivery.routers import TRAEFIK_CRDS, TRAEFIK_MODULE
+
+MODULES = {  # module -> its CRD files (a glob in the module)
+    "github.com/argoproj/argo-rollouts@v1.9.1": "manifests/crds/*.yaml",
+    "github.com/prometheus-operator/prometheus-operator@v0.85.0":
+        "example/prometheus-operator-crd/*.yaml",
+    TRAEFIK_MODULE: TRAEFIK_CRDS,
 }
 KUBERNETES_VERSION = "1.33"
 
@@ -77,8 +81,8 @@ def _strict(schema: dict[str, Any]) -> dict[str, Any]:
 def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> strict openAPIV3Schema, for every CRD in the pinned modules."""
     schemas = {}
-    for module, folder in MODULES.items():
-        for path in sorted((_module_dir(module) / folder).glob("*.yaml")):
+    for module, pattern in MODULES.items():
+        for path in sorted(_module_dir(module).glob(pattern)):
             for doc in yaml.load_all(path.read_text(), Loader=_CrdLoader):
                 if not doc or doc.get("kind") != "CustomResourceDefinition":
                     continue

@@ -60,6 +60,7 @@ def test_templates_and_rollout_fit_the_argo_rollouts_crds(stack_name, service):
             update={"traffic_routing": "nginx"})}
     )
     with_ingress = bodies(service, NAMESPACES[service], SLOS[service], nginx)
+    traefik = bodies(service, NAMESPACES[service], SLOS[service], _routed(stack_name, "traefik"))
     for body in [
         *b.templates.values(),
         b.rollout(b.image),
@@ -68,8 +69,16 @@ def test_templates_and_rollout_fit_the_argo_rollouts_crds(stack_name, service):
         *b.services.values(),
         with_ingress.ingress,
         with_ingress.rollout("x:1"),
+        traefik.rollout("x:1"),
+        *(route.body for route in traefik.routes),
     ]:
         validate(body)
+
+
+def _routed(stack_name: str, router: str):
+    stack = STACKS[stack_name]
+    return stack.model_copy(
+        update={"delivery": stack.delivery.model_copy(update={"traffic_routing": router})})
 
 
 def test_a_misspelt_field_fails_the_crd_schema():
@@ -377,6 +386,61 @@ def test_nginx_routing_points_at_the_stable_ingress():
     }
     assert b.ingress is not None
     assert render("api-gateway").ingress is None
+
+
+def test_traefik_routing_weighs_a_traefikservice_behind_an_ingressroute():
+    cfg = _routed("dev", "traefik")
+    b = bodies("api-gateway", "api", SLOS["api-gateway"], cfg)
+    canary = b.rollout("x:1")["spec"]["strategy"]["canary"]
+    assert canary["trafficRouting"] == {"traefik": {"weightedTraefikServiceName": "api-gateway"}}
+    weighted, route = (r.body for r in b.routes)
+    assert weighted["kind"] == "TraefikService" and route["kind"] == "IngressRoute"
+    # the names Argo Rollouts looks for, stable at 100 until it moves them
+    assert [(s["name"], s["weight"]) for s in weighted["spec"]["weighted"]["services"]] == [
+        (canary["stableService"], 100), (canary["canaryService"], 0)]
+    assert b.routes[0].managed_by_argo == ("spec.weighted.services",)
+    assert route["spec"]["routes"][0]["services"] == [
+        {"name": "api-gateway", "kind": "TraefikService"}]
+    assert b.ingress is None
+    hosted = cfg.model_copy(update={"services": {**cfg.services, "api-gateway": cfg.services[
+        "api-gateway"].model_copy(update={"host": "api.example.internal"})}})
+    routed = bodies("api-gateway", "api", SLOS["api-gateway"], hosted).routes[1].body
+    assert routed["spec"]["routes"][0]["match"] == "Host(`api.example.internal`)"
+    assert ROUTERS["traefik"].share(2, 10) == pytest.approx(0.10)
+
+
+def test_the_controller_gets_the_flags_a_router_needs(tmp_path):
+    from components.argo_rollouts import helm_values, manifest_objects
+    from delivery.config import ArgoRolloutsConfig
+
+    flags = ROUTERS["traefik"].controller_args
+    assert flags == ("--traefik-api-group=traefik.io",
+                     "--traefik-api-version=traefik.io/v1alpha1")
+    assert helm_values(ArgoRolloutsConfig(), controller_args=flags)["controller"][
+        "extraArgs"] == list(flags)
+    assert "extraArgs" not in helm_values(ArgoRolloutsConfig())["controller"]
+    install = tmp_path / "install.yaml"
+    install.write_text(yaml.safe_dump({"apiVersion": "apps/v1", "kind": "Deployment",
+                                       "metadata": {"name": "argo-rollouts"}, "spec": {
+                                           "template": {"spec": {"containers": [
+                                               {"name": "argo-rollouts", "args": ["--a"]}]}}}}))
+    (deployment,) = manifest_objects(str(install), "argo-rollouts", controller_args=flags)
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == ["--a", *flags]
+
+
+def test_the_plan_says_once_that_nginx_is_deprecated(tmp_path):
+    stack = tmp_path / "Pulumi.dev.yaml"
+    stack.write_text((ROOT / "Pulumi.dev.yaml").read_text().replace(
+        "  slo-canary:delivery:\n", "  slo-canary:delivery:\n    trafficRouting: nginx\n", 1))
+    (tmp_path / "catalogue").symlink_to(ROOT / "catalogue")
+    done = subprocess.run([sys.executable, "-m", "delivery", "plan", "--stack", str(stack)],
+                          cwd=tmp_path, capture_output=True, text=True, check=False,
+                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    deprecated = [line for line in done.stdout.splitlines() if "deprecated" in line
+                  or "retired" in line]
+    assert deprecated == [f"dev: trafficRouting nginx: {ROUTERS['nginx'].deprecated}"]
+    assert "docs/traffic-routing.md" in deprecated[0]
 
 
 def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
