@@ -1204,6 +1204,10 @@ def test_14_an_advisory_gate_is_measured_but_never_aborts(stack, pulumi):
 
 INJECTED = 4.0  # errors the restarting canary pod serves before its restart
 COLD_START = {"share": 0.01, "seconds": 5}  # 1% of a new pod's requests in its first 5 s
+# 3%: about 30 errors per pod, so that the abort without warm-up does not hang on when the first
+# measurement allowed to decide falls (at 1% the statistic crosses the abort boundary only while
+# the canary has served fewer than about 2,000 requests: a busy machine measures later)
+COLD_START_NO_WARM_UP = {"share": 0.03, "seconds": 5}
 WARM_UP = "10s"  # the e2e stack's seconds-for-minutes: twice the cold start
 
 
@@ -1307,11 +1311,11 @@ def test_15_a_healthy_canary_whose_pod_restarts_mid_gate_is_promoted(stack, pulu
 
 def _cold_start_release(
     stack: Stack, pulumi: Pulumi, service: str, tag: str, timeline: Timeline, runs: Runs,
-    weights: list[int], warm_up: str | None,
+    weights: list[int], warm_up: str | None, cold_start: dict[str, float] = COLD_START,
 ) -> dict[str, Any]:
-    """Release ``tag``, whose pods fail ``COLD_START`` of their first requests, with or without
+    """Release ``tag``, whose pods fail ``cold_start`` of their first requests, with or without
     the service's ``warmUp``; watch it to its end."""
-    stack.simulator(f"coldstart/{service}/{tag}", COLD_START)
+    stack.simulator(f"coldstart/{service}/{tag}", cold_start)
     try:
         with pulumi.override(services={service: {"warmUp": warm_up}} if warm_up else {}):
             release(stack, pulumi, service, tag, timeline)
@@ -1364,19 +1368,22 @@ def test_17_the_same_start_up_errors_without_warm_up(stack, pulumi):
     other. Documented (docs/canary-runbook.md, "Warm-up"): "a release whose every pod fails
     several requests at start may be aborted". What the judge did here, asserted: errors
     spread over a pod's first seconds look like a steady error ratio, not a burst (dispersion
-    1), and about 10 errors in the first 4 steps put the judged statistic above the abort
-    boundary at the first measurement allowed to decide: aborted at 10%.
+    1), and about 30 errors in the first 5 seconds (3% of them) put the judged statistic above
+    the abort boundary at the first measurement allowed to decide: aborted at 10%.
 
     What the docs should say: without warmUp, start-up errors spread over the first scrape
-    intervals are judged as a real error ratio; a release whose pods fail about 1% of their
-    requests in their first few scrape intervals is aborted at the first step (the dispersion
-    only discounts errors concentrated in one or two intervals); set warmUp to at least the
+    intervals are judged as a real error ratio; a release whose pods fail a few percent of
+    their requests in their first few scrape intervals is aborted at the first step (the
+    dispersion only discounts errors concentrated in one or two intervals), and one that fails
+    about 1% may be aborted or not depending on how many requests came before the first verdict
+    allowed (an earlier run of this scenario at 1% did both); set warmUp to at least the
     start-up time for services that warm up."""
     timeline = Timeline("17 start-up errors, no warmUp: aborted at 10%")
     service, good_tag, tag = "api-gateway", running_tag(stack, "api-gateway"), "1.9.0"
     runs = Runs(stack, service)
     weights: list[int] = []
-    body = _cold_start_release(stack, pulumi, service, tag, timeline, runs, weights, None)
+    body = _cold_start_release(stack, pulumi, service, tag, timeline, runs, weights, None,
+                               COLD_START_NO_WARM_UP)
     runs()
     assert phase(body) == "Degraded" and body["status"].get("abort") is True, summary(body)
     assert went_through(weights) == [10], weights
@@ -1385,7 +1392,7 @@ def test_17_the_same_start_up_errors_without_warm_up(stack, pulumi):
     record(timeline.scenario, run, "error-rate")
     abort = boundary(run, "error-rate", "failureCondition")
     assert value[JUDGED] >= abort and value[STEPS] >= MIN_STEPS, value
-    assert 0 < value[CANARY_ERRORS] <= 11, value  # the canary pod's start-up errors only
+    assert 0 < value[CANARY_ERRORS] <= 33, value  # the canary pod's start-up errors only
     assert value[DISPERSION] == pytest.approx(1.0, abs=0.2), value
     # the canary statistic is the log likelihood ratio of its counts, divided by its dispersion
     slo = next(
