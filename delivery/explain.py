@@ -24,10 +24,10 @@ import yaml
 from delivery import judge
 from delivery.analysis import SHARED_INCIDENT_SUFFIX
 from delivery.config import load_stack_file, read_stack_file, stack_catalogue
+from delivery.names import REVISION_ANNOTATION
 from slo.problems import ConfigError
 
 _NUMBER = r"(-?[0-9.]+(?:e[-+]?[0-9]+)?)"
-REVISION = "rollout.argoproj.io/revision"
 
 
 @dataclass
@@ -244,10 +244,10 @@ def cluster_runs(stack_path: Path, service: str, kubectl: str = "kubectl") -> tu
         found = _kubectl([*base, "get", "analysisrun", "-n", namespace, "-l",
                           f"rollouts-pod-template-hash={pod_hash}", "-o", "json"],
                          f"analysis runs of {namespace}/{service}")
-    revision = (metadata.get("annotations") or {}).get(REVISION)
+    revision = (metadata.get("annotations") or {}).get(REVISION_ANNOTATION)
     runs = sorted(
         (r for r in found.get("items") or []
-         if (r.get("metadata", {}).get("annotations") or {}).get(REVISION) == revision),
+         if (r.get("metadata", {}).get("annotations") or {}).get(REVISION_ANNOTATION) == revision),
         key=lambda r: str(r.get("metadata", {}).get("creationTimestamp", "")),
     )
     where = f"rollout {namespace}/{service} revision {revision} ({pod_hash})"

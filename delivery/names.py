@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# the annotation Argo Rollouts numbers a Rollout's revisions with (and its AnalysisRuns')
+REVISION_ANNOTATION = "rollout.argoproj.io/revision"
+
 
 def template_names(service: str) -> dict[str, str]:
     return {

@@ -33,7 +33,8 @@ from typing import Any
 
 from delivery import judge
 from delivery.analysis import SHARED_INCIDENT_SUFFIX
-from delivery.config import NotificationsConfig, Notifier
+from delivery.config import NotificationsConfig
+from delivery.names import REVISION_ANNOTATION
 from slo import dashboards
 from slo.yamlout import dump
 
@@ -43,7 +44,7 @@ ANNOTATION = "notifications.argoproj.io/subscribe.{trigger}.{notifier}"
 TRIGGERS = {event: f"slo-canary-{event}" for event in ("aborted", "paused", "completed")}
 TEMPLATE = "slo-canary-rollout-{event}"
 FREEZE_METRIC = "error-budget-remaining"
-REVISION = 'rollout.metadata.annotations["rollout.argoproj.io/revision"]'
+REVISION = f'rollout.metadata.annotations["{REVISION_ANNOTATION}"]'
 
 _STATUS = "rollout.status"
 _STEP = "rollout.spec.strategy.canary.steps[rollout.status.currentStepIndex]"
@@ -178,7 +179,7 @@ def _prelude(event: str, dashboards: dict[str, str]) -> str:
         '{{- $name := toString .rollout.metadata.name -}}',
         '{{- $ns := toString .rollout.metadata.namespace -}}',
         '{{- $rev := "?" -}}{{- with .rollout.metadata.annotations -}}'
-        '{{- $rev = default "?" (index . "rollout.argoproj.io/revision") -}}{{- end -}}',
+        f'{{{{- $rev = default "?" (index . {_go(REVISION_ANNOTATION)}) -}}}}{{{{- end -}}}}',
         '{{- $image := "" -}}{{- range .rollout.spec.template.spec.containers -}}'
         '{{- if not $image -}}{{- $image = toString .image -}}{{- end -}}{{- end -}}',
         '{{- $hash := "" -}}{{- with .rollout.status -}}{{- $hash = toString '
@@ -234,15 +235,11 @@ def template(event: str, dashboards: dict[str, str], webhooks: list[str]) -> dic
     return out
 
 
-def _service_options(notifier: Notifier) -> dict[str, Any]:
-    return dict(notifier.options)
-
-
 def configmap_data(cfg: NotificationsConfig, dashboards: dict[str, str]) -> dict[str, str]:
     """The notification ConfigMap's data: notifiers, the three templates and triggers."""
     webhooks = [name for name, n in cfg.notifiers.items() if n.type == "webhook"]
     data = {
-        f"service.{n.type}.{name}": dump(_service_options(n))
+        f"service.{n.type}.{name}": dump(dict(n.options))
         for name, n in sorted(cfg.notifiers.items())
     }
     for event, trigger in TRIGGERS.items():

@@ -3,9 +3,9 @@
 ``notifycheck`` (e2e/tools/notifycheck, built with the rollouts controller's module graph) parses
 the ConfigMap and Secret as the controller does, creates every notifier, compiles every trigger
 condition and template, and runs the triggers on Rollouts and AnalysisRuns: the bodies the
-stack renders, and runs of every outcome built from the gate templates (as in
-tests/test_explain.py). What a message says is compared with ``delivery explain`` on the same
-run: template and explainer decode one vector.
+stack renders, and runs of every outcome built from the gate templates
+(tests/analysis_runs.py, as tests/test_explain.py does). What a message says is compared with
+``delivery explain`` on the same run: template and explainer decode one vector.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 from delivery import explain, judge, notifications
 from delivery import rollout as rollout_bodies
 from delivery.config import NotificationsConfig, load_stack_file
-from tests import test_explain as runs
+from tests import analysis_runs as runs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKER = Path.home() / ".cache" / "slo-canary-e2e" / "bin" / "notifycheck"
@@ -103,9 +103,9 @@ def test_the_engine_takes_the_configmap_every_trigger_and_both_notifiers():
 
 
 def test_an_abort_names_the_slo_with_the_numbers_explain_decodes():
-    bad = runs._evidence("error-rate", (30, 600, 20), (20, 60_000, 20))
-    run = runs._run(runs.GATE, {"error-rate": [("Inconclusive", runs._value(bad)),
-                                               ("Failed", runs._value(bad))]},
+    bad = runs.evidence("error-rate", (30, 600, 20), (20, 60_000, 20))
+    run = runs.run(runs.GATE, {"error-rate": [("Inconclusive", runs.value(bad)),
+                                               ("Failed", runs.value(bad))]},
                     {"error-rate": "Failed"}, "Failed", 'Metric "error-rate" assessed Failed')
     assert one("slo-canary-aborted", _rollout(GATE_STEP), [run]) is None  # not yet aborted
     sent = one("slo-canary-aborted", _rollout(GATE_STEP, ABORTED), [run])
@@ -131,13 +131,13 @@ def test_an_abort_names_the_slo_with_the_numbers_explain_decodes():
 
 
 def test_prometheus_errors_and_advisory_failures_are_said_as_such():
-    errored = runs._run(runs.BACKGROUND, {"error-rate": [("Error", "dial tcp: refused")] * 3},
+    errored = runs.run(runs.BACKGROUND, {"error-rate": [("Error", "dial tcp: refused")] * 3},
                         {"error-rate": "Error"}, "Error")
     sent = one("slo-canary-aborted", _rollout(GATE_STEP, ABORTED), [errored])
     assert sent is not None
     assert "SLO error-rate: PROMETHEUS ERRORS: no verdict could be taken" in sent["message"]
-    bad = runs._evidence("latency", (300, 600, 20), (20, 60_000, 20))
-    advisory = runs._run(runs.GATE, {"latency": [("Failed", runs._value(bad))]},
+    bad = runs.evidence("latency", (300, 600, 20), (20, 60_000, 20))
+    advisory = runs.run(runs.GATE, {"latency": [("Failed", runs.value(bad))]},
                          {"latency": "Failed"}, "Successful")
     advisory["status"]["metricResults"][0]["dryRun"] = True
     sent = one("slo-canary-aborted", _rollout(GATE_STEP, ABORTED), [advisory])
@@ -145,10 +145,10 @@ def test_prometheus_errors_and_advisory_failures_are_said_as_such():
 
 
 def test_a_shared_incident_pauses_with_both_statistics_whatever_the_step():
-    both = runs._evidence("error-rate", (60, 600, 20), (6_000, 60_000, 20))
-    run = runs._run(runs.BACKGROUND, {
-        "error-rate": [("Successful", runs._value(both))],
-        "error-rate-shared-incident": [("Inconclusive", runs._value(both))]},
+    both = runs.evidence("error-rate", (60, 600, 20), (6_000, 60_000, 20))
+    run = runs.run(runs.BACKGROUND, {
+        "error-rate": [("Successful", runs.value(both))],
+        "error-rate-shared-incident": [("Inconclusive", runs.value(both))]},
         {"error-rate-shared-incident": "Inconclusive"}, "Inconclusive")
     said = {m.name: m for m in explain.explain_run(run).metrics}["error-rate-shared-incident"]
     assert said.verdict == "paused"
@@ -194,8 +194,8 @@ def test_only_the_pauses_a_human_must_end_notify():
 def test_completed_is_said_once_per_judged_revision():
     end = len(STEPS)
     assert one("slo-canary-completed", _rollout(end, PROMOTED), None) is None  # first deployment
-    good = runs._evidence("error-rate", (0, 5_000, 30), (10, 50_000, 30))
-    older = runs._run(runs.GATE, {"error-rate": [("Successful", runs._value(good))]},
+    good = runs.evidence("error-rate", (0, 5_000, 30), (10, 50_000, 30))
+    older = runs.run(runs.GATE, {"error-rate": [("Successful", runs.value(good))]},
                       {"error-rate": "Successful"}, "Successful")
     newest = copy.deepcopy(older)
     newest["metadata"]["name"] = "api-gateway-6f7c9-7-8"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -16,59 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from delivery import analysis, explain, judge
-from delivery.config import load_stack_file, stack_catalogue
-from slo.rules import by_service
+from delivery import explain, judge
+from tests.analysis_runs import BACKGROUND, GATE, GATE_BY_NAME
+from tests.analysis_runs import evidence as _evidence
+from tests.analysis_runs import run as _run
+from tests.analysis_runs import value as _value
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _templates() -> tuple[dict[str, Any], dict[str, Any], list[judge.Gate]]:
-    stack = load_stack_file(ROOT / "Pulumi.dev.yaml")
-    _, slos = stack_catalogue(stack, ROOT, "Pulumi.dev.yaml")
-    mine = by_service(slos)["api-gateway"]
-    gates = judge.gates(mine, stack.delivery.analysis)
-    ns = mine[0].service.namespace
-    args = (ns, gates, stack.delivery, stack.prometheus)
-    return (analysis.gate_template("api-gateway", *args),
-            analysis.background_template("api-gateway", *args), gates)
-
-
-GATE, BACKGROUND, GATES = _templates()
-GATE_BY_NAME = {g.name: g for g in GATES}
-
-
-def _value(vector: tuple[float, ...] | None) -> str:
-    """As Argo's Prometheus provider writes a vector result."""
-    if vector is None:
-        return "[]"
-    return "[" + ",".join("NaN" if math.isnan(v) else repr(v) for v in vector) + "]"
-
-
-def _run(template: dict[str, Any], measured: dict[str, list[tuple[str, str]]],
-         phases: dict[str, str], phase: str = "Running", message: str = "") -> dict[str, Any]:
-    run = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
-           "metadata": {"name": "api-gateway-6f7c9-2-1", "namespace": "api"},
-           "spec": {"metrics": copy.deepcopy(template["spec"]["metrics"])},
-           "status": {"phase": phase, "message": message, "metricResults": []}}
-    for name, entries in measured.items():
-        run["status"]["metricResults"].append({
-            "name": name, "phase": phases.get(name, "Running"), "count": len(entries),
-            "measurements": [
-                {"phase": p, "value": v} if p != "Error" else {"phase": p, "message": v}
-                for p, v in entries],
-        })
-    return run
-
-
-def _evidence(slo: str, canary: tuple[float, float, int], stable: tuple[float, float, int]
-              ) -> tuple[float, ...]:
-    gate = GATE_BY_NAME[slo]
-    c, s = (judge.Counts(requests=n, errors=x, squares=x * x / n / k if n else 0, steps=k)
-            for x, n, k in (canary, stable))
-    found = judge.evidence(gate, c, s)
-    assert found is not None
-    return found
 
 
 def _explain(run: dict[str, Any]) -> dict[str, explain.MetricVerdict]:
