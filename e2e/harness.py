@@ -39,8 +39,9 @@ T = TypeVar("T")
 NOTIFICATION_TOKEN_KEY = "e2e-token"
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with the last observation."""
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    """Poll ``probe`` until it returns something truthy (not a string) or an ``Observation``
+    that is ok; return that, or the Observation's ``value``. Fail with the last observation."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -51,7 +52,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: fl
         if last and not isinstance(last, str | Observation):
             return last
         if isinstance(last, Observation) and last.ok:
-            return last.value  # type: ignore[no-any-return]
+            return last.value
         if time.monotonic() > deadline:
             raise TimeoutError(
                 f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last}"
@@ -466,7 +467,7 @@ def start_prometheus(stack: Stack, services: list[str], rules_dir: Path) -> subp
     """Prometheus scraping the simulator every second, with the rule files ``rules_dir/*.yml``
     (the SLO rules, and the canary judge's evidence rules that :class:`Pulumi` keeps there)."""
     sim = stack.simulator_url.removeprefix("http://")
-    config = {
+    config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules_dir / "*.yml")],
         "scrape_configs": [
@@ -660,7 +661,7 @@ class Pulumi:
 
     def preview_changes(self) -> dict[str, int]:
         result = self.stack.preview(on_output=lambda line: None, color="never")
-        return dict(result.change_summary)
+        return {str(getattr(k, "value", k)): v for k, v in result.change_summary.items()}
 
 
 def without_images(config: dict[str, Any]) -> dict[str, Any]:

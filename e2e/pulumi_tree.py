@@ -90,7 +90,8 @@ def main() -> None:
         summary = {str(getattr(k, "value", k)): v for k, v in preview.change_summary.items()}
     else:
         up = stack.up(on_event=on_event, color="never", on_output=lambda line: None)
-        summary = dict(up.summary.resource_changes or {})
+        summary = {str(getattr(k, "value", k)): v
+                   for k, v in (up.summary.resource_changes or {}).items()}
     print(json.dumps({"summary": summary, "steps": steps}, sort_keys=True))
 
 

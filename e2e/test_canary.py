@@ -319,7 +319,7 @@ def explained(run: dict[str, Any], metric: str, found: list[float]) -> dict[str,
     if str(results(run).get(metric, {}).get("phase")) == "Failed":
         dry_run = {d["metricName"] for d in run["spec"].get("dryRun") or []}
         assert said["verdict"] == ("failed-advisory" if metric in dry_run else "aborted"), said
-    return said
+    return dict(said)
 
 
 class Runs:
@@ -417,7 +417,7 @@ def all_calls(*calls: Callable[[], object]) -> Callable[[], None]:
 # --------------------------------------------------------------------------- scenarios
 
 
-def test_0_the_cluster_is_watched_by_the_pinned_prometheus_3(stack):
+def test_0_the_cluster_is_watched_by_the_pinned_prometheus_3(stack: Stack) -> None:
     """Every scenario below runs on the Prometheus `make test` proves the rules on."""
     pinned = "3." + re.search(
         r"^PROMETHEUS_VERSION=v0\.3(\d+\.\d+)", (ROOT / "e2e/tools/build.sh").read_text(), re.M
@@ -427,7 +427,9 @@ def test_0_the_cluster_is_watched_by_the_pinned_prometheus_3(stack):
     assert info["version"] == pinned, info
 
 
-def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, pulumi, inbox):
+def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(
+    stack: Stack, pulumi: Pulumi, inbox: Inbox
+) -> None:
     timeline = Timeline("1 first pulumi up, then an idempotent one")
     result = pulumi.up()
     timeline.mark("pulumi up done")
@@ -435,7 +437,7 @@ def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(stack, p
     for service, namespace in SERVICES.items():
         wait_for(
             f"{service} Healthy",
-            lambda s=service: Observation(
+            lambda s=service: Observation(  # type: ignore[misc]
                 phase(rollout(stack, s)) == "Healthy", summary(rollout(stack, s))
             ),
             120,
@@ -510,7 +512,9 @@ def _evidence_order(stack: Stack, run: dict[str, Any], metric: str) -> list[str]
     return [r["metric"].get("evidence", "") for r in stack.query(query)]
 
 
-def test_2_a_good_release_goes_10_25_50_100_and_ends_healthy(stack, pulumi, inbox):
+def test_2_a_good_release_goes_10_25_50_100_and_ends_healthy(
+    stack: Stack, pulumi: Pulumi, inbox: Inbox
+) -> None:
     timeline = Timeline("2 good release promoted")
     mark = inbox.mark()
     release(stack, pulumi, "orchestrator", "1.1.0", timeline)
@@ -610,7 +614,9 @@ def _failed_metric(runs: list[dict[str, Any]], metric: str) -> tuple[dict[str, A
     raise AssertionError(f"no run with {metric} Failed: {[results(r) for r in runs]}")
 
 
-def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, pulumi, inbox):
+def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(
+    stack: Stack, pulumi: Pulumi, inbox: Inbox
+) -> None:
     timeline = Timeline("3+8 bad release aborted, page fires and clears")
     good = f"{REGISTRY}/api-gateway:1.0.0"
     mark = inbox.mark()
@@ -683,7 +689,7 @@ def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(stack, 
     timeline.done(f"aborted: {body['status'].get('message', '')[:60]}")
 
 
-def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack, pulumi):
+def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack: Stack, pulumi: Pulumi) -> None:
     timeline = Timeline("3b pulumi up waits and fails on abort")
     from pulumi.automation.errors import CommandError
 
@@ -698,7 +704,7 @@ def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack, pulumi):
     timeline.done("pulumi up failed after the abort")
 
 
-def test_4_a_slow_release_is_aborted(stack, pulumi, inbox):
+def test_4_a_slow_release_is_aborted(stack: Stack, pulumi: Pulumi, inbox: Inbox) -> None:
     timeline = Timeline("4 slow release aborted")
     mark = inbox.mark()
     release(stack, pulumi, "agent-runner", "1.1.0-slow", timeline)
@@ -716,7 +722,7 @@ def test_4_a_slow_release_is_aborted(stack, pulumi, inbox):
     timeline.done("aborted on latency")
 
 
-def test_5_too_little_traffic_is_inconclusive_then_proceeds(stack, pulumi):
+def test_5_too_little_traffic_is_inconclusive_then_proceeds(stack: Stack, pulumi: Pulumi) -> None:
     timeline = Timeline("5 no traffic: held, then proceeds")
     runs = Runs(stack, "orchestrator")
     stack.set_rate("orchestrator", 0)
@@ -756,7 +762,7 @@ def test_5_too_little_traffic_is_inconclusive_then_proceeds(stack, pulumi):
     )
 
 
-def test_6_manual_gate_holds_until_promoted(stack, pulumi, inbox):
+def test_6_manual_gate_holds_until_promoted(stack: Stack, pulumi: Pulumi, inbox: Inbox) -> None:
     timeline = Timeline("6 manual gate")
     mark = inbox.mark()
     with pulumi.override(delivery={"manualGate": True}):
@@ -812,7 +818,9 @@ def error_retry_gaps(errors: dict[tuple[str, str, str], dict[str, Any]]) -> list
     return [b - a for times in starts.values() for a, b in itertools.pairwise(sorted(times))]
 
 
-def test_7_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(stack, pulumi):
+def test_7_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(
+    stack: Stack, pulumi: Pulumi
+) -> None:
     """Prometheus stopped for 2 minutes mid-rollout (the real process, SIGTERM, its TSDB
     kept), then started again on the same port (issue 24). While it is down every measurement
     is an Error (connection refused) that Argo retries every 10 s: with consecutiveErrorLimit
@@ -906,7 +914,7 @@ def test_7_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(stack, pulum
     )
 
 
-def test_9_nginx_canary_ingress_weight_follows_the_steps(stack, pulumi):
+def test_9_nginx_canary_ingress_weight_follows_the_steps(stack: Stack, pulumi: Pulumi) -> None:
     timeline = Timeline("9 NGINX canary weights")
     seen: list[str] = []
 
@@ -936,7 +944,9 @@ def test_9_nginx_canary_ingress_weight_follows_the_steps(stack, pulumi):
     timeline.done(f"canary-weight annotation went {' -> '.join(seen)}")
 
 
-def test_9b_traefik_weights_follow_the_steps_and_go_back_to_0_on_abort(stack, pulumi):
+def test_9b_traefik_weights_follow_the_steps_and_go_back_to_0_on_abort(
+    stack: Stack, pulumi: Pulumi
+) -> None:
     """trafficRouting: traefik: the real controller moves the weighted TraefikService's weights
     (Traefik v3's CRDs, traefik.io) through the steps, and back to 0 when a release aborts."""
     timeline = Timeline("9b Traefik weights")
@@ -974,7 +984,9 @@ def test_9b_traefik_weights_follow_the_steps_and_go_back_to_0_on_abort(stack, pu
                   f"{' -> '.join(map(str, seen))} (was {good_tag})")
 
 
-def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi, inbox):
+def test_10_exhausted_error_budget_freezes_the_next_release(
+    stack: Stack, pulumi: Pulumi, inbox: Inbox
+) -> None:
     timeline = Timeline("10 error-budget freeze")
     query = 'min(slo:error_budget_remaining:ratio{service="agent-runner"})'
 
@@ -1030,7 +1042,7 @@ def test_10_exhausted_error_budget_freezes_the_next_release(stack, pulumi, inbox
     timeline.done(f"held with {left:.2f} of the budget left; released after the override")
 
 
-def test_11_a_subtle_regression_is_aborted(stack, pulumi):
+def test_11_a_subtle_regression_is_aborted(stack: Stack, pulumi: Pulumi) -> None:
     """3x the error budget: inside the default indifference zone (passBurnRate 1, failBurnRate
     10, where a 3x canary would pass), outside it at failBurnRate 2.5, which must abort."""
     timeline = Timeline("11 subtle regression (3x budget) aborted")
@@ -1066,7 +1078,9 @@ def test_11_a_subtle_regression_is_aborted(stack, pulumi):
     )
 
 
-def test_12_a_good_release_with_occasional_errors_at_low_traffic_is_promoted(stack, pulumi):
+def test_12_a_good_release_with_occasional_errors_at_low_traffic_is_promoted(
+    stack: Stack, pulumi: Pulumi
+) -> None:
     """Half the error budget, at a rate where the gate needs several measurements."""
     timeline = Timeline("12 0.5x-budget release at low traffic promoted")
     service = "orchestrator"
@@ -1100,7 +1114,9 @@ def test_12_a_good_release_with_occasional_errors_at_low_traffic_is_promoted(sta
     )
 
 
-def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(stack, pulumi, inbox):
+def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(
+    stack: Stack, pulumi: Pulumi, inbox: Inbox
+) -> None:
     """Stable and canary both at 10x the budget: rolling back would not help, so the rollout
     pauses and says why."""
     timeline = Timeline("13 shared incident pauses")
@@ -1156,7 +1172,7 @@ def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(stack, pulu
     timeline.done(f"paused, not aborted: {message[:70]}")
 
 
-def test_14_an_advisory_gate_is_measured_but_never_aborts(stack, pulumi):
+def test_14_an_advisory_gate_is_measured_but_never_aborts(stack: Stack, pulumi: Pulumi) -> None:
     """orchestrator/latency advisory, the canary slow: its dry-run metric fails in the
     background run, the error-rate gate promotes the release."""
     timeline = Timeline("14 advisory gate measured, not enforced")
@@ -1227,7 +1243,9 @@ def first_gate(runs: Runs) -> dict[str, Any] | None:
     return gates[0] if gates else None
 
 
-def test_15_a_healthy_canary_whose_pod_restarts_mid_gate_is_promoted(stack, pulumi):
+def test_15_a_healthy_canary_whose_pod_restarts_mid_gate_is_promoted(
+    stack: Stack, pulumi: Pulumi
+) -> None:
     """Error series created lazily, as client libraries do (orchestrator's pods expose
     ``code="500"`` only from their first error): the healthy canary's pod serves a few errors,
     then its container restarts while the 10% gate is undecided. Its counters start again from
@@ -1324,7 +1342,9 @@ def _cold_start_release(
         stack.simulator(f"coldstart/{service}/{tag}")  # {}: no cold start for later pods
 
 
-def test_16_start_up_errors_are_left_out_of_the_verdict_with_warm_up(stack, pulumi):
+def test_16_start_up_errors_are_left_out_of_the_verdict_with_warm_up(
+    stack: Stack, pulumi: Pulumi
+) -> None:
     """A release whose every pod fails 1% of its requests in its first 5 seconds (about 10
     each at 200 a second: pools and caches filling) and is healthy after, with api-gateway's
     ``warmUp`` at 10s: every pod's first 10 seconds count in the SLO but not in the verdict,
@@ -1363,7 +1383,7 @@ def test_16_start_up_errors_are_left_out_of_the_verdict_with_warm_up(stack, pulu
     )
 
 
-def test_17_the_same_start_up_errors_without_warm_up(stack, pulumi):
+def test_17_the_same_start_up_errors_without_warm_up(stack: Stack, pulumi: Pulumi) -> None:
     """The same kind of release without ``warmUp``: start-up errors are evidence like any
     other. Documented (docs/canary-runbook.md, "Warm-up"): "a release whose every pod fails
     several requests at start may be aborted". What the judge did here, asserted: errors

@@ -95,14 +95,14 @@ def webhook(sent: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(sent["webhook"]["oncall"]["body"]))
 
 
-def test_the_engine_takes_the_configmap_every_trigger_and_both_notifiers():
+def test_the_engine_takes_the_configmap_every_trigger_and_both_notifiers() -> None:
     assert {k for k in DATA if k.startswith("trigger.")} == {
         f"trigger.{t}" for t in notifications.TRIGGERS.values()}
     assert "service.webhook.oncall" in DATA and "service.slack.team" in DATA
     check([])  # parsed, every notifier created, every condition and template compiled
 
 
-def test_an_abort_names_the_slo_with_the_numbers_explain_decodes():
+def test_an_abort_names_the_slo_with_the_numbers_explain_decodes() -> None:
     bad = runs.evidence("error-rate", (30, 600, 20), (20, 60_000, 20))
     run = runs.run(runs.GATE, {"error-rate": [("Inconclusive", runs.value(bad)),
                                                ("Failed", runs.value(bad))]},
@@ -130,7 +130,7 @@ def test_an_abort_names_the_slo_with_the_numbers_explain_decodes():
     assert list(slo["evidence"]) == sorted(judge.EVIDENCE)
 
 
-def test_prometheus_errors_and_advisory_failures_are_said_as_such():
+def test_prometheus_errors_and_advisory_failures_are_said_as_such() -> None:
     errored = runs.run(runs.BACKGROUND, {"error-rate": [("Error", "dial tcp: refused")] * 3},
                         {"error-rate": "Error"}, "Error")
     sent = one("slo-canary-aborted", _rollout(GATE_STEP, ABORTED), [errored])
@@ -144,7 +144,7 @@ def test_prometheus_errors_and_advisory_failures_are_said_as_such():
     assert sent is not None and "(advisory: dry run, it decides nothing)" in sent["message"]
 
 
-def test_a_shared_incident_pauses_with_both_statistics_whatever_the_step():
+def test_a_shared_incident_pauses_with_both_statistics_whatever_the_step() -> None:
     both = runs.evidence("error-rate", (60, 600, 20), (6_000, 60_000, 20))
     run = runs.run(runs.BACKGROUND, {
         "error-rate": [("Successful", runs.value(both))],
@@ -164,7 +164,7 @@ def test_a_shared_incident_pauses_with_both_statistics_whatever_the_step():
         assert "go on: kubectl argo rollouts promote api-gateway -n api" in text
 
 
-def test_a_budget_freeze_pauses_and_says_so():
+def test_a_budget_freeze_pauses_and_says_so() -> None:
     freeze = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
               "metadata": {"name": "api-gateway-6f7c9-7-0"},
               "spec": {"metrics": [{"name": notifications.FREEZE_METRIC}]},
@@ -177,7 +177,7 @@ def test_a_budget_freeze_pauses_and_says_so():
             "recovers; last value [-0.25]") in sent["message"]
 
 
-def test_only_the_pauses_a_human_must_end_notify():
+def test_only_the_pauses_a_human_must_end_notify() -> None:
     timed = _rollout(TIMED, _paused("CanaryPauseStep"))
     assert one("slo-canary-paused", timed, None) is None  # every step's timed pause
     assert one("slo-canary-paused", _rollout(MANUAL), None) is None  # at the gate, not paused yet
@@ -191,7 +191,7 @@ def test_only_the_pauses_a_human_must_end_notify():
     assert one("slo-canary-paused", aborted, None) is None
 
 
-def test_completed_is_said_once_per_judged_revision():
+def test_completed_is_said_once_per_judged_revision() -> None:
     end = len(STEPS)
     assert one("slo-canary-completed", _rollout(end, PROMOTED), None) is None  # first deployment
     good = runs.evidence("error-rate", (0, 5_000, 30), (10, 50_000, 30))

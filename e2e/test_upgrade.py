@@ -164,7 +164,9 @@ def _table(title: str, result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def test_upgrade_from_before_the_sequential_judge_replaces_nothing(cluster, before_tree):
+def test_upgrade_from_before_the_sequential_judge_replaces_nothing(
+    cluster: Stack, before_tree: Path
+) -> None:
     first = run_tree(cluster, before_tree, "up", "before")
     assert first["summary"].get("create", 0) > 0, first["summary"]
     before = wait_for(

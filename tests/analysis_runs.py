@@ -40,7 +40,7 @@ def value(vector: tuple[float, ...] | None) -> str:
 
 def run(template: dict[str, Any], measured: dict[str, list[tuple[str, str]]],
          phases: dict[str, str], phase: str = "Running", message: str = "") -> dict[str, Any]:
-    run = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+    run: dict[str, Any] = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
            "metadata": {"name": "api-gateway-6f7c9-2-1", "namespace": "api"},
            "spec": {"metrics": copy.deepcopy(template["spec"]["metrics"])},
            "status": {"phase": phase, "message": message, "metricResults": []}}
