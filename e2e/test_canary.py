@@ -1388,8 +1388,9 @@ def test_17_the_same_start_up_errors_without_warm_up(stack: Stack, pulumi: Pulum
     other. Documented (docs/canary-runbook.md, "Warm-up"): "a release whose every pod fails
     several requests at start may be aborted". What the judge did here, asserted: errors
     spread over a pod's first seconds look like a nearly steady error ratio, not one burst
-    (dispersion about 1-2), and about 30 errors in the first 5 seconds (3% of them) put the judged statistic above
-    the abort boundary at the first measurement allowed to decide: aborted at 10%.
+    (dispersion about 1-2), and about 30 errors in the first 5 seconds (3% of them) put the
+    judged statistic above the abort boundary at the first measurement allowed to decide:
+    aborted at 10%.
 
     What the docs should say: without warmUp, start-up errors spread over the first scrape
     intervals are judged as a real error ratio; a release whose pods fail a few percent of
