@@ -27,8 +27,6 @@ from delivery.config import load_stack_file, read_stack_file, stack_catalogue
 from delivery.names import REVISION_ANNOTATION
 from slo.problems import ConfigError
 
-_NUMBER = r"(-?[0-9.]+(?:e[-+]?[0-9]+)?)"
-
 
 @dataclass
 class MetricVerdict:
@@ -57,7 +55,7 @@ class RunVerdict:
 
 
 def _threshold(condition: str, index: int, op: str) -> float | None:
-    found = re.search(rf"result\[{index}\] {re.escape(op)} {_NUMBER}", condition)
+    found = re.search(judge.condition_bound(index, op), condition)
     return float(found.group(1)) if found else None
 
 

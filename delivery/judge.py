@@ -71,6 +71,7 @@ canary traffic yet) is inconclusive, never an evaluation error.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from delivery.config import AnalysisConfig, Enforcement
@@ -389,6 +390,17 @@ def query(gate: Gate, lookback: str, step: str) -> str:
 
 
 # ---- Argo conditions -------------------------------------------------------------------------
+
+
+# A number as the conditions above write it (``slo.model.number``)
+CONDITION_NUMBER = r"-?[0-9.]+(?:e[-+]?[0-9]+)?"
+
+
+def condition_bound(index: int, op: str) -> str:
+    """A regular expression (Python's and Go's alike) finding ``result[index] op <number>`` in
+    a condition written here, the number its one group: how ``delivery explain`` and the
+    notification templates read a run's boundaries back."""
+    return rf"result\[{index}\] {re.escape(op)} ({CONDITION_NUMBER})"
 
 
 def _has_evidence() -> str:

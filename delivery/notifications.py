@@ -29,11 +29,12 @@ A Rollout subscribes with ``notifications.argoproj.io/subscribe.<trigger>.<notif
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from delivery import judge
 from delivery.analysis import SHARED_INCIDENT_SUFFIX
-from delivery.config import NotificationsConfig
+from delivery.config import NOTIFY_ON, NotificationsConfig
 from delivery.names import REVISION_ANNOTATION
 from slo import dashboards
 from slo.yamlout import dump
@@ -41,49 +42,73 @@ from slo.yamlout import dump
 CONFIGMAP = "argo-rollouts-notification-configmap"
 SECRET = "argo-rollouts-notification-secret"
 ANNOTATION = "notifications.argoproj.io/subscribe.{trigger}.{notifier}"
-TRIGGERS = {event: f"slo-canary-{event}" for event in ("aborted", "paused", "completed")}
-TEMPLATE = "slo-canary-rollout-{event}"
 FREEZE_METRIC = "error-budget-remaining"
 REVISION = f'rollout.metadata.annotations["{REVISION_ANNOTATION}"]'
 
 _STATUS = "rollout.status"
 _STEP = "rollout.spec.strategy.canary.steps[rollout.status.currentStepIndex]"
-# expr over the Rollout the controller holds now, and its AnalysisRuns (module docstring)
-WHEN = {
-    "aborted": f"{_STATUS} != nil and {_STATUS}.abort == true",
-    "paused": (
-        f"{_STATUS} != nil and {_STATUS}.abort != true and ("
-        "rollout.spec.paused == true"
-        f" or ({_STATUS}.pauseConditions != nil and ("
-        f"any({_STATUS}.pauseConditions, {{.reason != 'CanaryPauseStep'}})"
-        f" or ({_STATUS}.currentStepIndex != nil"
-        f" and {_STATUS}.currentStepIndex < len(rollout.spec.strategy.canary.steps)"
-        f" and {_STEP}.pause != nil and {_STEP}.pause.duration == nil))))"
-    ),
-    "completed": (
-        f"{_STATUS} != nil and {_STATUS}.phase == 'Healthy'"
-        f" and {_STATUS}.stableRS == {_STATUS}.currentPodHash and analysisRuns != nil"
-    ),
-}
-ONCE_PER = {"completed": REVISION}
 
-HEADLINES = {
-    "aborted": "ABORTED, rolled back: stable keeps serving",
-    "paused": "PAUSED, waiting for a human",
-    "completed": "PROMOTED: the canary is now stable",
-}
-# The metric results each message describes: (phases, only the newest run)
-_DESCRIBED = {
-    "aborted": (("Failed", "Error"), False),
-    "paused": (("Inconclusive", "Error"), False),
-    "completed": (("Successful",), True),
-}
-_ACTIONS = {
-    "aborted": "retry this image: kubectl argo rollouts retry rollout {name} -n {ns}",
-    "paused": "go on: kubectl argo rollouts promote {name} -n {ns}; roll back: kubectl argo "
-    "rollouts abort {name} -n {ns}",
-    "completed": "",
-}
+
+@dataclass(frozen=True)
+class Event:
+    """What one subscribable event is: when it is sent and what its message describes."""
+
+    name: str
+    when: str  # expr over the Rollout the controller holds now and its AnalysisRuns
+    headline: str
+    phases: tuple[str, ...]  # the metric results the message describes...
+    newest_run_only: bool  # ...of the newest AnalysisRun only, or of all of the revision's
+    action: str = ""  # what to run next ({name}, {ns})
+    once_per: str = ""  # an expr: sent once per its value, not once per state
+
+    @property
+    def trigger(self) -> str:
+        return f"slo-canary-{self.name}"
+
+    @property
+    def template(self) -> str:
+        return f"slo-canary-rollout-{self.name}"
+
+
+EVENTS = {event.name: event for event in (
+    Event(
+        "aborted",
+        when=f"{_STATUS} != nil and {_STATUS}.abort == true",
+        headline="ABORTED, rolled back: stable keeps serving",
+        phases=("Failed", "Error"),
+        newest_run_only=False,
+        action="retry this image: kubectl argo rollouts retry rollout {name} -n {ns}",
+    ),
+    Event(
+        "paused",
+        when=(
+            f"{_STATUS} != nil and {_STATUS}.abort != true and ("
+            "rollout.spec.paused == true"
+            f" or ({_STATUS}.pauseConditions != nil and ("
+            f"any({_STATUS}.pauseConditions, {{.reason != 'CanaryPauseStep'}})"
+            f" or ({_STATUS}.currentStepIndex != nil"
+            f" and {_STATUS}.currentStepIndex < len(rollout.spec.strategy.canary.steps)"
+            f" and {_STEP}.pause != nil and {_STEP}.pause.duration == nil))))"
+        ),
+        headline="PAUSED, waiting for a human",
+        phases=("Inconclusive", "Error"),
+        newest_run_only=False,
+        action="go on: kubectl argo rollouts promote {name} -n {ns}; roll back: kubectl argo "
+        "rollouts abort {name} -n {ns}",
+    ),
+    Event(
+        "completed",
+        when=(
+            f"{_STATUS} != nil and {_STATUS}.phase == 'Healthy'"
+            f" and {_STATUS}.stableRS == {_STATUS}.currentPodHash and analysisRuns != nil"
+        ),
+        headline="PROMOTED: the canary is now stable",
+        phases=("Successful",),
+        newest_run_only=True,
+        once_per=REVISION,
+    ),
+)}
+assert set(EVENTS) == set(NOTIFY_ON), "an event the stack file offers has no definition here"
 
 
 def _go(text: str) -> str:
@@ -149,11 +174,10 @@ def _evidence() -> str:
 def _thresholds() -> str:
     """Go template: the abort and pass boundaries of ``$metric`` in ``$run`` into ``$abort`` and
     ``$pass``, read from the conditions the controller evaluated (as ``delivery explain`` does)."""
-    number = r"-?[0-9.]+(e[-+]?[0-9]+)?"
 
     def bound(index: int, op: str) -> str:
-        found = f"result\\[{index}\\] {op} {number}"
-        return (f'(default "-" (regexFind {_go(number + "$")} (regexFind {_go(found)} '
+        found, last = judge.condition_bound(index, op), judge.CONDITION_NUMBER + "$"
+        return (f'(default "-" (regexFind {_go(last)} (regexFind {_go(found)} '
                 '(printf "%s %s" $fc $sc))))')
 
     return (
@@ -170,11 +194,11 @@ def _thresholds() -> str:
 
 def _prelude(event: str, dashboards: dict[str, str]) -> str:
     """Go template computing ``$lines`` (the message) and ``$slos`` (per SLO, for JSON)."""
-    phases, newest_only = _DESCRIBED[event]
-    phase_list = " ".join(_go(p) for p in phases)
-    runs = "(list (first .analysisRuns))" if newest_only else ".analysisRuns"
+    spec = EVENTS[event]
+    phase_list = " ".join(_go(p) for p in spec.phases)
+    runs = "(list (first .analysisRuns))" if spec.newest_run_only else ".analysisRuns"
     board_pairs = " ".join(f"{_go(k)} {_go(v)}" for k, v in sorted(dashboards.items()))
-    action = _ACTIONS[event].format(name="%[1]s", ns="%[2]s")
+    action = spec.action.format(name="%[1]s", ns="%[2]s")
     lines = [
         '{{- $name := toString .rollout.metadata.name -}}',
         '{{- $ns := toString .rollout.metadata.namespace -}}',
@@ -185,7 +209,7 @@ def _prelude(event: str, dashboards: dict[str, str]) -> str:
         '{{- $hash := "" -}}{{- with .rollout.status -}}{{- $hash = toString '
         '(default "" .currentPodHash) -}}{{- end -}}',
         f'{{{{- $lines := list (printf "%s/%s %s (revision %s, %s)" $ns $name '
-        f'{_go(HEADLINES[event])} (toString $rev) $image) -}}}}',
+        f'{_go(spec.headline)} (toString $rev) $image) -}}}}',
         '{{- $slos := list -}}',
         f'{{{{- if .analysisRuns -}}}}{{{{- range $run := {runs} -}}}}'
         '{{- with $run.status -}}{{- range $m := .metricResults -}}',
@@ -242,13 +266,12 @@ def configmap_data(cfg: NotificationsConfig, dashboards: dict[str, str]) -> dict
         f"service.{n.type}.{name}": dump(dict(n.options))
         for name, n in sorted(cfg.notifiers.items())
     }
-    for event, trigger in TRIGGERS.items():
-        name = TEMPLATE.format(event=event)
-        data[f"template.{name}"] = dump(template(event, dashboards, webhooks))
-        condition: dict[str, Any] = {"when": WHEN[event], "send": [name]}
-        if event in ONCE_PER:
-            condition["oncePer"] = ONCE_PER[event]
-        data[f"trigger.{trigger}"] = dump([condition])
+    for name, event in EVENTS.items():
+        data[f"template.{event.template}"] = dump(template(name, dashboards, webhooks))
+        condition: dict[str, Any] = {"when": event.when, "send": [event.template]}
+        if event.once_per:
+            condition["oncePer"] = event.once_per
+        data[f"trigger.{event.trigger}"] = dump([condition])
     return data
 
 
@@ -268,7 +291,7 @@ def subscriptions(service: str, cfg: NotificationsConfig | None) -> dict[str, st
         if sub.services and service not in sub.services:
             continue
         for event in sub.events:
-            key = ANNOTATION.format(trigger=TRIGGERS[event], notifier=sub.to)
+            key = ANNOTATION.format(trigger=EVENTS[event].trigger, notifier=sub.to)
             if sub.recipient not in out.setdefault(key, []):
                 out[key].append(sub.recipient)
     return {key: ";".join(r for r in recipients if r) for key, recipients in sorted(out.items())}

@@ -97,7 +97,7 @@ def webhook(sent: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_engine_takes_the_configmap_every_trigger_and_both_notifiers() -> None:
     assert {k for k in DATA if k.startswith("trigger.")} == {
-        f"trigger.{t}" for t in notifications.TRIGGERS.values()}
+        f"trigger.{e.trigger}" for e in notifications.EVENTS.values()}
     assert "service.webhook.oncall" in DATA and "service.slack.team" in DATA
     check([])  # parsed, every notifier created, every condition and template compiled
 

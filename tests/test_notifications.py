@@ -77,12 +77,12 @@ def test_the_configmap_has_the_notifiers_and_a_template_and_trigger_per_event():
     ]
     assert yaml.safe_load(data["service.slack.team-slack"]) == {"token": "$slack-token"}
     assert yaml.safe_load(data["trigger.slo-canary-paused"]) == [
-        {"send": ["slo-canary-rollout-paused"], "when": notifications.WHEN["paused"]}]
+        {"send": ["slo-canary-rollout-paused"], "when": notifications.EVENTS["paused"].when}]
     assert yaml.safe_load(data["trigger.slo-canary-completed"]) == [
-        {"send": ["slo-canary-rollout-completed"], "when": notifications.WHEN["completed"],
+        {"send": ["slo-canary-rollout-completed"], "when": notifications.EVENTS["completed"].when,
          "oncePer": notifications.REVISION}]
     # named after no Kubernetes event: only the engine's controller sends them, once per state
-    assert not any(t.startswith("on-") for t in notifications.TRIGGERS.values())
+    assert not any(e.trigger.startswith("on-") for e in notifications.EVENTS.values())
     aborted = yaml.safe_load(data["template.slo-canary-rollout-aborted"])
     assert set(aborted) == {"message", "webhook"} and set(aborted["webhook"]) == {"oncall"}
     assert "https://grafana.platform.internal/d/slo-api-gateway" in aborted["message"]
