@@ -96,16 +96,18 @@ def _explain(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if args.stack is not None:
-        text, source = explain.cluster_runs(args.stack, args.service)
-    elif source == "-":
-        text = sys.stdin.read()
+        runs = explain.cluster_runs(args.stack, args.service)
     else:
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
-            raise ConfigError([f"{source}: cannot read it ({reason})"]) from None
-    verdicts = [explain.explain_run(run) for run in explain.read_runs(text, source)]
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                text = Path(source).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+                raise ConfigError([f"{source}: cannot read it ({reason})"]) from None
+        runs = explain.read_runs(text, source)
+    verdicts = [explain.explain_run(run) for run in runs]
     print((explain.render_json if as_json else explain.render_text)(verdicts), end="")
     return 0
 

@@ -209,11 +209,13 @@ def read_runs(text: str, source: str) -> list[dict[str, Any]]:
     return runs
 
 
-def cluster_runs(stack_path: Path, service: str, kubectl: str = "kubectl") -> tuple[str, str]:
-    """The AnalysisRuns of the Rollout ``service``'s current revision, from the cluster of the
-    stack's Kubernetes provider (its ``kubernetes:kubeconfig`` and ``kubernetes:context``, else
-    kubectl's own defaults), as a JSON ``List``; and a name for them. ConfigError when the stack,
-    kubectl or the cluster cannot say."""
+def cluster_runs(
+    stack_path: Path, service: str, kubectl: str = "kubectl"
+) -> list[dict[str, Any]]:
+    """The AnalysisRuns of the Rollout ``service``'s current revision, oldest first, from the
+    cluster of the stack's Kubernetes provider (its ``kubernetes:kubeconfig`` and
+    ``kubernetes:context``, else kubectl's own defaults). ConfigError when the stack, kubectl or
+    the cluster cannot say."""
     source = stack_path.name
     stack = load_stack_file(stack_path)
     catalogue, _ = stack_catalogue(stack, Path.cwd(), source)
@@ -248,10 +250,10 @@ def cluster_runs(stack_path: Path, service: str, kubectl: str = "kubectl") -> tu
          if (r.get("metadata", {}).get("annotations") or {}).get(REVISION_ANNOTATION) == revision),
         key=lambda r: str(r.get("metadata", {}).get("creationTimestamp", "")),
     )
-    where = f"rollout {namespace}/{service} revision {revision} ({pod_hash})"
     if not runs:
-        raise ConfigError([f"{where}: no AnalysisRun yet"])
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": runs}), where
+        raise ConfigError([f"rollout {namespace}/{service} revision {revision} ({pod_hash}): "
+                           "no AnalysisRun yet"])
+    return runs
 
 
 def _kubectl(args: list[str], what: str) -> dict[str, Any]:
