@@ -2,6 +2,7 @@
 semantics of Argo Rollouts' analysis that the judge relies on."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -435,7 +436,7 @@ def test_the_plan_says_once_that_nginx_is_deprecated(tmp_path):
     (tmp_path / "catalogue").symlink_to(ROOT / "catalogue")
     done = subprocess.run([sys.executable, "-m", "delivery", "plan", "--stack", str(stack)],
                           cwd=tmp_path, capture_output=True, text=True, check=False,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     deprecated = [line for line in done.stdout.splitlines() if "deprecated" in line
                   or "retired" in line]
