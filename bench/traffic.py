@@ -6,9 +6,12 @@ the latency threshold) serves requests at a constant rate. Per scrape interval:
 - requests: Poisson;
 - 5xx and slow requests, each stream independently: binomial at the cell's ratio; or
   beta-binomial (the interval's ratio drawn from a beta with that mean and intra-class
-  correlation ``icc``); or in bursts (a burst starts at a request with probability
-  ``ratio / mean`` and fails a geometric number of requests of that mean, capped at the
-  interval's requests: a burst stays within one interval, the most dispersed case);
+  correlation ``icc``); or in bursts: the pod's requests, in the order it serves them,
+  alternate between runs of good and runs of bad ones, both of geometric length, the bad runs
+  (bursts) of the given mean and the good ones of ``mean (1 - ratio) / ratio``, so that the
+  long-run ratio is the cell's. A burst runs on across scrape intervals and across a restart
+  (the failing dependency does not care), so a cell at 10x fails 10x its budget whatever the
+  interval's requests;
 - a cold start: ``cold_start`` extra failing (5xx) requests at uniform times in the pod's first
   minute.
 
@@ -44,6 +47,35 @@ class Variation:
 INDEPENDENT = Variation()
 
 
+def _bursts(rng: np.random.Generator, n: np.ndarray, ratio: float, mean: float) -> np.ndarray:
+    """Bad requests per interval when they come in bursts (module docstring): per run, the
+    alternating runs of good and bad requests laid over its requests in order, the first in
+    the chain's stationary state."""
+    good_mean = mean * (1 - ratio) / ratio
+    ends = np.cumsum(n, axis=1)
+    out = np.zeros(n.shape)
+    for r in range(n.shape[0]):
+        total = ends[r, -1]
+        if total <= 0:
+            continue
+        cycles = int(total / (mean + good_mean) * 1.5) + 16
+        while True:
+            good = rng.geometric(1 / good_mean, cycles) if good_mean > 1 else np.ones(cycles)
+            bad = rng.geometric(1 / mean, cycles).astype(np.float64)
+            if rng.random() < ratio:  # the first request falls inside a burst
+                good[0] = 0
+            starts = np.cumsum(good + bad) - bad  # where each burst starts
+            if starts[-1] + bad[-1] >= total:
+                break
+            cycles *= 2
+        knots = np.stack([starts, starts + bad], axis=1).ravel()
+        bad_before = np.concatenate([[0.0], np.cumsum(bad)[:-1]])
+        values = np.stack([bad_before, bad_before + bad], axis=1).ravel()
+        upto = np.interp(ends[r], knots, values, left=0.0)
+        out[r] = np.diff(np.concatenate([[0.0], upto]))
+    return np.rint(out)
+
+
 def _bad(rng: np.random.Generator, n: np.ndarray, ratio: float, v: Variation) -> np.ndarray:
     n_int = n.astype(np.int64)
     if ratio <= 0:
@@ -51,9 +83,7 @@ def _bad(rng: np.random.Generator, n: np.ndarray, ratio: float, v: Variation) ->
     if ratio >= 1:
         return n.astype(np.float64)
     if v.burst > 1:
-        starts = rng.binomial(n_int, min(1.0, ratio / v.burst))
-        extra = rng.negative_binomial(np.maximum(starts, 1), 1 / v.burst)
-        return np.minimum(np.where(starts > 0, starts + extra, 0), n_int).astype(np.float64)
+        return np.minimum(_bursts(rng, n, ratio, v.burst), n)
     if v.icc > 0:
         a = ratio * (1 - v.icc) / v.icc
         b = (1 - ratio) * (1 - v.icc) / v.icc

@@ -91,7 +91,7 @@ def trace(name: str, canary_phase: float, stable_phase: float, seed: int,
 
 
 TRACES = (
-    trace("between", canary_phase=10, stable_phase=20, seed=1),
+    trace("between", canary_phase=10, stable_phase=20, seed=25),
     # every scrape on an evaluation and on the edges of every range: closed ranges matter;
     # stable's pods new after the canary's (no baseline at first: judged is NaN)
     trace("aligned", canary_phase=0, stable_phase=0, seed=2, stable_from=390),
@@ -237,6 +237,27 @@ def test_traces_have_what_they_claim():
     # reset ambiguity): the trace has one
     assert (err[times == 760] >= err[times == 700]).all()
     assert (~canary.attempted[0, (times >= 1500) & (times < 1590)]).all()
+
+
+@pytest.mark.parametrize(("per_interval", "ratio", "mean"), [
+    (10, 0.01, 10.0),  # 20 req/min at 10x the error-rate budget: bursts longer than intervals
+    (10, 0.5, 10.0),  # 10x the latency budget
+    (500, 0.005, 10.0),
+    (500, 0.001, 3.0),
+])
+def test_bursts_fail_the_cells_ratio_at_any_traffic(per_interval, ratio, mean):
+    """A bursty cell is judged at the ratio it names: bursts run on across intervals instead of
+    being cut at an interval's requests (which gave 20 req/min at "10x" about 6.5x). Where an
+    interval holds many bursts' worth of requests, the per-interval dispersion is a geometric
+    burst's E[size^2]/E[size] = 2 mean - 1."""
+    rng = np.random.default_rng(7)
+    n = rng.poisson(per_interval, (400, 400)).astype(np.float64)
+    bad = traffic._bad(rng, n, ratio, traffic.Variation(burst=mean))
+    assert (bad <= n).all() and (bad >= 0).all()
+    assert bad.sum() / n.sum() == pytest.approx(ratio, rel=0.03)
+    if per_interval * ratio >= 2 * mean * 0.2 and per_interval >= 10 * mean:
+        pearson = ((bad - n * ratio) ** 2 / (n * ratio * (1 - ratio))).mean()
+        assert pearson == pytest.approx(2 * mean - 1, rel=0.15)
 
 
 @pytest.mark.parametrize("tr", TRACES, ids=lambda t: t.name)
