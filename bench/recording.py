@@ -19,6 +19,9 @@ none while Prometheus is down), exactly as the rendered expressions do it:
   series); nothing without ``now``. With a warm-up, a series counts only where its pod's
   total-selector series had at least ``warm-up / I`` samples in ``(t - warm-up, t]`` and no
   reset between two samples inside it.
+- a step is recorded only where the group ran at most ``MEMORY`` before it and before the two
+  evaluations before it (its heartbeat; the first three evaluations after a longer Prometheus
+  outage record none);
 - per hash: requests = sum of the total series' steps, recorded where > 0; errors = the bad
   series' steps (0 where none has a step), or requests - the good series' steps; squares =
   errors^2 / requests; the others' (stable's) steps where this hash had traffic.
@@ -62,6 +65,24 @@ class Scraped:
 class Evaluations:
     t: np.ndarray  # (runs, K) seconds
     done: np.ndarray  # (runs, K) bool: Prometheus was up and evaluated the group
+    ran_before: bool = True  # the group also ran one interval before the first evaluation
+
+
+def continuous(ev: Evaluations, memory: float) -> np.ndarray:
+    """The step rules' guard on ``slo:canary_evidence_gap:seconds``: where the group ran at most
+    ``memory`` before this evaluation and before each of the two evaluations before it (the
+    heartbeat's last sample is in the gap rule's range, which is at least ``memory``)."""
+    k = ev.t.shape[1]
+    prev = _last_true(ev.done, np.arange(k)[None, :] - 1 + 0 * ev.t.astype(np.int64))
+    interval = ev.t[:, 1:2] - ev.t[:, :1] if k > 1 else np.full((ev.t.shape[0], 1), np.inf)
+    t_prev = np.where(prev >= 0, _take(ev.t, prev),
+                      ev.t[:, :1] - interval if ev.ran_before else -np.inf)
+    first = np.isinf(t_prev)  # no heartbeat yet: no gap recorded, this step alone dropped
+    wide = ev.done & ~first & (ev.t - t_prev > memory)  # recorded gaps over the memory
+    late = wide | first
+    late[:, 1:] |= wide[:, :-1]
+    late[:, 2:] |= wide[:, :-2]
+    return ~late
 
 
 def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -181,7 +202,7 @@ def hash_steps(pods: Sequence[Scraped], sel: Selection, ev: Evaluations, memory:
         assert sel.good is not None
         g, g_ok = _sum_steps(pods, sel.good, ev, memory, keeps, closed, settle)
         x = n - np.where(g_ok, g, 0.0)
-    recorded = n_ok & (n > 0)
+    recorded = n_ok & (n > 0) & continuous(ev, memory)
     with np.errstate(invalid="ignore", divide="ignore"):
         squares = np.where(recorded, x * x / np.where(recorded, n, 1.0), 0.0)
     return Steps(np.where(recorded, n, 0.0), np.where(recorded, x, 0.0), squares, recorded)

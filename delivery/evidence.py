@@ -22,6 +22,21 @@ to requests and errors alike. Two limits: the steps telescope as long as the rul
 skip evaluations (``prometheus_rule_group_iterations_missed_total``), and a series that comes
 back after more than ``MEMORY`` without samples is counted from zero again.
 
+Prometheus outages. While Prometheus is down nothing is scraped and the group does not run; its
+first evaluation after an outage shorter than ``MEMORY`` finds every counter's last sample from
+before it, and the step across the outage carries what the counters gained meanwhile: nothing is
+lost. After a longer outage that last sample is out of reach, so every counter would look new and
+be counted whole, events from before the outage a second time. The group therefore records when
+it ran (``slo:canary_evidence_heartbeat:time``) and, first at each evaluation, how long before it
+had last run (``slo:canary_evidence_gap:seconds``); a step is recorded only where that gap is at
+most ``MEMORY`` at it and at the two evaluations before (a step reads the earlier sample of a
+counter a step and ``settle`` back, so the third evaluation after the outage is the first to
+find one from after it). The steps across a longer outage are dropped, with what the canary and
+stable served during it, requests and errors alike: less evidence, never evidence counted twice.
+The
+background analysis reads the gap to pause the rollout after an outage longer than the stack's
+``outageLimit`` (``delivery/analysis.py``).
+
 Warm-up. With a service's ``warmUp``, a step of a series counts only while its pod (the
 ``prometheus.podLabel`` label) has been scraped for the whole warm-up with no counter reset, so a
 pod that is new or restarted warms up, to within one scrape interval. Warm-up requests still count
@@ -118,6 +133,15 @@ class Recording:
     def _rule(self, record: str, expr: str, **extra: str) -> dict[str, Any]:
         return {"record": record, "expr": expr, "labels": {**self.labels, **extra}}
 
+    def _continuous(self) -> str:
+        """Where the group ran within ``MEMORY`` before this evaluation and the two before it
+        (module docstring): a step reads its earlier sample one step and ``settle`` back, so
+        the counters have a sample from after the outage to count from only by the third."""
+        gap = f'{names.CANARY_EVIDENCE_GAP}{{{names.LABEL_SERVICE}="{self.gate.slo.service.name}"}}'
+        seen = durations.format_seconds(
+            2 * durations.parse(self.step) + durations.parse(self.settle))
+        return f"and on () (max_over_time({gap}[{seen}]) <= {durations.parse(self.memory)})"
+
     def _steps(self, requests: str, errors: str) -> list[dict[str, Any]]:
         rules = []
         for others in (False, True):
@@ -130,8 +154,11 @@ class Recording:
                 )
             else:
                 squares = f"{x} ^ 2 / {on_hash} {n}"
+            kept = f"{requests} > 0"
+            if not others:  # stable's steps follow the canary's, so they are dropped alike
+                kept = f"({kept}) {self._continuous()}"
             rules += [
-                self._rule(step_record("requests", others), f"{requests} > 0"),
+                self._rule(step_record("requests", others), kept),
                 self._rule(step_record("errors", others), f"({errors}) and {on_hash} {n}"),
                 self._rule(step_record("squares", others),
                            f"({squares}) and {on_hash} {n}" if others else squares),
@@ -188,10 +215,25 @@ def group_name(service: str) -> str:
     return f"slo-canary-evidence-{service}"
 
 
+def heartbeat_rules(service: str, window: str, memory: str) -> tuple[dict[str, Any], ...]:
+    """The group's first rule (the gap since it last ran, seen over the evidence window or its
+    memory, whichever is longer) and its last (when it ran)."""
+    labels = {names.LABEL_SERVICE: service}
+    beat = f'{names.CANARY_EVIDENCE_HEARTBEAT}{{{names.LABEL_SERVICE}="{service}"}}'
+    seen = durations.format_seconds(max(durations.parse(window), durations.parse(memory)))
+    return (
+        {"record": names.CANARY_EVIDENCE_GAP, "expr": f"time() - max_over_time({beat}[{seen}])",
+         "labels": labels},
+        {"record": names.CANARY_EVIDENCE_HEARTBEAT, "expr": "vector(time())", "labels": labels},
+    )
+
+
 def rule_group(service: str, recordings: list[Recording]) -> dict[str, Any] | None:
     """The service's evidence group (rules in order: later ones read earlier ones at the same
     evaluation), or None when no gated SLO is recorded."""
     rules = [rule for r in recordings for rule in r.rules()]
     if not rules:
         return None
-    return {"name": group_name(service), "interval": recordings[0].step, "rules": rules}
+    gap, beat = heartbeat_rules(service, recordings[0].window, recordings[0].memory)
+    return {"name": group_name(service), "interval": recordings[0].step,
+            "rules": [gap, *rules, beat]}

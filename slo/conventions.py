@@ -94,3 +94,7 @@ CANARY_REQUESTS_STEP = "slo:canary_requests:step"
 CANARY_ERRORS_STEP = "slo:canary_errors:step"
 CANARY_SQUARES_STEP = "slo:canary_errors_squared_per_request:step"
 CANARY_EVIDENCE = "slo:canary_evidence:value"
+# When the service's evidence group last ran (its value: the evaluation's time), and how long
+# before each evaluation it had last run: a Prometheus outage as the group saw it.
+CANARY_EVIDENCE_HEARTBEAT = "slo:canary_evidence_heartbeat:time"
+CANARY_EVIDENCE_GAP = "slo:canary_evidence_gap:seconds"

@@ -24,6 +24,7 @@ from bench import canary_judgement as cj
 from bench import recording, traffic
 from delivery import judge
 from delivery.canary import evidence_group
+from slo import conventions as names
 from slo.yamlout import dump
 from tools.local_prometheus import major_version
 
@@ -86,7 +87,7 @@ def trace(name: str, canary_phase: float, stable_phase: float, seed: int,
                              600 / 30, 0.006, 0.03, outage=outage)
     times = np.arange(0, END + 1, SCRAPE)[None, :]
     evaluations = recording.Evaluations(t=times.astype(float),
-                                        done=np.ones(times.shape, dtype=bool))
+                                        done=np.ones(times.shape, dtype=bool), ran_before=False)
     return Trace(name, cj.World([canary], [stable], evaluations, outage))
 
 
@@ -149,13 +150,14 @@ class Check:
     expected: float | None  # None: no sample
 
 
-def checks(tr: Trace, gate: cj.RecordedGate, service: str) -> dict[int, list[Check]]:
+def checks(tr: Trace, gate: cj.RecordedGate, service: str,
+           eval_times: tuple[int, ...] = EVAL_TIMES) -> dict[int, list[Check]]:
     """Per evaluation time, every recorded series of the gate the bench simulates (its value or
     its absence) as a selector of the rendered group's output."""
     records = gate.records(tr.world)
     times = tr.world.evaluations.t[0]
     out: dict[int, list[Check]] = {}
-    for t in EVAL_TIMES:
+    for t in eval_times:
         (k,) = np.nonzero(times == t)[0]
         found = []
         for (record, role, element), (present, value) in records.items():
@@ -169,12 +171,27 @@ def checks(tr: Trace, gate: cj.RecordedGate, service: str) -> dict[int, list[Che
     return out
 
 
-def promtool_report(tr: Trace, service: str, stack: str, tmp: Path,
-                    warm_up: str = "") -> tuple[str | None, dict[str, int]]:
+def heartbeat_input(service: str, ev: recording.Evaluations) -> dict[str, str]:
+    """The group's heartbeat as an input series, for a trace whose group did not run at every
+    evaluation (promtool runs it at all): each evaluation that ran leaves its time one grid
+    slot later, so that the rules at an evaluation see the previous one, as they do in
+    Prometheus, where the heartbeat is the group's last rule."""
+    slots = ["_"] * (END // GRID + 1)
+    for t, done in zip(ev.t[0], ev.done[0], strict=True):
+        if done and int(t) // GRID + 1 < len(slots):
+            slots[int(t) // GRID + 1] = repr(float(t))
+    return {"series": f'{names.CANARY_EVIDENCE_HEARTBEAT}{{service="{service}"}}',
+            "values": " ".join(slots)}
+
+
+def promtool_report(tr: Trace, service: str, stack: str, tmp: Path, warm_up: str = "",
+                    eval_times: tuple[int, ...] = EVAL_TIMES
+                    ) -> tuple[str | None, dict[str, int]]:
     """``promtool test rules`` with the service's rendered evidence group over the trace's
-    samples: at every EVAL_TIMES, each of the bench's records equal (1e-6 relative; NaN only
+    samples: at every ``eval_times``, each of the bench's records equal (1e-6 relative; NaN only
     where the bench has NaN) or absent where the bench has none. (promtool's report or None,
-    counts of the compared samples by kind)."""
+    counts of the compared samples by kind). Where the trace's group did not run at every
+    evaluation, its heartbeat rule gives way to ``heartbeat_input``."""
     mode = cj.modes_for(stack, service, warm_up)[0]
     stack_cfg, slos = cj._stack(stack)
     if warm_up:
@@ -187,10 +204,14 @@ def promtool_report(tr: Trace, service: str, stack: str, tmp: Path,
     assert {g.warm_up for g in gates.values()} == {cj._seconds(warm_up) if warm_up else None}
     tests, counts = [], {"value": 0, "absent": 0, "nan": 0}
     inputs = input_series(tr, service)
-    for t in EVAL_TIMES:
+    if not tr.world.evaluations.done.all():
+        assert group["rules"][-1]["record"] == names.CANARY_EVIDENCE_HEARTBEAT
+        group = {**group, "rules": group["rules"][:-1]}
+        inputs.append(heartbeat_input(service, tr.world.evaluations))
+    for t in eval_times:
         series, exprs = [], []
         for gate in gates.values():
-            for i, c in enumerate(checks(tr, gate, service)[t]):
+            for i, c in enumerate(checks(tr, gate, service, eval_times)[t]):
                 if c.expected is None:
                     exprs.append({"expr": c.selector, "eval_time": f"{t}s", "exp_samples": []})
                     counts["absent"] += 1
@@ -310,6 +331,54 @@ def _zero_steps_kept(pods, sel, ev, memory, warm_up=None, closed=False, settle=0
 
 
 ORIGINAL_HASH_STEPS = recording.hash_steps
+
+
+LONG_OUTAGE = (900.0, 1710.0)  # Prometheus away 13.5 min: longer than the group's memory (10 min)
+
+
+def long_outage_trace() -> Trace:
+    """A canary from 300 s and old stable pods, scraped every 30 s; Prometheus away in
+    LONG_OUTAGE: no scrapes and no evaluations of the group."""
+    rng = np.random.default_rng(3)
+    attempts = int(END // SCRAPE) + 1
+    outage = np.array([LONG_OUTAGE])
+    canary = traffic.pod(rng, np.array([310.0]), SCRAPE, attempts - 10, np.array([300.0]),
+                         60 / 30, 0.01, 0.1, outage=outage)
+    stable = traffic.pod(rng, np.array([20.0]), SCRAPE, attempts, np.array([-10.0]), 600 / 30,
+                         0.006, 0.03, outage=outage, history=(5e5, 3e3, 1.5e4))
+    times = np.arange(0, END + 1, SCRAPE)[None, :].astype(float)
+    # the evaluation at the outage's start still ran (on the samples from before it): promtool
+    # runs the group at every evaluation and would count a step there
+    done = ~((times > LONG_OUTAGE[0]) & (times < LONG_OUTAGE[1]))
+    evaluations = recording.Evaluations(t=times, done=done, ran_before=False)
+    return Trace("long-outage", cj.World([canary], [stable], evaluations, outage))
+
+
+def test_a_step_across_an_outage_longer_than_the_memory_is_dropped_not_counted_twice(tmp_path):
+    """After Prometheus was away longer than the group's memory, the counters' last samples from
+    before the outage are out of reach: counted as new they would count the canary's earlier
+    requests twice. The rendered group (promtool, its heartbeat as the group left it) and the
+    bench's simulation both drop that one step, and the canary's recorded requests stay below
+    what it served."""
+    tr = long_outage_trace()
+    after = (870, 900, 1710, 1740, 1770, 1800, 2100, 2370)
+    report, counts = promtool_report(tr, "api-gateway", "dev", tmp_path, eval_times=after)
+    assert report is None, report
+    assert counts["value"] > 0 and counts["absent"] > 0
+    gate = next(q for q in cj.modes_for("dev", "api-gateway")[0].queries.values()
+                if isinstance(q, cj.RecordedGate))
+    records = gate.records(tr.world)
+    present, steps = records[(names.CANARY_REQUESTS_STEP, "canary", "")]
+    k = list(tr.world.evaluations.t[0]).index(1710.0)
+    assert not present[0, k:k + 3].any() and present[0, k + 3]  # dropped, then counted again
+    served = np.nanmax(tr.world.canary[0].values[traffic.COUNT][0])
+    assert steps[0, present[0]].sum() < served
+    # with the guard off, that step counts the canary's counter whole: more than it served
+    loose = recording.Evaluations(tr.world.evaluations.t, np.ones_like(present), False)
+    sel = gate.selection
+    doubled = recording.hash_steps(tr.world.canary, sel, loose, gate.memory, settle=gate.settle)
+    assert doubled.requests[0].sum() > served
+
 
 
 @pytest.mark.parametrize("wrong", ["resets ignored", "zero steps kept", "no warm-up"])
