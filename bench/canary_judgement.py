@@ -1550,23 +1550,22 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
     real = [(r, s) for r, s in every if r.cell.condition]
     lines = []
     healthy = [(r, s) for r, s in real if zone(stack_cfg[r.stack], r.cell) == "good"]
-    # Without a warm-up, start-up errors are judged like any others: a cell is healthy only
-    # where they and the steady ratio stay within the budget over the first gate's requests.
-    cold_bare = [(r, s) for r, s in healthy if r.cell.cold and not r.cell.warm_up
-                 and r.cell.m + cold_burn(r) > stack_cfg[r.stack].delivery.analysis.pass_burn_rate]
+    # Without a warm-up, start-up errors are evidence like any others, and they come all at
+    # once: in its first minutes the canary fails many times its budget. Whether they should
+    # count is the service's warmUp, so these cells are shown, not held to a target.
+    cold_bare = [(r, s) for r, s in healthy if r.cell.cold and not r.cell.warm_up]
     lines.append(_rarely("real-traffic-healthy-rarely-aborted",
                          [rs for rs in healthy if rs not in cold_bare],
                          "restarts, bursts, beta-binomial, cold starts with warmUp "
-                         f"{WARM_UP} and without it where they stay within the budget, "
-                         "Prometheus outages; 0.5x and 1x budget"))
+                         f"{WARM_UP}, Prometheus outages; 0.5x and 1x budget"))
     if cold_bare:
         worst = max(cold_bare, key=lambda rs: rs[1].p(ABORT))
-        least = min(cold_bare, key=lambda rs: rs[0].cell.m + cold_burn(rs[0]))
+        least = min(cold_bare, key=lambda rs: rs[1].p(ABORT))
         lines.append(TargetLine(
             "cold-starts-without-warm-up", True,
-            f"{len(cold_bare)} cells whose start-up errors take the first gate's traffic over "
-            f"the budget (the least {least[0].cell.m + cold_burn(least[0]):.1f}x at "
-            f"{_where(least[0])}): judged as the errors they are, no target; worst P(abort) "
+            f"{len(cold_bare)} cells of 1-20 failing requests per canary pod in its first "
+            "minute, no warmUp: judged as the errors they are, no target; P(abort) from "
+            f"{_share(least[1].counts.get(ABORT, 0), least[1].n)} at {_where(least[0])} to "
             f"{_share(worst[1].counts.get(ABORT, 0), worst[1].n)} at {_where(worst[0])}; "
             f"with warmUp {WARM_UP} they are in the target above", informative=True))
 
@@ -1693,15 +1692,6 @@ def available_requests(r: CellResult) -> float:
     pauses the rollout, so this is what the test can count on."""
     mode = modes_for(r.stack, r.service)[0]
     return r.cell.rate * mode.gate_deadline() / 60
-
-
-def cold_burn(r: CellResult) -> float:
-    """A cold start's failing requests as a multiple of the tightest 5xx budget, spread over
-    the canary's requests by the first gate's last measurement."""
-    if not r.cell.cold:
-        return 0.0
-    budget = probabilities(_stack(r.stack)[1][r.service], 1).e
-    return r.cell.cold / max(available_requests(r), 1.0) / budget
 
 
 def reaches(r: CellResult) -> bool:

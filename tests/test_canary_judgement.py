@@ -601,8 +601,8 @@ def test_quick_run_prints_every_target_line_and_exits_by_them(tmp_path):
     assert [m.group(1) for m in matches if m] == [
         "good-canaries-rarely-aborted", "bad-canaries-stopped", "fast-aborts",
         "idle-canary-never-promoted", "perfect-canary-promoted", "shared-incident-pauses",
-        "real-traffic-healthy-rarely-aborted", "real-traffic-bad-not-promoted", "bad-aborted-within-5-minutes",
-        "shared-incidents-pause-at-any-stable-share",
+        "real-traffic-healthy-rarely-aborted", "real-traffic-bad-not-promoted",
+        "bad-aborted-within-5-minutes", "shared-incidents-pause-at-any-stable-share",
         "prometheus-outages-neither-abort-nor-promote"]
     # start-up errors that take the first gate over the budget are shown, not a target
     assert any(line.startswith("info cold-starts-without-warm-up: (") and "no target" in line
