@@ -100,7 +100,7 @@ from bench.reference_templates import REFERENCE_COMMIT, canary_query, reference_
 from bench.traffic import COUNT, ERR, FAST, OK  # noqa: E402
 from delivery import evidence as evidence_rules  # noqa: E402
 from delivery import judge  # noqa: E402
-from delivery.analysis import evidence_window  # noqa: E402
+from delivery.analysis import evidence_window, outage_metric  # noqa: E402
 from delivery.canary import bodies, evidence_group  # noqa: E402
 from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
 from slo import durations  # noqa: E402
@@ -510,6 +510,31 @@ class World:
 
 
 @dataclass(frozen=True)
+class OutageQuery:
+    """The background's ``prometheus-outage`` metric: the largest gap the evidence group
+    recorded in the last ``seen`` seconds (``delivery.analysis.outage_metric``)."""
+
+    seen: float
+    step: float  # the group's interval
+
+    def measured(self, world: World, t: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        ev = world.evaluations
+        gap = recording.gaps(ev)
+        recorded = ev.done & ~np.isinf(gap)
+        k = np.floor((t - ev.t[:, :1]) / self.step).astype(np.int64)
+        best = np.full(t.shape, -np.inf)
+        for back in range(int(self.seen // self.step) + 2):
+            i = k - back
+            inside = (i >= 0) & (i < ev.t.shape[1])
+            ic = np.clip(i, 0, ev.t.shape[1] - 1)
+            te = np.take_along_axis(ev.t, ic, axis=1)
+            ok = inside & (te <= t) & (te > t - self.seen) & np.take_along_axis(recorded, ic, 1)
+            best = np.where(ok, np.maximum(best, np.take_along_axis(gap, ic, axis=1)), best)
+        present = best > -np.inf
+        return present, [np.where(present, best, 0.0)]
+
+
+@dataclass(frozen=True)
 class RecordedGate:
     """A gate whose rendered query reads the recorded evidence, and how its rule group (the
     rendered one: ``delivery.canary.evidence_group``) records it."""
@@ -797,7 +822,7 @@ class Mode:
     steps: list[Step]
     background: str | None
     templates: dict[str, Template]
-    queries: dict[str, RecordedGate | ReferenceQuery]  # rendered query text -> its model
+    queries: dict[str, RecordedGate | OutageQuery | ReferenceQuery]  # query text -> its model
     grid: float  # seconds between possible measurement times
     horizon: int  # grid points simulated
     longest_analysis: float  # seconds to the last measurement the steps can take
@@ -805,7 +830,7 @@ class Mode:
     def evidence(self, query: str, world: World, t: np.ndarray
                  ) -> tuple[np.ndarray, list[np.ndarray]]:
         q = self.queries[query]
-        if isinstance(q, RecordedGate):
+        if isinstance(q, RecordedGate | OutageQuery):
             return q.measured(world, t)
         assert world.reference is not None
         return reference_evidence(q, world.reference, t)
@@ -867,10 +892,20 @@ def new_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack: Stack
                   for g in b.gates]
     if evidence_rules.rule_group(service, recordings) != group:
         raise ValueError("the evidence group is not rendered from these recordings")
-    queries: dict[str, RecordedGate | ReferenceQuery] = {}
+    queries: dict[str, RecordedGate | OutageQuery | ReferenceQuery] = {}
+    outage = outage_metric(service, stack.delivery.analysis, stack.prometheus)
     for template in templates.values():
         for metric in template.metrics:
             if metric.query in queries or metric.query.startswith("min("):
+                continue
+            if metric.name == outage["name"]:
+                if metric.query != outage["provider"]["prometheus"]["query"]:
+                    raise ValueError("the outage metric is not outage_metric()'s")
+                seen = re.search(r"\[([0-9hms]+)\]\)$", metric.query)
+                assert seen is not None
+                queries[metric.query] = OutageQuery(
+                    seen=_seconds(seen.group(1)),
+                    step=_seconds(stack.prometheus.scrape_interval))
                 continue
             for r in recordings:
                 if metric.query == judge.query(r.gate, window, r.step):
@@ -892,7 +927,7 @@ def reference_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack_
     templates = {body["metadata"]["name"]: Template.from_rendered(body)
                  for body in ref.templates.values()}
     steps, background = rollout_steps(ref.canary)
-    queries: dict[str, RecordedGate | ReferenceQuery] = {}
+    queries: dict[str, RecordedGate | OutageQuery | ReferenceQuery] = {}
     for template in templates.values():
         for metric in template.metrics:
             if metric.query.startswith("min(") or metric.query in queries:
@@ -903,8 +938,8 @@ def reference_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack_
 
 
 def _mode(label: str, steps: list[Step], background: str | None,
-          templates: dict[str, Template], queries: dict[str, RecordedGate | ReferenceQuery]
-          ) -> Mode:
+          templates: dict[str, Template],
+          queries: dict[str, RecordedGate | OutageQuery | ReferenceQuery]) -> Mode:
     grid = _grid_of(steps, templates)
     longest = _longest(steps, templates)
     # Error measurements (Prometheus down) do not count: a gate can last that much longer

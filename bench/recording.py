@@ -68,17 +68,24 @@ class Evaluations:
     ran_before: bool = True  # the group also ran one interval before the first evaluation
 
 
-def continuous(ev: Evaluations, memory: float) -> np.ndarray:
-    """The step rules' guard on ``slo:canary_evidence_gap:seconds``: where the group ran at most
-    ``memory`` before this evaluation and before each of the two evaluations before it (the
-    heartbeat's last sample is in the gap rule's range, which is at least ``memory``)."""
+def gaps(ev: Evaluations) -> np.ndarray:
+    """``slo:canary_evidence_gap:seconds`` at every evaluation (meaningful where ``done``): the
+    time since the group last ran; +inf before its first run."""
     k = ev.t.shape[1]
     prev = _last_true(ev.done, np.arange(k)[None, :] - 1 + 0 * ev.t.astype(np.int64))
     interval = ev.t[:, 1:2] - ev.t[:, :1] if k > 1 else np.full((ev.t.shape[0], 1), np.inf)
     t_prev = np.where(prev >= 0, _take(ev.t, prev),
                       ev.t[:, :1] - interval if ev.ran_before else -np.inf)
-    first = np.isinf(t_prev)  # no heartbeat yet: no gap recorded, this step alone dropped
-    wide = ev.done & ~first & (ev.t - t_prev > memory)  # recorded gaps over the memory
+    return np.asarray(ev.t - t_prev)
+
+
+def continuous(ev: Evaluations, memory: float) -> np.ndarray:
+    """The step rules' guard on ``slo:canary_evidence_gap:seconds``: where the group ran at most
+    ``memory`` before this evaluation and before each of the two evaluations before it (the
+    heartbeat's last sample is in the gap rule's range, which is at least ``memory``)."""
+    gap = gaps(ev)
+    first = np.isinf(gap)  # no heartbeat yet: no gap recorded, this step alone dropped
+    wide = ev.done & ~first & (gap > memory)  # recorded gaps over the memory
     late = wide | first
     late[:, 1:] |= wide[:, :-1]
     late[:, 2:] |= wide[:, :-2]

@@ -23,7 +23,18 @@ Three templates per service:
 - ``<service>-slo-background`` runs from the first step to the end: per SLO the same statistic,
   aborting when it reaches the abort boundary, and with ``baseline: compare`` a second metric
   ``<slo>-shared-incident`` that pauses the rollout when canary and stable are both bad and the
-  canary is not worse. Advisory SLOs appear here only, as dry-run metrics.
+  canary is not worse. Advisory SLOs appear here only, as dry-run metrics. Where the evidence is
+  recorded, a metric ``prometheus-outage`` pauses the rollout once Prometheus answers again after
+  an outage longer than ``outageLimit`` (the evidence group's gap, ``delivery/evidence.py``).
+
+Prometheus outages. An unanswered query is an Error measurement. In v1.9.1 it adds to the
+metric's error counters, not to ``count`` (``analysis.go``), so a metric whose measurements all
+errored never reaches its count and is never Successful (argo-rollouts #4479 reports such runs
+Successful on 1.6.6). Past ``consecutiveErrorLimit`` errors in a row the metric, then the run,
+is Error, and a step's or the background's Error run aborts the rollout. The rendered limit is
+therefore unlimited: while Prometheus is away every metric waits, and nothing pauses, aborts or
+promotes. A pause needs a measurement, which needs Prometheus: the outage metric takes it at
+the first answer after the outage.
 - ``<service>-budget-freeze`` (optional) is the first step: it passes only while the service's
   error budget remaining is above zero; an exhausted or unknown budget pauses the rollout.
 """
@@ -151,6 +162,8 @@ def background_template(
             dry_run.append(gate.name)
             if gate.compare:
                 dry_run.append(gate.name + SHARED_INCIDENT_SUFFIX)
+    if any(g.enforcement == "enforce" and judge.recorded(g) for g in gates):
+        metrics.append(outage_metric(service, cfg, prometheus))
     return _template(
         template_names(service)["background"],
         namespace,
@@ -159,6 +172,30 @@ def background_template(
         args=True,
         dry_run=dry_run,
     )
+
+
+OUTAGE_METRIC = "prometheus-outage"
+
+
+def outage_metric(service: str, cfg: AnalysisConfig, prometheus: PrometheusConfig
+                  ) -> dict[str, Any]:
+    """Pauses the rollout when the service's evidence group has just seen a gap (Prometheus
+    away) longer than ``outageLimit``; the gap stays in view for two measurements, so that the
+    first answer after the outage (Argo retries an Error about 10 s later) catches it."""
+    seen = durations.format_seconds(2 * go_seconds(cfg.interval) + go_seconds(
+        prometheus.scrape_interval))
+    gap = f'{names.CANARY_EVIDENCE_GAP}{{{names.LABEL_SERVICE}="{service}"}}'
+    limit = go_seconds(cfg.outage_limit)
+    return {
+        "name": OUTAGE_METRIC,
+        "interval": cfg.interval,
+        "consecutiveErrorLimit": cfg.consecutive_error_limit,
+        "successCondition": f"len(result) == 0 || result[0] <= {limit}",
+        "failureCondition": "false",
+        "inconclusiveLimit": 0,
+        "provider": {"prometheus": {"address": prometheus.address,
+                                    "query": f"max_over_time({gap}[{seen}])"}},
+    }
 
 
 def freeze_template(

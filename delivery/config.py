@@ -67,6 +67,17 @@ def go_seconds(value: str) -> int:
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
 
 
+def _at_least(limit: str) -> Any:
+    """A validator refusing Go durations shorter than ``limit``."""
+
+    def check(value: str) -> str:
+        if go_seconds(value) < go_seconds(limit):
+            raise ValueError(f"{value} is shorter than {limit}")
+        return value
+
+    return check
+
+
 def _at_most(limit: str) -> Any:
     """A validator refusing Go durations longer than ``limit`` (the evidence window and the
     analysis schedule are built from them and must stay ranges Prometheus can read)."""
@@ -309,6 +320,16 @@ class AnalysisConfig(Model):
         description="Query errors in a row (Prometheus unreachable) after which Argo errors the "
         "analysis and aborts the rollout. Default: never; an unanswered query is not a "
         "measurement, so a gate waits for Prometheus and then judges (docs/canary-runbook.md).",
+    )
+    outage_limit: Annotated[
+        GoDuration, AfterValidator(_at_least("2m")), AfterValidator(_at_most("24h"))
+    ] = Field(
+        default="10m",
+        alias="outageLimit",
+        description="A Prometheus outage longer than this during a rollout pauses the rollout "
+        "for a human once Prometheus answers again, at least 2m (twice the longest scrape "
+        "interval), at most 24h. While Prometheus is away the rollout waits; it never aborts "
+        "or promotes for want of an answer (docs/canary-runbook.md).",
     )
     pass_burn_rate: float = Field(
         default=1.0,

@@ -380,6 +380,35 @@ def test_a_step_across_an_outage_longer_than_the_memory_is_dropped_not_counted_t
     assert doubled.requests[0].sum() > served
 
 
+def test_the_outage_metric_reads_the_gap_the_group_records(tmp_path):
+    """The background's prometheus-outage query on promtool (the rendered group, its heartbeat
+    as the group left it) against the bench's ``OutageQuery``: the outage's length right after
+    it, for as long as the query's range holds it, and the scrape interval otherwise."""
+    tr = long_outage_trace()
+    mode = cj.modes_for("dev", "api-gateway")[0]
+    (query, model), = [(q, m) for q, m in mode.queries.items() if isinstance(m, cj.OutageQuery)]
+    stack_cfg, slos = cj._stack("dev")
+    group = evidence_group("api-gateway", slos["api-gateway"], stack_cfg)
+    assert group is not None
+    group = {**group, "rules": group["rules"][:-1]}
+    times = np.array([[870.0, 1710.0, 1740.0, 1770.0, 1800.0, 1830.0, 2370.0]])
+    present, (value,) = model.measured(tr.world, times)
+    assert present.all() and value[0, 1] == 1710 - 900 and value[0, -1] == 30
+    tests = [{"interval": f"{GRID}s",
+              "input_series": input_series(tr, "api-gateway")
+              + [heartbeat_input("api-gateway", tr.world.evaluations)],
+              "promql_expr_test": [
+                  {"expr": query, "eval_time": f"{t:.0f}s",
+                   "exp_samples": [{"labels": "{service=\"api-gateway\"}", "value": v}]}
+                  for t, v in zip(times[0], value[0], strict=True)]}]
+    (tmp_path / "rules.yml").write_text(dump({"groups": [group]}))
+    (tmp_path / "outage.test.yml").write_text(json.dumps(
+        {"rule_files": ["rules.yml"], "evaluation_interval": "30s", "tests": tests}))
+    result = subprocess.run([PROMTOOL, "test", "rules", "outage.test.yml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 
 @pytest.mark.parametrize("wrong", ["resets ignored", "zero steps kept", "no warm-up"])
 def test_the_promtool_check_catches_a_wrong_simulation(tmp_path, monkeypatch, wrong):
@@ -521,7 +550,8 @@ def test_rendered_templates_are_read_not_rederived():
     assert new.steps[-1].kind == "manual"
     background = new.templates["orchestrator-slo-background"].metrics
     assert [m.name for m in background if m.inconclusive_limit == 0] == [
-        "availability-shared-incident", "latency-shared-incident", "error-rate-shared-incident"]
+        "availability-shared-incident", "latency-shared-incident", "error-rate-shared-incident",
+        "prometheus-outage"]
     assert ref.grid == 60 and [m.consecutive_success_limit for m in
                                ref.templates["orchestrator-slo-gate"].metrics] == [3] * 3
 

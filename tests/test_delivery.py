@@ -185,7 +185,7 @@ def test_background_aborts_on_the_same_statistic_and_pauses_on_a_shared_incident
     background = metrics(b.templates["background"])
     gate = metrics(b.templates["gate"])
     assert set(background) == {
-        *gate, *(f"{name}-shared-incident" for name in gate)
+        *gate, *(f"{name}-shared-incident" for name in gate), "prometheus-outage"
     }
     for name, metric in gate.items():
         assert background[name]["failureCondition"] == metric["failureCondition"]
@@ -193,6 +193,33 @@ def test_background_aborts_on_the_same_statistic_and_pauses_on_a_shared_incident
         incident = background[f"{name}-shared-incident"]
         assert incident["failureCondition"] == "false"
         assert incident["inconclusiveLimit"] == 0  # one shared-incident measurement pauses
+
+
+def test_an_outage_longer_than_the_limit_pauses_once_prometheus_answers():
+    """The background's outage metric reads the evidence group's gap: a gap over
+    ``outageLimit`` is an inconclusive measurement, and one pauses the rollout; no gap in view
+    (or an answer without one) passes; it never fails. While Prometheus is away its queries
+    error like every other metric's, without limit."""
+    b = render("api-gateway", outageLimit="15m")
+    outage = metrics(b.templates["background"])["prometheus-outage"]
+    assert outage["failureCondition"] == "false" and outage["inconclusiveLimit"] == 0
+    assert outage["successCondition"] == "len(result) == 0 || result[0] <= 900"
+    assert outage["consecutiveErrorLimit"] == 2**31 - 1
+    assert "count" not in outage  # runs as long as the background does
+    query = outage["provider"]["prometheus"]["query"]
+    assert query == 'max_over_time(slo:canary_evidence_gap:seconds{service="api-gateway"}[90s])'
+    group = b.evidence_rule["spec"]["groups"][0]
+    assert group["rules"][0]["record"] == "slo:canary_evidence_gap:seconds"
+    assert group["rules"][-1] == {"record": "slo:canary_evidence_heartbeat:time",
+                                  "expr": "vector(time())", "labels": {"service": "api-gateway"}}
+
+
+@pytest.mark.parametrize(("limit", "why"), [("1m", "shorter than 2m"), ("25h", "longer than 24h"),
+                                            ("ten", "")])
+def test_an_outage_limit_outside_its_range_is_refused(limit, why):
+    with pytest.raises(ConfigError) as err:
+        render("api-gateway", outageLimit=limit)
+    assert "delivery.analysis.outageLimit" in str(err.value) and why in str(err.value)
 
 
 def test_baseline_ignore_judges_against_the_slo_alone():
@@ -251,7 +278,7 @@ def test_native_histogram_latency_slos_gate_canaries():
     query = metrics(b.templates["gate"])["latency"]["provider"]["prometheus"]["query"]
     promql_parser.parse(query.replace("{{args.canary-hash}}", "c"))
     assert b.evidence_rule is not None
-    steps = [r["expr"] for r in b.evidence_rule["spec"]["groups"][0]["rules"]][:2]
+    steps = [r["expr"] for r in b.evidence_rule["spec"]["groups"][0]["rules"]][1:3]
     assert "histogram_count(http_request_duration_seconds{" in steps[0]
     assert "histogram_fraction(0, 2, last_over_time(http_request_duration_seconds{" in steps[1]
     for expr in steps:
