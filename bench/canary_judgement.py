@@ -120,7 +120,7 @@ ONE_STREAM_MULTIPLES = (10, 50)  # a regression in 5xx alone, or in latency alon
 STABLE_TRAFFIC = 9  # stable pods' requests per canary request
 IDLE_STABLE_RATE = 180  # requests/minute of the stable pods beside an idle canary
 FREEZE_BUDGET_REMAINING = 0.5  # what prod's budget-freeze query is taken to return
-MAX_OUTAGE = 600.0  # seconds the horizon leaves for gates prolonged by Error measurements
+MAX_OUTAGE = 1200.0  # seconds the horizon leaves for gates prolonged by Error measurements
 STABLE_HISTORY_SECONDS = 86400  # the stable pods' counters hold a day of traffic at the start
 BATCH = 1000
 RESULTS = ROOT / "bench" / "results" / "canary_judgement.txt"
@@ -1369,6 +1369,7 @@ BAD_MULTIPLE = 10
 COLD_STARTS = (1, 3, 5, 10, 20)
 WARM_UP = "2m"  # covers a first minute of errors: warm-up counts whole scrape intervals
 REAL_TRAFFIC_SERVICES = ("api-gateway", "agent-runner")
+LONG_OUTAGE = 900.0  # seconds: longer than the stacks' outageLimit (10m) and evidence memory
 
 
 def real_traffic_cells(quick: bool, service: str) -> list[Cell]:
@@ -1391,7 +1392,8 @@ def real_traffic_cells(quick: bool, service: str) -> list[Cell]:
         colds = (5,) if quick else COLD_STARTS
         conditions += [(HEALTHY_MULTIPLES, {"cold": c, "warm_up": w})
                        for c in colds for w in ("", WARM_UP)]
-        conditions += [(both, {"outage": o}) for o in ((300.0,) if quick else (60.0, 300.0))]
+        conditions += [(both, {"outage": o})
+                       for o in ((LONG_OUTAGE,) if quick else (60.0, 300.0, LONG_OUTAGE))]
     cells = []
     for multiples, extra in conditions:
         for m in multiples:
@@ -1667,7 +1669,8 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
         lines.append(TargetLine(
             "prometheus-outages-neither-abort-nor-promote",
             aborted == 0 and promoted == 0 and during == 0,
-            f"{len(outages)} cells, {runs} rollouts with Prometheus away 1 or 5 min mid-gate, "
+            f"{len(outages)} cells, {runs} rollouts with Prometheus away 1, 5 or "
+            f"{LONG_OUTAGE / 60:g} min mid-gate, "
             "each against the same traffic with Prometheus up: healthy canaries aborted because "
             f"of the outage {aborted} (aborted without it: {base_aborted}), {BAD_MULTIPLE}x "
             f"canaries promoted because of it {promoted} (without it: {base_promoted}), verdicts "
@@ -1675,7 +1678,44 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
     else:
         lines.append(TargetLine("prometheus-outages-neither-abort-nor-promote", False,
                                 "no cells"))
+    lines.append(long_outage_target(real, stack_cfg))
     return lines
+
+
+def long_outage_target(real: list[tuple[CellResult, Summary]],
+                       stack_cfg: dict[str, StackConfig]) -> TargetLine:
+    """Past ``outageLimit`` a healthy rollout that was still undecided when Prometheus went away
+    pauses for a human once it answers again; a bad one is never promoted (it may be aborted
+    on the evidence from before and after the outage)."""
+    name = "long-prometheus-outages-pause"
+    new = "new judge"
+    long = [(r, s) for r, s in real if r.cell.outage
+            and r.cell.outage > go_seconds(stack_cfg[r.stack].delivery.analysis.outage_limit)]
+    if not long:
+        return TargetLine(name, False, "no cells")
+    paused = undecided = promoted = bad_runs = 0
+    worst: tuple[float, CellResult] | None = None
+    for r, _ in long:
+        assert r.down is not None
+        outcome, when = r.outcomes[new], r.times[new]
+        if zone(stack_cfg[r.stack], r.cell) == "bad":
+            promoted += int((outcome == PROMOTE).sum())
+            bad_runs += r.runs
+            continue
+        open_ = when >= r.down[:, 0]
+        n, x = int(open_.sum()), int((open_ & (outcome == PAUSE)).sum())
+        paused, undecided = paused + x, undecided + n
+        share = x / n if n else 1.0
+        if worst is None or share < worst[0]:
+            worst = (share, r)
+    assert worst is not None
+    met = worst[0] >= 0.99 and promoted == 0
+    return TargetLine(
+        name, met,
+        f"{len(long)} cells with Prometheus away {LONG_OUTAGE / 60:g} min (outageLimit 10m): "
+        f"healthy rollouts undecided when it went away paused {_share(paused, undecided)}, "
+        f"lowest cell {_pct(worst[0])}% at {_where(worst[1])}; {BAD_MULTIPLE}x rollouts "
+        f"promoted {promoted} of {bad_runs}; need >= 99% paused in every cell, 0 promoted")
 
 
 def detection_cost(results: list[CellResult]) -> list[str]:

@@ -395,8 +395,8 @@ def test_the_outage_metric_reads_the_gap_the_group_records(tmp_path):
     present, (value,) = model.measured(tr.world, times)
     assert present.all() and value[0, 1] == 1710 - 900 and value[0, -1] == 30
     tests = [{"interval": f"{GRID}s",
-              "input_series": input_series(tr, "api-gateway")
-              + [heartbeat_input("api-gateway", tr.world.evaluations)],
+              "input_series": [*input_series(tr, "api-gateway"),
+                               heartbeat_input("api-gateway", tr.world.evaluations)],
               "promql_expr_test": [
                   {"expr": query, "eval_time": f"{t:.0f}s",
                    "exp_samples": [{"labels": "{service=\"api-gateway\"}", "value": v}]}
@@ -633,7 +633,7 @@ def test_quick_run_prints_every_target_line_and_exits_by_them(tmp_path):
         "idle-canary-never-promoted", "perfect-canary-promoted", "shared-incident-pauses",
         "real-traffic-healthy-rarely-aborted", "real-traffic-bad-not-promoted",
         "bad-aborted-within-5-minutes", "shared-incidents-pause-at-any-stable-share",
-        "prometheus-outages-neither-abort-nor-promote"]
+        "prometheus-outages-neither-abort-nor-promote", "long-prometheus-outages-pause"]
     # start-up errors that take the first gate over the budget are shown, not a target
     assert any(line.startswith("info cold-starts-without-warm-up: (") and "no target" in line
                for line in result.stdout.splitlines())
