@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from delivery import judge
-from delivery.analysis import SHARED_INCIDENT_SUFFIX
+from delivery.analysis import OUTAGE_METRIC, SHARED_INCIDENT_SUFFIX
 from delivery.config import load_stack_file, read_stack_file, stack_catalogue
 from delivery.names import REVISION_ANNOTATION
 from slo.problems import ConfigError
@@ -31,7 +31,7 @@ from slo.problems import ConfigError
 @dataclass
 class MetricVerdict:
     name: str
-    role: str  # gate, background or shared-incident
+    role: str  # gate, background, shared-incident or outage
     phase: str
     # aborted, failed-advisory, passed, waiting, paused, no-traffic, prometheus-errors
     verdict: str
@@ -96,6 +96,7 @@ def _metric(spec: dict[str, Any], result: dict[str, Any], advisory: bool) -> Met
     name = str(spec.get("name", result.get("name", "")))
     failure, success = str(spec.get("failureCondition", "")), str(spec.get("successCondition", ""))
     role = "shared-incident" if name.endswith(SHARED_INCIDENT_SUFFIX) else (
+        "outage" if name == OUTAGE_METRIC else
         "gate" if _threshold(success, judge.CANARY, "<=") is not None else "background")
     measured = [m for m in result.get("measurements") or [] if isinstance(m, dict)]
     errors = [m for m in measured if m.get("phase") == "Error"]
@@ -110,10 +111,34 @@ def _metric(spec: dict[str, Any], result: dict[str, Any], advisory: bool) -> Met
         last_error=str(errors[-1].get("message", "")) if errors else "",
     )
     values = _vector(judged[-1].get("value")) if judged else None
+    if role == "outage":
+        _outage(verdict, values, _threshold(success, 0, "<="))
+        return verdict
     if values and len(values) == len(judge.EVIDENCE):
         verdict.evidence = dict(zip(judge.EVIDENCE, values, strict=True))
     _decide(verdict)
     return verdict
+
+
+def _outage(v: MetricVerdict, values: list[float] | None, limit: float | None) -> None:
+    """The background's prometheus-outage metric: the evidence group's longest recent gap."""
+    if values:
+        v.evidence = {"gap": values[0]}
+    gap = values[0] if values else None
+    if v.phase == "Inconclusive" or (gap is not None and limit is not None and gap > limit):
+        v.verdict = "paused"
+        v.reason = (f"Prometheus was away for {_count(gap or 0)} s, longer than the outage limit "
+                    f"({_count(limit or 0)} s); nothing was judged meanwhile and the evidence "
+                    "of those minutes is left out; the rollout pauses for a human: promote to "
+                    "take it past this gate (later gates still judge it), or abort")
+    elif v.measurements and v.measurements == v.errors:
+        v.verdict = "prometheus-errors"
+        v.reason = (f"every measurement was an error ({v.errors}; last: {v.last_error}): "
+                    "Prometheus did not answer")
+    else:
+        v.verdict = "passed" if v.measurements else "waiting"
+        v.reason = "no Prometheus outage longer than the limit" if v.measurements else \
+            "not measured (yet, or the run ended first)"
 
 
 def _decide(v: MetricVerdict) -> None:
@@ -281,7 +306,7 @@ def render_text(verdicts: list[RunVerdict]) -> str:
         for m in run.metrics:
             lines.append(f"  {m.name} [{m.role}]: {m.verdict.upper()}: {m.reason}")
             e = m.evidence
-            if e and m.role != "shared-incident":
+            if e and m.role not in ("shared-incident", "outage"):
                 lines.append(
                     f"    canary: {_count(e['canary_errors'])} bad of "
                     f"{_count(e['canary_requests'])} requests "

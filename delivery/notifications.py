@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from delivery import judge
-from delivery.analysis import SHARED_INCIDENT_SUFFIX
+from delivery.analysis import OUTAGE_METRIC, SHARED_INCIDENT_SUFFIX
 from delivery.config import NOTIFY_ON, NotificationsConfig
 from delivery.names import REVISION_ANNOTATION
 from slo import dashboards
@@ -127,6 +127,9 @@ def _reason() -> str:
         f'{{{{- else if hasSuffix {_go(SHARED_INCIDENT_SUFFIX)} $metric -}}}}'
         '{{- $why = "SHARED INCIDENT: canary and stable both fail; rolling back would not '
         'help" -}}'
+        f'{{{{- else if and (eq $metric {_go(OUTAGE_METRIC)}) (eq $phase "Inconclusive") -}}}}'
+        '{{- $why = "PROMETHEUS OUTAGE: Prometheus was away longer than the outage limit and '
+        'nothing was judged meanwhile; promote past this gate, or abort" -}}'
         f'{{{{- else if eq $metric {_go(FREEZE_METRIC)} -}}}}'
         '{{- $why = "BUDGET EXHAUSTED: releases wait until the error budget recovers" -}}'
         '{{- else if eq $phase "Inconclusive" -}}{{- $why = "INCONCLUSIVE: not enough '

@@ -914,6 +914,65 @@ def test_7_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(
     )
 
 
+LONG_OUTAGE = 150.0  # seconds Prometheus is stopped in scenario 7b: past its outageLimit, 2m
+
+
+def test_7b_prometheus_away_past_the_outage_limit_pauses_then_goes_on_when_promoted(
+    stack: Stack, pulumi: Pulumi
+) -> None:
+    """outageLimit 2m and Prometheus stopped for 150 s mid-rollout: while it is away the
+    rollout waits, neither aborted nor promoted (as in 7). Once it answers, the background's
+    prometheus-outage metric reads the evidence group's gap, over 120 s, and pauses the rollout
+    for a human (InconclusiveAnalysisRun). `kubectl argo rollouts promote`, as the runbook says,
+    takes it past the gate it waited at; the next gates judge it and it completes."""
+    timeline = Timeline("7b Prometheus away past outageLimit pauses")
+    service = "agent-runner"
+    runs = Runs(stack, service)
+    with pulumi.override(delivery={"analysis": {"outageLimit": "2m"}}):
+        release(stack, pulumi, service, "1.4.1", timeline)
+        stack.stop_prometheus()
+        timeline.mark("prometheus stopped")
+        stopped = time.monotonic()
+        try:
+            while time.monotonic() - stopped < LONG_OUTAGE:
+                runs()
+                body = rollout(stack, service)
+                assert phase(body) not in ("Degraded", "Healthy"), summary(body)
+                assert not body.get("status", {}).get("abort"), summary(body)
+                time.sleep(1)
+        finally:
+            if stack.prometheus is not None and stack.prometheus.proc is None:
+                stack.start_prometheus_again()
+        timeline.mark("prometheus started again")
+
+        def paused() -> Observation:
+            runs()
+            body = rollout(stack, service)
+            status = body.get("status", {})
+            reasons = [c.get("reason") for c in status.get("pauseConditions") or []]
+            background = [r for r in runs.of("Background") if run_phase(r) == "Inconclusive"]
+            held = "InconclusiveAnalysisRun" in reasons and bool(background)
+            ended = phase(body) in ("Degraded", "Healthy")  # fails the assertions below
+            return Observation(held or ended, summary(body) + f" pause={reasons}", body)
+
+        body = wait_for("the rollout to pause after the outage", paused, 90)
+        timeline.mark("paused")
+        assert phase(body) == "Paused" and not body["status"].get("abort"), summary(body)
+        background = next(r for r in reversed(runs.of("Background"))
+                          if run_phase(r) == "Inconclusive")
+        assert "prometheus-outage" in background["status"].get("message", ""), background
+        gap = record(timeline.scenario, background, "prometheus-outage")
+        assert LONG_OUTAGE - 10 <= gap[0] <= LONG_OUTAGE + 60, gap
+        stack.rollouts_cli("promote", service, "-n", SERVICES[service])
+        timeline.mark("promoted past the gate")
+        body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, also=runs)
+    runs()
+    assert phase(body) == "Healthy", summary(body)
+    assert not any(run_phase(r) in ("Error", "Failed") for r in runs.seen.values())
+    timeline.done(f"waited {LONG_OUTAGE:.0f} s, paused on a gap of {gap[0]:.0f} s once "
+                  "Prometheus answered, completed after promote")
+
+
 def test_9_nginx_canary_ingress_weight_follows_the_steps(stack: Stack, pulumi: Pulumi) -> None:
     timeline = Timeline("9 NGINX canary weights")
     seen: list[str] = []

@@ -177,6 +177,16 @@ def test_a_budget_freeze_pauses_and_says_so() -> None:
             "recovers; last value [-0.25]") in sent["message"]
 
 
+def test_a_prometheus_outage_past_the_limit_pauses_and_says_so() -> None:
+    run = runs.run(runs.BACKGROUND, {"prometheus-outage": [("Inconclusive", "[754]")]},
+                   {"prometheus-outage": "Inconclusive"}, "Inconclusive")
+    sent = one("slo-canary-paused", _rollout(GATE_STEP, _paused("InconclusiveAnalysisRun")), [run])
+    assert sent is not None
+    assert ("SLO prometheus-outage: PROMETHEUS OUTAGE: Prometheus was away longer than the outage "
+            "limit and nothing was judged meanwhile; promote past this gate, or abort; last value "
+            "[754]") in sent["message"]
+
+
 def test_only_the_pauses_a_human_must_end_notify() -> None:
     timed = _rollout(TIMED, _paused("CanaryPauseStep"))
     assert one("slo-canary-paused", timed, None) is None  # every step's timed pause

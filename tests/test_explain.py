@@ -85,6 +85,20 @@ def test_a_shared_incident_is_a_pause_not_an_abort():
     assert verdicts["error-rate"].verdict != "aborted"
 
 
+def test_an_outage_past_the_limit_is_a_pause_that_says_how_long_prometheus_was_away():
+    run = _run(BACKGROUND, {"prometheus-outage": [("Successful", "[30]"), ("Error", "refused"),
+                                                  ("Inconclusive", "[754]")]},
+               {"prometheus-outage": "Inconclusive"}, "Inconclusive")
+    verdict = _explain(run)["prometheus-outage"]
+    assert verdict.role == "outage" and verdict.verdict == "paused"
+    assert "away for 754 s, longer than the outage limit (600 s)" in verdict.reason
+    assert "promote" in verdict.reason and "abort" in verdict.reason
+    text = explain.render_text([explain.explain_run(run)])
+    assert "prometheus-outage [outage]: PAUSED" in text and "canary:" not in text
+    quiet = _run(BACKGROUND, {"prometheus-outage": [("Successful", "[30]")]}, {})
+    assert _explain(quiet)["prometheus-outage"].verdict == "passed"
+
+
 def test_the_json_carries_the_vector_by_name(tmp_path):
     bad = _evidence("error-rate", (30, 600, 20), (20, 60_000, 20))
     run = _run(GATE, {"error-rate": [("Failed", _value(bad))]}, {"error-rate": "Failed"},
