@@ -133,6 +133,7 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
         "warmUp": deployment.warm_up,
         "firstGateMinutes": round(first_gate / 60, 1),
         "evidenceWindow": evidence_window(stack.delivery),
+        "outageLimit": stack.delivery.analysis.outage_limit,
         "gates": verdicts,
     }
 
@@ -150,7 +151,8 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
         f"{service}: no verdict before {summary['minimumEvidenceMinutes']} min of canary "
         f"traffic ({MIN_STEPS} scrape intervals); {excluded}; errors that come in bursts count "
         "about as bursts, not as independent requests; Prometheus not answering is never a "
-        "verdict (the gate waits)"
+        f"verdict (the gate waits), and once it answers after an outage longer than "
+        f"{summary['outageLimit']} the rollout pauses for a human"
     )
     for name, gate in summary["gates"].items():
         times = ", ".join(f"{m} min at {r}" for r, m in gate["minutesToPass"].items())
