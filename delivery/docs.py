@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from delivery import config
 from delivery.analysis import evidence_window
 from delivery.config import StackConfig, go_seconds
-from delivery.judge import MIN_STEPS, Gate, expected_requests, gated, gates
+from delivery.judge import MIN_STEPS, Gate, coefficients, expected_requests, gated, gates
 from delivery.routers import ROUTERS
 from slo import docs as slo_docs
 from slo.model import ResolvedSlo, number
@@ -62,8 +62,7 @@ def _pct(ratio: float) -> str:
 
 def requests_to_pass_clean(gate: Gate) -> int:
     """Canary requests without a single error that take the statistic to the pass boundary."""
-    h = gate.hypotheses
-    return math.ceil(gate.accept / math.log((1 - h.bad) / (1 - h.good)))
+    return math.ceil(gate.accept / coefficients(gate.hypotheses)[1])
 
 
 def first_gate_seconds(stack: StackConfig) -> int:
