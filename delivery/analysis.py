@@ -175,15 +175,23 @@ def background_template(
 
 
 OUTAGE_METRIC = "prometheus-outage"
+ERROR_RETRY_SECONDS = 10  # Argo Rollouts v1.9.1 measures again this long after an Error
+
+
+def outage_view(cfg: AnalysisConfig, prometheus: PrometheusConfig) -> int:
+    """Seconds the outage metric looks back: Argo's retry after an Error, the group's first
+    evaluation after it, and two measurements."""
+    return (ERROR_RETRY_SECONDS + go_seconds(prometheus.scrape_interval)
+            + 2 * go_seconds(cfg.interval))
 
 
 def outage_metric(service: str, cfg: AnalysisConfig, prometheus: PrometheusConfig
                   ) -> dict[str, Any]:
     """Pauses the rollout when the service's evidence group has just seen a gap (Prometheus
-    away) longer than ``outageLimit``; the gap stays in view for two measurements, so that the
-    first answer after the outage (Argo retries an Error about 10 s later) catches it."""
-    seen = durations.format_seconds(2 * go_seconds(cfg.interval) + go_seconds(
-        prometheus.scrape_interval))
+    away) longer than ``outageLimit``. The gap stays in view for ``outage_view`` seconds, so
+    that a measurement catches it whether the first answer after the outage comes before the
+    group's first evaluation or after it."""
+    seen = durations.format_seconds(outage_view(cfg, prometheus))
     gap = f'{names.CANARY_EVIDENCE_GAP}{{{names.LABEL_SERVICE}="{service}"}}'
     limit = go_seconds(cfg.outage_limit)
     return {

@@ -41,7 +41,8 @@ import pytest
 import yaml
 
 from delivery import judge
-from delivery.config import AnalysisConfig
+from delivery.analysis import outage_view
+from delivery.config import AnalysisConfig, PrometheusConfig
 from e2e.harness import (
     ROOT,
     Observation,
@@ -963,6 +964,11 @@ def test_7b_prometheus_away_past_the_outage_limit_pauses_then_goes_on_when_promo
         assert "prometheus-outage" in background["status"].get("message", ""), background
         gap = record(timeline.scenario, background, "prometheus-outage")
         assert LONG_OUTAGE - 10 <= gap[0] <= LONG_OUTAGE + 60, gap
+        # as the runbook says: promote once the gap is out of the metric's view, or the next
+        # background run reads it again
+        view = outage_view(AnalysisConfig.model_validate(pulumi.config["delivery"]["analysis"]),
+                           PrometheusConfig.model_validate(pulumi.config["prometheus"]))
+        time.sleep(view + 2)
         stack.rollouts_cli("promote", service, "-n", SERVICES[service])
         timeline.mark("promoted past the gate")
         body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, also=runs)

@@ -207,7 +207,7 @@ def test_an_outage_longer_than_the_limit_pauses_once_prometheus_answers():
     assert outage["consecutiveErrorLimit"] == 2**31 - 1
     assert "count" not in outage  # runs as long as the background does
     query = outage["provider"]["prometheus"]["query"]
-    assert query == 'max_over_time(slo:canary_evidence_gap:seconds{service="api-gateway"}[90s])'
+    assert query == 'max_over_time(slo:canary_evidence_gap:seconds{service="api-gateway"}[100s])'
     group = b.evidence_rule["spec"]["groups"][0]
     assert group["rules"][0]["record"] == "slo:canary_evidence_gap:seconds"
     assert group["rules"][-1] == {"record": "slo:canary_evidence_heartbeat:time",
