@@ -33,9 +33,8 @@ most ``MEMORY`` at it and at the two evaluations before (a step reads the earlie
 counter a step and ``settle`` back, so the third evaluation after the outage is the first to
 find one from after it). The steps across a longer outage are dropped, with what the canary and
 stable served during it, requests and errors alike: less evidence, never evidence counted twice.
-The
-background analysis reads the gap to pause the rollout after an outage longer than the stack's
-``outageLimit`` (``delivery/analysis.py``).
+The background analysis reads the gap to pause the rollout after an outage longer than the
+stack's ``outageLimit`` (``delivery/analysis.py``).
 
 Warm-up. With a service's ``warmUp``, a step of a series counts only while its pod (the
 ``prometheus.podLabel`` label) has been scraped for the whole warm-up with no counter reset, so a
