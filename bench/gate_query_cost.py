@@ -50,9 +50,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from delivery import evidence, judge  # noqa: E402
-from delivery.analysis import evidence_window  # noqa: E402
+from delivery.analysis import evidence_window, outage_metric  # noqa: E402
 from delivery.canary import evidence_group  # noqa: E402
 from delivery.config import go_seconds, load_stack_file  # noqa: E402
+from slo import conventions as names  # noqa: E402
 from slo import durations  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402
 from slo.model import resolve_all  # noqa: E402
@@ -173,6 +174,10 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
                 for name, value in zip(judge.EVIDENCE, vector, strict=True):
                     out.append(("slo:canary_evidence:value", {**labels, "evidence": name},
                                 tail * value))
+    # the group's own rules, every evaluation: when it ran, and the gap since the one before
+    service = {"service": SERVICE}
+    out.append((names.CANARY_EVIDENCE_HEARTBEAT, service, times.astype(np.float64)))
+    out.append((names.CANARY_EVIDENCE_GAP, service, np.diff(times, prepend=times[0] - 30.0)))
     return out
 
 
@@ -227,8 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             group_cost = [query_stats(prom.url, r["expr"], at, repeat) for r in group["rules"]]
             per_slo: dict[str, tuple[int, float]] = {}
             for rule, cost in zip(group["rules"], group_cost, strict=True):
-                s, t = per_slo.get(rule["labels"]["slo"], (0, 0.0))
-                per_slo[rule["labels"]["slo"]] = (s + cost[0], t + cost[1])
+                # the heartbeat and gap rules are the service's, not one SLO's
+                key = rule["labels"].get("slo", SERVICE_RULES)
+                s, t = per_slo.get(key, (0, 0.0))
+                per_slo[key] = (s + cost[0], t + cost[1])
+            outage = outage_metric(SERVICE, stack.delivery.analysis, stack.prometheus)
+            shared = (per_slo.get(SERVICE_RULES, (0, 0.0)),
+                      query_stats(prom.url, outage["provider"]["prometheus"]["query"], at,
+                                  repeat))
             for gate, old in zip(judge.gates(slos, stack.delivery.analysis),
                                  before.gates(slos, stack.delivery.analysis), strict=True):
                 old_text = before.query(old, window, scrape)
@@ -249,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
                 old_values = _vector(prom.url, bind(old_text), at)
                 if len(old_values) != len(before.EVIDENCE):
                     raise RuntimeError(f"{gate.name}: the query before returned {old_values}")
-    report = _report(rows, repeat, window)
+    report = _report(rows, repeat, window, shared)
     print(report, end="")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)
@@ -262,7 +273,11 @@ def _vector(url: str, expr: str, at: int) -> list[Any]:
         return list(json.load(response)["data"]["result"])
 
 
-def _report(rows: list[Any], repeat: int, window: str) -> str:
+SERVICE_RULES = "(service)"
+
+
+def _report(rows: list[Any], repeat: int, window: str,
+            shared: tuple[tuple[int, float], tuple[int, float]]) -> str:
     out = [
         f"gate query cost on Prometheus (prod {SERVICE}: {STABLE_PODS} stable + {CANARY_PODS} "
         f"canary pods, {HOURS}h of 30s scrapes, evidence window {window}; median of {repeat}; "
@@ -278,9 +293,14 @@ def _report(rows: list[Any], repeat: int, window: str) -> str:
             f"{new_len / 1000:.1f} KB | {new_s:,} | {new_t * 1000:.2f} ms | {g_s:,} | "
             f"{g_t * 1000:.1f} ms |"
         )
+    (rules_s, rules_t), (outage_s, outage_t) = shared
     old_total = sum(3 * r[2][0] for r in rows)  # gate, background and shared incident
-    new_total = sum(3 * r[4][0] + r[5][0] for r in rows)
+    new_total = sum(3 * r[4][0] + r[5][0] for r in rows) + rules_s + outage_s
     out += [
+        "",
+        f"the service's own evidence rules (heartbeat and gap): {rules_s:,} samples, "
+        f"{rules_t * 1000:.1f} ms per 30 s; the background's prometheus-outage query: "
+        f"{outage_s:,} samples, {outage_t * 1000:.2f} ms",
         "",
         f"per 30 s during a rollout (gate + background + shared-incident metric per SLO, plus "
         f"the evidence rules): before {old_total:,} samples, after {new_total:,}",
