@@ -451,6 +451,7 @@ def test_1_pulumi_up_creates_everything_and_a_second_up_changes_nothing(
             "error-rate-shared-incident",
             "latency",
             "latency-shared-incident",
+            "prometheus-outage",
         ]
         assert not background["spec"].get("dryRun")
         stack.get("service", f"{service}-stable", namespace)
