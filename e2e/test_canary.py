@@ -394,6 +394,25 @@ def watch(
     return body
 
 
+def paused_by_background(stack: Stack, service: str, runs: Runs, why: str) -> dict[str, Any]:
+    """Wait until a background run is Inconclusive and the rollout paused on it
+    (InconclusiveAnalysisRun); a rollout that ends instead is returned for the caller's
+    assertions to fail on."""
+
+    def paused() -> Observation:
+        runs()
+        body = rollout(stack, service)
+        status = body.get("status", {})
+        reasons = [c.get("reason") for c in status.get("pauseConditions") or []]
+        background = [r for r in runs.of("Background") if run_phase(r) == "Inconclusive"]
+        held = "InconclusiveAnalysisRun" in reasons and bool(background)
+        ended = phase(body) in ("Degraded", "Healthy")
+        return Observation(held or ended, summary(body) + f" pause={reasons}", body)
+
+    body: dict[str, Any] = wait_for(f"the rollout to pause {why}", paused, 90)
+    return body
+
+
 def stable_image(body: dict[str, Any]) -> str:
     return str(body["spec"]["template"]["spec"]["containers"][0]["image"])
 
@@ -947,17 +966,7 @@ def test_7b_prometheus_away_past_the_outage_limit_pauses_then_goes_on_when_promo
                 stack.start_prometheus_again()
         timeline.mark("prometheus started again")
 
-        def paused() -> Observation:
-            runs()
-            body = rollout(stack, service)
-            status = body.get("status", {})
-            reasons = [c.get("reason") for c in status.get("pauseConditions") or []]
-            background = [r for r in runs.of("Background") if run_phase(r) == "Inconclusive"]
-            held = "InconclusiveAnalysisRun" in reasons and bool(background)
-            ended = phase(body) in ("Degraded", "Healthy")  # fails the assertions below
-            return Observation(held or ended, summary(body) + f" pause={reasons}", body)
-
-        body = wait_for("the rollout to pause after the outage", paused, 90)
+        body = paused_by_background(stack, service, runs, "after the outage")
         timeline.mark("paused")
         assert phase(body) == "Paused" and not body["status"].get("abort"), summary(body)
         background = next(r for r in reversed(runs.of("Background"))
@@ -1194,17 +1203,7 @@ def test_13_a_shared_incident_pauses_the_rollout_instead_of_aborting(
         time.sleep(3)  # stable's rates show the incident before the canary starts
         release(stack, pulumi, service, "1.7.0", timeline)
 
-        def paused() -> Observation:
-            runs()
-            body = rollout(stack, service)
-            status = body.get("status", {})
-            reasons = [c.get("reason") for c in status.get("pauseConditions") or []]
-            background = [r for r in runs.of("Background") if run_phase(r) == "Inconclusive"]
-            held = "InconclusiveAnalysisRun" in reasons and bool(background)
-            ended = phase(body) in ("Degraded", "Healthy")  # fails the assertions below
-            return Observation(held or ended, summary(body) + f" pause={reasons}", body)
-
-        body = wait_for("the rollout to pause on the shared incident", paused, 90)
+        body = paused_by_background(stack, service, runs, "on the shared incident")
         timeline.mark("paused")
         assert phase(body) == "Paused" and not body["status"].get("abort"), summary(body)
         background = runs.of("Background")[-1]
