@@ -276,7 +276,7 @@ def test_bursts_fail_the_cells_ratio_at_any_traffic(per_interval, ratio, mean):
     bad = traffic._bad(rng, n, ratio, traffic.Variation(burst=mean))
     assert (bad <= n).all() and (bad >= 0).all()
     assert bad.sum() / n.sum() == pytest.approx(ratio, rel=0.05)  # about 3 sd
-    if per_interval * ratio >= 2 * mean * 0.2 and per_interval >= 10 * mean:
+    if per_interval >= 10 * mean:  # bursts seldom cut at the interval's end
         pearson = ((bad - n * ratio) ** 2 / (n * ratio * (1 - ratio))).mean()
         assert pearson == pytest.approx(2 * mean - 1, rel=0.15)
 
