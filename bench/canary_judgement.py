@@ -100,7 +100,7 @@ from bench.reference_templates import REFERENCE_COMMIT, canary_query, reference_
 from bench.traffic import COUNT, ERR, FAST, OK  # noqa: E402
 from delivery import evidence as evidence_rules  # noqa: E402
 from delivery import judge  # noqa: E402
-from delivery.analysis import evidence_window, outage_metric  # noqa: E402
+from delivery.analysis import evidence_window, outage_metric, outage_view  # noqa: E402
 from delivery.canary import bodies, evidence_group  # noqa: E402
 from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
 from slo import durations  # noqa: E402
@@ -901,10 +901,8 @@ def new_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack: Stack
             if metric.name == outage["name"]:
                 if metric.query != outage["provider"]["prometheus"]["query"]:
                     raise ValueError("the outage metric is not outage_metric()'s")
-                seen = re.search(r"\[([0-9hms]+)\]\)$", metric.query)
-                assert seen is not None
                 queries[metric.query] = OutageQuery(
-                    seen=_seconds(seen.group(1)),
+                    seen=float(outage_view(stack.delivery.analysis, stack.prometheus)),
                     step=_seconds(stack.prometheus.scrape_interval))
                 continue
             for r in recordings:
