@@ -19,7 +19,6 @@ from components.fleet_rules import FleetRules, FleetRulesArgs
 from components.slo_bundle import SloBundle, SloBundleArgs
 from components.slo_dashboard import SloDashboard, SloDashboardArgs
 from delivery import notifications
-from delivery.analysis import evidence_window
 from delivery.canary import bodies
 from delivery.config import (
     PROJECT,
@@ -32,7 +31,7 @@ from delivery.config import (
     stack_catalogue,
 )
 from delivery.docs import plan, plan_lines
-from delivery.judge import gates
+from delivery.judge import evidence_window, gates
 from delivery.routers import ROUTERS
 from slo.dashboards import CanaryStatistic
 from slo.model import ResolvedSlo
@@ -204,7 +203,7 @@ def canary_statistics(
             gate.name: CanaryStatistic(
                 gate.hypotheses.good, gate.hypotheses.bad, gate.abort, gate.accept, lookback
             )
-            for gate in gates(grouped[service], stack.delivery.analysis)
+            for gate in gates(grouped[service], stack.delivery)
         }
         for service in stack.services
     }

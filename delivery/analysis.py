@@ -45,25 +45,12 @@ from typing import Any
 
 from delivery import judge
 from delivery.config import AnalysisConfig, DeliveryConfig, PrometheusConfig, go_seconds
-from delivery.judge import Gate
+from delivery.judge import Gate, evidence_window
 from delivery.names import template_names
 from slo import conventions as names
 from slo import durations
 
-MIN_EVIDENCE_WINDOW_SECONDS = 1800
 SHARED_INCIDENT_SUFFIX = "-shared-incident"
-
-
-def evidence_window(delivery: DeliveryConfig) -> str:
-    """The range canary counts are read over, as a PromQL duration."""
-    cfg = delivery.analysis
-    if cfg.evidence_window is not None:
-        seconds = go_seconds(cfg.evidence_window)
-    else:
-        per_step = go_seconds(delivery.pause) + go_seconds(cfg.interval) * cfg.max_measurements
-        seconds = max(2 * per_step * len(delivery.weights), MIN_EVIDENCE_WINDOW_SECONDS)
-        seconds = -(-seconds // 60) * 60
-    return durations.format_seconds(seconds)
 
 
 def _metric(

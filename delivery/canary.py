@@ -38,10 +38,9 @@ def evidence_group(
 ) -> dict[str, Any] | None:
     """The rule group recording the evidence of the service's gates on this stack."""
     deployment = stack.services[service]
-    window = analysis.evidence_window(stack.delivery)
     recordings = [
-        evidence.recording(g, deployment, stack.prometheus, window)
-        for g in judge.gates(slos, stack.delivery.analysis)
+        evidence.recording(g, deployment, stack.delivery, stack.prometheus)
+        for g in judge.gates(slos, stack.delivery)
     ]
     return evidence.rule_group(service, recordings)
 
@@ -52,7 +51,7 @@ def bodies(
     deployment = stack.services[service]
     delivery, prometheus = stack.delivery, stack.prometheus
     address = prometheus.address
-    gates = judge.gates(slos, delivery.analysis)
+    gates = judge.gates(slos, delivery)
     gate = any(g.enforcement == "enforce" for g in gates)
     background = bool(gates)
     templates: dict[str, dict[str, Any]] = {}

@@ -9,9 +9,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from delivery import config
-from delivery.analysis import evidence_window
 from delivery.config import StackConfig, go_seconds
-from delivery.judge import MIN_STEPS, Gate, coefficients, expected_requests, gated, gates
+from delivery.judge import (
+    MIN_STEPS,
+    Gate,
+    coefficients,
+    evidence_window,
+    expected_requests,
+    gated,
+    gates,
+    late_requests,
+)
 from delivery.routers import ROUTERS
 from slo import docs as slo_docs
 from slo.model import ResolvedSlo, number
@@ -92,7 +100,7 @@ def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> lis
                 "judge a canary, or canary_gate: false) | | | | | | |"
             )
     for name, stack in stacks.items():
-        for gate in gates(group, stack.delivery.analysis):
+        for gate in gates(group, stack.delivery):
             h = gate.hypotheses
             parts.append(
                 f"| {gate.name} | {name} | {gate.enforcement} | {_pct(h.good)} | {_pct(h.bad)} | "
@@ -116,7 +124,7 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
         f"{w}%": f"{router.share(deployment.replicas, w):.0%}" for w in stack.delivery.weights
     }
     verdicts = {}
-    for gate in gates(slos, stack.delivery.analysis):
+    for gate in gates(slos, stack.delivery):
         clean = requests_to_pass_clean(gate)
         verdicts[gate.name] = {
             "mode": gate.enforcement,
@@ -124,6 +132,8 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
             "minutesToPass": {f"{rate}/min": round(clean / rate, 1) for rate in PLAN_RATES},
             "canaryRequestsPerMinuteNeeded": math.ceil(clean / (first_gate / 60)),
             "requestsToAbortAtBad": round(expected_requests(gate, gate.hypotheses.bad)),
+            "requestsPerPauseForLateRegressions": late_requests(
+                gate, stack.delivery.analysis.max_measurements),
         }
     scrape = go_seconds(stack.prometheus.scrape_interval)
     return {
@@ -133,6 +143,8 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
         "firstGateMinutes": round(first_gate / 60, 1),
         "evidenceWindow": evidence_window(stack.delivery),
         "outageLimit": stack.delivery.analysis.outage_limit,
+        "pause": stack.delivery.pause,
+        "lateCatch": f"{1 - stack.delivery.analysis.missed_regression_risk:.0%}",
         "gates": verdicts,
     }
 
@@ -161,6 +173,11 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
             f"{gate['canaryRequestsPerMinuteNeeded']} canary requests a minute it cannot pass "
             f"the first gate within its {summary['firstGateMinutes']} min and the rollout "
             f"pauses for a human; a canary at the bad ratio is aborted after about "
-            f"{gate['requestsToAbortAtBad']} requests on average"
+            f"{gate['requestsToAbortAtBad']} requests on average; a release that turns bad "
+            f"at a later weight is stopped at that weight's gate "
+            f"({summary['lateCatch']}) when a pause "
+            f"({summary['pause']}) holds at least {gate['requestsPerPauseForLateRegressions']} "
+            "canary requests there, and otherwise only by the change-point statistic as the "
+            "rollout goes on"
         )
     return lines

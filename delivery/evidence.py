@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from delivery import judge
-from delivery.config import PrometheusConfig, ServiceDeployment, go_seconds
+from delivery.config import DeliveryConfig, PrometheusConfig, ServiceDeployment, go_seconds
 from delivery.judge import Gate
 from slo import conventions as names
 from slo import durations
@@ -79,6 +79,11 @@ def dispersion_record(others: bool) -> str:
 
 
 OTHERS_RATIO = "slo:canary_others_error:ratio_upper"
+# The running sums of the statistic's step increments (``judge.increments``), per hash: under
+# the SLO's own hypotheses and under the judged ones (moved by stable); and the judged one at the
+# change-point statistic's restart points.
+RUNNING = {"canary": "slo:canary_llr:running", "judged": "slo:canary_judged_llr:running"}
+RESTARTS = "slo:canary_judged_llr:restart"
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class Recording:
     window: str  # the evidence window the sums run over
     warm_up: str | None
     pod_label: str
+    recent: str  # the span the ``recent`` statistic reads: the pause, at least one step
 
     @property
     def memory(self) -> str:
@@ -177,6 +183,44 @@ class Recording:
         n, x, q, k = (self._mine(sum_record(p, others)) for p in PARTS)
         return judge.CountsQL(requests=n, errors=x, squares=q, steps=k)
 
+    @property
+    def restart_every(self) -> int:
+        """Seconds between the change-point statistic's restart points (at least a step)."""
+        return max(judge.RESTART_SECONDS, durations.parse(self.step))
+
+    def _running(self) -> list[dict[str, Any]]:
+        """Per hash, the running sums of the statistic's step increments: the last sum within
+        the evidence window plus this step's increment, or the increment alone for a hash's
+        first step. They are written at steps with traffic only; one of the judged sum per
+        ``restart_every`` seconds is also written as a restart point."""
+        n, x = (self._mine(step_record(p, False)) for p in ("requests", "errors"))
+        on_hash = f"on ({names.HASH_LABEL})"
+        rules = []
+        for name, inc in zip(("canary", "judged"), judge.increments_ql(
+                self.gate, x, n, self._mine(OTHERS_RATIO)), strict=True):
+            own = self._mine(RUNNING[name])
+            rules.append(self._rule(
+                RUNNING[name],
+                f"({inc}) + {on_hash} sum by ({names.HASH_LABEL}) "
+                f"(last_over_time({own}[{self.window}]) or ({inc}) * 0)"))
+        judged = self._mine(RUNNING["judged"])
+        rules.append(self._rule(
+            RESTARTS,
+            f"{judged} and on () (vector(time()) % {self.restart_every} < "
+            f"{durations.parse(self.step)})"))
+        return rules
+
+    def _change_points(self) -> tuple[str, str]:
+        """(cusum, recent) before dividing by the dispersion: the judged running sum above its
+        lowest restart point in the window (0, before the canary's first step, is one), and
+        the absolute running sum's gain over the last ``recent`` seconds."""
+        judged, canary = (f"last_over_time({self._mine(RUNNING[n])}[{self.window}])"
+                          for n in ("judged", "canary"))
+        lowest = f"(min_over_time({self._mine(RESTARTS)}[{self.window}]) < 0 or {judged} * 0)"
+        before = (f"(last_over_time({self._mine(RUNNING['canary'])}[{self.window}] offset "
+                  f"{self.recent}) or {canary} * 0)")
+        return f"{judged} - {lowest}", f"{canary} - {before}"
+
     def _statistics(self) -> list[dict[str, Any]]:
         canary, others = self._counts(False), self._counts(True)
         rules = [
@@ -184,10 +228,12 @@ class Recording:
             self._rule(dispersion_record(True), judge.dispersion_ql(others)),
             self._rule(OTHERS_RATIO, judge.stable_ratio_ql(others,
                                                            self._mine(dispersion_record(True)))),
+            *self._running(),
         ]
+        cusum, recent = self._change_points()
         parts = judge.evidence_ql(
             self.gate, canary, others, self._mine(dispersion_record(False)),
-            self._mine(dispersion_record(True)), self._mine(OTHERS_RATIO),
+            self._mine(dispersion_record(True)), self._mine(OTHERS_RATIO), cusum, recent,
         )
         for name, expr in parts.items():
             rules.append(self._rule(names.CANARY_EVIDENCE, expr, **{judge.EVIDENCE_LABEL: name}))
@@ -200,10 +246,16 @@ class Recording:
         return self._steps(*found) + self._sums() + self._statistics()
 
 
-def recording(gate: Gate, deployment: ServiceDeployment, prometheus: PrometheusConfig,
-              window: str) -> Recording:
-    return Recording(gate, prometheus.scrape_interval, window, deployment.warm_up,
-                     prometheus.pod_label)
+def recent_span(delivery: DeliveryConfig, prometheus: PrometheusConfig) -> str:
+    """What the ``recent`` statistic reads: the pause, at least one scrape interval."""
+    return durations.format_seconds(max(go_seconds(delivery.pause),
+                                        go_seconds(prometheus.scrape_interval)))
+
+
+def recording(gate: Gate, deployment: ServiceDeployment, delivery: DeliveryConfig,
+              prometheus: PrometheusConfig) -> Recording:
+    return Recording(gate, prometheus.scrape_interval, judge.evidence_window(delivery),
+                     deployment.warm_up, prometheus.pod_label, recent_span(delivery, prometheus))
 
 
 def rule_name(service: str) -> str:

@@ -40,6 +40,7 @@ class MetricVerdict:
     advisory: bool = False  # a dry-run metric: measured, never holds or aborts the rollout
     abort: float | None = None
     accept: float | None = None
+    cusum_abort: float | None = None
     min_steps: int | None = None
     measurements: int = 0
     errors: int = 0
@@ -106,6 +107,8 @@ def _metric(spec: dict[str, Any], result: dict[str, Any], advisory: bool) -> Met
         reason="", abort=_threshold(failure, judge.JUDGED, ">=")
         or _threshold(success, judge.JUDGED, ">="),
         accept=_threshold(success, judge.CANARY, "<="),
+        cusum_abort=_threshold(failure, judge.CUSUM, ">=")
+        or _threshold(success, judge.CUSUM, "<"),
         min_steps=int(s) if (s := _threshold(failure or success, judge.STEPS, ">=")) else None,
         measurements=len(measured), errors=len(errors), advisory=advisory,
         last_error=str(errors[-1].get("message", "")) if errors else "",
@@ -172,10 +175,18 @@ def _decide(v: MetricVerdict) -> None:
             "stable; rolling back would not help, so the rollout pauses for a human"
             if shared else "no shared incident")
         return
-    if v.phase == "Failed" or (abort is not None and e["judged"] >= abort):
+    cusum = v.cusum_abort
+    late = cusum is not None and e["cusum"] >= cusum and not (
+        abort is not None and e["judged"] >= abort)
+    if v.phase == "Failed" or (abort is not None and e["judged"] >= abort) or late:
         against = "against stable's error ratio" if e["stable_requests"] > 0 else "absolute"
-        v.reason = (f"statistic ({against}) {e['judged']:.2f} >= abort {_num(abort)}: the canary "
-                    "fails more often than a good release would; ")
+        if late:
+            v.reason = (f"statistic since its lowest restart point ({against}) "
+                        f"{e['cusum']:.2f} >= abort {_num(cusum)}: the canary got worse "
+                        "during the rollout (a regression that started at a later weight); ")
+        else:
+            v.reason = (f"statistic ({against}) {e['judged']:.2f} >= abort {_num(abort)}: the "
+                        "canary fails more often than a good release would; ")
         if v.advisory:
             v.verdict = "failed-advisory"
             v.reason += "this SLO is advisory (dry run), so the rollout goes on"
@@ -184,8 +195,15 @@ def _decide(v: MetricVerdict) -> None:
             v.reason += "the rollout is rolled back"
         return
     if v.role == "gate" and accept is not None and e["canary"] <= accept:
-        v.verdict = "passed"
-        v.reason = f"statistic {e['canary']:.2f} <= pass {_num(accept)}: good enough for this step"
+        if e["recent"] < 0:
+            v.verdict = "passed"
+            v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(accept)} and the last "
+                        f"pause's evidence leans good ({e['recent']:.2f} < 0): good enough for "
+                        "this step")
+        else:
+            v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(accept)}, but the evidence "
+                        f"of the last pause leans bad or is missing ({e['recent']:.2f} >= 0): "
+                        "no pass until the canary's recent requests look good")
         return
     if math.isnan(e["judged"]):
         v.reason = "no stable traffic over the canary's intervals yet: no baseline to abort on"

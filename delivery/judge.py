@@ -36,10 +36,45 @@ Ville's exact one; ``bench/canary_judgement.py`` measures the false-abort and mi
 bursty, over-dispersed, restarting and cold-starting traffic. No verdict either way before the
 canary has had traffic in ``MIN_STEPS`` steps: with fewer the dispersion cannot be estimated.
 
+Regressions that start late. Summed over the canary's whole life, the statistic lets clean
+requests at 10% and 25% hide a regression that starts at 50% (a load-dependent one, or a bad
+pod added at a later weight): its rise has to undo everything the clean steps took off. Two
+change-point statistics read the same step increments as running sums ``L_t`` (one per
+hypotheses, ``delivery/evidence.py``):
+
+- ``cusum``: the judged sum above its lowest restart point within the evidence window,
+  ``L_t - min(0, min_r L_r)``, the restart points ``r`` being one step every ``RESTART_SECONDS``
+  (and the canary's start, where ``L = 0``). A regression that starts at time ``s`` is judged
+  on the evidence since the restart point before it: at most ``RESTART_SECONDS`` of earlier
+  clean traffic dilutes it, not the whole rollout. It fails at ``cusum_abort``.
+- ``recent``: the absolute sum's change over the last pause, ``L_t - L_{t - pause}``. A gate
+  passes only while it is below 0, so a gate never passes on evidence from earlier weights
+  alone: the requests of the pause just served at this weight must lean good.
+
+The bounds, per gated SLO and per rollout. Under ``good`` each ``exp(L_t - L_r)`` for ``t >= r``
+is a nonnegative martingale with mean 1 from the restart point ``r`` on (the judged increments'
+hypotheses are fixed by stable's counts and the canary's past, so each step's factor still has
+mean at most 1), so by Ville's inequality it ever reaches ``h`` with probability at most
+``e^-h``. ``cusum >= h`` at some time means ``L_t - L_r >= h`` for some restart point, so over
+the ``R`` restart points of the evidence window (``restart_points()``: the window over
+``RESTART_SECONDS``, plus the start) the probability is at most ``R e^-h``. The cumulative test
+takes half of the SLO's false-abort risk, ``abort = ln(2/alpha_slo)``, and the change-point test
+the other half, ``cusum_abort = ln(2 R/alpha_slo)``: together at most ``alpha_slo``, over every
+step and every gate of the rollout. (A rollout that stays paused longer than the evidence window
+keeps measuring in the background and adds restart points: the bound is per evidence window.)
+Under ``bad`` from the moment ``s`` a weight is set, the gate at that weight passes only if
+``recent < 0`` at one of its ``M`` (``maxMeasurements``) looks; each look's ``recent`` sums the
+``n`` requests of a pause served after ``s``, and ``P(L < 0) <= rho^n`` (Chernoff at exponent 1/2,
+``rho`` the Bhattacharyya coefficient of the two hypotheses), so that gate is passed with
+probability at most ``M rho^n``: the plan prints, per weight, whether the expected traffic of a
+pause makes this at most ``beta`` (``late_requests()``), and otherwise says the pause is too short
+for that weight to catch a regression that starts there.
+
 So the canary
 
-- fails (the rollout aborts) once the statistic reaches ``abort = ln(1/alpha_slo)``;
-- passes a gate once it falls to ``accept = ln(beta)``;
+- fails (the rollout aborts) once the statistic reaches ``abort = ln(2/alpha_slo)``, or the
+  change-point statistic reaches ``cusum_abort``;
+- passes a gate once the statistic falls to ``accept = ln(beta)`` while ``recent < 0``;
 - is undecided in between, and without traffic there is no statistic at all: no data is never a
   pass and never a failure.
 
@@ -64,8 +99,10 @@ order (Prometheus keeps the order of the operands of ``or`` in an instant query,
 sample carries its own ``evidence`` label so that ``or`` keeps them all): the value that
 ``kubectl argo rollouts`` and the AnalysisRun show is
 ``[judged, canary, canary errors, canary requests, stable errors, stable requests, stable,
-canary dispersion, canary steps]``. Conditions check the length first: an empty result (no
-canary traffic yet) is inconclusive, never an evaluation error.
+canary dispersion, canary steps, cusum, recent]``. The ``query`` kind, judged inline, has no
+running sums: its ``cusum`` and ``recent`` are the cumulative statistics. Conditions check the
+length first: an empty result (no canary traffic yet) is inconclusive, never an evaluation
+error.
 """
 
 from __future__ import annotations
@@ -74,7 +111,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from delivery.config import AnalysisConfig, Enforcement
+from delivery.config import AnalysisConfig, DeliveryConfig, Enforcement, go_seconds
 from slo import conventions as names
 from slo import durations
 from slo.conventions import CANARY_HASH_ARG, HASH_LABEL, STABLE_HASH_ARG
@@ -92,9 +129,11 @@ EVIDENCE = (
     "stable",  # stable's own statistic: a shared incident when it and the canary's reach abort
     "dispersion",  # the canary's phi, which the two statistics above are divided by
     "steps",  # steps (scrape intervals) in which the canary had traffic
+    "cusum",  # the judged statistic since its lowest restart point: fails at >= cusum_abort
+    "recent",  # the canary's statistic over the last pause: a gate passes only while < 0
 )
 (JUDGED, CANARY, CANARY_ERRORS, CANARY_REQUESTS, STABLE_ERRORS, STABLE_REQUESTS, STABLE,
- DISPERSION, STEPS) = range(len(EVIDENCE))
+ DISPERSION, STEPS, CUSUM, RECENT) = range(len(EVIDENCE))
 EVIDENCE_LABEL = "evidence"
 BACKGROUND_INCONCLUSIVE_LIMIT = 1_000_000
 # Prior weight, in steps, on no over-dispersion (phi = 1).
@@ -103,6 +142,9 @@ NU = 0.5
 MIN_STEPS = 6
 # Stable's error ratio is read at this many standard deviations above its estimate.
 Z = 2.33
+# The change-point statistic restarts at most once per this many seconds (its restart points).
+RESTART_SECONDS = 300
+MIN_EVIDENCE_WINDOW_SECONDS = 1800
 # Hypotheses moved by stable stay below these, so that the logarithms stay finite.
 BAD_CAP = 0.95
 GOOD_CAP_SHARE = 0.9
@@ -124,8 +166,9 @@ class Gate:
 
     slo: ResolvedSlo
     hypotheses: Hypotheses
-    abort: float  # ln(1/alpha_slo)
+    abort: float  # ln(2/alpha_slo): the cumulative statistic's boundary
     accept: float  # ln(beta)
+    cusum_abort: float  # ln(2 R/alpha_slo), R restart points in the evidence window
     alpha: float  # false-abort risk of this SLO's test
     beta: float
     margin: float
@@ -153,8 +196,26 @@ def gated(slos: list[ResolvedSlo]) -> list[ResolvedSlo]:
     return [s for s in slos if s.slo.canary_gate and s.events.can_gate]
 
 
-def gates(slos: list[ResolvedSlo], cfg: AnalysisConfig) -> list[Gate]:
+def evidence_window(delivery: DeliveryConfig) -> str:
+    """The range canary counts are read over, as a PromQL duration: the judge's horizon."""
+    cfg = delivery.analysis
+    if cfg.evidence_window is not None:
+        seconds = go_seconds(cfg.evidence_window)
+    else:
+        per_step = go_seconds(delivery.pause) + go_seconds(cfg.interval) * cfg.max_measurements
+        seconds = max(2 * per_step * len(delivery.weights), MIN_EVIDENCE_WINDOW_SECONDS)
+        seconds = -(-seconds // 60) * 60
+    return durations.format_seconds(seconds)
+
+
+def restart_points(delivery: DeliveryConfig) -> int:
+    """How many restart points the change-point statistic has within the evidence window."""
+    return -(-durations.parse(evidence_window(delivery)) // RESTART_SECONDS) + 1
+
+
+def gates(slos: list[ResolvedSlo], delivery: DeliveryConfig) -> list[Gate]:
     """The gates of one service: the one place where thresholds are computed."""
+    cfg = delivery.analysis
     active = [s for s in gated(slos) if enforcement(s, cfg) != "off"]
     enforced = sum(1 for s in active if enforcement(s, cfg) == "enforce")
     alpha = cfg.false_abort_risk / max(enforced, 1)
@@ -163,8 +224,9 @@ def gates(slos: list[ResolvedSlo], cfg: AnalysisConfig) -> list[Gate]:
         Gate(
             slo=s,
             hypotheses=hypotheses(s, cfg),
-            abort=math.log(1 / alpha),
+            abort=math.log(2 / alpha),
             accept=math.log(beta),
+            cusum_abort=math.log(2 * restart_points(delivery) / alpha),
             alpha=alpha,
             beta=beta,
             margin=cfg.baseline_margin,
@@ -226,8 +288,31 @@ def adjusted(h: Hypotheses, ratio: float, margin: float) -> Hypotheses:
     )
 
 
-def evidence(gate: Gate, canary: Counts, stable: Counts) -> tuple[float, ...] | None:
-    """The measurement's result vector, or None where the query returns nothing."""
+def moved(gate: Gate, stable: Counts) -> Hypotheses | None:
+    """The hypotheses the judged statistic tests: moved by stable with ``baseline: compare``
+    (None until stable has traffic), the SLO's own otherwise."""
+    if not gate.compare:
+        return gate.hypotheses
+    if stable.requests <= 0:
+        return None
+    return adjusted(gate.hypotheses, stable_ratio(stable), gate.margin)
+
+
+def increments(gate: Gate, step: Counts, stable: Counts) -> tuple[float, float]:
+    """One step's additions to the two running statistics the change-point test reads
+    (``delivery/evidence.py``): (absolute, judged); the judged one adds nothing while there is
+    no baseline. ``stable`` is stable's sums over the evidence window at that step."""
+    h = moved(gate, stable)
+    absolute = llr(step.errors, step.requests, gate.hypotheses)
+    return absolute, 0.0 if h is None else llr(step.errors, step.requests, h)
+
+
+def evidence(gate: Gate, canary: Counts, stable: Counts, cusum: float | None = None,
+             recent: float | None = None) -> tuple[float, ...] | None:
+    """The measurement's result vector, or None where the query returns nothing. ``cusum`` and
+    ``recent`` are the change-point statistics before dividing by the dispersion (the running
+    sums' differences, ``delivery/evidence.py``); without them (a kind judged inline) they are
+    the cumulative judged statistic and the absolute one."""
     if canary.requests <= 0:
         return None
     phi = dispersion(canary)
@@ -240,13 +325,23 @@ def evidence(gate: Gate, canary: Counts, stable: Counts) -> tuple[float, ...] | 
             judged = llr(canary.errors, canary.requests, moved) / phi
     own = llr(stable.errors, stable.requests, gate.hypotheses) / dispersion(stable)
     return (judged, absolute, canary.errors, canary.requests, stable.errors, stable.requests,
-            own, phi, canary.steps)
+            own, phi, canary.steps, judged if cusum is None else cusum / phi,
+            absolute if recent is None else recent / phi)
 
 
 def drift(gate: Gate, error_ratio: float) -> float:
     """The statistic's expected change per request at a constant error ratio (no dispersion):
     positive moves it towards abort, negative towards accept."""
     return llr(error_ratio, 1.0, gate.hypotheses)
+
+
+def late_requests(gate: Gate, looks: int) -> int:
+    """Canary requests a pause must hold at a weight so that a release that turns bad when the
+    weight is set passes that weight's gate with probability at most ``beta`` (module doc):
+    ``looks x rho^n <= beta``."""
+    h = gate.hypotheses
+    rho = math.sqrt(h.good * h.bad) + math.sqrt((1 - h.good) * (1 - h.bad))
+    return math.ceil(math.log(looks / gate.beta) / -math.log(rho))
 
 
 def expected_requests(gate: Gate, error_ratio: float) -> float:
@@ -297,8 +392,28 @@ def stable_ratio_ql(stable: CountsQL, phi: str) -> str:
     return f"({x} + {Z!r} * sqrt({phi} * {x})) / ({stable.requests} > 0)"
 
 
+def moved_ql(gate: Gate, ratio: str) -> tuple[str, str]:
+    """``moved()``'s (good, bad) as PromQL from stable's ratio (a vector)."""
+    h = gate.hypotheses
+    bad_cap = max(h.bad, BAD_CAP)
+    good_cap = max(h.good, GOOD_CAP_SHARE * bad_cap)
+    return (f"clamp({ratio}, {number(h.good)}, {number(good_cap)})",
+            f"clamp({number(gate.margin)} * {ratio}, {number(h.bad)}, {number(bad_cap)})")
+
+
+def increments_ql(gate: Gate, errors: str, requests: str, ratio: str) -> tuple[str, str]:
+    """``increments()`` as PromQL."""
+    h = gate.hypotheses
+    absolute = _llr(errors, requests, h.good, h.bad)
+    if not gate.compare:
+        return absolute, absolute
+    good, bad = moved_ql(gate, ratio)
+    return absolute, f"({_llr(errors, requests, good, bad)}) or {requests} * 0"
+
+
 def evidence_ql(
-    gate: Gate, canary: CountsQL, stable: CountsQL, phi: str, stable_phi: str, ratio: str
+    gate: Gate, canary: CountsQL, stable: CountsQL, phi: str, stable_phi: str, ratio: str,
+    cusum: str | None = None, recent: str | None = None,
 ) -> dict[str, str]:
     """``evidence()`` as PromQL, one expression per element of ``EVIDENCE``."""
     n, x = canary.requests, canary.errors
@@ -306,10 +421,7 @@ def evidence_ql(
     absolute = f"({_llr(x, n, h.good, h.bad)}) / {phi}"
     judged = absolute
     if gate.compare:
-        bad_cap = max(h.bad, BAD_CAP)
-        good_cap = max(h.good, GOOD_CAP_SHARE * bad_cap)
-        good = f"clamp({ratio}, {number(h.good)}, {number(good_cap)})"
-        bad = f"clamp({number(gate.margin)} * {ratio}, {number(h.bad)}, {number(bad_cap)})"
+        good, bad = moved_ql(gate, ratio)
         # no stable traffic over the canary's period yet: no baseline, so no verdict to abort on
         judged = f"({_llr(x, n, good, bad)}) / {phi} or {n} * 0 + NaN"
     parts = {
@@ -323,6 +435,8 @@ def evidence_ql(
                   f" or {n} * 0",
         "dispersion": phi,
         "steps": canary.steps,
+        "cusum": judged if cusum is None else f"({cusum}) / {phi}",
+        "recent": absolute if recent is None else f"({recent}) / {phi}",
     }
     assert tuple(parts) == EVIDENCE
     return parts
@@ -408,17 +522,21 @@ def _has_evidence() -> str:
 
 
 def passes(gate: Gate) -> str:
-    return f"{_has_evidence()} && result[{CANARY}] <= {number(gate.accept)}"
+    return (f"{_has_evidence()} && result[{CANARY}] <= {number(gate.accept)} && "
+            f"result[{RECENT}] < 0")
 
 
 def fails(gate: Gate) -> str:
-    return f"{_has_evidence()} && result[{JUDGED}] >= {number(gate.abort)}"
+    a, c = number(gate.abort), number(gate.cusum_abort)
+    return (f"{_has_evidence()} && "
+            f"(result[{JUDGED}] >= {a} || result[{CUSUM}] >= {c})")
 
 
 def not_failing(gate: Gate) -> str:
+    a, c = number(gate.abort), number(gate.cusum_abort)
     return (
-        f"len(result) == {len(EVIDENCE)} && "
-        f"(result[{STEPS}] < {MIN_STEPS} || result[{JUDGED}] < {number(gate.abort)})"
+        f"len(result) == {len(EVIDENCE)} && (result[{STEPS}] < {MIN_STEPS} || "
+        f"(result[{JUDGED}] < {a} && result[{CUSUM}] < {c}))"
     )
 
 

@@ -167,8 +167,10 @@ def _evidence() -> str:
         f'the abort boundary %s, the canary no worse than stable (%s)" $seen '
         f'{num("canary", "%.2f")} {num("stable", "%.2f")} $abort {num("judged", "%.2f")} -}}}}'
         '{{- else -}}'
-        '{{- $seen = printf "%s; statistic %s (aborts at %s), the canary alone %s (passes at '
-        f'%s)" $seen {num("judged", "%.2f")} $abort {num("canary", "%.2f")} $pass -}}}}'
+        '{{- $seen = printf "%s; statistic %s (aborts at %s), since its lowest restart point %s '
+        '(aborts at %s), the canary alone %s (passes at %s; its last pause %s, a pass needs it '
+        f'below 0)" $seen {num("judged", "%.2f")} $abort {num("cusum", "%.2f")} $cusum '
+        f'{num("canary", "%.2f")} $pass {num("recent", "%.2f")} -}}}}'
         '{{- end -}}'
         '{{- else if $value -}}{{- $seen = printf "last value %s" $value -}}{{- end -}}'
     )
@@ -190,7 +192,9 @@ def _thresholds() -> str:
         '{{- $sc = toString (default "" .successCondition) -}}{{- end -}}{{- end -}}{{- end -}}'
         f'{{{{- $abort := {bound(judge.JUDGED, ">=")} -}}}}'
         f'{{{{- $pass := {bound(judge.CANARY, "<=")} -}}}}'
+        f'{{{{- $cusum := {bound(judge.CUSUM, ">=")} -}}}}'
         '{{- if ne $abort "-" -}}{{- $abort = printf "%.2f" (float64 $abort) -}}{{- end -}}'
+        '{{- if ne $cusum "-" -}}{{- $cusum = printf "%.2f" (float64 $cusum) -}}{{- end -}}'
         '{{- if ne $pass "-" -}}{{- $pass = printf "%.2f" (float64 $pass) -}}{{- end -}}'
     )
 

@@ -20,7 +20,7 @@ def templates() -> tuple[dict[str, Any], dict[str, Any], list[judge.Gate]]:
     stack = load_stack_file(ROOT / "Pulumi.dev.yaml")
     _, slos = stack_catalogue(stack, ROOT, "Pulumi.dev.yaml")
     mine = by_service(slos)["api-gateway"]
-    gates = judge.gates(mine, stack.delivery.analysis)
+    gates = judge.gates(mine, stack.delivery)
     ns = mine[0].service.namespace
     args = (ns, gates, stack.delivery, stack.prometheus)
     return (analysis.gate_template("api-gateway", *args),

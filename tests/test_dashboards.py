@@ -421,9 +421,8 @@ def test_a_rule_group_refuses_an_slo_of_another_service(core):
 
 
 def test_service_dashboards_plot_the_judges_statistic_for_each_pod_template():
-    from delivery.analysis import evidence_window
     from delivery.config import load_stack_file
-    from delivery.judge import gates
+    from delivery.judge import evidence_window, gates
     from slo.dashboards import CanaryStatistic, service_dashboard
 
     stack = load_stack_file(ROOT / "Pulumi.prod.yaml")
@@ -432,7 +431,7 @@ def test_service_dashboards_plot_the_judges_statistic_for_each_pod_template():
     statistics = {
         g.name: CanaryStatistic(g.hypotheses.good, g.hypotheses.bad, g.abort, g.accept,
                                 evidence_window(stack.delivery))
-        for g in gates(group, stack.delivery.analysis)
+        for g in gates(group, stack.delivery)
     }
     board = service_dashboard(group[0].service, group, "prometheus", statistics)
     panels = [p for p in board["panels"] if p.get("title", "").endswith("verdict statistic")]

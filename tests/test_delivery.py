@@ -125,7 +125,7 @@ def test_a_gate_passes_on_one_measurement_past_the_accept_boundary_and_pauses_wi
     b = render("api-gateway", "prod")
     gate = metrics(b.templates["gate"])
     assert set(gate) == {"error-rate", "latency", "availability"}
-    accept = judge.gates(SLOS["api-gateway"], cfg)[0].accept
+    accept = judge.gates(SLOS["api-gateway"], STACKS["prod"].delivery)[0].accept
     for metric in gate.values():
         assert metric["consecutiveSuccessLimit"] == 1
         assert metric["count"] == cfg.max_measurements
@@ -136,21 +136,26 @@ def test_a_gate_passes_on_one_measurement_past_the_accept_boundary_and_pauses_wi
         # an unanswered query is never a measurement and never ends the analysis (int32 max)
         assert metric["consecutiveErrorLimit"] == cfg.consecutive_error_limit == 2**31 - 1
         assert metric["successCondition"] == (
-            f"len(result) == 9 && result[8] >= 6 && result[1] <= {accept:.12g}"
+            f"len(result) == 11 && result[8] >= 6 && result[1] <= {accept:.12g} && "
+            "result[10] < 0"
         )
 
 
 def test_abort_boundary_splits_the_false_abort_risk_over_the_enforced_slos():
     gate = metrics(render("orchestrator", "prod").templates["gate"])
-    # three enforced SLOs share 0.1%: each aborts at ln(1 / 0.000333...) = ln(3000)
+    # three enforced SLOs share 0.1%: each gives half of its 0.000333... to the cumulative
+    # statistic, ln(2 x 3000), and half to the change-point one over prod's 390m evidence window,
+    # 390 / 5 + 1 = 79 restart points: ln(2 x 79 x 3000)
     for metric in gate.values():
         assert metric["failureCondition"] == (
-            "len(result) == 9 && result[8] >= 6 && result[0] >= 8.00636756765"
+            "len(result) == 11 && result[8] >= 6 && "
+            "(result[0] >= 8.69951474821 || result[9] >= 13.0689626007)"
         )
     two = metrics(render("agent-runner", "prod").templates["gate"])
     assert set(two) == {"error-rate", "latency"}  # the gauge SLO cannot judge a canary
-    for metric in two.values():
-        assert metric["failureCondition"].endswith(">= 7.60090245954")  # ln(2000)
+    for metric in two.values():  # ln(4000), ln(2 x 79 x 2000)
+        assert metric["failureCondition"].endswith(
+            "(result[0] >= 8.2940496401 || result[9] >= 12.6634974926)")
 
 
 def test_queries_read_the_recorded_evidence_of_the_canary_in_order():
@@ -236,8 +241,8 @@ def test_advisory_gates_are_measured_in_the_background_only_and_never_decide():
     assert {"metricName": "latency"} in b.templates["background"]["spec"]["dryRun"]
     assert {"metricName": "latency-shared-incident"} in b.templates["background"]["spec"]["dryRun"]
     # two enforced SLOs now share the false-abort risk
-    assert metrics(b.templates["gate"])["error-rate"]["failureCondition"].endswith(
-        ">= 7.60090245954"
+    assert metrics(b.templates["gate"])["error-rate"]["failureCondition"].startswith(
+        "len(result) == 11 && result[8] >= 6 && (result[0] >= 8.2940496401 ||"
     )
 
 

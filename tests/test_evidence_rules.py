@@ -46,17 +46,35 @@ TRACE = {
 # its new 1: 78 requests in 8 steps with traffic
 CANARY = judge.Counts(requests=78, errors=3, squares=3 * 1**2 / 11, steps=8)
 STABLE = judge.Counts(requests=808, errors=8, squares=8 * 1**2 / 101, steps=8)
+# the same steps one by one, (requests, errors): the running sums add them up; stable serves
+# 101 requests with one error in each
+CANARY_STEPS = [(10, 0), (11, 1), (11, 1), (5, 0), (10, 0), (11, 1), (10, 0), (10, 0)]
+
+
+def running_sums(gate: judge.Gate) -> tuple[float, float]:
+    """(judged, absolute) running sums at 4m30s: step k's judged increment is tested against
+    the hypotheses stable's first k steps move. No restart point has a sum yet (the first is
+    the evaluation at 0s) and the pause (5m) reaches back before the canary's first step, so
+    the change-point statistics are the running sums themselves."""
+    judged = absolute = 0.0
+    for k, (n, x) in enumerate(CANARY_STEPS, start=1):
+        a, j = judge.increments(gate, judge.Counts(n, x),
+                                judge.Counts(101 * k, k, k / 101, k))
+        absolute, judged = absolute + a, judged + j
+    return judged, absolute
 
 
 def _gate() -> judge.Gate:
-    gates = judge.gates(SLOS["orchestrator"], STACK.delivery.analysis)
+    gates = judge.gates(SLOS["orchestrator"], STACK.delivery)
     return next(g for g in gates if g.name == "error-rate")
 
 
 def _promtool_test(tmp_path: Path, group: dict) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL, "promtool is required (make test builds it)"
     (tmp_path / "rules.yml").write_text(dump({"groups": [group]}))
-    expected = judge.evidence(_gate(), CANARY, STABLE)
+    gate = _gate()
+    assert sum(n for n, _ in CANARY_STEPS) == CANARY.requests
+    expected = judge.evidence(gate, CANARY, STABLE, *running_sums(gate))
     assert expected is not None
     selector = (
         'slo:canary_evidence:value{{slo="error-rate",rollouts_pod_template_hash="c",'

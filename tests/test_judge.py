@@ -1,7 +1,8 @@
 """The sequential judge's boundaries and hypotheses, pinned against values computed by hand.
 
 Hand values: budget 0.1% (99.9%), passBurnRate 1, failBurnRate 10 -> good 0.001, bad 0.01;
-falseAbortRisk 0.001 split over n enforced SLOs -> abort at ln(n / 0.001); missedRegressionRisk
+falseAbortRisk 0.001 split over n enforced SLOs, half of it for the cumulative statistic -> abort
+at ln(2 n / 0.001); missedRegressionRisk
 0.01 -> pass at ln(0.01) = -4.60517.
 """
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from delivery import judge
-from delivery.config import AnalysisConfig
+from delivery.config import AnalysisConfig, DeliveryConfig
 from delivery.docs import requests_to_pass_clean
 from slo.loader import load_catalogue
 from slo.model import resolve_all
@@ -21,7 +22,7 @@ SLOS = by_service(resolve_all(load_catalogue(ROOT / "catalogue" / "core-services
 
 
 def gate_for(service: str, slo: str, **cfg) -> judge.Gate:
-    gates = judge.gates(SLOS[service], AnalysisConfig(**cfg))
+    gates = judge.gates(SLOS[service], DeliveryConfig(analysis=AnalysisConfig(**cfg)))
     return next(g for g in gates if g.name == slo)
 
 
@@ -34,11 +35,11 @@ def test_hypotheses_come_from_the_error_budget_and_the_burn_rates():
 
 @pytest.mark.parametrize(
     "service, enforced, abort",
-    [("orchestrator", 3, 8.006367567650248), ("agent-runner", 2, 7.600902459542083)],
+    [("orchestrator", 3, 8.699514748210191), ("agent-runner", 2, 8.294049640102028)],
     ids=["three gated SLOs share the risk", "the gauge SLO does not count"],
 )
-def test_abort_boundary_is_ln_of_one_over_the_split_false_abort_risk(service, enforced, abort):
-    gates = judge.gates(SLOS[service], AnalysisConfig())
+def test_abort_boundary_is_ln_of_two_over_the_split_false_abort_risk(service, enforced, abort):
+    gates = judge.gates(SLOS[service], DeliveryConfig())
     assert len(gates) == enforced
     for gate in gates:
         assert gate.alpha == pytest.approx(0.001 / enforced)
@@ -47,18 +48,16 @@ def test_abort_boundary_is_ln_of_one_over_the_split_false_abort_risk(service, en
 
 
 def test_advisory_slos_do_not_take_a_share_of_the_false_abort_risk():
-    gates = judge.gates(
-        SLOS["orchestrator"], AnalysisConfig(enforcementBySlo={"orchestrator/latency": "advisory"})
-    )
+    gates = judge.gates(SLOS["orchestrator"], DeliveryConfig(
+        analysis=AnalysisConfig(enforcementBySlo={"orchestrator/latency": "advisory"})))
     enforced = [g for g in gates if g.enforcement == "enforce"]
     assert len(enforced) == 2
-    assert enforced[0].abort == pytest.approx(7.600902459542083)
+    assert enforced[0].abort == pytest.approx(8.294049640102028)
 
 
 def test_off_removes_an_slo_from_judgement():
-    gates = judge.gates(
-        SLOS["orchestrator"], AnalysisConfig(enforcementBySlo={"orchestrator/latency": "off"})
-    )
+    gates = judge.gates(SLOS["orchestrator"], DeliveryConfig(
+        analysis=AnalysisConfig(enforcementBySlo={"orchestrator/latency": "off"})))
     assert [g.name for g in gates] == ["availability", "error-rate"]
 
 
@@ -78,9 +77,9 @@ def test_a_clean_canary_passes_after_509_requests_at_99_9():
 
 
 def test_walds_sample_size_at_the_bad_hypothesis():
-    gate = gate_for("agent-runner", "error-rate")  # two enforced SLOs: abort at ln(2000)
-    # ln(2000) / (0.01 ln 10 + 0.99 ln(0.99 / 0.999))
-    assert judge.expected_requests(gate, 0.01) == pytest.approx(540.3543896096476, rel=1e-9)
+    gate = gate_for("agent-runner", "error-rate")  # two enforced SLOs: abort at ln(4000)
+    # ln(4000) / (0.01 ln 10 + 0.99 ln(0.99 / 0.999))
+    assert judge.expected_requests(gate, 0.01) == pytest.approx(589.6307911494304, rel=1e-9)
     assert judge.expected_requests(gate, 0.0) == pytest.approx(requests_to_pass_clean(gate), abs=1)
 
 

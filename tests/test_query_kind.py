@@ -74,7 +74,7 @@ def test_other_queries_are_used_as_written_at_every_raw_window():
 def test_the_gate_adds_the_canary_hash_to_every_selector_of_the_parsed_query():
     [resolved] = catalogue(slo("latency", LATENCY))
     cfg = parse_stack(stack_values("dev"), "Pulumi.dev.yaml")
-    [gate] = judge.gates([resolved], cfg.delivery.analysis)
+    [gate] = judge.gates([resolved], cfg.delivery)
     query = judge.query(gate, "1h", "30s")
     tree = promql_parser.parse(query.replace("{{args.canary-hash}}", "c")
                                .replace("{{args.stable-hash}}", "s"))
