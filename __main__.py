@@ -31,7 +31,7 @@ from delivery.config import (
     stack_catalogue,
 )
 from delivery.docs import plan, plan_lines
-from delivery.judge import evidence_window, gates
+from delivery.judge import evidence_window, stack_gates
 from delivery.routers import ROUTERS
 from slo.dashboards import CanaryStatistic
 from slo.model import ResolvedSlo
@@ -203,7 +203,7 @@ def canary_statistics(
             gate.name: CanaryStatistic(
                 gate.hypotheses.good, gate.hypotheses.bad, gate.abort, gate.accept, lookback
             )
-            for gate in gates(grouped[service], stack.delivery)
+            for gate in stack_gates(grouped[service], stack, service)
         }
         for service in stack.services
     }

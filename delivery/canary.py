@@ -40,7 +40,7 @@ def evidence_group(
     deployment = stack.services[service]
     recordings = [
         evidence.recording(g, deployment, stack.delivery, stack.prometheus)
-        for g in judge.gates(slos, stack.delivery)
+        for g in judge.stack_gates(slos, stack, service)
     ]
     return evidence.rule_group(service, recordings)
 
@@ -51,7 +51,7 @@ def bodies(
     deployment = stack.services[service]
     delivery, prometheus = stack.delivery, stack.prometheus
     address = prometheus.address
-    gates = judge.gates(slos, delivery)
+    gates = judge.stack_gates(slos, stack, service)
     gate = any(g.enforcement == "enforce" for g in gates)
     background = bool(gates)
     templates: dict[str, dict[str, Any]] = {}

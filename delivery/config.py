@@ -20,7 +20,7 @@ from slo.inputs import read_yaml
 from slo.loader import load_catalogue, pydantic_problems
 from slo.model import ResolvedSlo, resolve_all
 from slo.problems import ConfigError, Problem
-from slo.spec import NAME_PATTERN, Catalogue, Labels
+from slo.spec import INDICATOR_KINDS, NAME_PATTERN, Catalogue, Labels
 
 PROJECT = "slo-canary"
 
@@ -298,6 +298,30 @@ class GrafanaConfig(Model):
         return self
 
 
+AUTO_FAIL_BURN_RATES = (2.0, 3.0, 5.0, 10.0)
+
+
+def _kinds(value: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(value) - set(INDICATOR_KINDS))
+    if unknown:
+        raise ValueError(f"unknown SLI kind {', '.join(unknown)}; allowed: "
+                         f"{', '.join(INDICATOR_KINDS)}")
+    return value
+FailBurnRate = Annotated[float, Field(gt=0, allow_inf_nan=False)] | Literal["auto"]
+
+
+class BurnRates(Model):
+    """The hypotheses of one SLO's (or SLI kind's) canary test, over the stack's."""
+
+    pass_burn_rate: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, alias="passBurnRate",
+        description="As `analysis.passBurnRate`.",
+    )
+    fail_burn_rate: FailBurnRate | None = Field(
+        default=None, alias="failBurnRate", description="As `analysis.failBurnRate`.",
+    )
+
+
 class AnalysisConfig(Model):
     """How canaries are judged: a sequential test per gated SLO (docs/slos.md, the runbook)."""
 
@@ -339,13 +363,27 @@ class AnalysisConfig(Model):
         description="A good release burns the error budget at most this fast: its error ratio "
         "is at most passBurnRate x the budget.",
     )
-    fail_burn_rate: float = Field(
-        default=10.0,
-        gt=0,
-        allow_inf_nan=False,
+    fail_burn_rate: FailBurnRate = Field(
+        default="auto",
         alias="failBurnRate",
         description="A bad release burns the error budget at least this fast; between the two "
-        "rates either verdict is acceptable.",
+        "rates either verdict is acceptable. `auto`: per SLO the smallest of "
+        f"{', '.join(str(r) for r in AUTO_FAIL_BURN_RATES)} whose test decides within the "
+        "first gate at the service's `expectedRequestsPerMinute` (twice Wald's expected "
+        f"requests, for a good and for a bad canary), else {AUTO_FAIL_BURN_RATES[-1]}; "
+        f"{AUTO_FAIL_BURN_RATES[-1]} where the service states no traffic.",
+    )
+    burn_rates_by_kind: Annotated[dict[str, BurnRates], AfterValidator(_kinds)] = Field(
+        default_factory=dict,
+        alias="burnRatesByKind",
+        description=f"Per SLI kind ({', '.join(INDICATOR_KINDS)}), overrides `passBurnRate` "
+        "and `failBurnRate`.",
+    )
+    burn_rates_by_slo: dict[str, BurnRates] = Field(
+        default_factory=dict,
+        alias="burnRatesBySlo",
+        description="Per SLO (`<service>/<slo>`), overrides the kind's and the stack's burn "
+        "rates.",
     )
     false_abort_risk: float = Field(
         default=0.001,
@@ -408,9 +446,25 @@ class AnalysisConfig(Model):
 
     @model_validator(mode="after")
     def _ordered(self) -> AnalysisConfig:
-        if self.fail_burn_rate <= self.pass_burn_rate:
-            raise ValueError("failBurnRate must be greater than passBurnRate")
+        entries = {"": BurnRates(), **{f"burnRatesByKind.{k}": v
+                                       for k, v in self.burn_rates_by_kind.items()},
+                   **{f"burnRatesBySlo.{k}": v for k, v in self.burn_rates_by_slo.items()}}
+        for where, entry in entries.items():
+            passing = entry.pass_burn_rate or self.pass_burn_rate
+            failing = entry.fail_burn_rate or self.fail_burn_rate
+            if failing != "auto" and failing <= passing:
+                raise ValueError(f"{where + ': ' if where else ''}failBurnRate must be greater "
+                                 "than passBurnRate")
         return self
+
+    def burn_rates(self, key: str, kind: str) -> tuple[float, float | Literal["auto"]]:
+        """(pass, fail) burn rates of the SLO ``<service>/<slo>`` of SLI kind ``kind``."""
+        passing, failing = self.pass_burn_rate, self.fail_burn_rate
+        for entry in (self.burn_rates_by_kind.get(kind), self.burn_rates_by_slo.get(key)):
+            if entry is not None:
+                passing = entry.pass_burn_rate or passing
+                failing = entry.fail_burn_rate or failing
+        return passing, failing
 
 
 class DeliveryConfig(Model):
@@ -513,6 +567,15 @@ class ServiceDeployment(Model):
         default_factory=lambda: Probe(path="/ready"), description="Readiness probe."
     )
     host: str | None = Field(default=None, description="Ingress host (NGINX routing).")
+    expected_requests_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        alias="expectedRequestsPerMinute",
+        description="The service's usual request rate, all pods together: `failBurnRate: auto` "
+        "chooses each SLO's hypotheses for the canary's share of it at the first weight, and "
+        "the plan says what the gates can see at that traffic. Default: unknown.",
+    )
     warm_up: GoDuration | None = Field(
         default=None,
         alias="warmUp",
@@ -760,12 +823,27 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
             f"(services: {', '.join(sorted(stack.services))})"
             for name in sub.services if name not in stack.services
         ]
-    fail = stack.delivery.analysis.fail_burn_rate
+    analysis = stack.delivery.analysis
+    for key in analysis.burn_rates_by_slo:
+        if key not in gated:
+            lines.append(
+                f"{source}: {PROJECT}:delivery.analysis.burnRatesBySlo.{key}: not an SLO of a "
+                f"deployed service (<service>/<slo>, one of: {', '.join(sorted(gated))})"
+            )
     for slo in slos:
-        if slo.service.name in stack.services and slo.slo.canary_gate and slo.budget * fail >= 1:
+        key = f"{slo.service.name}/{slo.slo.name}"
+        passing, fail = analysis.burn_rates(key, slo.slo.indicator.kind)
+        if slo.service.name not in stack.services or not slo.slo.canary_gate:
+            continue
+        if fail != "auto" and fail <= passing:
+            lines.append(
+                f"{source}: {PROJECT}:delivery.analysis: {key} fails at {fail:g}x its budget and "
+                f"passes at {passing:g}x: failBurnRate must be greater than passBurnRate"
+            )
+        elif fail != "auto" and slo.budget * fail >= 1:
             lines.append(
                 f"{source}: {PROJECT}:delivery.analysis.failBurnRate: {fail:g} x the "
-                f"{slo.budget:.2%} budget of {slo.service.name}/{slo.slo.name} is 100% or more, "
+                f"{slo.budget:.2%} budget of {key} is 100% or more, "
                 "so a canary could never fail that gate; lower it"
             )
     if lines:

@@ -16,9 +16,11 @@ from delivery.judge import (
     coefficients,
     evidence_window,
     expected_requests,
+    first_gate_seconds,
     gated,
     gates,
     late_requests,
+    stack_gates,
 )
 from delivery.routers import ROUTERS
 from slo import docs as slo_docs
@@ -33,6 +35,7 @@ STACK_MODELS: list[type[BaseModel]] = [
     config.GrafanaConfig,
     config.DeliveryConfig,
     config.AnalysisConfig,
+    config.BurnRates,
     config.ServiceDeployment,
     config.Probe,
     config.Resources,
@@ -73,16 +76,6 @@ def requests_to_pass_clean(gate: Gate) -> int:
     return math.ceil(gate.accept / coefficients(gate.hypotheses)[1])
 
 
-def first_gate_seconds(stack: StackConfig) -> int:
-    """From the rollout's start to the first gate's last measurement: the first step's pause,
-    then the gate's measurements (the first at once, then one per interval). A canary that has
-    no verdict by then pauses the rollout for a human."""
-    cfg = stack.delivery.analysis
-    return go_seconds(stack.delivery.pause) + go_seconds(cfg.interval) * (
-        cfg.max_measurements - 1
-    )
-
-
 def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> list[str]:
     parts = [
         "Canary gates: a sequential test per SLO (good = at most the pass ratio, bad = at least "
@@ -100,7 +93,10 @@ def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> lis
                 "judge a canary, or canary_gate: false) | | | | | | |"
             )
     for name, stack in stacks.items():
-        for gate in gates(group, stack.delivery):
+        service = group[0].service.name if group else ""
+        on_stack = (stack_gates(group, stack, service) if service in stack.services
+                    else gates(group, stack.delivery))
+        for gate in on_stack:
             h = gate.hypotheses
             parts.append(
                 f"| {gate.name} | {name} | {gate.enforcement} | {_pct(h.good)} | {_pct(h.bad)} | "
@@ -119,12 +115,12 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
     """What a verdict needs on this stack, told before the rollout: requests, time, traffic."""
     deployment = stack.services[service]
     router = ROUTERS[stack.delivery.traffic_routing]
-    first_gate = first_gate_seconds(stack)
+    first_gate = first_gate_seconds(stack.delivery)
     shares = {
         f"{w}%": f"{router.share(deployment.replicas, w):.0%}" for w in stack.delivery.weights
     }
     verdicts = {}
-    for gate in gates(slos, stack.delivery):
+    for gate in stack_gates(slos, stack, service):
         clean = requests_to_pass_clean(gate)
         verdicts[gate.name] = {
             "mode": gate.enforcement,
@@ -132,6 +128,8 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
             "minutesToPass": {f"{rate}/min": round(clean / rate, 1) for rate in PLAN_RATES},
             "canaryRequestsPerMinuteNeeded": math.ceil(clean / (first_gate / 60)),
             "requestsToAbortAtBad": round(expected_requests(gate, gate.hypotheses.bad)),
+            "failBurnRate": number(round(gate.hypotheses.bad / gate.slo.budget, 2)),
+            "failBurnRateFrom": gate.fail_burn_source,
             "requestsPerPauseForLateRegressions": late_requests(
                 gate, stack.delivery.analysis.max_measurements),
         }
@@ -168,7 +166,8 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
     for name, gate in summary["gates"].items():
         times = ", ".join(f"{m} min at {r}" for r, m in gate["minutesToPass"].items())
         lines.append(
-            f"{service}/{name} ({gate['mode']}): a clean canary passes after "
+            f"{service}/{name} ({gate['mode']}): fails at {gate['failBurnRate']}x the budget "
+            f"({gate['failBurnRateFrom']}); a clean canary passes after "
             f"{gate['requestsToPass']} requests ({times}); below "
             f"{gate['canaryRequestsPerMinuteNeeded']} canary requests a minute it cannot pass "
             f"the first gate within its {summary['firstGateMinutes']} min and the rollout "

@@ -109,9 +109,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from delivery.config import AnalysisConfig, DeliveryConfig, Enforcement, go_seconds
+from delivery.config import (
+    AUTO_FAIL_BURN_RATES,
+    AnalysisConfig,
+    DeliveryConfig,
+    Enforcement,
+    StackConfig,
+    go_seconds,
+)
+from delivery.routers import ROUTERS
 from slo import conventions as names
 from slo import durations
 from slo.conventions import CANARY_HASH_ARG, HASH_LABEL, STABLE_HASH_ARG
@@ -174,16 +183,58 @@ class Gate:
     margin: float
     compare: bool  # judged against the stable baseline
     enforcement: Enforcement
+    fail_burn_source: str = ""  # where the fail burn rate came from, for the plan
 
     @property
     def name(self) -> str:
         return self.slo.slo.name
 
 
-def hypotheses(slo: ResolvedSlo, cfg: AnalysisConfig) -> Hypotheses:
-    good = round(slo.budget * cfg.pass_burn_rate, 12)
-    bad = round(min(slo.budget * cfg.fail_burn_rate, 1 - slo.budget * 1e-3), 12)
+def hypotheses(slo: ResolvedSlo, pass_burn: float, fail_burn: float) -> Hypotheses:
+    good = round(slo.budget * pass_burn, 12)
+    bad = round(min(slo.budget * fail_burn, 1 - slo.budget * 1e-3), 12)
     return Hypotheses(good, bad)
+
+
+def first_gate_seconds(delivery: DeliveryConfig) -> int:
+    """From the rollout's start to the first gate's last measurement: the first step's pause,
+    then the gate's measurements (the first at once, then one per interval). A canary that has
+    no verdict by then pauses the rollout for a human."""
+    cfg = delivery.analysis
+    return go_seconds(delivery.pause) + go_seconds(cfg.interval) * (cfg.max_measurements - 1)
+
+
+def decides_in(gate: Gate, requests: float) -> bool:
+    """The test decides within ``requests`` canary requests: twice Wald's expected requests,
+    for a canary at the pass ratio and for one at the fail ratio."""
+    h = gate.hypotheses
+    return 2 * max(expected_requests(gate, h.good), expected_requests(gate, h.bad)) <= requests
+
+
+def _burns(slo: ResolvedSlo, delivery: DeliveryConfig, canary_rate: float | None,
+           make: Callable[[Hypotheses, str], Gate]) -> Gate:
+    """The SLO's gate, its fail burn rate chosen where the stack says ``auto`` (``AnalysisConfig``
+    ``failBurnRate``): the smallest that decides within the first gate at ``canary_rate``
+    canary requests a minute."""
+    cfg = delivery.analysis
+    key = f"{slo.service.name}/{slo.slo.name}"
+    passing, failing = cfg.burn_rates(key, slo.slo.indicator.kind)
+    if failing != "auto":
+        return make(hypotheses(slo, passing, failing), "set in the stack")
+    fallback = AUTO_FAIL_BURN_RATES[-1]
+    if canary_rate is None:
+        return make(hypotheses(slo, passing, fallback),
+                    f"auto: {number(fallback)}, the service states no expected traffic")
+    available = canary_rate * first_gate_seconds(delivery) / 60
+    candidates = [r for r in AUTO_FAIL_BURN_RATES if r > passing] or [fallback]
+    for rate in candidates:
+        gate = make(hypotheses(slo, passing, rate), "")
+        if decides_in(gate, available) or rate == candidates[-1]:
+            decided = "decides" if decides_in(gate, available) else "cannot decide"
+            return make(gate.hypotheses,
+                        f"auto: {number(rate)}, the smallest that {decided} within the first "
+                        f"gate at {number(round(canary_rate, 1))} canary requests a minute")
+    raise AssertionError("unreachable")
 
 
 def enforcement(slo: ResolvedSlo, cfg: AnalysisConfig) -> Enforcement:
@@ -213,17 +264,20 @@ def restart_points(delivery: DeliveryConfig) -> int:
     return -(-durations.parse(evidence_window(delivery)) // RESTART_SECONDS) + 1
 
 
-def gates(slos: list[ResolvedSlo], delivery: DeliveryConfig) -> list[Gate]:
-    """The gates of one service: the one place where thresholds are computed."""
+def gates(slos: list[ResolvedSlo], delivery: DeliveryConfig,
+          canary_rate: float | None = None) -> list[Gate]:
+    """The gates of one service: the one place where thresholds are computed. ``canary_rate``:
+    the canary's expected requests a minute at the first weight (``stack_gates``)."""
     cfg = delivery.analysis
     active = [s for s in gated(slos) if enforcement(s, cfg) != "off"]
     enforced = sum(1 for s in active if enforcement(s, cfg) == "enforce")
     alpha = cfg.false_abort_risk / max(enforced, 1)
     beta = cfg.missed_regression_risk
-    return [
-        Gate(
+
+    def gate(s: ResolvedSlo) -> Callable[[Hypotheses, str], Gate]:
+        return lambda h, why: Gate(
             slo=s,
-            hypotheses=hypotheses(s, cfg),
+            hypotheses=h,
             abort=math.log(2 / alpha),
             accept=math.log(beta),
             cusum_abort=math.log(2 * restart_points(delivery) / alpha),
@@ -232,9 +286,21 @@ def gates(slos: list[ResolvedSlo], delivery: DeliveryConfig) -> list[Gate]:
             margin=cfg.baseline_margin,
             compare=cfg.baseline == "compare",
             enforcement=enforcement(s, cfg),
+            fail_burn_source=why,
         )
-        for s in active
-    ]
+
+    return [_burns(s, delivery, canary_rate, gate(s)) for s in active]
+
+
+def stack_gates(slos: list[ResolvedSlo], stack: StackConfig, service: str) -> list[Gate]:
+    """``gates()`` of a service on a stack, at its expected canary traffic (the service's
+    ``expectedRequestsPerMinute`` times the router's real share at the first weight)."""
+    deployment = stack.services[service]
+    rate = deployment.expected_requests_per_minute
+    if rate is not None:
+        router = ROUTERS[stack.delivery.traffic_routing]
+        rate *= router.share(deployment.replicas, stack.delivery.weights[0])
+    return gates(slos, stack.delivery, rate)
 
 
 # ---- the arithmetic, in Python (the benchmark and the tests use it; PromQL below mirrors it) --

@@ -42,7 +42,7 @@ import yaml
 
 from delivery import judge
 from delivery.analysis import outage_view
-from delivery.config import AnalysisConfig, PrometheusConfig
+from delivery.config import AnalysisConfig, DeliveryConfig, PrometheusConfig
 from e2e.harness import (
     ROOT,
     Observation,
@@ -1488,7 +1488,8 @@ def test_17_the_same_start_up_errors_without_warm_up(stack: Stack, pulumi: Pulum
         for s in resolve_all(load_catalogue(ROOT / "e2e" / "catalogue.yaml"))
         if s.service.name == service and s.slo.name == "error-rate"
     )
-    h = judge.hypotheses(slo, AnalysisConfig.model_validate(pulumi.config["delivery"]["analysis"]))
+    [gate] = judge.gates([slo], DeliveryConfig.model_validate(pulumi.config["delivery"]))
+    h = gate.hypotheses
     expected = judge.llr(value[CANARY_ERRORS], value[CANARY_REQUESTS], h) / value[DISPERSION]
     assert value[CANARY] == pytest.approx(expected, rel=1e-3), (value, expected)
     _recover(stack, pulumi, service, good_tag)

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import promql_parser
@@ -14,7 +15,13 @@ import yaml
 
 from delivery import judge, rollout
 from delivery.canary import bodies
-from delivery.config import DeliveryConfig, ServiceDeployment, parse_stack, project_values
+from delivery.config import (
+    DeliveryConfig,
+    ServiceDeployment,
+    check_against_catalogue,
+    parse_stack,
+    project_values,
+)
 from delivery.routers import ROUTERS, replica_split
 from slo import conventions as names
 from slo.loader import load_catalogue, parse_catalogue
@@ -665,3 +672,59 @@ def test_a_router_is_one_entry_in_the_routers_table():
     assert found["ingress_class"] == "dummy-class"
     assert found["plan"]["trafficShareByWeight"]["10%"] == "10%"  # its share, not the replicas'
     assert ROUTERS["replicas"].share(2, 10) != pytest.approx(0.10)
+
+
+def _rates(cfg, service: str) -> dict[str, tuple[float, float, str]]:
+    return {g.name: (g.hypotheses.good, g.hypotheses.bad, g.fail_burn_source)
+            for g in judge.stack_gates(SLOS[service], cfg, service)}
+
+
+def test_burn_rates_per_kind_and_per_slo_override_the_stacks():
+    cfg = stack("dev", burnRatesByKind={"latency": {"failBurnRate": 3}},
+                burnRatesBySlo={"api-gateway/error-rate": {"passBurnRate": 2, "failBurnRate": 5}})
+    rates = _rates(cfg, "api-gateway")
+    assert rates["latency"][:2] == (0.05, 0.15)  # 5% budget: 1x and 3x
+    assert rates["error-rate"][:2] == (0.002, 0.005)  # 0.1% budget: 2x and 5x
+    assert rates["availability"][1] == pytest.approx(10 * (1 - 0.995))  # the stack's 10x
+
+
+def test_auto_chooses_the_smallest_fail_burn_rate_the_first_gate_decides_at_the_traffic():
+    def at(rate: float | None):
+        values = stack_values("prod")
+        values["delivery"]["analysis"]["failBurnRate"] = "auto"
+        if rate is not None:
+            values["services"]["api-gateway"]["expectedRequestsPerMinute"] = rate
+        return _rates(parse_stack(values, "Pulumi.prod.yaml"), "api-gateway")
+
+    unknown = at(None)["error-rate"]
+    assert unknown[1] == pytest.approx(0.01) and "no expected traffic" in unknown[2]
+    busy, quiet = at(50_000)["error-rate"], at(200)["error-rate"]
+    assert busy[1] == pytest.approx(0.002) and "smallest that decides" in busy[2]
+    assert busy[1] < quiet[1] <= 0.01
+    # what auto promises: twice Wald's requests at both hypotheses fit in the first gate, and
+    # the next smaller rate's would not
+    prod = STACKS["prod"]
+    share = 0.2  # api-gateway's real share at 10% on prod's router
+    available = 200 * share * judge.first_gate_seconds(prod.delivery) / 60
+    [gate] = [g for g in judge.stack_gates(SLOS["api-gateway"], parse_stack(
+        {**stack_values("prod")}, "Pulumi.prod.yaml"), "api-gateway") if g.name == "error-rate"]
+    chosen = judge.Hypotheses(0.001, quiet[1])
+    assert judge.decides_in(replace(gate, hypotheses=chosen), available)
+    smaller = {0.01: 0.005, 0.005: 0.003, 0.003: 0.002}.get(round(quiet[1], 6))
+    if smaller is not None:
+        assert not judge.decides_in(
+            replace(gate, hypotheses=judge.Hypotheses(0.001, smaller)), available)
+
+
+@pytest.mark.parametrize(("analysis", "field"), [
+    ({"burnRatesByKind": {"latncy": {"failBurnRate": 3}}}, "burnRatesByKind"),
+    ({"burnRatesBySlo": {"api-gateway/nope": {"failBurnRate": 3}}},
+     "burnRatesBySlo.api-gateway/nope"),
+    ({"burnRatesBySlo": {"api-gateway/latency": {"passBurnRate": 12}}}, "failBurnRate"),
+])
+def test_a_wrong_burn_rate_override_is_one_clear_error(analysis, field):
+    with pytest.raises(ConfigError) as err:
+        cfg = stack("dev", **analysis)
+        check_against_catalogue(cfg, [s for group in SLOS.values() for s in group],
+                                "Pulumi.dev.yaml")
+    assert str(err.value).count("\n") == 0 and field in str(err.value)

@@ -181,3 +181,32 @@ def test_no_verdict_before_the_minimum_of_steps():
     gate = gate_for("api-gateway", "error-rate")
     early = f"len(result) == {len(judge.EVIDENCE)} && result[{judge.STEPS}] >= {judge.MIN_STEPS}"
     assert judge.passes(gate).startswith(early) and judge.fails(gate).startswith(early)
+
+
+def test_a_regression_that_starts_late_is_judged_on_the_evidence_since_it_started():
+    """Prod's error-rate gate (30 s steps, restart points every 5 min): 40 clean minutes at
+    200 requests a step, then 10x the budget at 400 a step. The cumulative statistic is still
+    far below its abort boundary when the change-point statistic, which reads only the steps
+    since the restart point before the change, aborts."""
+    from delivery.config import load_stack_file
+
+    stack = load_stack_file(ROOT / "Pulumi.prod.yaml")
+    gate = next(g for g in judge.gates(SLOS["api-gateway"], stack.delivery)
+                if g.name == "error-rate")
+    restart_every = judge.RESTART_SECONDS // 30
+    steps = [(200, 0)] * 80 + [(400, 4)] * 40  # 1% = 10x a 0.1% budget from minute 40
+    running, restarts, total = 0.0, [0.0], judge.Counts(0, 0)
+    stable = judge.Counts(100_000, 20, 20 / 1000, 100)  # a healthy stable: 0.02%
+    aborted_at = None
+    for k, (n, x) in enumerate(steps, start=1):
+        running += judge.increments(gate, judge.Counts(n, x), stable)[1]
+        total = judge.Counts(total.requests + n, total.errors + x)
+        if k % restart_every == 0:
+            restarts.append(running)
+        cusum = running - min(restarts)
+        if cusum >= gate.cusum_abort and aborted_at is None:
+            aborted_at = k
+            cumulative = judge.llr(total.errors, total.requests,
+                                   judge.moved(gate, stable) or gate.hypotheses)
+    assert aborted_at is not None and 80 < aborted_at <= 80 + 20  # within 10 minutes
+    assert cumulative < 0 < gate.abort  # the whole life still looks good
