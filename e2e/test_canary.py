@@ -77,14 +77,17 @@ EVIDENCE = (
     "stable",
     "dispersion",
     "steps",
+    "cusum",
+    "recent",
 )  # delivery.judge.EVIDENCE: the order Argo reads a measurement's value in
 EVIDENCE_LEN = len(EVIDENCE)
 JUDGED, CANARY, CANARY_ERRORS, CANARY_REQUESTS, STABLE_ERRORS, STABLE_REQUESTS = range(6)
-STABLE, DISPERSION, STEPS = 6, 7, 8
+STABLE, DISPERSION, STEPS, CUSUM, RECENT = 6, 7, 8, 9, 10
 MIN_STEPS = 6  # delivery.judge.MIN_STEPS: no verdict before the canary had traffic in 6 steps
 UNLIMITED_ERRORS = 2**31 - 1  # consecutiveErrorLimit: Argo never errors the analysis
-# the e2e stack's 2 gated SLOs per service at falseAbortRisk 0.001: ln(1 / (0.001 / 2))
-ABORT = math.log(2000)
+# the e2e stack's 2 gated SLOs per service at falseAbortRisk 0.001, half of each SLO's share
+# for the cumulative statistic: ln(2 / (0.001 / 2))
+ABORT = math.log(4000)
 ACCEPT = math.log(0.01)  # missedRegressionRisk 0.01
 TIMELINES: list[tuple[str, dict[str, float], str]] = []
 VERDICTS: list[tuple[str, str, str, str, int, str]] = []
@@ -373,8 +376,10 @@ def watch(
     timeout: float,
     weights: list[int] | None = None,
     also: Callable[[], object] | None = None,
+    at_weight: int | None = None,
 ) -> dict[str, Any]:
-    """Poll the Rollout until its phase is in ``until``; collect the weights it went through.
+    """Poll the Rollout until its phase is in ``until`` (or, with ``at_weight``, until it has
+    set that weight); collect the weights it went through.
 
     ``also`` runs at every poll (to watch something else at the same time)."""
 
@@ -387,7 +392,9 @@ def watch(
             weights.append(current)
         if analysis_runs(stack, service):
             timeline.mark("first analysis run")
-        return Observation(phase(body) in until, summary(body), body)
+        done = phase(body) in until if at_weight is None else (
+            current >= at_weight or phase(body) in {"Healthy", "Degraded"})
+        return Observation(done, summary(body), body)
 
     body: dict[str, Any] = wait_for(f"{service} to reach {sorted(until)}", probe, timeout, 0.3)
     timeline.mark(phase(body).lower())
@@ -1534,3 +1541,43 @@ def _report() -> None:
     out.mkdir(exist_ok=True)
     (out / "e2e-report.md").write_text(text)
     print("\n" + text)
+
+
+def test_18_a_release_that_turns_bad_at_50_percent_is_aborted_at_50(
+    stack: Stack, pulumi: Pulumi
+) -> None:
+    """A release healthy at 10% and 25% whose canary pods fail every request from the moment the
+    rollout sets 50% (a load-dependent regression). Its evidence from 10% and 25% is clean, so
+    the cumulative statistic alone would let the 50% gate pass at its first look (issue 19);
+    the gate passes only while the last pause's evidence leans good, and the rollout is aborted
+    at 50% with the stable version untouched. The pause is 20 s here so that the errors are
+    scraped before the 50% gate's first look."""
+    timeline = Timeline("18 a release that turns bad at 50% is aborted at 50%")
+    service, good_tag = "agent-runner", running_tag(stack, "agent-runner")
+    runs = Runs(stack, service)
+    weights: list[int] = []
+    with pulumi.override(delivery={"pause": "20s"}):
+        release(stack, pulumi, service, "1.10.0", timeline)
+        canary = canary_hash(stack, service)
+        body = watch(stack, service, timeline, {"Healthy", "Degraded", "Paused"}, 120, weights,
+                     runs, at_weight=50)
+        assert weight(body) == 50 and phase(body) != "Degraded", summary(body)
+        stack.simulator(f"inject/{service}/{canary}/1000000")
+        timeline.mark("the canary fails every request from 50%")
+        _aborted(stack, service, timeline, f"{REGISTRY}/{service}:{good_tag}", also=runs)
+    runs()
+    assert went_through(weights)[:3] == [10, 25, 50], weights
+    gates = sorted((r for r in runs.seen.values() if kind(r) == "Step"), key=step_index)
+    assert len(gates) >= 2 and all(passed(g, "error-rate") for g in gates[:2]), gates
+    # no gate at 50% passed: the last pause's evidence leaned bad at every look
+    assert not any(passed(g, "error-rate") for g in gates[2:]), gates[2:]
+    failed = [r for r in runs.seen.values() if run_phase(r) == "Failed"]
+    run, value = _failed_metric(failed, "error-rate")
+    record(timeline.scenario, run, "error-rate")
+    assert len(value) == EVIDENCE_LEN, value
+    assert value[CUSUM] >= value[JUDGED] and value[RECENT] > 0, value
+    _recover(stack, pulumi, service, good_tag)
+    timeline.done(
+        f"aborted by {kind(run)} error-rate: cumulative {value[JUDGED]:.2f}, since its lowest "
+        f"restart point {value[CUSUM]:.2f}, last pause {value[RECENT]:.2f}"
+    )
