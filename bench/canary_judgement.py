@@ -100,7 +100,7 @@ from bench.reference_templates import REFERENCE_COMMIT, canary_query, reference_
 from bench.traffic import COUNT, ERR, FAST, OK  # noqa: E402
 from delivery import evidence as evidence_rules  # noqa: E402
 from delivery import judge  # noqa: E402
-from delivery.analysis import evidence_window, outage_metric, outage_view  # noqa: E402
+from delivery.analysis import outage_metric, outage_view  # noqa: E402
 from delivery.canary import bodies, evidence_group  # noqa: E402
 from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
 from slo import durations  # noqa: E402
@@ -546,6 +546,8 @@ class RecordedGate:
     window: float
     warm_up: float | None
     settle: float = 0.0
+    recent: float = 0.0  # the span the ``recent`` statistic reads back
+    restart_every: float = float(judge.RESTART_SECONDS)  # seconds between restart points
 
     @property
     def selection(self) -> Selection:
@@ -572,7 +574,13 @@ class RecordedGate:
             for part in evidence_rules.PARTS:
                 out[(evidence_rules.sum_record(part, is_others), "canary", "")] = (
                     total.present, getattr(total, part))
-        present, vector = recording.evidence(self.gate, sums[False], sums[True])
+        run = recording.running(self.gate, own, sums[True], ev, self.window, self.recent,
+                                self.restart_every, self.step, closed)
+        for name, values in (("canary", run.canary), ("judged", run.judged)):
+            out[(evidence_rules.RUNNING[name], "canary", "")] = (run.present, values)
+        out[(evidence_rules.RESTARTS, "canary", "")] = (run.restarted, run.restart)
+        present, vector = recording.evidence(self.gate, sums[False], sums[True], run.cusum,
+                                             run.recent)
         for name, v in zip(judge.EVIDENCE, vector, strict=True):
             out[(CANARY_EVIDENCE, "canary", name)] = (present, v)
         return out
@@ -887,9 +895,8 @@ def new_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack: Stack
         raise ValueError(f"{service} has no recorded evidence")
     if b.evidence_rule["spec"]["groups"] != [group]:
         raise ValueError("the rendered evidence rule is not evidence_group()'s")
-    window = evidence_window(stack.delivery)
-    recordings = [evidence_rules.recording(g, stack.services[service], stack.prometheus, window)
-                  for g in b.gates]
+    recordings = [evidence_rules.recording(g, stack.services[service], stack.delivery,
+                                           stack.prometheus) for g in b.gates]
     if evidence_rules.rule_group(service, recordings) != group:
         raise ValueError("the evidence group is not rendered from these recordings")
     queries: dict[str, RecordedGate | OutageQuery | ReferenceQuery] = {}
@@ -906,13 +913,14 @@ def new_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack: Stack
                     step=_seconds(stack.prometheus.scrape_interval))
                 continue
             for r in recordings:
-                if metric.query == judge.query(r.gate, window, r.step):
+                if metric.query == judge.query(r.gate, r.window, r.step):
                     queries[metric.query] = RecordedGate(
                         gate=r.gate, series=slo_series(r.gate.slo.events),
                         step=_seconds(r.step), memory=_seconds(r.memory),
                         window=_seconds(r.window),
                         warm_up=float(go_seconds(r.warm_up)) if r.warm_up else None,
-                        settle=_seconds(r.settle))
+                        settle=_seconds(r.settle), recent=_seconds(r.recent),
+                        restart_every=float(r.restart_every))
                     break
             else:
                 raise ValueError(f"no gate renders the query of {metric.name}")
@@ -1338,7 +1346,7 @@ def needed_requests(stack_name: str, service: str, cell: Cell) -> float:
     stack, slos = _stack(stack_name)
     p = probabilities(slos[service], cell.m, cell.stream)
     needs = []
-    for g in judge.gates(slos[service], stack.delivery.analysis):
+    for g in judge.stack_gates(slos[service], stack, service):
         ratio = p.s if g.slo.events.is_latency else p.e
         h = g.hypotheses
         n = decision_requests(g.abort, g.accept, math.log(h.bad / h.good),
@@ -1808,7 +1816,7 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
             modes = modes_for(stack_name, service)
             ref_label = modes[1].label
             slos = _stack(stack_name)[1][service]
-            gates = judge.gates(slos, stack.delivery.analysis)
+            gates = judge.stack_gates(slos, stack, service)
             out.append("")
             out.append(f"--- {stack_name}/{service}: gates " + ", ".join(
                 f"{g.name} (budget {g.slo.budget:.2%}, good {g.hypotheses.good:g}, bad "

@@ -17,12 +17,14 @@ canary's counters' last values over the evidence window and stable's rates summe
 in the query, at every measurement. The gate, the background metric and the shared-incident
 metric each ran it every 30 s.
 
-After: the gate query reads the nine recorded evidence series; what every evaluation needs is
+After: the gate query reads the eleven recorded evidence series; what every evaluation needs is
 recorded once per scrape interval by the ``<service>-canary-evidence`` rule group, whose every
 rule is measured here the same way (a rule evaluation is an instant query at its evaluation
 time) and reported as the per-interval cost of the group. The recorded series the group and the
 gate read are backfilled with the values the group records (exact per-step increments of the same
-counters, then the sums, dispersions and statistics of ``delivery/judge.py``).
+counters, then the sums, dispersions and statistics of ``delivery/judge.py``, and the running sums
+of the statistic's step increments and their restart points at every step, which the
+change-point rules read over the whole evidence window).
 
 Prints a table and writes bench/results/gate_query_cost.txt.
 """
@@ -119,13 +121,55 @@ def openmetrics(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: np.nd
     return "\n".join(lines) + "\n# EOF\n"
 
 
+def _window_counts(rec: dict[str, np.ndarray], keep: np.ndarray, k: int,
+                   window_steps: int) -> judge.Counts:
+    """The sums over the evidence window ending at step ``k`` of recorded steps."""
+    last = slice(max(0, k + 1 - window_steps), k + 1)
+    return judge.Counts(
+        requests=float(np.nansum(rec["requests"][last])),
+        errors=float(np.nansum(rec["errors"][last])),
+        squares=float(np.nansum(rec["squares"][last])),
+        steps=float(np.sum(keep[last])),
+    )
+
+
+def running_series(gate: judge.Gate, own: dict[str, np.ndarray], others: dict[str, np.ndarray],
+                   keep: np.ndarray, keep_others: np.ndarray, times: np.ndarray,
+                   window_steps: int, recent_steps: int, restart_every: int, scrape: int
+                   ) -> tuple[dict[str, np.ndarray], np.ndarray, float, float]:
+    """The running sums (per ``evidence.RUNNING``, NaN where not written), the restart points,
+    and at the last step (cusum, recent) before dividing by the dispersion. The steps here have
+    no gap longer than the window, so each running sum adds to the one before."""
+    sums = {"canary": np.full(len(times), np.nan), "judged": np.full(len(times), np.nan)}
+    total = {"canary": 0.0, "judged": 0.0}
+    for k in np.nonzero(keep)[0]:
+        step = judge.Counts(float(own["requests"][k]), float(own["errors"][k]))
+        increments = judge.increments(gate, step, _window_counts(others, keep_others, k,
+                                                                 window_steps))
+        for name, inc in zip(("canary", "judged"), increments, strict=True):
+            total[name] += inc
+            sums[name][k] = total[name]
+    restart = np.where((times % restart_every < scrape) & keep, sums["judged"], np.nan)
+    last = len(times) - 1
+    lowest = np.nanmin(restart[last + 1 - window_steps:], initial=np.inf)
+    cusum = sums["judged"][last] - min(0.0, lowest)
+    back = sums["canary"][max(0, last + 1 - recent_steps - window_steps):last + 1 - recent_steps]
+    before = back[~np.isnan(back)]
+    recent = sums["canary"][last] - (float(before[-1]) if len(before) else 0.0)
+    return sums, restart, cusum, recent
+
+
 def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: np.ndarray,
                     window_steps: int) -> list[tuple[str, dict[str, str], np.ndarray]]:
     """What the evidence group records, computed here from the same counters."""
     stack = load_stack_file(ROOT / "Pulumi.prod.yaml")
     slos = by_service(resolve_all(load_catalogue(ROOT / stack.catalogue)))[SERVICE]
+    scrape = go_seconds(stack.prometheus.scrape_interval)
+    recent_steps = durations.parse(evidence.recent_span(stack.delivery, stack.prometheus)) \
+        // scrape
+    restart_every = max(judge.RESTART_SECONDS, scrape)
     out = []
-    for gate in judge.gates(slos, stack.delivery.analysis):
+    for gate in judge.stack_gates(slos, stack, SERVICE):
         bad_key = {"latency": "slow"}.get(gate.name, "500")
         per_hash: dict[str, dict[str, np.ndarray]] = {}
         for (_, h), c in pods.items():
@@ -142,7 +186,7 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
             others = {k: sum(per_hash[o][k] for o in hashes if o != h) for k in own}
             labels = {"service": SERVICE, "slo": gate.name, "rollouts_pod_template_hash": h}
             traffic = own["requests"] > 0
-            counts = {}
+            counts, recs, keeps = {}, {}, {}
             for side, steps in (("own", own), ("others", others)):
                 sq = np.where(traffic & (steps["requests"] > 0),
                               steps["errors"] ** 2 / np.maximum(steps["requests"], 1), np.nan)
@@ -151,13 +195,14 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
                 rec["squares"] = sq
                 for part, values in rec.items():
                     out.append((evidence.step_record(part, side == "others"), labels, values))
-                last = slice(len(times) - window_steps, len(times))
-                counts[side] = judge.Counts(
-                    requests=float(np.nansum(rec["requests"][last])),
-                    errors=float(np.nansum(rec["errors"][last])),
-                    squares=float(np.nansum(rec["squares"][last])),
-                    steps=float(np.sum(keep[last])),
-                )
+                counts[side] = _window_counts(rec, keep, len(times) - 1, window_steps)
+                recs[side], keeps[side] = rec, keep
+            running, restart, cusum, recent = running_series(
+                gate, recs["own"], recs["others"], keeps["own"], keeps["others"], times,
+                window_steps, recent_steps, restart_every, scrape)
+            for name, values in running.items():
+                out.append((evidence.RUNNING[name], labels, values))
+            out.append((evidence.RESTARTS, labels, restart))
             tail = np.full(len(times), np.nan)
             tail[-20:] = 1.0  # the last 10 minutes: enough for every lookback
             for side, c in counts.items():
@@ -169,7 +214,7 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
             if counts["others"].requests > 0:
                 out.append((evidence.OTHERS_RATIO, labels,
                             tail * judge.stable_ratio(counts["others"])))
-            vector = judge.evidence(gate, counts["own"], counts["others"])
+            vector = judge.evidence(gate, counts["own"], counts["others"], cusum, recent)
             if vector is not None:
                 for name, value in zip(judge.EVIDENCE, vector, strict=True):
                     out.append(("slo:canary_evidence:value", {**labels, "evidence": name},
@@ -240,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             shared = (per_slo.get(SERVICE_RULES, (0, 0.0)),
                       query_stats(prom.url, outage["provider"]["prometheus"]["query"], at,
                                   repeat))
-            for gate, old in zip(judge.gates(slos, stack.delivery.analysis),
+            # the judge before took the analysis config
+            for gate, old in zip(judge.stack_gates(slos, stack, SERVICE),
                                  before.gates(slos, stack.delivery.analysis), strict=True):
                 old_text = before.query(old, window, scrape)
                 new_text = judge.query(gate, window, stack.prometheus.scrape_interval)

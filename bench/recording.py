@@ -25,7 +25,14 @@ none while Prometheus is down), exactly as the rendered expressions do it:
 - per hash: requests = sum of the total series' steps, recorded where > 0; errors = the bad
   series' steps (0 where none has a step), or requests - the good series' steps; squares =
   errors^2 / requests; the others' (stable's) steps where this hash had traffic.
-- sums over the evidence window ``(t - L, t]`` of the step points; then ``judge.evidence``.
+- sums over the evidence window ``(t - L, t]`` of the step points;
+- per hash, at its steps: running sums of the statistic's step increments (``judge.increments``:
+  absolute, and judged under the hypotheses stable's window sums at ``t`` move), each the last
+  running sum in the window before ``t`` plus the increment; the judged one also as a restart
+  point where ``t % restart_every < I`` (``t`` the evaluation's time: promtool's start at 0);
+  cusum = the last judged sum minus the lowest restart point in the window (if below 0), and
+  recent = the last absolute sum minus the last one in the window ``recent`` seconds before;
+- then ``judge.evidence`` with them.
 
 Times are seconds from the rollout's start; arrays are (runs, ...). ``closed`` ranges
 (``[t - w, t]``) copy Prometheus 2.x, left-open ones 3.x.
@@ -236,6 +243,29 @@ class Sums:
     present: np.ndarray
 
 
+def _position(ev: Evaluations, t: np.ndarray) -> np.ndarray:
+    """Where time ``t`` falls on the (regular) evaluations, in evaluations from the first;
+    snapped to a whole evaluation within rounding error (Prometheus' times are whole
+    milliseconds: an edge that is an evaluation time is exactly one there)."""
+    step = ev.t[:, 1:2] - ev.t[:, :1] if ev.t.shape[1] > 1 else np.ones((ev.t.shape[0], 1))
+    pos = (t - ev.t[:, :1]) / step
+    whole = np.round(pos)
+    return np.asarray(np.where(np.abs(pos - whole) < 1e-6, whole, pos))
+
+
+def _first_inside(ev: Evaluations, edge: np.ndarray, closed: bool) -> np.ndarray:
+    """Index of the first evaluation inside a range whose left edge is ``edge``: at or after it
+    with ``closed`` ranges (2.x), after it with left-open ones (3.x)."""
+    pos = _position(ev, edge)
+    first = np.ceil(pos) if closed else np.floor(pos) + 1
+    return np.asarray(first.astype(np.int64))
+
+
+def _last_at(ev: Evaluations, t: np.ndarray) -> np.ndarray:
+    """Index of the last evaluation at or before ``t`` (may be negative or past the end)."""
+    return np.asarray(np.floor(_position(ev, t)).astype(np.int64))
+
+
 def window_sums(s: Steps, ev: Evaluations, window: float, closed: bool = False) -> Sums:
     """``sum_over_time(step[L])`` and ``count_over_time``: the step points of evaluations in
     ``(t - L, t]`` (evaluations are regular, so the first inside is found by time)."""
@@ -243,10 +273,7 @@ def window_sums(s: Steps, ev: Evaluations, window: float, closed: bool = False) 
         return np.concatenate([np.zeros((a.shape[0], 1)), np.cumsum(a, axis=1)], axis=1)
 
     k = np.arange(ev.t.shape[1])[None, :]
-    step = ev.t[:, 1:2] - ev.t[:, :1] if ev.t.shape[1] > 1 else np.ones((ev.t.shape[0], 1))
-    edge = (ev.t - window - ev.t[:, :1]) / step  # the window's left edge, in evaluations
-    first = np.ceil(edge) if closed else np.floor(edge) + 1
-    first = np.clip(np.round(first).astype(np.int64), 0, None)
+    first = np.clip(_first_inside(ev, ev.t - window, closed), 0, None)
     out = []
     for a in (s.requests, s.errors, s.squares, s.present.astype(np.float64)):
         p = prefix(np.where(s.present, a, 0.0))
@@ -277,29 +304,153 @@ def llr(errors: np.ndarray, requests: np.ndarray, good: np.ndarray | float,
             np.divide(np.subtract(1, bad), np.subtract(1, good))))
 
 
-def evidence(gate: judge.Gate, canary: Sums, others: Sums) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``judge.evidence`` elementwise: (present, the EVIDENCE arrays, NaN where absent)."""
+def _stable(others: Sums) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(has stable, stable's requests, errors, dispersion), zero where stable had no traffic."""
+    has_stable = others.present & (others.requests > 0)
+    sn = np.where(has_stable, others.requests, 0.0)
+    sx = np.where(has_stable, others.errors, 0.0)
+    phi_s = dispersion(sn, sx, np.where(has_stable, others.squares, 0.0),
+                       np.where(has_stable, others.steps, 0.0))
+    return has_stable, sn, sx, phi_s
+
+
+def moved(gate: judge.Gate, others: Sums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``judge.moved`` elementwise for a gate with ``baseline: compare``: (has a baseline,
+    good, bad), the hypotheses moved by stable's ratio (``stable_ratio``) over its sums."""
+    h = gate.hypotheses
+    has_stable, sn, sx, phi_s = _stable(others)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (sx + 1 + judge.Z * np.sqrt(phi_s * (sx + 1))) / np.where(has_stable, sn, 1)
+    bad_cap = max(h.bad, judge.BAD_CAP)
+    good_cap = max(h.good, judge.GOOD_CAP_SHARE * bad_cap)
+    good = np.minimum(np.maximum(ratio, h.good), good_cap)
+    bad = np.minimum(np.maximum(gate.margin * ratio, h.bad), bad_cap)
+    return has_stable, good, bad
+
+
+def step_increments(gate: judge.Gate, steps: Steps, others: Sums) -> tuple[np.ndarray, np.ndarray]:
+    """``judge.increments`` elementwise: (absolute, judged) at every step of ``steps``, the
+    judged one under the hypotheses stable's sums ``others`` (at that evaluation) move; 0 where
+    there is no step or (judged) no baseline."""
+    per_error, per_success = judge.coefficients(gate.hypotheses)
+    n = np.where(steps.present, steps.requests, 0.0)
+    x = np.where(steps.present, steps.errors, 0.0)
+    absolute = x * per_error + (n - x) * per_success
+    if not gate.compare:
+        return absolute, absolute
+    has_stable, good, bad = moved(gate, others)
+    judged = np.where(has_stable, llr(x, n, good, bad), 0.0)
+    return absolute, np.where(steps.present, judged, 0.0)
+
+
+@dataclass
+class Running:
+    """The running sums (``slo:canary_llr:running``, ``slo:canary_judged_llr:running``), the
+    restart points (``slo:canary_judged_llr:restart``) and the change-point statistics before
+    dividing by the dispersion, at every evaluation: (runs, K), recorded where ``present``
+    (the running sums at the hash's steps; ``restart`` where ``restarted``; ``cusum`` and
+    ``recent`` where the last running sum is within the window)."""
+
+    canary: np.ndarray
+    judged: np.ndarray
+    present: np.ndarray
+    restart: np.ndarray
+    restarted: np.ndarray
+    cusum: np.ndarray
+    recent: np.ndarray
+    measured: np.ndarray
+
+
+def _window_min(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Per row and column k, the minimum of ``values[first[k] .. k]`` (+inf where empty): a
+    sparse table of minima over power-of-two spans, two looks per column."""
+    runs, k = values.shape
+    cols = np.arange(k)[None, :] + 0 * first
+    lo = np.clip(first, 0, None)
+    length = cols - lo + 1
+    table = [values]
+    while 2 ** len(table) <= k:
+        span = 2 ** (len(table) - 1)
+        prev = table[-1]
+        shifted = np.concatenate([np.full((runs, span), np.inf), prev[:, :-span]], axis=1)
+        table.append(np.minimum(prev, shifted))  # min of values[k - 2 span + 1 .. k]
+    out = np.full(values.shape, np.inf)
+    level = np.floor(np.log2(np.maximum(length, 1))).astype(np.int64)
+    for lv, mins in enumerate(table):
+        at = (level == lv) & (length > 0)
+        if not at.any():
+            continue
+        left = lo + 2 ** lv - 1  # the span ending there covers lo .. lo + 2^lv - 1
+        both = np.minimum(mins, _take(mins, left))
+        out = np.where(at, both, out)
+    return out
+
+
+def running(gate: judge.Gate, steps: Steps, others: Sums, ev: Evaluations, window: float,
+            recent: float, restart_every: float, step: float,
+            closed: bool = False) -> Running:
+    """The running-sum rules of one hash (``Recording._running``, ``_change_points``), ``steps``
+    its step points and ``others`` the window sums of the other hashes' steps in them.
+
+    At a step, each running sum is the last one in the window before this evaluation (its own
+    sample is not written yet) plus the step's increment, or the increment alone. A restart
+    point is the judged sum where ``time() % restart_every < step`` (the evaluation's time:
+    ``ev.t``; promtool's evaluations start at 0). Then, after them at the same evaluation: cusum
+    = the last judged sum in the window minus the lowest restart point in it where that is
+    below 0; recent = the last absolute sum in the window minus the last one in the window
+    ``recent`` seconds before (``offset``), or 0."""
+    inc_canary, inc_judged = step_increments(gate, steps, others)
+    present = steps.present
+    k = ev.t.shape[1]
+    cols = np.arange(k)[None, :] + 0 * ev.t.astype(np.int64)
+    first = _first_inside(ev, ev.t - window, closed)  # of the window ending at each evaluation
+    prev = _last_true(present, cols - 1)
+    chained = (prev >= 0) & (prev >= first)
+    canary = np.zeros(ev.t.shape)
+    judged = np.zeros(ev.t.shape)
+    rows = np.arange(ev.t.shape[0])
+    for i in range(k):  # in order: each sum adds to the one before, as PromQL does
+        j, on = prev[:, i], chained[:, i]
+        base_c = np.where(on, canary[rows, np.clip(j, 0, None)], 0.0)
+        base_j = np.where(on, judged[rows, np.clip(j, 0, None)], 0.0)
+        canary[:, i] = np.where(present[:, i], inc_canary[:, i] + base_c, 0.0)
+        judged[:, i] = np.where(present[:, i], inc_judged[:, i] + base_j, 0.0)
+    with np.errstate(invalid="ignore"):
+        restarted = present & (np.fmod(ev.t, restart_every) < step)
+    restart = np.where(restarted, judged, 0.0)
+    last = _last_true(present, cols)
+    measured = (last >= 0) & (last >= first)
+    lowest = _window_min(np.where(restarted, restart, np.inf), first)
+    cusum = _take(judged, last) - np.minimum(lowest, 0.0)
+    at = _last_at(ev, ev.t - recent)
+    before = _last_true(present, np.minimum(at, k - 1))
+    earlier = (at >= 0) & (before >= 0) & (before >= _first_inside(ev, ev.t - recent - window,
+                                                                    closed))
+    recent_gain = _take(canary, last) - np.where(earlier, _take(canary, before), 0.0)
+    return Running(canary, judged, present, restart, restarted,
+                   np.where(measured, cusum, np.nan), np.where(measured, recent_gain, np.nan),
+                   measured)
+
+
+def evidence(gate: judge.Gate, canary: Sums, others: Sums, cusum: np.ndarray | None = None,
+             recent: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``judge.evidence`` elementwise: (present, the EVIDENCE arrays, NaN where absent);
+    ``cusum`` and ``recent`` before dividing by the dispersion, or (None) the cumulative judged
+    and absolute statistics."""
     h = gate.hypotheses
     present = canary.present & (canary.requests > 0)
     n, x = canary.requests, canary.errors
     phi = dispersion(n, x, canary.squares, canary.steps)
     per_error, per_success = judge.coefficients(h)
     absolute = (x * per_error + (n - x) * per_success) / phi
-    has_stable = others.present & (others.requests > 0)
-    sn = np.where(has_stable, others.requests, 0.0)
-    sx = np.where(has_stable, others.errors, 0.0)
-    phi_s = dispersion(sn, sx, np.where(has_stable, others.squares, 0.0),
-                       np.where(has_stable, others.steps, 0.0))
+    has_stable, sn, sx, phi_s = _stable(others)
     judged = absolute
     if gate.compare:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = (sx + 1 + judge.Z * np.sqrt(phi_s * (sx + 1))) / np.where(has_stable, sn, 1)
-        bad_cap = max(h.bad, judge.BAD_CAP)
-        good_cap = max(h.good, judge.GOOD_CAP_SHARE * bad_cap)
-        good = np.minimum(np.maximum(ratio, h.good), good_cap)
-        bad = np.minimum(np.maximum(gate.margin * ratio, h.bad), bad_cap)
+        _, good, bad = moved(gate, others)
         judged = np.where(has_stable, llr(x, n, good, bad) / phi, np.nan)
     own = (sx * per_error + (sn - sx) * per_success) / phi_s
-    vector = [judged, absolute, x, n, sx, sn, own, phi, canary.steps]
+    vector = [judged, absolute, x, n, sx, sn, own, phi, canary.steps,
+              judged if cusum is None else cusum / phi,
+              absolute if recent is None else recent / phi]
     assert len(vector) == len(judge.EVIDENCE)
     return present, [np.where(present, v, np.nan) for v in vector]

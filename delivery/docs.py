@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from delivery import config
+from delivery import config, oc
 from delivery.config import StackConfig, go_seconds
 from delivery.judge import (
     MIN_STEPS,
@@ -67,6 +67,11 @@ def stack_reference() -> str:
     return "\n".join([STACK_INTRO, *slo_docs.model_tables(STACK_MODELS, by_alias=True)])
 
 
+def _pct3(ratio: float) -> str:
+    return f"{ratio:.1%}" if 0.001 <= ratio <= 0.999 or ratio in (0.0, 1.0) else (
+        "<0.1%" if ratio < 0.001 else ">99.9%")
+
+
 def _pct(ratio: float) -> str:
     return f"{number(ratio * 100)}%"
 
@@ -119,7 +124,10 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
     shares = {
         f"{w}%": f"{router.share(deployment.replicas, w):.0%}" for w in stack.delivery.weights
     }
-    verdicts = {}
+    verdicts: dict[str, dict[str, Any]] = {}
+    rate = deployment.expected_requests_per_minute
+    canary_rate = rate * router.share(deployment.replicas, stack.delivery.weights[0]) \
+        if rate is not None else None
     for gate in stack_gates(slos, stack, service):
         clean = requests_to_pass_clean(gate)
         verdicts[gate.name] = {
@@ -133,6 +141,13 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
             "requestsPerPauseForLateRegressions": late_requests(
                 gate, stack.delivery.analysis.max_measurements),
         }
+        if canary_rate is not None:
+            curve = oc.curve(gate, stack.delivery, canary_rate)
+            verdicts[gate.name]["firstGate"] = {
+                f"{number(b)}x": {"abort": o.abort, "pass": o.passed} for b, o in curve.items()
+            }
+            verdicts[gate.name]["smallestBurnCaught"] = oc.smallest_caught(
+                gate, stack.delivery, canary_rate)
     scrape = go_seconds(stack.prometheus.scrape_interval)
     return {
         "trafficShareByWeight": shares,
@@ -143,6 +158,7 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
         "outageLimit": stack.delivery.analysis.outage_limit,
         "pause": stack.delivery.pause,
         "lateCatch": f"{1 - stack.delivery.analysis.missed_regression_risk:.0%}",
+        "canaryRequestsPerMinute": None if canary_rate is None else round(canary_rate, 1),
         "gates": verdicts,
     }
 
@@ -163,6 +179,12 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
         f"verdict (the gate waits), and once it answers after an outage longer than "
         f"{summary['outageLimit']} the rollout pauses for a human"
     )
+    rate = summary["canaryRequestsPerMinute"]
+    if rate is None:
+        lines.append(
+            f"{service}: no expectedRequestsPerMinute in the stack: set it to see what each gate "
+            "can catch at the service's traffic"
+        )
     for name, gate in summary["gates"].items():
         times = ", ".join(f"{m} min at {r}" for r, m in gate["minutesToPass"].items())
         lines.append(
@@ -179,4 +201,16 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
             "canary requests there, and otherwise only by the change-point statistic as the "
             "rollout goes on"
         )
+        if rate is not None:
+            seen = "; ".join(f"{b}: abort {_pct3(o['abort'])}, pass {_pct3(o['pass'])}"
+                             for b, o in gate["firstGate"].items())
+            caught = gate["smallestBurnCaught"]
+            lines.append(
+                f"{service}/{name}: by the end of the first gate at {number(rate)} canary "
+                f"requests a minute (expectedRequestsPerMinute x the first weight's share), a "
+                f"canary burning the budget at {seen}; "
+                + (f"the smallest burn aborted in {oc.CAUGHT:.0%} of rollouts within it: "
+                   f"{number(caught)}x" if caught is not None else
+                   "no burn is aborted within it in 99% of rollouts at this traffic")
+            )
     return lines

@@ -1,10 +1,12 @@
 """bench/canary_judgement.py against the real tools: its simulation of the evidence rule group
 (bench/recording.py: steps per series, per hash and of the other hashes, sums over the window,
-the judge's nine numbers) against the rendered group evaluated by ``promtool test rules`` on
-the same scraped samples -- restarts, a lazily created error series that goes stale, a failed
-scrape, scrapes missed while Prometheus is away, a warm-up -- with proof that the check bites
-when the simulation is wrong; its Argo Rollouts semantics on hand-made sequences; the reference
-renderer against commit 84bbf00; and a ``--quick`` run."""
+the running sums of the statistic's increments and their restart points, the judge's eleven
+numbers) against the rendered group evaluated by ``promtool test rules`` on the same scraped
+samples -- restarts, a lazily created error series that goes stale, a failed scrape, scrapes
+missed while Prometheus is away, a warm-up, an evidence window shorter than the trace and a
+pause longer than a step (the windows' edges, running sums that start again) -- with proof
+that the check bites when the simulation is wrong; its Argo Rollouts semantics on hand-made
+sequences; the reference renderer against commit 84bbf00; and a ``--quick`` run."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import pytest
 
 from bench import canary_judgement as cj
 from bench import recording, traffic
+from delivery import evidence as evidence_rules
 from delivery import judge
 from delivery.canary import evidence_group
 from slo import conventions as names
@@ -185,19 +188,29 @@ def heartbeat_input(service: str, ev: recording.Evaluations) -> dict[str, str]:
 
 
 def promtool_report(tr: Trace, service: str, stack: str, tmp: Path, warm_up: str = "",
-                    eval_times: tuple[int, ...] = EVAL_TIMES
+                    eval_times: tuple[int, ...] = EVAL_TIMES, delivery: dict | None = None
                     ) -> tuple[str | None, dict[str, int]]:
     """``promtool test rules`` with the service's rendered evidence group over the trace's
     samples: at every ``eval_times``, each of the bench's records equal (1e-6 relative; NaN only
     where the bench has NaN) or absent where the bench has none. (promtool's report or None,
     counts of the compared samples by kind). Where the trace's group did not run at every
-    evaluation, its heartbeat rule gives way to ``heartbeat_input``."""
+    evaluation, its heartbeat rule gives way to ``heartbeat_input``. ``delivery`` overrides
+    fields of the stack's delivery config (``analysis``: of its analysis config)."""
     mode = cj.modes_for(stack, service, warm_up)[0]
     stack_cfg, slos = cj._stack(stack)
     if warm_up:
         deployment = stack_cfg.services[service].model_copy(update={"warm_up": warm_up})
         stack_cfg = stack_cfg.model_copy(
             update={"services": {**stack_cfg.services, service: deployment}})
+    if delivery:
+        update = dict(delivery)
+        if "analysis" in update:
+            update["analysis"] = stack_cfg.delivery.analysis.model_copy(
+                update=update["analysis"])
+        stack_cfg = stack_cfg.model_copy(
+            update={"delivery": stack_cfg.delivery.model_copy(update=update)})
+        mine = slos[service]
+        mode = cj.new_mode(service, mine[0].service.namespace, mine, stack_cfg)
     group = evidence_group(service, slos[service], stack_cfg)
     assert group is not None
     gates = {q.gate.name: q for q in mode.queries.values() if isinstance(q, cj.RecordedGate)}
@@ -410,10 +423,74 @@ def test_the_outage_metric_reads_the_gap_the_group_records(tmp_path):
 
 
 
-@pytest.mark.parametrize("wrong", ["resets ignored", "zero steps kept", "no warm-up"])
-def test_the_promtool_check_catches_a_wrong_simulation(tmp_path, monkeypatch, wrong):
+# windows the traces outlast: 14 m, longer than the long outage (the gap rule, which reads the
+# heartbeat over the window, sees it) and shorter than the canary's time without steps across it
+SHORT = {"pause": "2m", "analysis": {"evidence_window": "14m"}}
+
+
+@pytest.mark.parametrize("tr", [*TRACES, long_outage_trace()], ids=lambda t: t.name)
+def test_simulated_running_sums_agree_with_promtool_over_short_windows(tr, tmp_path):
+    """A 14 m evidence window (restart points: at most 3 in it) and a 2 m pause: the sums,
+    the lowest restart point and the running sum ``recent`` reads back all fall off the
+    windows' edges (left-open or closed as the engine's), and across the long outage (13.5 m
+    without steps) the running sums start again from the increment alone."""
+    times = (*range(270, END, 90), 2100)
+    report, counts = promtool_report(tr, "api-gateway", "dev", tmp_path, eval_times=times,
+                                     delivery=SHORT)
+    assert report is None, report
+    assert counts["value"] >= 500, counts
+    gate = next(q for q in cj.modes_for("dev", "api-gateway")[0].queries.values()
+                if isinstance(q, cj.RecordedGate))
+    assert gate.window > 3600  # the stack's own window: the traces never leave it
+
+
+def test_the_short_windows_reach_what_they_claim():
+    stack, slos = cj._stack("dev")
+    analysis = stack.delivery.analysis.model_copy(update=SHORT["analysis"])
+    stack = stack.model_copy(update={"delivery": stack.delivery.model_copy(
+        update={**SHORT, "analysis": analysis})})
+    mode = cj.new_mode("api-gateway", "x", slos["api-gateway"], stack)
+    gate = next(q for q in mode.queries.values() if isinstance(q, cj.RecordedGate)
+                and q.gate.name == "error-rate")
+    assert (gate.window, gate.recent, gate.restart_every) == (840.0, 120.0, 300.0)
+    tr = long_outage_trace()
+    records = gate.records(tr.world)
+    present, canary = records[(evidence_rules.RUNNING["canary"], "canary", "")]
+    n = records[(names.CANARY_REQUESTS_STEP, "canary", "")][1][0]
+    x = records[(names.CANARY_ERRORS_STEP, "canary", "")][1][0]
+    per_error, per_success = judge.coefficients(gate.gate.hypotheses)
+    times = tr.world.evaluations.t[0]
+    after = np.nonzero(present[0] & (times > LONG_OUTAGE[1]))[0][0]
+    # started again: the last running sum, from before the outage, is out of the window
+    assert canary[0, after] == pytest.approx(x[after] * per_error + (n[after] - x[after])
+                                             * per_success)
+    assert canary[0, after - 1 - np.argmax(present[0, after - 1::-1])] != 0
+    restarted, restart = records[(evidence_rules.RESTARTS, "canary", "")]
+    assert restarted[0].sum() >= 4 and (restart[0, restarted[0]] < 0).any()
+    assert set(times[restarted[0]] % 300) == {0.0}
+
+
+ORIGINAL_RUNNING, ORIGINAL_STEP_INCREMENTS = recording.running, recording.step_increments
+
+
+@pytest.mark.parametrize(("wrong", "caught"), [
+    ("resets ignored", "slo:canary_"), ("zero steps kept", "slo:canary_"),
+    ("no warm-up", "slo:canary_"),
+    # the judged increments under the SLO's own hypotheses, not those stable moves
+    ("judged increments unmoved", "slo:canary_judged_llr:running"),
+    # a restart point at every step, not once per restart_every
+    ("restarts at every step", "slo:canary_judged_llr:restart"),
+])
+def test_the_promtool_check_catches_a_wrong_simulation(tmp_path, monkeypatch, wrong, caught):
     warm_up = ""
-    if wrong == "resets ignored":
+    if wrong == "judged increments unmoved":
+        monkeypatch.setattr(recording, "step_increments", lambda gate, steps, others: (
+            (ORIGINAL_STEP_INCREMENTS(gate, steps, others)[0],) * 2))
+    elif wrong == "restarts at every step":
+        monkeypatch.setattr(recording, "running", lambda gate, steps, others, ev, window,
+                            recent, restart_every, step, closed=False: ORIGINAL_RUNNING(
+                                gate, steps, others, ev, window, recent, step, step, closed))
+    elif wrong == "resets ignored":
         monkeypatch.setattr(recording, "increments", _ignoring_resets)
     elif wrong == "zero steps kept":
         monkeypatch.setattr(cj, "hash_steps", _zero_steps_kept)
@@ -427,7 +504,7 @@ def test_the_promtool_check_catches_a_wrong_simulation(tmp_path, monkeypatch, wr
     finally:
         cj.modes_for.cache_clear()
     assert report is not None, f"the check passed with {wrong}"
-    assert "slo:canary_" in report
+    assert caught in report
 
 
 # ---- Argo Rollouts semantics on hand-made measurement sequences -------------------------------

@@ -692,8 +692,9 @@ def test_auto_chooses_the_smallest_fail_burn_rate_the_first_gate_decides_at_the_
     def at(rate: float | None):
         values = stack_values("prod")
         values["delivery"]["analysis"]["failBurnRate"] = "auto"
-        if rate is not None:
-            values["services"]["api-gateway"]["expectedRequestsPerMinute"] = rate
+        values["services"]["api-gateway"]["expectedRequestsPerMinute"] = rate
+        if rate is None:
+            del values["services"]["api-gateway"]["expectedRequestsPerMinute"]
         return _rates(parse_stack(values, "Pulumi.prod.yaml"), "api-gateway")
 
     unknown = at(None)["error-rate"]
@@ -706,8 +707,8 @@ def test_auto_chooses_the_smallest_fail_burn_rate_the_first_gate_decides_at_the_
     prod = STACKS["prod"]
     share = 0.2  # api-gateway's real share at 10% on prod's router
     available = 200 * share * judge.first_gate_seconds(prod.delivery) / 60
-    [gate] = [g for g in judge.stack_gates(SLOS["api-gateway"], parse_stack(
-        {**stack_values("prod")}, "Pulumi.prod.yaml"), "api-gateway") if g.name == "error-rate"]
+    [gate] = [g for g in judge.stack_gates(SLOS["api-gateway"], prod, "api-gateway")
+              if g.name == "error-rate"]
     chosen = judge.Hypotheses(0.001, quiet[1])
     assert judge.decides_in(replace(gate, hypotheses=chosen), available)
     smaller = {0.01: 0.005, 0.005: 0.003, 0.003: 0.002}.get(round(quiet[1], 6))

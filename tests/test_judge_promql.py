@@ -4,10 +4,13 @@ gate query a real Prometheus answers returns the recorded evidence in the order 
 
 - ``recording.evidence`` against ``judge.evidence`` on random counts of every gate of both
   stacks, with and without the stable baseline, at the edges (no errors, only errors, no
-  stable traffic, one step), and proof that the comparison rejects a mirror with a wrong
-  dispersion, a wrong stable bound or two elements swapped;
+  stable traffic, one step), with and without the change-point statistics (running-sum
+  differences), and proof that the comparison rejects a mirror with a wrong dispersion, a
+  wrong stable bound or two elements swapped;
+- ``recording.step_increments`` against ``judge.increments`` (the running sums' steps), and
+  proof that the comparison rejects judged increments under unmoved hypotheses;
 - the rendered gate query on a real ``prometheus`` (HTTP API) over backfilled evidence series:
-  the nine samples come back in EVIDENCE order, with their values; nothing for another hash.
+  the eleven samples come back in EVIDENCE order, with their values; nothing for another hash.
   (That the recorded values are what the rule group computes from the counters is
   tests/test_canary_judgement.py's check against promtool.)
 """
@@ -45,7 +48,7 @@ def all_gates() -> list[judge.Gate]:
     gates = []
     for stack in STACKS.values():
         for service in ("orchestrator", "agent-runner", "api-gateway"):
-            for g in judge.gates(SLOS[service], stack.delivery.analysis):
+            for g in judge.gates(SLOS[service], stack.delivery):
                 gates += [g, dataclasses.replace(g, compare=False)]
     return gates
 
@@ -73,21 +76,31 @@ def random_counts(rng: np.random.Generator, size: int) -> tuple[recording.Sums, 
     return sums(20, 0.0), sums(200, 0.15)
 
 
-def python_vector(gate: judge.Gate, c: recording.Sums, s: recording.Sums, i: int
+def change_points(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random (cusum, recent) before dividing by the dispersion: running-sum differences."""
+    return rng.normal(0, 20, size), rng.normal(0, 5, size)
+
+
+def _counts(c: recording.Sums, i: int) -> judge.Counts:
+    return judge.Counts(float(c.requests[i]), float(c.errors[i]), float(c.squares[i]),
+                        float(c.steps[i]))
+
+
+def python_vector(gate: judge.Gate, c: recording.Sums, s: recording.Sums, i: int,
+                  points: tuple[np.ndarray, np.ndarray] | None = None
                   ) -> tuple[float, ...] | None:
-    canary = judge.Counts(float(c.requests[i]), float(c.errors[i]), float(c.squares[i]),
-                          float(c.steps[i]))
-    stable = judge.Counts(float(s.requests[i]), float(s.errors[i]), float(s.squares[i]),
-                          float(s.steps[i]))
-    return judge.evidence(gate, canary, stable)
+    extra = () if points is None else (float(points[0][i]), float(points[1][i]))
+    return judge.evidence(gate, _counts(c, i), _counts(s, i), *extra)
 
 
-def mirror_mismatches(gate: judge.Gate, c: recording.Sums, s: recording.Sums) -> set[str]:
-    """Elements where the vectorised evidence differs from judge.evidence somewhere."""
-    present, vector = recording.evidence(gate, c, s)
+def mirror_mismatches(gate: judge.Gate, c: recording.Sums, s: recording.Sums,
+                      points: tuple[np.ndarray, np.ndarray] | None = None) -> set[str]:
+    """Elements where the vectorised evidence differs from judge.evidence somewhere; with
+    ``points`` (cusum, recent) given to both, without them their defaults."""
+    present, vector = recording.evidence(gate, c, s, *(points or ()))
     wrong = set()
     for i in range(len(c.requests)):
-        want = python_vector(gate, c, s, i)
+        want = python_vector(gate, c, s, i, points)
         if want is None:
             if present[i]:
                 wrong.add("present")
@@ -113,6 +126,53 @@ def test_vectorised_evidence_is_judge_evidence():
     for gate in gates:
         c, s = random_counts(rng, CASES)
         assert mirror_mismatches(gate, c, s) == set(), gate.name
+        assert mirror_mismatches(gate, c, s, change_points(rng, CASES)) == set(), gate.name
+
+
+def random_steps(rng: np.random.Generator, size: int) -> recording.Steps:
+    """One evaluation's steps of a hash: requests, errors (none, some, all), absent ones."""
+    n = rng.poisson(rng.choice([2.0, 20.0, 500.0], size)) + 1.0
+    ratio = rng.choice([0.0, 1.0, 1e-3, 0.01, 0.3], size)
+    x = rng.binomial(n.astype(int), ratio).astype(float)
+    present = rng.random(size) > 0.1
+    return recording.Steps(np.where(present, n, 0.0), np.where(present, x, 0.0),
+                           np.where(present, x * x / n, 0.0), present)
+
+
+def increment_mismatches(gate: judge.Gate, steps: recording.Steps, s: recording.Sums
+                         ) -> set[str]:
+    """Where ``recording.step_increments`` differs from ``judge.increments`` (0 without a
+    step: the rules write nothing there, and the bench adds nothing)."""
+    absolute, judged = recording.step_increments(gate, steps, s)
+    wrong = set()
+    for i in range(len(steps.requests)):
+        want = (judge.increments(gate, judge.Counts(float(steps.requests[i]),
+                                                    float(steps.errors[i])), _counts(s, i))
+                if steps.present[i] else (0.0, 0.0))
+        for name, w, v in zip(("absolute", "judged"), want,
+                              (float(absolute[i]), float(judged[i])), strict=True):
+            if not math.isclose(w, v, rel_tol=1e-9, abs_tol=1e-9):
+                wrong.add(name)
+    return wrong
+
+
+def test_vectorised_increments_are_judge_increments():
+    rng = np.random.default_rng(4)
+    for gate in all_gates():
+        _, s = random_counts(rng, CASES)
+        assert increment_mismatches(gate, random_steps(rng, CASES), s) == set(), gate.name
+
+
+def test_the_increment_comparison_catches_unmoved_hypotheses(monkeypatch):
+    rng = np.random.default_rng(5)
+    gate = next(g for g in all_gates() if g.compare and g.name == "error-rate")
+    _, s = random_counts(rng, CASES)
+    steps = random_steps(rng, CASES)
+    assert increment_mismatches(gate, steps, s) == set()
+    h = gate.hypotheses
+    monkeypatch.setattr(recording, "moved", lambda g, others: (
+        others.present & (others.requests > 0), h.good, h.bad))
+    assert increment_mismatches(gate, steps, s) == {"judged"}
 
 
 def test_the_inputs_reach_every_branch():
@@ -147,30 +207,33 @@ def _stable_read_as_independent(dispersion):
 
 @pytest.mark.parametrize("wrong", ["dispersion without the prior",
                                    "stable bound without dispersion",
-                                   "swapped errors and requests"])
+                                   "swapped errors and requests", "swapped cusum and recent"])
 def test_the_comparison_catches_a_wrong_mirror(monkeypatch, wrong):
     rng = np.random.default_rng(2)
     gate = next(g for g in all_gates() if g.compare and g.name == "error-rate")
     c, s = random_counts(rng, CASES)
-    assert mirror_mismatches(gate, c, s) == set()
+    points = change_points(rng, CASES)
+    assert mirror_mismatches(gate, c, s, points) == set()
     original_dispersion, original_evidence = recording.dispersion, recording.evidence
     if wrong == "dispersion without the prior":
         monkeypatch.setattr(recording, "dispersion", _without_prior)
-        expected = {"dispersion", "canary", "judged"}
+        expected = {"dispersion", "canary", "judged", "cusum", "recent"}
     elif wrong == "stable bound without dispersion":
         monkeypatch.setattr(recording, "dispersion",
                             _stable_read_as_independent(original_dispersion))
         expected = {"judged", "stable"}
     else:
+        first, second = ((judge.CANARY_ERRORS, judge.CANARY_REQUESTS)
+                         if wrong == "swapped errors and requests" else (judge.CUSUM, judge.RECENT))
+
         def swapped(*args, **kwargs):
             present, vector = original_evidence(*args, **kwargs)
             vector = list(vector)
-            vector[judge.CANARY_ERRORS], vector[judge.CANARY_REQUESTS] = (
-                vector[judge.CANARY_REQUESTS], vector[judge.CANARY_ERRORS])
+            vector[first], vector[second] = vector[second], vector[first]
             return present, vector
         monkeypatch.setattr(recording, "evidence", swapped)
-        expected = {"canary_errors", "canary_requests"}
-    found = mirror_mismatches(gate, c, s)
+        expected = {judge.EVIDENCE[first], judge.EVIDENCE[second]}
+    found = mirror_mismatches(gate, c, s, points)
     assert expected <= found, found
 
 
@@ -181,8 +244,9 @@ GATE_SERVICE = "api-gateway"
 VALUES = {  # per evidence element, a distinct value (the order is read from the values too)
     "judged": 9.5, "canary": 8.25, "canary_errors": 31.0, "canary_requests": 2000.0,
     "stable_errors": 12.0, "stable_requests": 18000.0, "stable": -3.75, "dispersion": 1.5,
-    "steps": 22.0,
+    "steps": 22.0, "cusum": 4.125, "recent": -0.625,
 }
+assert tuple(VALUES) == judge.EVIDENCE
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +256,7 @@ def prometheus(tmp_path_factory):
     work = tmp_path_factory.mktemp("evidence")
     end = (int(time.time()) // 3600) * 3600 - 3600
     lines = []
-    for gate in judge.gates(SLOS[GATE_SERVICE], STACKS["dev"].delivery.analysis):
+    for gate in judge.gates(SLOS[GATE_SERVICE], STACKS["dev"].delivery):
         for pods, shift in (("c1", 0.0), ("s1", 100.0)):
             for name, value in VALUES.items():
                 labels = (f'evidence="{name}",rollouts_pod_template_hash="{pods}",'
@@ -232,7 +296,7 @@ def order_problems(result: list[dict], expected: list[tuple[str, float]]) -> lis
 @pytest.mark.parametrize("slo", ["availability", "latency", "error-rate"])
 def test_prometheus_returns_the_evidence_in_order(prometheus, slo):
     url, end = prometheus
-    gate = next(g for g in judge.gates(SLOS[GATE_SERVICE], STACKS["dev"].delivery.analysis)
+    gate = next(g for g in judge.gates(SLOS[GATE_SERVICE], STACKS["dev"].delivery)
                 if g.name == slo)
     result = _query(url, _rendered(gate), end)
     assert order_problems(result, list(VALUES.items())) == []
@@ -242,7 +306,7 @@ def test_prometheus_returns_the_evidence_in_order(prometheus, slo):
 
 def test_the_order_check_catches_a_wrong_order(prometheus):
     url, end = prometheus
-    gate = judge.gates(SLOS[GATE_SERVICE], STACKS["dev"].delivery.analysis)[0]
+    gate = judge.gates(SLOS[GATE_SERVICE], STACKS["dev"].delivery)[0]
     result = _query(url, _rendered(gate), end)
     swapped = list(VALUES.items())
     swapped[judge.STABLE_ERRORS], swapped[judge.STABLE_REQUESTS] = (
