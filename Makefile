@@ -92,10 +92,13 @@ render: setup
 rules: setup
 	$(PY) -m slo rules $(CATALOGUE) -o out/rules
 
+OC_SERVICES := orchestrator agent-runner api-gateway
+
 docs: setup
 	$(PY) -m slo docs > docs/slo-catalogue.md
 	$(PY) -m delivery docs --slos $(CATALOGUE) --stack Pulumi.dev.yaml --stack Pulumi.prod.yaml > docs/slos.md
 	$(PY) -m delivery docs --stack-reference > docs/stack-config.md
+	for s in $(OC_SERVICES); do $(PY) -m delivery docs --oc $$s --stack Pulumi.prod.yaml > docs/oc-prod-$$s.svg; done
 
 bench: setup prometheus
 	$(WITH_PROMETHEUS) $(PY) bench/canary_judgement.py

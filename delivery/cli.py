@@ -2,6 +2,7 @@
 
 python -m delivery docs --slos CATALOGUE --stack Pulumi.dev.yaml ...   docs/slos.md
 python -m delivery docs --stack-reference                             docs/stack-config.md
+python -m delivery docs --oc SERVICE --stack Pulumi.prod.yaml         docs/oc-prod-SERVICE.svg
 python -m delivery plan --stack Pulumi.prod.yaml                      what verdicts need
 python -m delivery rules --stack Pulumi.prod.yaml -o DIR              the judge's recording rules
 python -m delivery explain RUN.yaml [--json]                          an AnalysisRun's verdicts
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     docs_cmd = sub.add_parser("docs", help="print docs/slos.md or the stack file reference")
     docs_cmd.add_argument("--slos", type=Path, metavar="CATALOGUE")
     docs_cmd.add_argument("--stack-reference", action="store_true")
+    docs_cmd.add_argument("--oc", metavar="SERVICE",
+                          help="the SVG picture of the service's first gate on the one --stack")
     plan_cmd = sub.add_parser("plan", help="print what canary verdicts need on a stack")
     rules_cmd = sub.add_parser(
         "rules", help="write the canary judge's recording rules (one Prometheus rule file per "
@@ -119,6 +122,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _explain(args)
         if args.command == "docs" and args.stack_reference:
             print(docs.stack_reference(), end="")
+        elif args.command == "docs" and args.oc:
+            from delivery import pictures  # matplotlib only where a picture is drawn
+
+            checked = _checked(args.stack[:1])
+            found = [(n, s, g) for n, (s, g) in checked.items() if args.oc in s.services]
+            if len(args.stack) != 1 or not found or \
+                    found[0][1].services[args.oc].expected_requests_per_minute is None:
+                print(f"python -m delivery docs --oc: give one --stack that deploys {args.oc} "
+                      "with its expectedRequestsPerMinute", file=sys.stderr)
+                return 2
+            name, stack, grouped = found[0]
+            print(pictures.operating_characteristic(args.oc, grouped.get(args.oc, []), stack,
+                                                    name), end="")
         elif args.command == "docs":
             if args.slos is None:
                 print(

@@ -177,3 +177,20 @@ def test_an_output_path_that_cannot_be_written_is_one_line_and_nothing_is_writte
     assert (CATALOGUE_FILE.read_bytes(), OPENSLO_FILE.read_bytes()) == before
     assert (tmp_path / "a-file").read_text() == "kept\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize("service", ["orchestrator", "agent-runner", "api-gateway"])
+def test_operating_characteristic_pictures_are_fresh(service):
+    result = run_delivery("docs", "--oc", service, "--stack", "Pulumi.prod.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("<?xml") and "</svg>" in result.stdout
+    assert (ROOT / "docs" / f"oc-prod-{service}.svg").read_text() == result.stdout, (
+        f"docs/oc-prod-{service}.svg is stale: run `make docs`"
+    )
+
+
+def test_a_picture_of_a_service_without_traffic_is_one_clear_error():
+    result = run_delivery("docs", "--oc", "orchestrator", "--stack", "Pulumi.dev.yaml")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().endswith("with its expectedRequestsPerMinute"), result.stderr
+    assert "Traceback" not in result.stderr
