@@ -8,7 +8,8 @@ second it lists each service's Running pods, splits the service's request rate e
 
 How a release behaves is read from its image tag: ``…-bad`` answers half of its requests with
 500, ``…-errors<share>`` (e.g. ``1.6.0-errors0.003``) that share of them, ``…-slow`` serves its
-requests in 3 s; anything else is healthy. Everything else is set per scenario over HTTP:
+requests in 3 s and ``…-slow<share>`` that share of them (the rest in 0.1 s); anything else is
+healthy. Everything else is set per scenario over HTTP:
 
 - ``POST /rate/<service>/<requests per second>``: the service's traffic (0 for none);
 - ``POST /errors/<service>/<share>``: every pod of the service fails at least that share of
@@ -93,17 +94,21 @@ def cold_start_errors(cold: dict[str, float], counters: PodCounters, requests: f
     return 0.0
 
 
+FAST, SLOW = 0.1, 3.0  # seconds a request takes, and a slow one (over the SLOs' 2 s)
+
+
 def behaviour(image: str) -> tuple[float, float]:
-    """(error share, latency in seconds) of a release, from its image tag."""
+    """(error share, slow share) of a release, from its image tag."""
     tag = image.rsplit(":", 1)[-1]
     if tag.endswith("-bad"):
-        return 0.5, 0.1
+        return 0.5, 0.0
     share = re.search(r"-errors([0-9]*\.?[0-9]+)$", tag)
     if share:
-        return min(float(share.group(1)), 1.0), 0.1
-    if tag.endswith("-slow"):
-        return 0.0, 3.0
-    return 0.0, 0.1
+        return min(float(share.group(1)), 1.0), 0.0
+    slow = re.search(r"-slow([0-9]*\.?[0-9]+)?$", tag)
+    if slow:
+        return 0.0, min(float(slow.group(1) or 1.0), 1.0)
+    return 0.0, 0.0
 
 
 class Simulator:
@@ -161,7 +166,7 @@ class Simulator:
                 for name, _, image in serving:
                     counters = known[name]
                     requests = rate * seconds / len(serving)
-                    share, latency = behaviour(image)
+                    share, slow = behaviour(image)
                     share = max(share, self.incident[service])
                     errors = requests * share
                     cold = self.cold.get((service, image.rsplit(":", 1)[-1]))
@@ -179,10 +184,10 @@ class Simulator:
                     counters.life_requests += requests
                     counters.life_errors += errors
                     counters.count += requests
-                    counters.total_seconds += requests * latency
+                    counters.total_seconds += requests * (slow * SLOW + (1 - slow) * FAST)
                     for i, bound in enumerate(BUCKETS):
-                        if latency <= bound:
-                            counters.buckets[i] += requests
+                        counters.buckets[i] += requests * (
+                            (slow if bound >= SLOW else 0.0) + (1 - slow if bound >= FAST else 0.0))
 
     def run(self, interval: float = 1.0) -> None:
         last = time.monotonic()

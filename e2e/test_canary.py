@@ -1581,3 +1581,37 @@ def test_18_a_release_that_turns_bad_at_50_percent_is_aborted_at_50(
         f"aborted by {kind(run)} error-rate: cumulative {value[JUDGED]:.2f}, since its lowest "
         f"restart point {value[CUSUM]:.2f}, last pause {value[RECENT]:.2f}"
     )
+
+
+def test_19_a_3x_latency_regression_is_aborted_where_the_latency_gate_is_set_to_catch_it(
+    stack: Stack, pulumi: Pulumi
+) -> None:
+    """15% of requests over the 2 s threshold: 3x the 5% budget of the p95 latency SLO. Inside
+    the stack's indifference zone (failBurnRate 10, where a 3x canary may pass); outside it where
+    `burnRatesByKind` sets the latency kind's failBurnRate to 2, which must abort it on the
+    latency SLO, the error-rate SLO untouched."""
+    timeline = Timeline("19 3x latency regression aborted (latency failBurnRate 2)")
+    service, good_tag = "orchestrator", running_tag(stack, "orchestrator")
+    runs = Runs(stack, service)
+    with pulumi.override(delivery={"analysis": {
+            "burnRatesByKind": {"latency": {"failBurnRate": 2}}}}):
+        release(stack, pulumi, service, "1.11.0-slow0.15", timeline)
+        _aborted(stack, service, timeline, f"{REGISTRY}/{service}:{good_tag}", also=runs)
+    runs()
+    failed = [r for r in runs.seen.values() if run_phase(r) == "Failed"]
+    run, value = _failed_metric(failed, "latency")
+    record(timeline.scenario, run, "latency")
+    assert len(value) == EVIDENCE_LEN, value
+    assert value[CANARY_ERRORS] / value[CANARY_REQUESTS] == pytest.approx(0.15, rel=0.05), value
+    assert boundary(run, "latency", "failureCondition") == pytest.approx(ABORT)
+    # the hypotheses the run judged: good 5%, bad 10% (2x): a clean request takes off
+    # ln(0.90 / 0.95), a slow one adds ln 2
+    expected = (value[CANARY_ERRORS] * math.log(2) + (value[CANARY_REQUESTS] - value[CANARY_ERRORS])
+                * math.log(0.90 / 0.95)) / value[DISPERSION]
+    assert value[CANARY] == pytest.approx(expected, rel=1e-3), (value, expected)
+    assert not any(r for r in failed if results(r).get("error-rate", {}).get("phase") == "Failed")
+    _recover(stack, pulumi, service, good_tag)
+    timeline.done(
+        f"aborted by {kind(run)} latency at {value[JUDGED]:.2f} (cusum {value[CUSUM]:.2f}) with "
+        f"{value[CANARY_ERRORS]:.0f} slow of {value[CANARY_REQUESTS]:.0f} canary requests"
+    )
