@@ -3,6 +3,7 @@
     python bench/canary_judgement.py                 # full run (targets' evidence)
     python bench/canary_judgement.py --quick         # smoke run for `make test`
     python bench/canary_judgement.py --stack dev --runs 8000 --seed 7
+    python bench/canary_judgement.py --family late,moderate,caught  # issue 19's cells only
 
 For every service of catalogue/core-services.yaml with gated SLOs, on the dev and prod stacks,
 all gated SLOs of the service judged together in one rollout:
@@ -19,6 +20,10 @@ puts stable and canary both at 10x; the idle canary gets no requests (stable kee
 The real-traffic cells (``Cell.condition``) add container restarts (lazily created or
 pre-created 5xx series), bursts, beta-binomial variation, cold starts, a warm-up, stable's
 traffic share in a shared incident and Prometheus outages; see ``real_traffic_cells``.
+Issue 19's families (``family_cells``): a regression that starts when the simulated rollout sets
+a later weight (``late``: the same runs are simulated first without it to learn when each sets
+the weight, then with it from that moment; ``late_regression``), constant moderate burns of one
+SLO's budget (``moderate``) and every SLO at the plan's smallest burn caught (``caught``).
 
 Prometheus (3.x; ``--engine 2`` closes the ranges as 2.x does). The new judge's gate queries
 read the evidence the service's rendered rule group records (``delivery/evidence.py``); the
@@ -99,7 +104,7 @@ from bench.recording import (  # noqa: E402
 from bench.reference_templates import REFERENCE_COMMIT, canary_query, reference_bodies  # noqa: E402
 from bench.traffic import COUNT, ERR, FAST, OK  # noqa: E402
 from delivery import evidence as evidence_rules  # noqa: E402
-from delivery import judge  # noqa: E402
+from delivery import judge, oc  # noqa: E402
 from delivery.analysis import outage_metric, outage_view  # noqa: E402
 from delivery.canary import bodies, evidence_group  # noqa: E402
 from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
@@ -794,6 +799,7 @@ class Step:
     kind: str  # "weight", "pause", "manual", "analysis"
     seconds: float = 0.0
     template: str = ""
+    weight: float = 0.0  # a "weight" step's setWeight
 
 
 def rollout_steps(canary: dict[str, Any]) -> tuple[list[Step], str | None]:
@@ -801,7 +807,7 @@ def rollout_steps(canary: dict[str, Any]) -> tuple[list[Step], str | None]:
     steps = []
     for step in canary["steps"]:
         if "setWeight" in step:
-            steps.append(Step("weight"))
+            steps.append(Step("weight", weight=float(step["setWeight"])))
         elif "pause" in step:
             duration = step["pause"].get("duration")
             steps.append(Step("pause", go_seconds(duration)) if duration else Step("manual"))
@@ -975,8 +981,12 @@ def phases_of(mode: Mode, world: World) -> dict[str, Any]:
     return out
 
 
-def simulate_rollout(mode: Mode, phases: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """(outcome, time in seconds, first gate's end or NEVER, error measurements) per run."""
+def simulate_rollout(mode: Mode, phases: dict[str, np.ndarray],
+                     weights: dict[float, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    """(outcome, time in seconds, first gate's end or NEVER, error measurements) per run.
+    ``weights``, when given, receives for every setWeight step the seconds at which each run
+    set that weight (inf: a gate before it halted the run; the background analysis, which may
+    stop the rollout earlier, is not applied to these times)."""
     runs = next(iter(phases.values())).shape[0]
 
     def analysis(name: str, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -995,6 +1005,8 @@ def simulate_rollout(mode: Mode, phases: dict[str, np.ndarray]) -> tuple[np.ndar
     gates_seen = 0
     for step in mode.steps:
         active = outcome == UNDECIDED
+        if step.kind == "weight" and weights is not None:
+            weights[step.weight] = np.where(active, at.astype(np.float64) * mode.grid, np.inf)
         if step.kind == "pause":
             at = at + round(step.seconds / mode.grid)
         elif step.kind == "manual":
@@ -1057,11 +1069,22 @@ class Cell:
     warm_up: str = ""  # the service's warmUp for this cell ("" : the stack file's)
     stable_traffic: float = STABLE_TRAFFIC  # stable's requests per canary request
     outage: float = 0.0  # seconds Prometheus does not answer, mid-gate
+    # issue 19's families (``family_cells``): "" for the cells above, else "late", "moderate"
+    # or "caught"
+    family: str = ""
+    slo: str = ""  # m is a multiple of this SLO's budget, on its stream; the other at stable's
+    late_weight: float = 0.0  # from the moment the rollout sets this weight ...
+    late_m: float = 0.0  # ... the canary's late_stream fails this multiple of the budget
+    late_stream: str = "5xx"
 
     @property
     def condition(self) -> str:
         """The real-traffic condition, "" for a plain cell."""
         parts = []
+        if self.slo:
+            parts.append(f"burn {self.slo}")
+        if self.late_weight:
+            parts.append(f"late {self.late_m:g}x {self.late_stream} at {self.late_weight:g}%")
         if self.restart:
             parts.append(f"restart {self.restart} {'lazy' if self.lazy else 'pre-created'}")
         if self.burst > 1:
@@ -1112,6 +1135,29 @@ def probabilities(slos: list[ResolvedSlo], m: float, stream: str = "both",
     )
 
 
+def cell_probabilities(slos: list[ResolvedSlo], cell: Cell) -> Probabilities:
+    """The canary's ratios in a cell: ``probabilities``, or for a cell that burns one SLO
+    (``cell.slo``) ``m`` x that SLO's budget on its stream and stable's multiple of the tightest
+    budget on the other. The 5xx stream is shared: an availability burn is also a burn of the
+    error-rate SLO, at the ratio of their budgets."""
+    if not cell.slo:
+        return probabilities(slos, cell.m, cell.stream)
+    (slo,) = [s for s in judge.gated(slos) if s.slo.name == cell.slo]
+    other = probabilities(slos, STABLE_MULTIPLE)
+    ratio = min(cell.m * slo.budget, 1.0)
+    if slo.events.is_latency:
+        return Probabilities(e=other.e, s=ratio)
+    return Probabilities(e=ratio, s=other.s)
+
+
+def late_extra(slos: list[ResolvedSlo], cell: Cell) -> Probabilities:
+    """What a late regression adds to the canary's ratios: its stream at ``late_m`` x the
+    tightest budget of its kind (``probabilities``), the other stream as before."""
+    before = cell_probabilities(slos, cell)
+    after = probabilities(slos, cell.late_m, cell.late_stream, other_m=cell.m)
+    return Probabilities(e=max(after.e - before.e, 0.0), s=max(after.s - before.s, 0.0))
+
+
 def one_stream_applies(slos: list[ResolvedSlo]) -> bool:
     """5xx-only and slow-only cells mean something where the service gates both kinds."""
     kinds = {s.events.is_latency for s in judge.gated(slos)}
@@ -1120,11 +1166,14 @@ def one_stream_applies(slos: list[ResolvedSlo]) -> bool:
 
 def sample_world(rng: np.random.Generator, runs: int, cell: Cell, canary_p: Probabilities,
                  stable_p: Probabilities, scrape: float, horizon: float, stable_rate: float,
-                 gate_start: float, outage: bool = True) -> World:
+                 gate_start: float, outage: bool = True,
+                 late: traffic.Late | None = None) -> World:
     """One batch of runs of a cell: the canary pod starts with the rollout, its first scrape
     and the evidence group's evaluations at random phases; stable's pod has a day of counts.
     ``outage=False`` draws the cell's outage but leaves Prometheus up: from the same generator
-    state it gives the same traffic as the outage world, its pair."""
+    state it gives the same traffic as the outage world, its pair. ``late``: the canary's late
+    regression (its extra draws have their own generator, so the rest is the same draw for
+    draw)."""
     attempts = int(horizon // scrape) + 3
     canary_t0 = rng.uniform(0, scrape, runs)
     eval_phase = rng.uniform(0, scrape, runs)
@@ -1147,7 +1196,7 @@ def sample_world(rng: np.random.Generator, runs: int, cell: Cell, canary_p: Prob
     canary = traffic.pod(
         rng, canary_t0, scrape, attempts, np.zeros(runs), cell.rate / 60, canary_p.e,
         canary_p.s, variation=variation, crashes=crashes, downtime=downtime,
-        lazy_errors=cell.lazy, cold_start=cell.cold, outage=down)
+        lazy_errors=cell.lazy, cold_start=cell.cold, outage=down, late=late)
     day = stable_rate / 60 * STABLE_HISTORY_SECONDS
     stable = traffic.pod(
         rng, stable_t0, scrape, attempts + lead, stable_t0 - scrape, stable_rate / 60,
@@ -1164,6 +1213,23 @@ def sample_world(rng: np.random.Generator, runs: int, cell: Cell, canary_p: Prob
     return World([canary], [stable], evaluations, down, reference)
 
 
+def late_regression(rng: np.random.Generator, mode: Mode, slos: list[ResolvedSlo], runs: int,
+                    cell: Cell, canary_p: Probabilities, stable_p: Probabilities, scrape: float,
+                    horizon: float, stable_rate: float, gate_start: float,
+                    late_rng: np.random.Generator) -> traffic.Late:
+    """A late cell's regression for the batch that ``sample_world(rng, runs, ...)`` draws next.
+    It starts when the rollout sets the cell's weight, which depends on the outcome so far: the
+    same runs are simulated first without it (from a copy of ``rng``: the same draws), to learn
+    when each sets the weight; the traffic before then is the same draw for draw with it
+    (``traffic.Late``), so the rollout sets the weight at the same moments."""
+    healthy = sample_world(copy.deepcopy(rng), runs, cell, canary_p, stable_p, scrape, horizon,
+                           stable_rate, gate_start)
+    set_at: dict[float, np.ndarray] = {}
+    simulate_rollout(mode, phases_of(mode, healthy), set_at)
+    extra = late_extra(slos, cell)
+    return traffic.Late(set_at[cell.late_weight], extra.e, extra.s, late_rng)
+
+
 @dataclass
 class CellResult:
     stack: str
@@ -1178,6 +1244,9 @@ class CellResult:
     down: np.ndarray | None = None  # (runs, 2): when Prometheus was away, NaN: never
     # outage cells: the new judge's outcome on the same traffic with Prometheus up throughout
     paired: np.ndarray | None = None
+    # late cells: when the rollout set the cell's late weight (inf: never), and the next one
+    late_start: np.ndarray | None = None
+    late_next: np.ndarray | None = None
 
 
 @cache
@@ -1210,7 +1279,7 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     modes = modes_for(stack_name, service, cell.warm_up)
     scrape = float(go_seconds(stack.prometheus.scrape_interval))
     rng = np.random.default_rng(np.random.SeedSequence(list(seed)))
-    canary_p = probabilities(slos[service], cell.m, cell.stream)
+    canary_p = cell_probabilities(slos[service], cell)
     stable_p = probabilities(slos[service], cell.stable_m)
     stable_rate = cell.rate * cell.stable_traffic if cell.kind != "idle" else IDLE_STABLE_RATE
     horizon_seconds = max(m.horizon * m.grid for m in modes)
@@ -1221,12 +1290,20 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     errors = {m.label: 0 for m in modes}
     downs = []
     paired = []
+    late_start: list[np.ndarray] = []
+    late_next: list[np.ndarray] = []
     done = 0
     while done < runs:
         n = min(BATCH, runs - done)
         twin = copy.deepcopy(rng) if cell.outage else None  # the same draws, Prometheus up
+        late = None
+        if cell.late_weight:
+            late = late_regression(
+                rng, modes[0], slos[service], n, cell, canary_p, stable_p, scrape,
+                horizon_seconds, stable_rate, gate_start,
+                np.random.default_rng(np.random.SeedSequence([*seed, 19, done])))
         world = sample_world(rng, n, cell, canary_p, stable_p, scrape, horizon_seconds,
-                             stable_rate, gate_start)
+                             stable_rate, gate_start, late=late)
         downs.append(world.down)
         if twin is not None:
             pair = sample_world(twin, n, cell, canary_p, stable_p, scrape, horizon_seconds,
@@ -1239,7 +1316,15 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
                 errs = np.array([0])
             else:
                 phases = phases_of(mode, world)
-                outcome, when, first_gate, errs = simulate_rollout(mode, phases)
+                weights: dict[float, np.ndarray] = {}
+                outcome, when, first_gate, errs = simulate_rollout(mode, phases, weights)
+                if late is not None and mode is modes[0]:
+                    # the same rollout up to the weight: it sets it at the same moments
+                    if not np.array_equal(weights[cell.late_weight], late.start):
+                        raise RuntimeError("the late regression changed the rollout before it")
+                    later = [w for w in weights if w > cell.late_weight]
+                    late_start.append(late.start)
+                    late_next.append(weights[min(later)] if later else np.full(n, np.inf))
             outcomes[mode.label].append(outcome)
             times[mode.label].append(when)
             gates[mode.label].append(first_gate)
@@ -1252,6 +1337,8 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
         first_gate={k: np.concatenate(v) for k, v in gates.items()},
         errors=errors, seconds=time.perf_counter() - started, down=np.concatenate(downs),
         paired=np.concatenate(paired) if paired else None,
+        late_start=np.concatenate(late_start) if late_start else None,
+        late_next=np.concatenate(late_next) if late_next else None,
     )
 
 
@@ -1412,11 +1499,72 @@ def real_traffic_cells(quick: bool, service: str) -> list[Cell]:
     return cells
 
 
+# ---- issue 19's families: late regressions, moderate burns, the plan's smallest burn caught ----
+
+FAMILIES = ("late", "moderate", "caught")
+FAMILY_RATES = (50, 200, 1000)
+FAMILY_SERVICE = "api-gateway"  # gates all three kinds (availability, latency, error-rate)
+LATE_WEIGHTS = (25, 50)
+LATE_MULTIPLES = (10, 20)
+LATE_STREAMS = ("5xx", "slow")  # the error-rate SLO's stream (the tightest 5xx budget), latency's
+LATE_BEFORE = 0.5  # the canary's multiple before the regression (stable's)
+MODERATE_MULTIPLES = (2, 3, 5)
+MODERATE_LATENCY = 3.0  # moderate-latency-burn: this burn of the latency SLO ...
+MODERATE_PROMOTE = 0.05  # ... promoted in at most this share of rollouts
+CAUGHT_PROMOTE = 0.01
+
+
+def family_cells(family: str, quick: bool, stack_name: str, service: str) -> list[Cell]:
+    """Issue 19's cells. ``late``: the canary at LATE_BEFORE x budget until the rollout sets a
+    weight, then one stream at 10x or 20x (api-gateway). ``moderate``: 2x, 3x, 5x one SLO's own
+    budget from the start, per gated SLO (api-gateway). ``caught``: every gated SLO of every
+    service at the plan's smallest burn caught at the cell's rate (``oc.smallest_caught``)."""
+    rates = (200,) if quick else FAMILY_RATES
+    if family == "late":
+        if service != FAMILY_SERVICE:
+            return []
+        weights = (50,) if quick else LATE_WEIGHTS
+        multiples = (10,) if quick else LATE_MULTIPLES
+        return [Cell("m", r, LATE_BEFORE, STABLE_MULTIPLE, family="late", late_weight=w,
+                     late_m=m, late_stream=stream)
+                for stream in LATE_STREAMS for w in weights for m in multiples for r in rates]
+    stack, slos = _stack(stack_name)
+    gates = judge.stack_gates(slos[service], stack, service)
+    if family == "moderate":
+        if service != FAMILY_SERVICE:
+            return []
+        multiples = (MODERATE_LATENCY,) if quick else MODERATE_MULTIPLES
+        return [Cell("m", r, m, STABLE_MULTIPLE, family="moderate", slo=g.name)
+                for g in gates for m in multiples for r in rates]
+    if family == "caught":
+        cells = []
+        for g in gates:
+            for r in rates:
+                m = oc.smallest_caught(g, stack.delivery, r)
+                if m is not None:
+                    cells.append(Cell("m", r, m, STABLE_MULTIPLE, family="caught", slo=g.name))
+        return cells
+    raise ValueError(f"unknown family {family!r}")
+
+
+def all_cells(quick: bool, stack_name: str, service: str) -> list[Cell]:
+    """Every cell of a service, in seed order: the plain and real-traffic cells first (their
+    seeds as before issue 19's families were added), then the families'."""
+    slos = _stack(stack_name)[1][service]
+    cells = cells_for(quick, one_stream_applies(slos), service)
+    for family in FAMILIES:
+        cells += family_cells(family, quick, stack_name, service)
+    return cells
+
+
 def runs_for(stack: StackConfig, cell: Cell, good_runs: int, real_runs: int) -> int:
     """Runs per cell. Healthy real-traffic cells at the pass burn rate (the edge of ``good``,
     where aborts happen) get as many as the good plain cells: at 2000 runs a cell meets the
     0.3% upper bound only with at most one abort, so a rate of 0.01% spread over 210 such cells
-    would miss in about four of them by chance alone."""
+    would miss in about four of them by chance alone. Issue 19's families: as many as a
+    healthy real-traffic cell."""
+    if cell.family:
+        return real_runs
     if cell.condition:
         if zone(stack, cell) == "good":
             at_edge = cell.m >= stack.delivery.analysis.pass_burn_rate
@@ -1481,6 +1629,16 @@ class TargetLine:
 
 
 def evaluate_targets(results: list[CellResult], stacks: Sequence[str]) -> list[TargetLine]:
+    """The plain and real-traffic cells' targets (when they were run), then issue 19's."""
+    new = "new judge"
+    stack_cfg = {s: _stack(s)[0] for s in stacks}
+    base = [r for r in results if not r.cell.family]
+    family = [(r, summarise(r.outcomes[new], r.times[new])) for r in results if r.cell.family]
+    lines = base_targets(base, stacks) if base else []
+    return lines + (family_targets(family, stack_cfg) if family else [])
+
+
+def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[TargetLine]:
     new = "new judge"
     every = [(r, summarise(r.outcomes[new], r.times[new])) for r in results]
     by = [(r, s) for r, s in every if not r.cell.condition]  # the plain cells
@@ -1728,6 +1886,7 @@ def detection_cost(results: list[CellResult]) -> list[str]:
     """Time to abort at 10x, new judge against the reference, per stack and rate (plain cells,
     all services pooled; a run that did not abort counts as never)."""
     new = "new judge"
+    results = [r for r in results if not r.cell.family]
     out = ["Detection time at 10x (plain cells, services pooled): median and p99 minutes from "
            "the rollout's start to the abort (inf: fewer than that share aborted)"]
     for stack_name in STACKS:
@@ -1764,6 +1923,132 @@ def detection_cost(results: list[CellResult]) -> list[str]:
 
 
 
+def regressed_gate(r: CellResult) -> judge.Gate:
+    """The gate of a late cell's regressed SLO: the tightest budget of its stream's kind (the
+    one its multiple refers to)."""
+    stack, slos = _stack(r.stack)
+    gates = judge.stack_gates(slos[r.service], stack, r.service)
+    kind = [g for g in gates if g.slo.events.is_latency == (r.cell.late_stream == "slow")]
+    return min(kind, key=lambda g: g.slo.budget)
+
+
+@dataclass(frozen=True)
+class LateFigures:
+    held: float  # canary requests a pause holds at the weight (rate x pause minutes)
+    need: int  # judge.late_requests for the regressed SLO
+    reached: int  # rollouts that set the weight (the regression started)
+    aborted: int  # ... of them aborted
+    at_weight: int  # ... aborted before the next weight was set
+    promoted: int
+
+
+def late_figures(r: CellResult) -> LateFigures:
+    assert r.late_start is not None and r.late_next is not None
+    stack = _stack(r.stack)[0]
+    reached = np.isfinite(r.late_start)
+    outcome, when = r.outcomes["new judge"][reached], r.times["new judge"][reached]
+    aborted = outcome == ABORT
+    return LateFigures(
+        held=r.cell.rate * go_seconds(stack.delivery.pause) / 60,
+        need=judge.late_requests(regressed_gate(r), stack.delivery.analysis.max_measurements),
+        reached=int(reached.sum()), aborted=int(aborted.sum()),
+        at_weight=int((aborted & (when < r.late_next[reached])).sum()),
+        promoted=int((outcome == PROMOTE).sum()))
+
+
+def family_targets(every: list[tuple[CellResult, Summary]],
+                   stack_cfg: dict[str, StackConfig]) -> list[TargetLine]:
+    """Issue 19's targets: late regressions, a moderate latency burn, the plan's smallest burn
+    caught."""
+    lines = []
+    late = [(r, late_figures(r)) for r, _ in every if r.cell.family == "late"]
+    enough = [(r, f) for r, f in late if f.held >= f.need]
+    short = [(r, f) for r, f in late if f.held < f.need]
+    name = "late-regressions-aborted"
+    if enough:
+        worst = min(enough, key=lambda rf: rf[1].aborted / max(rf[1].reached, 1))
+        slowest = min(enough, key=lambda rf: rf[1].at_weight / max(rf[1].reached, 1))
+        met = all(f.reached and f.aborted >= 0.99 * f.reached for _, f in enough)
+        w, f = worst
+        lines.append(TargetLine(
+            name, met,
+            f"{len(enough)} cells where a pause at the weight holds >= judge.late_requests "
+            f"canary requests of the regressed SLO (weights "
+            f"{', '.join(f'{x:g}' for x in LATE_WEIGHTS)}%, "
+            f"{', '.join(f'{x:g}' for x in LATE_MULTIPLES)}x from {LATE_BEFORE:g}x); lowest "
+            f"P(abort | the rollout set the weight) {_share(f.aborted, f.reached)} at "
+            f"{_where(w)} ({f.held:g} requests per pause, need {f.need}); lowest share stopped "
+            f"at that weight {_share(slowest[1].at_weight, slowest[1].reached)} at "
+            f"{_where(slowest[0])}; promoted {sum(f.promoted for _, f in enough)} of "
+            f"{sum(f.reached for _, f in enough)}; need >= 99% aborted in every cell"))
+    else:
+        lines.append(TargetLine(name, False, "no cells where the plan says the pause suffices"))
+    if short:
+        least = min(short, key=lambda rf: rf[1].aborted / max(rf[1].reached, 1))
+        most = max(short, key=lambda rf: rf[1].promoted / max(rf[1].reached, 1))
+        lines.append(TargetLine(
+            "late-regressions-short-pauses", True,
+            f"{len(short)} cells where a pause at the weight holds fewer canary requests than "
+            "judge.late_requests (the plan says the pause is too short): no target; lowest "
+            f"P(abort | the rollout set the weight) {_share(least[1].aborted, least[1].reached)} "
+            f"at {_where(least[0])} ({least[1].held:g} requests per pause, need "
+            f"{least[1].need}); highest P(promote) {_share(most[1].promoted, most[1].reached)} "
+            f"at {_where(most[0])}", informative=True))
+
+    def is_latency(r: CellResult) -> bool:
+        slos = _stack(r.stack)[1][r.service]
+        return next(s for s in slos if s.slo.name == r.cell.slo).events.is_latency
+
+    moderate = [(r, s) for r, s in every if r.cell.family == "moderate"]
+    chosen = [(r, s) for r, s in moderate if is_latency(r) and r.cell.m == MODERATE_LATENCY
+              and r.cell.rate >= 50]
+    name = "moderate-latency-burn"
+    if chosen:
+        worst_m = max(chosen, key=lambda rs: rs[1].p(PROMOTE))
+        lines.append(TargetLine(
+            name, all(s.p(PROMOTE) <= MODERATE_PROMOTE for _, s in chosen),
+            f"{len(chosen)} cells of a {MODERATE_LATENCY:g}x latency burn at >= 50 req/min; "
+            f"highest P(promote) {_share(worst_m[1].counts.get(PROMOTE, 0), worst_m[1].n)} at "
+            f"{_where(worst_m[0])}; need <= {MODERATE_PROMOTE:.0%} in every cell"))
+    else:
+        lines.append(TargetLine(name, False, "no cells"))
+    if moderate:
+        parts = []
+        for slo in sorted({r.cell.slo for r, _ in moderate}):
+            for m in sorted({r.cell.m for r, _ in moderate}):
+                cell_s = [s for r, s in moderate if r.cell.slo == slo and r.cell.m == m]
+                if cell_s:
+                    lo = min(s.p(PROMOTE) for s in cell_s)
+                    hi = max(s.p(PROMOTE) for s in cell_s)
+                    parts.append(f"{slo} {m:g}x {_pct(lo)}-{_pct(hi)}%")
+        lines.append(TargetLine(
+            "moderate-burns", True, f"{len(moderate)} cells, constant burns of one SLO's "
+            "budget from the start; P(promote) over rates and stacks: " + ", ".join(parts),
+            informative=True))
+
+    caught = [(r, s) for r, s in every if r.cell.family == "caught"]
+    name = "smallest-burn-caught-holds"
+    if caught:
+        worst_c = max(caught, key=lambda rs: (rs[1].p(PROMOTE), rs[1].ci(PROMOTE)[1]))
+        first = []
+        for r, _ in caught:
+            deadline = modes_for(r.stack, r.service)[0].gate_deadline()
+            out, when = r.outcomes["new judge"], r.times["new judge"]
+            first.append((r, int(((out == ABORT) & (when <= deadline)).sum())))
+        least_c = min(first, key=lambda rx: rx[1] / rx[0].runs)
+        lines.append(TargetLine(
+            name, all(s.p(PROMOTE) <= CAUGHT_PROMOTE for _, s in caught),
+            f"{len(caught)} cells, every gated SLO at oc.smallest_caught at the cell's canary "
+            f"rate; highest P(promote) {_share(worst_c[1].counts.get(PROMOTE, 0), worst_c[1].n)}"
+            f" at {_where(worst_c[0])}; lowest share aborted by the first gate's last "
+            f"measurement (the plan's {oc.CAUGHT:.0%} for independent requests) "
+            f"{_share(least_c[1], least_c[0].runs)} at {_where(least_c[0])}; need P(promote) "
+            f"<= {CAUGHT_PROMOTE:.0%} in every cell"))
+    else:
+        lines.append(TargetLine(name, False, "no cells"))
+    return lines
+
+
 def _where(r: CellResult) -> str:
     return f"{r.stack}/{r.service} {r.cell.title} {r.cell.rate:g}/min"
 
@@ -1777,6 +2062,35 @@ def available_requests(r: CellResult) -> float:
 
 def reaches(r: CellResult) -> bool:
     return available_requests(r) >= needed_requests(r.stack, r.service, r.cell)
+
+
+def family_table(chosen: list[CellResult]) -> list[str]:
+    """Issue 19's cells of one service: outcomes, and for a late cell the rollouts that set the
+    weight, those aborted and stopped at it, and the requests a pause holds there against
+    ``judge.late_requests``; for a burn of one SLO the canary's 5xx and slow ratios."""
+    if not chosen:
+        return []
+    new = "new judge"
+    w = max(12, *(len(r.cell.title) + 1 for r in chosen))
+    out = ["  issue 19's cells (late: 'set' = rollouts that set the weight, 'abort|set' and "
+           "'at weight' among them, 'pause req' = rate x pause vs judge.late_requests):",
+           f"    {'cell':<{w}}{'rpm':>5}{'runs':>6} | {'abort':<24}{'pause':<24}{'promote':<24}"
+           f"{'t_abort':>8}{'t_prom':>7} | details"]
+    for r in chosen:
+        s = summarise(r.outcomes[new], r.times[new])
+        if r.cell.family == "late":
+            f = late_figures(r)
+            share = _share(f.aborted, f.reached) if f.reached else "-"
+            detail = (f"set {f.reached}, abort|set {share}, at weight {f.at_weight}, "
+                      f"promoted {f.promoted}; pause req "
+                      f"{f.held:g} {'>=' if f.held >= f.need else '<'} {f.need}")
+        else:
+            p = cell_probabilities(_stack(r.stack)[1][r.service], r.cell)
+            detail = f"5xx ratio {p.e:.4g}, slow ratio {p.s:.4g}"
+        out.append(f"    {r.cell.title:<{w}}{r.cell.rate:>5g}{r.runs:>6} | {_ci(s, ABORT):<24}"
+                   f"{_ci(s, PAUSE):<24}{_ci(s, PROMOTE):<24}{_minutes(s.median_abort):>8}"
+                   f"{_minutes(s.median_promote):>7} | {detail}")
+    return out
 
 
 def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_runs: int,
@@ -1829,6 +2143,8 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
                        f"{STABLE_MULTIPLE:g}x")
             for mode in modes:
                 out.extend(describe_mode(mode))
+            out.extend(family_table([r for r in mine if r.cell.family]))
+            mine = [r for r in mine if not r.cell.family]
             for title, chosen in (
                 ("targeted cells", [r for r in mine if zone(stack, r.cell) != "indiff"
                                     and not r.cell.condition]),
@@ -1891,7 +2207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--engine", type=int, choices=(2, 3), default=3,
                         help="Prometheus major version whose range semantics to copy")
+    parser.add_argument("--family", default=",".join(("base", *FAMILIES)),
+                        help="comma-separated cell families to run: base (the plain and "
+                             "real-traffic cells), " + ", ".join(FAMILIES) + " (default: all); "
+                             "only the targets of the families run are evaluated")
     args = parser.parse_args(argv)
+    families = set(args.family.split(","))
+    if not families <= {"base", *FAMILIES}:
+        parser.error(f"unknown family in {args.family!r}")
     use_engine(args.engine)
     good_runs = args.runs or (300 if args.quick else 8000)
     real_runs = args.real_runs or (200 if args.quick else 2000)
@@ -1904,8 +2227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for vi, service in enumerate(CATALOGUE_SERVICES):
             if not judge.gated(slos[service]):
                 continue
-            cells = cells_for(args.quick, one_stream_applies(slos[service]), service)
-            for ci, cell in enumerate(cells):
+            for ci, cell in enumerate(all_cells(args.quick, stack_name, service)):
+                if (cell.family or "base") not in families:
+                    continue
                 tasks.append((args.engine, stack_name, service, cell,
                               runs_for(stack, cell, good_runs, real_runs),
                               (args.seed, si, vi, ci)))
@@ -1918,7 +2242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         results = [_task(t) for t in tasks]
     results.sort(key=lambda r: (STACKS.index(r.stack), CATALOGUE_SERVICES.index(r.service),
-                                cells_for(args.quick, True, r.service).index(r.cell)))
+                                all_cells(args.quick, r.stack, r.service).index(r.cell)))
     elapsed = time.perf_counter() - started
     text, lines = report(results, stacks, args.quick, good_runs, args.seed, elapsed, args.jobs)
     sys.stdout.write(text)

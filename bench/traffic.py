@@ -25,6 +25,12 @@ staleness marker for every series), and starts again with every counter at 0. A 
 exported at 0 from the start. The 2xx series and the histogram appear with their first request.
 
 Prometheus outages: no scrape is attempted (and no marker written) in ``[start, end)``.
+
+A late regression (``Late``): from a time per run on (the moment the simulated rollout set a
+weight), each request fails, and is slow, with an extra probability on top of the cell's
+draws. An interval that straddles that time puts a binomial share of its requests (the share
+of its served time after it) under the extra probability. The extra draws come from their own
+generator, so that the traffic before that time is the same draw for draw as without them.
 """
 
 from __future__ import annotations
@@ -48,6 +54,33 @@ class Variation:
 
 
 INDEPENDENT = Variation()
+
+
+@dataclass(frozen=True)
+class Late:
+    """A regression that starts late: from ``start`` (runs,) on (inf: never) a request is a
+    5xx with an extra probability ``e`` and slow with an extra ``s``, drawn from ``rng``. The
+    extra errors are added to the cell's own (not their union), so that the ratio from then on
+    is the cell's plus ``e`` exactly in expectation."""
+
+    start: np.ndarray
+    e: float
+    s: float
+    rng: np.random.Generator
+
+
+def _late(late: Late, n: np.ndarray, x: np.ndarray, slow: np.ndarray, times: np.ndarray,
+          opened: np.ndarray, served: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``slow`` with the late regression's extra bad requests added: an interval's
+    requests served after ``late.start`` (a binomial share, by time) fail at the extra ratio."""
+    with np.errstate(invalid="ignore"):
+        after = np.clip(times - np.maximum(late.start[:, None], opened), 0.0, None)
+    share = np.where(served > 0, np.minimum(after, served) / np.where(served > 0, served, 1.0),
+                     0.0)
+    n_after = late.rng.binomial(n.astype(np.int64), share)
+    x = np.minimum(x + late.rng.binomial(n_after, late.e), n)
+    slow = np.minimum(slow + late.rng.binomial(n_after, late.s), n)
+    return x, slow
 
 
 def _bursts(rng: np.random.Generator, n: np.ndarray, ratio: float, mean: float) -> np.ndarray:
@@ -99,11 +132,13 @@ def pod(
     cold_start: int = 0,
     outage: np.ndarray | None = None,
     history: tuple[float, float, float] | None = None,
+    late: Late | None = None,
 ) -> Scraped:
     """The pod's scraped series. ``t0``: its first scrape attempt (runs,), after its ``start``;
     ``crashes`` (runs, C) crash times (NaN: none) with ``downtime`` (runs, C); ``outage``
     (runs, 2) Prometheus down [start, end) (NaN: none); ``history``: (requests, 5xx, slow)
-    already in the counters at the start (old pods)."""
+    already in the counters at the start (old pods); ``late``: a regression from a time per run
+    on."""
     runs = len(t0)
     times = t0[:, None] + step * np.arange(attempts)[None, :]
     previous = np.concatenate([start[:, None], times[:, :-1]], axis=1)
@@ -125,6 +160,8 @@ def pod(
     n = rng.poisson(per_second * served).astype(np.float64)
     x = _bad(rng, n, e, variation)
     slow = _bad(rng, n, s, variation)
+    if late is not None:
+        x, slow = _late(late, n, x, slow, times, np.maximum(previous, since), served)
     if cold_start:
         at = start[:, None] + rng.uniform(0, 60, (runs, cold_start))
         for i in range(cold_start):

@@ -710,7 +710,8 @@ def test_quick_run_prints_every_target_line_and_exits_by_them(tmp_path):
         "idle-canary-never-promoted", "perfect-canary-promoted", "shared-incident-pauses",
         "real-traffic-healthy-rarely-aborted", "real-traffic-bad-not-promoted",
         "bad-aborted-within-5-minutes", "shared-incidents-pause-at-any-stable-share",
-        "prometheus-outages-neither-abort-nor-promote", "long-prometheus-outages-pause"]
+        "prometheus-outages-neither-abort-nor-promote", "long-prometheus-outages-pause",
+        "late-regressions-aborted", "moderate-latency-burn", "smallest-burn-caught-holds"]
     # start-up errors that take the first gate over the budget are shown, not a target
     assert any(line.startswith("info cold-starts-without-warm-up: (") and "no target" in line
                for line in result.stdout.splitlines())
@@ -748,3 +749,43 @@ def test_prometheus_away_is_an_error_measurement_of_every_metric():
     assert not world.evaluations.done[
         (world.evaluations.t >= world.down[:, :1]) & (world.evaluations.t < world.down[:, 1:2])
     ].any()
+
+
+# ---- issue 19: a regression that starts when the rollout sets a weight ------------------------
+
+
+def test_a_late_regression_starts_when_the_rollout_sets_its_weight():
+    """The canary of a late cell fails at its healthy ratio until the simulated rollout sets the
+    cell's weight (prod: 10% first, then 25%) and at the named multiple from then on; the
+    rollout sets that weight at the same moments with the regression as without it."""
+    mode = cj.modes_for("prod", "api-gateway")[0]
+    slos = cj._stack("prod")[1]["api-gateway"]
+    cell = cj.Cell("m", 1000, 0.5, 0.5, family="late", late_weight=25, late_m=20,
+                   late_stream="5xx")
+    canary_p, stable_p = cj.cell_probabilities(slos, cell), cj.probabilities(slos, 0.5)
+    runs, scrape = 200, 30.0
+    args = (runs, cell, canary_p, stable_p, scrape, mode.horizon * mode.grid, 9000.0,
+            mode.first_gate_start())
+    rng = np.random.default_rng(11)
+    late = cj.late_regression(rng, mode, slos, *args, np.random.default_rng(12))
+    world = cj.sample_world(rng, *args, late=late)
+    weights: dict[float, np.ndarray] = {}
+    cj.simulate_rollout(mode, cj.phases_of(mode, world), weights)
+    start = weights[25.0]
+    assert np.array_equal(start, late.start)
+    reached = np.isfinite(start)
+    assert reached.mean() > 0.9 and (weights[10.0][reached] < start[reached]).all()
+
+    canary = world.canary[0]
+    errors = np.nan_to_num(canary.values[traffic.ERR])
+    requests = np.nan_to_num(canary.values[traffic.COUNT])
+    ends = canary.t0[:, None] + scrape * np.arange(errors.shape[1])[None, :]
+    d_err, d_n = np.diff(errors, axis=1), np.diff(requests, axis=1)
+    begin, end = ends[:, :-1], ends[:, 1:]
+    before = reached[:, None] & (end <= start[:, None])
+    after = reached[:, None] & (begin >= start[:, None])
+    ratio_before = d_err[before].sum() / d_n[before].sum()
+    ratio_after = d_err[after].sum() / d_n[after].sum()
+    assert before.sum() > 5 * runs and after.sum() > 10 * runs
+    assert ratio_before == pytest.approx(0.5 * 0.001, rel=0.3)
+    assert ratio_after == pytest.approx(20 * 0.001, rel=0.05)
