@@ -1968,12 +1968,19 @@ def family_targets(every: list[tuple[CellResult, Summary]],
     if enough:
         worst = min(enough, key=lambda rf: rf[1].aborted / max(rf[1].reached, 1))
         slowest = min(enough, key=lambda rf: rf[1].at_weight / max(rf[1].reached, 1))
-        met = all(f.reached and f.aborted >= 0.99 * f.reached for _, f in enough)
+        def holds(f: LateFigures) -> bool:
+            return bool(f.reached) and f.aborted >= 0.99 * f.reached
+
+        met = all(holds(f) for _, f in enough)
+        per_stack = ", ".join(
+            f"{st} {sum(holds(f) for r, f in enough if r.stack == st)} of "
+            f"{sum(1 for r, _ in enough if r.stack == st)}"
+            for st in STACKS if any(r.stack == st for r, _ in enough))
         w, f = worst
         lines.append(TargetLine(
             name, met,
-            f"{len(enough)} cells where a pause at the weight holds >= judge.late_requests "
-            f"canary requests of the regressed SLO (weights "
+            f"cells holding it: {per_stack}; {len(enough)} cells where a pause at the weight "
+            f"holds >= judge.late_requests canary requests of the regressed SLO (weights "
             f"{', '.join(f'{x:g}' for x in LATE_WEIGHTS)}%, "
             f"{', '.join(f'{x:g}' for x in LATE_MULTIPLES)}x from {LATE_BEFORE:g}x); lowest "
             f"P(abort | the rollout set the weight) {_share(f.aborted, f.reached)} at "
