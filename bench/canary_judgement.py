@@ -108,6 +108,7 @@ from delivery import judge, oc  # noqa: E402
 from delivery.analysis import outage_metric, outage_view  # noqa: E402
 from delivery.canary import bodies, evidence_group  # noqa: E402
 from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
+from delivery.docs import requests_to_pass_clean  # noqa: E402
 from slo import durations  # noqa: E402
 from slo.conventions import CANARY_EVIDENCE  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402
@@ -656,6 +657,7 @@ def reference_evidence(
 class MetricSpec:
     name: str
     interval: float
+    initial_delay: float  # seconds from the run's start to the first measurement
     count: int | None
     success: Condition | None
     failure: Condition | None
@@ -674,6 +676,7 @@ class MetricSpec:
         return cls(
             name=metric["name"],
             interval=float(go_seconds(metric["interval"])) if "interval" in metric else 0.0,
+            initial_delay=float(go_seconds(metric.get("initialDelay", "0s"))),
             count=metric.get("count"),
             success=condition("successCondition"),
             failure=condition("failureCondition"),
@@ -715,13 +718,15 @@ def _run_length(mask: np.ndarray) -> np.ndarray:
 
 
 def metric_outcome(
-    spec: MetricSpec, phases: np.ndarray, start: np.ndarray, every: int, horizon: int
+    spec: MetricSpec, phases: np.ndarray, start: np.ndarray, every: int, horizon: int,
+    delay: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """When (grid index) and how one metric completes, measuring from ``start`` every ``every``
-    grid steps (analysis.go: assessMetricStatus, assessMetricFailureInconclusiveOrError)."""
+    """When (grid index) and how one metric completes, measuring from ``start`` plus ``delay``
+    (its ``initialDelay``) every ``every`` grid steps (analysis.go: assessMetricStatus,
+    assessMetricFailureInconclusiveOrError)."""
     runs = phases.shape[0]
     n_max = horizon // every + 1  # an Error measurement does not count toward ``count``
-    at = start[:, None] + every * np.arange(n_max)[None, :]
+    at = start[:, None] + delay + every * np.arange(n_max)[None, :]
     taken = at < horizon
     p = np.take_along_axis(phases, np.clip(at, 0, horizon - 1), axis=1)
     p = np.where(taken, p, -9)
@@ -867,13 +872,15 @@ class Mode:
                 seconds += step.seconds
             elif step.kind == "analysis" and not is_freeze(self.templates[step.template]):
                 metrics = self.templates[step.template].metrics
-                return seconds + max(((m.count or 1) - 1) * m.interval for m in metrics)
+                return seconds + max(m.initial_delay + ((m.count or 1) - 1) * m.interval
+                                     for m in metrics)
         return seconds
 
 
 def _grid_of(steps: list[Step], templates: dict[str, Template]) -> float:
     values = [int(s.seconds) for s in steps if s.kind == "pause"]
-    values += [int(m.interval) for t in templates.values() for m in t.metrics if m.interval]
+    values += [int(x) for t in templates.values() for m in t.metrics
+               for x in (m.interval, m.initial_delay) if x]
     return float(math.gcd(*values))
 
 
@@ -884,7 +891,8 @@ def _longest(steps: list[Step], templates: dict[str, Template]) -> float:
             seconds += step.seconds
         elif step.kind == "analysis":
             metrics = templates[step.template].metrics
-            seconds += max(((m.count or 1) - 1) * m.interval for m in metrics)
+            seconds += max(m.initial_delay + ((m.count or 1) - 1) * m.interval
+                           for m in metrics)
     return seconds
 
 
@@ -993,7 +1001,8 @@ def simulate_rollout(mode: Mode, phases: dict[str, np.ndarray],
         template = mode.templates[name]
         outcomes = [
             metric_outcome(m, phases[f"{name}/{m.name}"], start,
-                           max(1, round(m.interval / mode.grid)), mode.horizon)
+                           max(1, round(m.interval / mode.grid)), mode.horizon,
+                           round(m.initial_delay / mode.grid))
             for m in template.metrics
         ]
         return run_outcome(template.metrics, outcomes)
@@ -1385,13 +1394,26 @@ def summarise(outcome: np.ndarray, when: np.ndarray) -> Summary:
     return Summary(len(outcome), counts, median(ABORT), median(PROMOTE), p99)
 
 
-def zone(stack: StackConfig, cell: Cell) -> str:
-    cfg = stack.delivery.analysis
+@cache
+def stack_gates(stack_name: str, service: str) -> tuple[judge.Gate, ...]:
+    """The service's gates on the stack, each SLO at its own hypotheses (``judge.stack_gates``)."""
+    stack, slos = _stack(stack_name)
+    return tuple(judge.stack_gates(slos[service], stack, service))
+
+
+def zone(stack_name: str, service: str, cell: Cell) -> str:
+    """``good`` where every enforced gate's SLO sees at most its good ratio, ``bad`` where one
+    sees at least its bad ratio (hypotheses per SLO: failBurnRate auto, per kind, per SLO),
+    else ``indiff``; shared incidents and idle canaries are their own kinds."""
     if cell.kind != "m":
         return cell.kind
-    if cell.m <= cfg.pass_burn_rate:
+    p = cell_probabilities(_stack(stack_name)[1][service], cell)
+    gates = [g for g in stack_gates(stack_name, service) if g.enforcement == "enforce"]
+    seen = [(p.s if g.slo.events.is_latency else p.e, g.hypotheses) for g in gates]
+    tolerance = 1 + 1e-9
+    if all(ratio <= h.good * tolerance for ratio, h in seen):
         return "good"
-    if cell.m >= cfg.fail_burn_rate:
+    if any(ratio * tolerance >= h.bad for ratio, h in seen):
         return "bad"
     return "indiff"
 
@@ -1540,7 +1562,7 @@ def family_cells(family: str, quick: bool, stack_name: str, service: str) -> lis
         cells = []
         for g in gates:
             for r in rates:
-                m = oc.smallest_caught(g, stack.delivery, r)
+                m = oc.smallest_caught(g, stack, r)
                 if m is not None:
                     cells.append(Cell("m", r, m, STABLE_MULTIPLE, family="caught", slo=g.name))
         return cells
@@ -1557,7 +1579,7 @@ def all_cells(quick: bool, stack_name: str, service: str) -> list[Cell]:
     return cells
 
 
-def runs_for(stack: StackConfig, cell: Cell, good_runs: int, real_runs: int) -> int:
+def runs_for(stack_name: str, service: str, cell: Cell, good_runs: int, real_runs: int) -> int:
     """Runs per cell. Healthy real-traffic cells at the pass burn rate (the edge of ``good``,
     where aborts happen) get as many as the good plain cells: at 2000 runs a cell meets the
     0.3% upper bound only with at most one abort, so a rate of 0.01% spread over 210 such cells
@@ -1566,11 +1588,11 @@ def runs_for(stack: StackConfig, cell: Cell, good_runs: int, real_runs: int) -> 
     if cell.family:
         return real_runs
     if cell.condition:
-        if zone(stack, cell) == "good":
-            at_edge = cell.m >= stack.delivery.analysis.pass_burn_rate
+        if zone(stack_name, service, cell) == "good":
+            at_edge = cell.m >= _stack(stack_name)[0].delivery.analysis.pass_burn_rate
             return max(real_runs, good_runs) if at_edge else real_runs
         return max(100, real_runs // (2 if cell.kind == "shared" else 4))
-    if zone(stack, cell) == "good":
+    if zone(stack_name, service, cell) == "good":
         return good_runs
     if cell.kind == "idle":
         return max(50, good_runs // 20)
@@ -1645,7 +1667,7 @@ def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[Targe
     stack_cfg = {s: _stack(s)[0] for s in stacks}
     lines = []
 
-    good = [(r, s) for r, s in by if zone(stack_cfg[r.stack], r.cell) == "good"]
+    good = [(r, s) for r, s in by if zone(r.stack, r.service, r.cell) == "good"]
     worst_p = max(good, key=lambda rs: rs[1].p(ABORT))
     worst_hi = max(good, key=lambda rs: rs[1].ci(ABORT)[1])
     met = all(s.p(ABORT) <= 0.001 and s.ci(ABORT)[1] <= 0.003 for _, s in good)
@@ -1655,7 +1677,7 @@ def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[Targe
         f"{_where(worst_p[0])}; highest 95% upper bound {_pct(worst_hi[1].ci(ABORT)[1])}% at "
         f"{_where(worst_hi[0])}; need <= 0.10% and <= 0.30%"))
 
-    bad = [(r, s) for r, s in by if zone(stack_cfg[r.stack], r.cell) == "bad"]
+    bad = [(r, s) for r, s in by if zone(r.stack, r.service, r.cell) == "bad"]
     reach = [(r, s) for r, s in bad if reaches(r)]
     worst_promote = max(bad, key=lambda rs: rs[1].p(PROMOTE))
     worst_abort = min(reach, key=lambda rs: rs[1].p(ABORT)) if reach else None
@@ -1697,20 +1719,23 @@ def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[Targe
             if s.counts[k]}))))
 
     perfect = [(r, s) for r, s in by if r.cell.kind == "m" and r.cell.m == 0
-               and r.cell.rate == 20]
+               and r.cell.rate == perfect_rate(r.stack, r.service)]
     parts, met = [], bool(perfect)
     for r, s in perfect:
         mode = modes_for(r.stack, r.service)[0]
         gate = r.first_gate[new]
         passed = gate[~np.isnan(gate)] / 60
         p_gate = float(np.median(passed)) if len(passed) else math.nan
-        parts.append(f"{r.stack}/{r.service} {_pct(s.p(PROMOTE))}% promoted, first gate passed "
+        parts.append(f"{r.stack}/{r.service} at {r.cell.rate:g}/min "
+                     f"{_pct(s.p(PROMOTE))}% promoted, first gate passed "
                      f"at median {_minutes(p_gate)} min (its wait ends at "
                      f"{mode.gate_deadline() / 60:.1f} min), promoted at median "
                      f"{_minutes(s.median_promote)} min")
         met &= s.p(PROMOTE) >= 0.99
     lines.append(TargetLine("perfect-canary-promoted", met,
-                            "; ".join(parts) + "; need >= 99% promoted at 20 req/min"))
+                            "; ".join(parts) + "; need >= 99% promoted at 20 req/min, or at "
+                            "the lowest rate at which the plan says a clean canary can pass the "
+                            "first gate where that is higher"))
 
     shared = [(r, s) for r, s in by if r.cell.kind == "shared"]
     worst = min(shared, key=lambda rs: rs[1].p(PAUSE))
@@ -1720,6 +1745,19 @@ def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[Targe
         f"{len(shared)} cells; lowest P(pause) {_pct(worst[1].p(PAUSE))}% "
         f"(abort {_pct(worst[1].p(ABORT))}%) at {_where(worst[0])}; need >= 99%"))
     return lines + real_traffic_targets(every, stack_cfg)
+
+
+@cache
+def perfect_rate(stack_name: str, service: str) -> float:
+    """The bench rate a perfect canary is held to promotion at: 20 requests a minute, or where
+    a gate's hypotheses are set for a busier service (failBurnRate auto) the lowest rate at
+    which the plan says a clean canary can pass the first gate (its "below N canary requests
+    a minute it cannot pass")."""
+    stack = _stack(stack_name)[0]
+    minutes = judge.first_gate_seconds(stack.delivery, stack.prometheus.scrape_interval) / 60
+    need = max(requests_to_pass_clean(g) / minutes for g in stack_gates(stack_name, service)
+               if g.enforcement == "enforce")
+    return min((r for r in RATES if r >= need), default=RATES[-1])
 
 
 def _share(x: int, n: int) -> str:
@@ -1750,7 +1788,7 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
     new = "new judge"
     real = [(r, s) for r, s in every if r.cell.condition]
     lines = []
-    healthy = [(r, s) for r, s in real if zone(stack_cfg[r.stack], r.cell) == "good"]
+    healthy = [(r, s) for r, s in real if zone(r.stack, r.service, r.cell) == "good"]
     # Without a warm-up, start-up errors are evidence like any others, and they come all at
     # once: in its first minutes the canary fails many times its budget. Whether they should
     # count is the service's warmUp, so these cells are shown, not held to a target.
@@ -1770,7 +1808,7 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
             f"{_share(worst[1].counts.get(ABORT, 0), worst[1].n)} at {_where(worst[0])}; "
             f"with warmUp {WARM_UP} they are in the target above", informative=True))
 
-    bad = [(r, s) for r, s in real if zone(stack_cfg[r.stack], r.cell) == "bad"]
+    bad = [(r, s) for r, s in real if zone(r.stack, r.service, r.cell) == "bad"]
     if bad:
         worst = max(bad, key=lambda rs: rs[1].ci(PROMOTE)[1])
         met = all(s.p(PROMOTE) <= 0.01 for _, s in bad)
@@ -1820,7 +1858,7 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
             outcome, when = r.outcomes[new], r.times[new]
             assert r.paired is not None and r.down is not None
             runs += r.runs
-            z = zone(stack_cfg[r.stack], r.cell)
+            z = zone(r.stack, r.service, r.cell)
             if z == "good":  # aborted with the outage where the same traffic without it was not
                 aborted += int(((outcome == ABORT) & (r.paired != ABORT)).sum())
                 base_aborted += int((r.paired == ABORT).sum())
@@ -1862,7 +1900,7 @@ def long_outage_target(real: list[tuple[CellResult, Summary]],
     for r, _ in long:
         assert r.down is not None
         outcome, when = r.outcomes[new], r.times[new]
-        if zone(stack_cfg[r.stack], r.cell) == "bad":
+        if zone(r.stack, r.service, r.cell) == "bad":
             promoted += int((outcome == PROMOTE).sum())
             bad_runs += r.runs
             continue
@@ -1934,7 +1972,7 @@ def regressed_gate(r: CellResult) -> judge.Gate:
 
 @dataclass(frozen=True)
 class LateFigures:
-    held: float  # canary requests a pause holds at the weight (rate x pause minutes)
+    held: float  # canary requests a ``recent`` span holds at the weight (judge.Looks)
     need: int  # judge.late_requests for the regressed SLO
     reached: int  # rollouts that set the weight (the regression started)
     aborted: int  # ... of them aborted
@@ -1949,7 +1987,8 @@ def late_figures(r: CellResult) -> LateFigures:
     outcome, when = r.outcomes["new judge"][reached], r.times["new judge"][reached]
     aborted = outcome == ABORT
     return LateFigures(
-        held=r.cell.rate * go_seconds(stack.delivery.pause) / 60,
+        held=r.cell.rate * judge.gate_looks(stack.delivery,
+                                            stack.prometheus.scrape_interval).span / 60,
         need=judge.late_requests(regressed_gate(r), stack.delivery.analysis.max_measurements),
         reached=int(reached.sum()), aborted=int(aborted.sum()),
         at_weight=int((aborted & (when < r.late_next[reached])).sum()),
@@ -2128,8 +2167,11 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
         stack = _stack(stack_name)[0]
         cfg = stack.delivery.analysis
         out.append("")
+        fail = cfg.fail_burn_rate if isinstance(cfg.fail_burn_rate, str) \
+            else f"{cfg.fail_burn_rate:g}"
         out.append(f"=== stack {stack_name} (passBurnRate {cfg.pass_burn_rate:g}, failBurnRate "
-                   f"{cfg.fail_burn_rate:g}; cells: good m <= pass, bad m >= fail)")
+                   f"{fail}, per SLO below; cells: good where every gated SLO is at most its "
+                   "good ratio, bad where one is at least its bad ratio)")
         for service in CATALOGUE_SERVICES:
             mine = [r for r in results if r.stack == stack_name and r.service == service]
             if not mine:
@@ -2153,10 +2195,10 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
             out.extend(family_table([r for r in mine if r.cell.family]))
             mine = [r for r in mine if not r.cell.family]
             for title, chosen in (
-                ("targeted cells", [r for r in mine if zone(stack, r.cell) != "indiff"
+                ("targeted cells", [r for r in mine if zone(stack_name, service, r.cell) != "indiff"
                                     and not r.cell.condition]),
                 ("indifference zone (no target)",
-                 [r for r in mine if zone(stack, r.cell) == "indiff"]),
+                 [r for r in mine if zone(stack_name, service, r.cell) == "indiff"]),
                 ("real-traffic cells (bench/traffic.py; no reference: '-')",
                  [r for r in mine if r.cell.condition]),
             ):
@@ -2180,7 +2222,8 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
                         f"{_minutes(q.median_abort):>8}{_minutes(q.median_promote):>7}")
                     out.append(
                         f"    {r.cell.title:<{w}}{r.cell.rate:>5g}{r.runs:>6} "
-                        f"{zone(stack, r.cell):<7}| {_ci(s, ABORT):<24}{_ci(s, PAUSE):<24}"
+                        f"{zone(stack_name, service, r.cell):<7}| "
+                        f"{_ci(s, ABORT):<24}{_ci(s, PAUSE):<24}"
                         f"{_ci(s, PROMOTE):<24}{_minutes(s.median_abort):>8}"
                         f"{_minutes(s.median_promote):>7} | {need:>7.0f}{avail:>7.0f}{mark:1} | "
                         f"{ref}")
@@ -2230,7 +2273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for si, stack_name in enumerate(STACKS):
         if stack_name not in stacks:
             continue
-        stack, slos = _stack(stack_name)
+        slos = _stack(stack_name)[1]
         for vi, service in enumerate(CATALOGUE_SERVICES):
             if not judge.gated(slos[service]):
                 continue
@@ -2238,7 +2281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if (cell.family or "base") not in families:
                     continue
                 tasks.append((args.engine, stack_name, service, cell,
-                              runs_for(stack, cell, good_runs, real_runs),
+                              runs_for(stack_name, service, cell, good_runs, real_runs),
                               (args.seed, si, vi, ci)))
     # the longest cells first, so that the two workers finish together
     tasks.sort(key=lambda t: -t[4] * (2 if t[1] == "prod" else 1))

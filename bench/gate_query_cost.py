@@ -165,8 +165,7 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
     stack = load_stack_file(ROOT / "Pulumi.prod.yaml")
     slos = by_service(resolve_all(load_catalogue(ROOT / stack.catalogue)))[SERVICE]
     scrape = go_seconds(stack.prometheus.scrape_interval)
-    recent_steps = durations.parse(evidence.recent_span(stack.delivery, stack.prometheus)) \
-        // scrape
+    recent_steps = judge.gate_looks(stack.delivery, stack.prometheus.scrape_interval).span // scrape
     restart_every = max(judge.RESTART_SECONDS, scrape)
     out = []
     for gate in judge.stack_gates(slos, stack, SERVICE):

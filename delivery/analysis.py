@@ -11,7 +11,9 @@ Upstream semantics relied on (Argo Rollouts v1.9, ``analysis/analysis.go``):
 - once one metric of a run is Failed, Error or Inconclusive the run terminates with that phase
   and metrics still under their limits are marked Successful; dry-run metrics never decide;
 - a blocking step's Inconclusive run pauses the rollout, Failed or Error aborts it; a background
-  run acts when it ends, whatever step the rollout is at.
+  run acts when it ends, whatever step the rollout is at;
+- a metric's ``initialDelay`` postpones its first measurement until that long after the run
+  started, and the run is requeued for that moment.
 
 Three templates per service:
 
@@ -19,7 +21,9 @@ Three templates per service:
   metric that passes once the canary's statistic falls to the accept boundary
   (``consecutiveSuccessLimit: 1``), fails once the judged statistic reaches the abort boundary
   (``failureLimit: 0``: the boundary already carries the risk), and is otherwise inconclusive;
-  after ``maxMeasurements`` without a verdict the rollout pauses for a human.
+  after ``maxMeasurements`` without a verdict the rollout pauses for a human. Where the pause is
+  shorter than the recording's lag and a step, the first measurement waits (``judge.Looks``)
+  so that it reads the weight's own traffic.
 - ``<service>-slo-background`` runs from the first step to the end: per SLO the same statistic,
   aborting when it reaches the abort boundary, and with ``baseline: compare`` a second metric
   ``<slo>-shared-incident`` that pauses the rollout when canary and stable are both bad and the
@@ -102,9 +106,12 @@ def gate_template(
 ) -> dict[str, Any]:
     """The blocking step: enforced SLOs only (advisory ones never hold a rollout)."""
     cfg, lookback = delivery.analysis, evidence_window(delivery)
+    delay = judge.gate_looks(delivery, prometheus.scrape_interval).delay
     metrics = []
     for gate in (g for g in gates if g.enforcement == "enforce"):
         metric = _metric(gate, cfg, prometheus, lookback)
+        if delay:  # the first look waits for the weight's own traffic to be recorded
+            metric["initialDelay"] = durations.format_seconds(delay)
         metric.update(
             count=cfg.max_measurements,
             consecutiveSuccessLimit=1,

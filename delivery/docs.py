@@ -17,6 +17,7 @@ from delivery.judge import (
     evidence_window,
     expected_requests,
     first_gate_seconds,
+    gate_looks,
     gated,
     gates,
     late_requests,
@@ -24,6 +25,7 @@ from delivery.judge import (
 )
 from delivery.routers import ROUTERS
 from slo import docs as slo_docs
+from slo import durations
 from slo.model import ResolvedSlo, number
 
 PLAN_RATES = (20, 100, 1000)  # canary requests per minute the plan shows times for
@@ -120,7 +122,8 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
     """What a verdict needs on this stack, told before the rollout: requests, time, traffic."""
     deployment = stack.services[service]
     router = ROUTERS[stack.delivery.traffic_routing]
-    first_gate = first_gate_seconds(stack.delivery)
+    first_gate = first_gate_seconds(stack.delivery, stack.prometheus.scrape_interval)
+    timing = gate_looks(stack.delivery, stack.prometheus.scrape_interval)
     shares = {
         f"{w}%": f"{router.share(deployment.replicas, w):.0%}" for w in stack.delivery.weights
     }
@@ -142,12 +145,12 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
                 gate, stack.delivery.analysis.max_measurements),
         }
         if canary_rate is not None:
-            curve = oc.curve(gate, stack.delivery, canary_rate)
+            curve = oc.curve(gate, stack, canary_rate)
             verdicts[gate.name]["firstGate"] = {
                 f"{number(b)}x": {"abort": o.abort, "pass": o.passed} for b, o in curve.items()
             }
             verdicts[gate.name]["smallestBurnCaught"] = oc.smallest_caught(
-                gate, stack.delivery, canary_rate)
+                gate, stack, canary_rate)
     scrape = go_seconds(stack.prometheus.scrape_interval)
     return {
         "trafficShareByWeight": shares,
@@ -157,6 +160,8 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
         "evidenceWindow": evidence_window(stack.delivery),
         "outageLimit": stack.delivery.analysis.outage_limit,
         "pause": stack.delivery.pause,
+        "recentSpan": timing.span_text,
+        "gateDelay": durations.format_seconds(timing.delay) if timing.delay else None,
         "lateCatch": f"{1 - stack.delivery.analysis.missed_regression_risk:.0%}",
         "canaryRequestsPerMinute": None if canary_rate is None else round(canary_rate, 1),
         "gates": verdicts,
@@ -179,6 +184,12 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
         f"verdict (the gate waits), and once it answers after an outage longer than "
         f"{summary['outageLimit']} the rollout pauses for a human"
     )
+    if summary["gateDelay"]:
+        lines.append(
+            f"{service}: each gate's first look waits {summary['gateDelay']} after its "
+            f"{summary['pause']} pause, until the weight's own traffic is recorded (a pause "
+            "shorter than the recording's lag and a scrape interval)"
+        )
     rate = summary["canaryRequestsPerMinute"]
     if rate is None:
         lines.append(
@@ -196,10 +207,9 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
             f"pauses for a human; a canary at the bad ratio is aborted after about "
             f"{gate['requestsToAbortAtBad']} requests on average; a release that turns bad "
             f"at a later weight is stopped at that weight's gate "
-            f"({summary['lateCatch']}) when a pause "
-            f"({summary['pause']}) holds at least {gate['requestsPerPauseForLateRegressions']} "
-            "canary requests there, and otherwise only by the change-point statistic as the "
-            "rollout goes on"
+            f"({summary['lateCatch']}) when {summary['recentSpan']} of its pause holds at "
+            f"least {gate['requestsPerPauseForLateRegressions']} canary requests there, and "
+            "otherwise only by the change-point statistic as the rollout goes on"
         )
         if rate is not None:
             seen = "; ".join(f"{b}: abort {_pct3(o['abort'])}, pass {_pct3(o['pass'])}"

@@ -95,7 +95,7 @@ class Recording:
     window: str  # the evidence window the sums run over
     warm_up: str | None
     pod_label: str
-    recent: str  # the span the ``recent`` statistic reads: the pause, at least one step
+    recent: str  # the span the ``recent`` statistic reads (``judge.Looks``)
 
     @property
     def memory(self) -> str:
@@ -107,7 +107,7 @@ class Recording:
         """How long before each evaluation the counters are read: a third of the step (at least
         a second), so that a scrape started just before the evaluation and still being written
         is read at the next one instead of never (its step would count nothing)."""
-        return durations.format_seconds(max(1, durations.parse(self.step) // 3))
+        return durations.format_seconds(judge.settle_seconds(durations.parse(self.step)))
 
     @property
     def labels(self) -> dict[str, str]:
@@ -246,16 +246,11 @@ class Recording:
         return self._steps(*found) + self._sums() + self._statistics()
 
 
-def recent_span(delivery: DeliveryConfig, prometheus: PrometheusConfig) -> str:
-    """What the ``recent`` statistic reads: the pause, at least one scrape interval."""
-    return durations.format_seconds(max(go_seconds(delivery.pause),
-                                        go_seconds(prometheus.scrape_interval)))
-
-
 def recording(gate: Gate, deployment: ServiceDeployment, delivery: DeliveryConfig,
               prometheus: PrometheusConfig) -> Recording:
     return Recording(gate, prometheus.scrape_interval, judge.evidence_window(delivery),
-                     deployment.warm_up, prometheus.pod_label, recent_span(delivery, prometheus))
+                     deployment.warm_up, prometheus.pod_label,
+                     judge.gate_looks(delivery, prometheus.scrape_interval).span_text)
 
 
 def rule_name(service: str) -> str:

@@ -197,12 +197,13 @@ def _decide(v: MetricVerdict) -> None:
     if v.role == "gate" and accept is not None and e["canary"] <= accept:
         if e["recent"] < 0:
             v.verdict = "passed"
-            v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(accept)} and the last "
-                        f"pause's evidence leans good ({e['recent']:.2f} < 0): good enough for "
-                        "this step")
+            v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(accept)} and the evidence "
+                        f"of this weight's recent requests leans good ({e['recent']:.2f} < 0): "
+                        "good enough for this step")
         else:
             v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(accept)}, but the evidence "
-                        f"of the last pause leans bad or is missing ({e['recent']:.2f} >= 0): "
+                        f"of this weight's recent requests leans bad or is missing "
+                        f"({e['recent']:.2f} >= 0): "
                         "no pass until the canary's recent requests look good")
         return
     if math.isnan(e["judged"]):

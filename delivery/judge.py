@@ -47,9 +47,11 @@ hypotheses, ``delivery/evidence.py``):
   (and the canary's start, where ``L = 0``). A regression that starts at time ``s`` is judged
   on the evidence since the restart point before it: at most ``RESTART_SECONDS`` of earlier
   clean traffic dilutes it, not the whole rollout. It fails at ``cusum_abort``.
-- ``recent``: the absolute sum's change over the last pause, ``L_t - L_{t - pause}``. A gate
-  passes only while it is below 0, so a gate never passes on evidence from earlier weights
-  alone: the requests of the pause just served at this weight must lean good.
+- ``recent``: the absolute sum's change over its span, ``L_t - L_{t - span}``, the span being
+  the pause less the recording's lag (``Looks``; the gate's first look waits where the pause
+  is shorter than that lag and a step). A gate passes only while it is below 0, so a gate never
+  passes on evidence from earlier weights alone: the requests served at this weight since its
+  pause began must lean good.
 
 The bounds, per gated SLO and per rollout. Under ``good`` each ``exp(L_t - L_r)`` for ``t >= r``
 is a nonnegative martingale with mean 1 from the restart point ``r`` on (the judged increments'
@@ -64,11 +66,12 @@ step and every gate of the rollout. (A rollout that stays paused longer than the
 keeps measuring in the background and adds restart points: the bound is per evidence window.)
 Under ``bad`` from the moment ``s`` a weight is set, the gate at that weight passes only if
 ``recent < 0`` at one of its ``M`` (``maxMeasurements``) looks; each look's ``recent`` sums the
-``n`` requests of a pause served after ``s``, and ``P(L < 0) <= rho^n`` (Chernoff at exponent 1/2,
-``rho`` the Bhattacharyya coefficient of the two hypotheses), so that gate is passed with
-probability at most ``M rho^n``: the plan prints, per weight, whether the expected traffic of a
-pause makes this at most ``beta`` (``late_requests()``), and otherwise says the pause is too short
-for that weight to catch a regression that starts there.
+``n`` requests of a span served after ``s`` (``Looks``: the first look waits for them), and
+``P(L < 0) <= rho^n`` (Chernoff at exponent 1/2, ``rho`` the Bhattacharyya coefficient of the
+two hypotheses), so that gate is passed with probability at most ``M rho^n``: the plan prints,
+per weight, whether the expected traffic of a span makes this at most ``beta``
+(``late_requests()``), and otherwise says the pause is too short for that weight to catch a
+regression that starts there.
 
 So the canary
 
@@ -139,7 +142,7 @@ EVIDENCE = (
     "dispersion",  # the canary's phi, which the two statistics above are divided by
     "steps",  # steps (scrape intervals) in which the canary had traffic
     "cusum",  # the judged statistic since its lowest restart point: fails at >= cusum_abort
-    "recent",  # the canary's statistic over the last pause: a gate passes only while < 0
+    "recent",  # the canary's statistic over the last span (Looks): a gate passes only while < 0
 )
 (JUDGED, CANARY, CANARY_ERRORS, CANARY_REQUESTS, STABLE_ERRORS, STABLE_REQUESTS, STABLE,
  DISPERSION, STEPS, CUSUM, RECENT) = range(len(EVIDENCE))
@@ -196,12 +199,51 @@ def hypotheses(slo: ResolvedSlo, pass_burn: float, fail_burn: float) -> Hypothes
     return Hypotheses(good, bad)
 
 
-def first_gate_seconds(delivery: DeliveryConfig) -> int:
+def settle_seconds(step: int) -> int:
+    """How long before each evaluation the evidence group reads the counters: a third of the
+    step, at least a second (``delivery/evidence.py``)."""
+    return max(1, step // 3)
+
+
+@dataclass(frozen=True)
+class Looks:
+    """When a gate looks, and what its ``recent`` statistic reads, in seconds.
+
+    Traffic served at ``s`` is in the recorded evidence by ``s + lag`` at the latest, ``lag`` =
+    two steps and ``settle``: each step's increment reads its counters ``settle`` back, and its
+    earlier sample one step before that, from a scrape up to one step older still. So
+    ``recent`` read at ``t`` over ``span`` holds only traffic served after ``t - span - lag``.
+    For the gate's first look (a weight set at ``s``, the pause, then ``delay``) to read only
+    the traffic of its own weight, ``pause + delay >= span + lag``: ``span`` is the pause less
+    the lag in whole steps, at least one, and ``delay`` is what of ``span + lag`` the pause does not
+    cover (none for a pause longer than the lag and a step), rounded up to the gate's
+    ``interval`` so that its looks keep their beat."""
+
+    span: int  # seconds of running sum the ``recent`` statistic reads back
+    delay: int  # seconds from the end of a weight's pause to its gate's first look
+
+    @property
+    def span_text(self) -> str:
+        return durations.format_seconds(self.span)
+
+
+def gate_looks(delivery: DeliveryConfig, scrape_interval: str) -> Looks:
+    step = go_seconds(scrape_interval)
+    lag = 2 * step + settle_seconds(step)
+    pause = go_seconds(delivery.pause)
+    span = max(step, (pause - lag) // step * step)  # whole steps: as many at every phase
+    interval = go_seconds(delivery.analysis.interval)
+    short = max(0, span + lag - pause)
+    return Looks(span=span, delay=-(-short // interval) * interval)
+
+
+def first_gate_seconds(delivery: DeliveryConfig, scrape_interval: str) -> int:
     """From the rollout's start to the first gate's last measurement: the first step's pause,
-    then the gate's measurements (the first at once, then one per interval). A canary that has
-    no verdict by then pauses the rollout for a human."""
+    the gate's delay (``Looks``), then its measurements (the first at once, then one per
+    interval). A canary that has no verdict by then pauses the rollout for a human."""
     cfg = delivery.analysis
-    return go_seconds(delivery.pause) + go_seconds(cfg.interval) * (cfg.max_measurements - 1)
+    return (go_seconds(delivery.pause) + gate_looks(delivery, scrape_interval).delay
+            + go_seconds(cfg.interval) * (cfg.max_measurements - 1))
 
 
 def decides_in(gate: Gate, requests: float) -> bool:
@@ -211,21 +253,33 @@ def decides_in(gate: Gate, requests: float) -> bool:
     return 2 * max(expected_requests(gate, h.good), expected_requests(gate, h.bad)) <= requests
 
 
-def _burns(slo: ResolvedSlo, delivery: DeliveryConfig, canary_rate: float | None,
+@dataclass(frozen=True)
+class Traffic:
+    """A service's expected canary traffic at the first weight, and the first gate's length."""
+
+    canary_rate: float  # canary requests a minute
+    first_gate_seconds: int
+
+    @property
+    def first_gate_requests(self) -> float:
+        return self.canary_rate * self.first_gate_seconds / 60
+
+
+def _burns(slo: ResolvedSlo, delivery: DeliveryConfig, traffic: Traffic | None,
            make: Callable[[Hypotheses, str], Gate]) -> Gate:
     """The SLO's gate, its fail burn rate chosen where the stack says ``auto`` (``AnalysisConfig``
-    ``failBurnRate``): the smallest that decides within the first gate at ``canary_rate``
-    canary requests a minute."""
+    ``failBurnRate``): the smallest that decides within the first gate at the expected canary
+    traffic."""
     cfg = delivery.analysis
     key = f"{slo.service.name}/{slo.slo.name}"
     passing, failing = cfg.burn_rates(key, slo.slo.indicator.kind)
     if failing != "auto":
         return make(hypotheses(slo, passing, failing), "set in the stack")
     fallback = AUTO_FAIL_BURN_RATES[-1]
-    if canary_rate is None:
+    if traffic is None:
         return make(hypotheses(slo, passing, fallback),
                     f"auto: {number(fallback)}, the service states no expected traffic")
-    available = canary_rate * first_gate_seconds(delivery) / 60
+    available, canary_rate = traffic.first_gate_requests, traffic.canary_rate
     candidates = [r for r in AUTO_FAIL_BURN_RATES if r > passing] or [fallback]
     for rate in candidates:
         gate = make(hypotheses(slo, passing, rate), "")
@@ -265,9 +319,9 @@ def restart_points(delivery: DeliveryConfig) -> int:
 
 
 def gates(slos: list[ResolvedSlo], delivery: DeliveryConfig,
-          canary_rate: float | None = None) -> list[Gate]:
-    """The gates of one service: the one place where thresholds are computed. ``canary_rate``:
-    the canary's expected requests a minute at the first weight (``stack_gates``)."""
+          traffic: Traffic | None = None) -> list[Gate]:
+    """The gates of one service: the one place where thresholds are computed. ``traffic``: the
+    canary's expected traffic at the first weight (``stack_gates``)."""
     cfg = delivery.analysis
     active = [s for s in gated(slos) if enforcement(s, cfg) != "off"]
     enforced = sum(1 for s in active if enforcement(s, cfg) == "enforce")
@@ -289,18 +343,25 @@ def gates(slos: list[ResolvedSlo], delivery: DeliveryConfig,
             fail_burn_source=why,
         )
 
-    return [_burns(s, delivery, canary_rate, gate(s)) for s in active]
+    return [_burns(s, delivery, traffic, gate(s)) for s in active]
 
 
 def stack_gates(slos: list[ResolvedSlo], stack: StackConfig, service: str) -> list[Gate]:
     """``gates()`` of a service on a stack, at its expected canary traffic (the service's
     ``expectedRequestsPerMinute`` times the router's real share at the first weight)."""
+    return gates(slos, stack.delivery, expected_traffic(stack, service))
+
+
+def expected_traffic(stack: StackConfig, service: str) -> Traffic | None:
+    """The service's ``expectedRequestsPerMinute`` times the router's real share at the first
+    weight, or None when the stack states no rate."""
     deployment = stack.services[service]
     rate = deployment.expected_requests_per_minute
-    if rate is not None:
-        router = ROUTERS[stack.delivery.traffic_routing]
-        rate *= router.share(deployment.replicas, stack.delivery.weights[0])
-    return gates(slos, stack.delivery, rate)
+    if rate is None:
+        return None
+    router = ROUTERS[stack.delivery.traffic_routing]
+    return Traffic(rate * router.share(deployment.replicas, stack.delivery.weights[0]),
+                   first_gate_seconds(stack.delivery, stack.prometheus.scrape_interval))
 
 
 # ---- the arithmetic, in Python (the benchmark and the tests use it; PromQL below mirrors it) --
@@ -402,9 +463,9 @@ def drift(gate: Gate, error_ratio: float) -> float:
 
 
 def late_requests(gate: Gate, looks: int) -> int:
-    """Canary requests a pause must hold at a weight so that a release that turns bad when the
-    weight is set passes that weight's gate with probability at most ``beta`` (module doc):
-    ``looks x rho^n <= beta``."""
+    """Canary requests a ``recent`` span (``Looks``) must hold at a weight so that a release
+    that turns bad when the weight is set passes that weight's gate with probability at most
+    ``beta`` (module doc): ``looks x rho^n <= beta``."""
     h = gate.hypotheses
     rho = math.sqrt(h.good * h.bad) + math.sqrt((1 - h.good) * (1 - h.bad))
     return math.ceil(math.log(looks / gate.beta) / -math.log(rho))

@@ -2,7 +2,7 @@
 
 For a canary whose requests fail independently at a constant ratio ``p`` and arrive at a
 constant ``rate`` a minute, the probability that the rollout is aborted, and that the first gate
-passes, by the end of the first gate (its pause, then ``maxMeasurements`` looks). Computed
+passes, by the end of the first gate (its pause and delay, then ``maxMeasurements`` looks). Computed
 exactly for that model by dynamic programming over the canary's error count at each look
 (``interval`` apart): between looks the count grows by a binomial draw of the look's requests;
 at each look the cumulative statistic is compared with the abort boundary (every look: the
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from delivery.config import DeliveryConfig, go_seconds
-from delivery.judge import Gate, coefficients
+from delivery.config import StackConfig, go_seconds
+from delivery.judge import Gate, coefficients, gate_looks
 
 BURNS = (1.0, 2.0, 3.0, 5.0, 10.0)  # multiples of the budget the plan shows
 CAUGHT = 0.99  # "caught": aborted by the end of the first gate in this share of rollouts
@@ -44,12 +44,14 @@ def _binomial(n: int, p: float) -> np.ndarray:
     return np.asarray(np.exp(np.array(logs)))
 
 
-def first_gate(gate: Gate, delivery: DeliveryConfig, rate: float, ratio: float) -> Outcome:
+def first_gate(gate: Gate, stack: StackConfig, rate: float, ratio: float) -> Outcome:
     """The first gate's outcome for a canary at ``rate`` requests a minute failing ``ratio``."""
-    cfg = delivery.analysis
+    cfg = stack.delivery.analysis
     interval = go_seconds(cfg.interval)
     per_look = max(1, round(rate * interval / 60))
-    pause_looks = go_seconds(delivery.pause) // interval
+    delay = gate_looks(stack.delivery, stack.prometheus.scrape_interval).delay
+    waited = go_seconds(stack.delivery.pause) + delay
+    pause_looks = waited // interval
     looks = pause_looks + cfg.max_measurements
     per_error, per_success = coefficients(gate.hypotheses)
     ratio = min(max(ratio, 0.0), 1.0)
@@ -73,22 +75,22 @@ def first_gate(gate: Gate, delivery: DeliveryConfig, rate: float, ratio: float) 
     return Outcome(abort=aborted, passed=passed)
 
 
-def curve(gate: Gate, delivery: DeliveryConfig, rate: float,
+def curve(gate: Gate, stack: StackConfig, rate: float,
           burns: tuple[float, ...] = BURNS) -> dict[float, Outcome]:
     """``first_gate`` at each multiple of the SLO's budget."""
-    return {b: first_gate(gate, delivery, rate, b * gate.slo.budget) for b in burns}
+    return {b: first_gate(gate, stack, rate, b * gate.slo.budget) for b in burns}
 
 
-def smallest_caught(gate: Gate, delivery: DeliveryConfig, rate: float) -> float | None:
+def smallest_caught(gate: Gate, stack: StackConfig, rate: float) -> float | None:
     """The smallest multiple of the budget (to 0.1) aborted by the end of the first gate in at
     least ``CAUGHT`` of rollouts, or None when even a canary failing every request is not."""
     top = 1 / gate.slo.budget
-    if first_gate(gate, delivery, rate, 1.0).abort < CAUGHT:
+    if first_gate(gate, stack, rate, 1.0).abort < CAUGHT:
         return None
     low, high = 1.0, top
     while high - low > 0.05:
         mid = (low + high) / 2
-        if first_gate(gate, delivery, rate, mid * gate.slo.budget).abort >= CAUGHT:
+        if first_gate(gate, stack, rate, mid * gate.slo.budget).abort >= CAUGHT:
             high = mid
         else:
             low = mid

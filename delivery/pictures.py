@@ -46,7 +46,7 @@ def _draw(service: str, slos: list[ResolvedSlo], stack: StackConfig, stack_name:
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     for k, gate in enumerate(judge.stack_gates(slos, stack, service)):
-        curve = oc.curve(gate, stack.delivery, rate, BURNS)
+        curve = oc.curve(gate, stack, rate, BURNS)
         color = f"C{k}"
         ax.plot(BURNS, [o.abort for o in curve.values()], color=color,
                 label=f"{gate.name}: aborted")

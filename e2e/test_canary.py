@@ -1549,7 +1549,7 @@ def test_18_a_release_that_turns_bad_at_50_percent_is_aborted_at_50(
     """A release healthy at 10% and 25% whose canary pods fail every request from the moment the
     rollout sets 50% (a load-dependent regression). Its evidence from 10% and 25% is clean, so
     the cumulative statistic alone would let the 50% gate pass at its first look (issue 19);
-    the gate passes only while the last pause's evidence leans good, and the rollout is aborted
+    the gate passes only while the weight's recent evidence leans good, and the rollout is aborted
     at 50% with the stable version untouched. The pause is 20 s here so that the errors are
     scraped before the 50% gate's first look."""
     timeline = Timeline("18 a release that turns bad at 50% is aborted at 50%")
@@ -1569,7 +1569,7 @@ def test_18_a_release_that_turns_bad_at_50_percent_is_aborted_at_50(
     assert went_through(weights)[:3] == [10, 25, 50], weights
     gates = sorted((r for r in runs.seen.values() if kind(r) == "Step"), key=step_index)
     assert len(gates) >= 2 and all(passed(g, "error-rate") for g in gates[:2]), gates
-    # no gate at 50% passed: the last pause's evidence leaned bad at every look
+    # no gate at 50% passed: the weight's recent evidence leaned bad at every look
     assert not any(passed(g, "error-rate") for g in gates[2:]), gates[2:]
     failed = [r for r in runs.seen.values() if run_phase(r) == "Failed"]
     run, value = _failed_metric(failed, "error-rate")
@@ -1579,7 +1579,7 @@ def test_18_a_release_that_turns_bad_at_50_percent_is_aborted_at_50(
     _recover(stack, pulumi, service, good_tag)
     timeline.done(
         f"aborted by {kind(run)} error-rate: cumulative {value[JUDGED]:.2f}, since its lowest "
-        f"restart point {value[CUSUM]:.2f}, last pause {value[RECENT]:.2f}"
+        f"restart point {value[CUSUM]:.2f}, recent {value[RECENT]:.2f}"
     )
 
 

@@ -425,12 +425,13 @@ def test_the_outage_metric_reads_the_gap_the_group_records(tmp_path):
 
 # windows the traces outlast: 14 m, longer than the long outage (the gap rule, which reads the
 # heartbeat over the window, sees it) and shorter than the canary's time without steps across it
-SHORT = {"pause": "2m", "analysis": {"evidence_window": "14m"}}
+SHORT = {"pause": "3m", "analysis": {"evidence_window": "14m"}}
 
 
 @pytest.mark.parametrize("tr", [*TRACES, long_outage_trace()], ids=lambda t: t.name)
 def test_simulated_running_sums_agree_with_promtool_over_short_windows(tr, tmp_path):
-    """A 14 m evidence window (restart points: at most 3 in it) and a 2 m pause: the sums,
+    """A 14 m evidence window (restart points: at most 3 in it) and a 3 m pause (``recent``
+    reads back 90 s: the pause less the recording's lag, in whole steps): the sums,
     the lowest restart point and the running sum ``recent`` reads back all fall off the
     windows' edges (left-open or closed as the engine's), and across the long outage (13.5 m
     without steps) the running sums start again from the increment alone."""
@@ -452,7 +453,7 @@ def test_the_short_windows_reach_what_they_claim():
     mode = cj.new_mode("api-gateway", "x", slos["api-gateway"], stack)
     gate = next(q for q in mode.queries.values() if isinstance(q, cj.RecordedGate)
                 and q.gate.name == "error-rate")
-    assert (gate.window, gate.recent, gate.restart_every) == (840.0, 120.0, 300.0)
+    assert (gate.window, gate.recent, gate.restart_every) == (840.0, 90.0, 300.0)
     tr = long_outage_trace()
     records = gate.records(tr.world)
     present, canary = records[(evidence_rules.RUNNING["canary"], "canary", "")]
@@ -513,7 +514,8 @@ S, N, E, F = cj.SUCCESSFUL, cj.INCONCLUSIVE, cj.ERROR, cj.FAILED  # N: iNconclus
 
 
 def spec(**kw) -> cj.MetricSpec:
-    base = dict(name="m", interval=30.0, count=None, success=None, failure=None, failure_limit=0,
+    base = dict(name="m", interval=30.0, initial_delay=0.0, count=None, success=None,
+                failure=None, failure_limit=0,
                 inconclusive_limit=0, consecutive_error_limit=4, consecutive_success_limit=0,
                 dry_run=False, query="q")
     return cj.MetricSpec(**{**base, **kw})
@@ -551,6 +553,14 @@ def test_measurements_follow_evaluate_result():
 def test_gate_fail_at_measurement_k_aborts_then():
     assert outcome(GATE, [N, N, F, S, S]) == (2, F)
     assert outcome(GATE, [N, N, N, F, N], start=3) == (6, F)
+
+
+def test_initial_delay_postpones_the_first_measurement():
+    delayed = spec(count=5, consecutive_success_limit=1, inconclusive_limit=5)
+    phases = np.array([[S, S, S, N, N, S, N, N, N, N, N, N]], dtype=np.int8)
+    assert cj.metric_outcome(delayed, phases, np.array([0]), 1, 12) == (0, S)
+    end, phase = cj.metric_outcome(delayed, phases, np.array([0]), 1, 12, delay=3)
+    assert (int(end[0]), int(phase[0])) == (5, S)  # the successes before 3 are never measured
 
 
 def test_gate_inconclusive_to_count_pauses():

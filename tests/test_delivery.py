@@ -706,7 +706,8 @@ def test_auto_chooses_the_smallest_fail_burn_rate_the_first_gate_decides_at_the_
     # the next smaller rate's would not
     prod = STACKS["prod"]
     share = 0.2  # api-gateway's real share at 10% on prod's router
-    available = 200 * share * judge.first_gate_seconds(prod.delivery) / 60
+    seconds = judge.first_gate_seconds(prod.delivery, prod.prometheus.scrape_interval)
+    available = 200 * share * seconds / 60
     [gate] = [g for g in judge.stack_gates(SLOS["api-gateway"], prod, "api-gateway")
               if g.name == "error-rate"]
     chosen = judge.Hypotheses(0.001, quiet[1])

@@ -52,20 +52,24 @@ CANARY_STEPS = [(10, 0), (11, 1), (11, 1), (5, 0), (10, 0), (11, 1), (10, 0), (1
 
 
 def running_sums(gate: judge.Gate) -> tuple[float, float]:
-    """(judged, absolute) running sums at 4m30s: step k's judged increment is tested against
-    the hypotheses stable's first k steps move. No restart point has a sum yet (the first is
-    the evaluation at 0s) and the pause (5m) reaches back before the canary's first step, so
-    the change-point statistics are the running sums themselves."""
-    judged = absolute = 0.0
+    """(cusum, recent) at 4m30s: step k (the evaluation at 30 (k + 1) s) has its judged
+    increment tested against the hypotheses stable's first k steps move. No restart point has a
+    sum yet (the first is the evaluation at 0s), so cusum is the judged running sum itself;
+    recent is the absolute increments of the steps evaluated within its span (prod: 3m30s, so
+    from the second step on)."""
+    span = judge.gate_looks(STACK.delivery, STACK.prometheus.scrape_interval).span
+    judged = recent = 0.0
     for k, (n, x) in enumerate(CANARY_STEPS, start=1):
         a, j = judge.increments(gate, judge.Counts(n, x),
                                 judge.Counts(101 * k, k, k / 101, k))
-        absolute, judged = absolute + a, judged + j
-    return judged, absolute
+        judged += j
+        if 30 * (k + 1) > 270 - span:
+            recent += a
+    return judged, recent
 
 
 def _gate() -> judge.Gate:
-    gates = judge.gates(SLOS["orchestrator"], STACK.delivery)
+    gates = judge.stack_gates(SLOS["orchestrator"], STACK, "orchestrator")
     return next(g for g in gates if g.name == "error-rate")
 
 

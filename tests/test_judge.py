@@ -9,6 +9,8 @@ at ln(2 n / 0.001); missedRegressionRisk
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from delivery import judge
 from delivery.config import AnalysisConfig, DeliveryConfig
@@ -210,3 +212,38 @@ def test_a_regression_that_starts_late_is_judged_on_the_evidence_since_it_starte
                                    judge.moved(gate, stable) or gate.hypotheses)
     assert aborted_at is not None and 80 < aborted_at <= 80 + 20  # within 10 minutes
     assert cumulative < 0 < gate.abort  # the whole life still looks good
+
+
+@pytest.mark.parametrize("stack, span, delay", [("dev", 30, 90), ("prod", 210, 0), ("e2e", 1, 2)])
+def test_a_gate_first_looks_when_its_recent_span_holds_only_its_weights_traffic(stack, span,
+                                                                                 delay):
+    """dev: 30 s steps read 10 s back, so traffic is recorded within 70 s; its 30 s pause cannot
+    hold a step of it, so the first look waits 90 s (70 s + a step - the pause, to the gate's
+    30 s beat). prod: 5 min pauses, recent reads 3.5 min of them, no wait. The rendered gate
+    carries the wait as Argo's ``initialDelay``."""
+    from delivery.analysis import gate_template
+    from delivery.config import load_stack_file
+
+    cfg = load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+    looks = judge.gate_looks(cfg.delivery, cfg.prometheus.scrape_interval)
+    assert (looks.span, looks.delay) == (span, delay)
+    template = gate_template("api-gateway", "x", judge.gates(SLOS["api-gateway"], cfg.delivery),
+                             cfg.delivery, cfg.prometheus)
+    delays = {m.get("initialDelay") for m in template["spec"]["metrics"]}
+    assert delays == ({f"{delay}s"} if delay else {None})
+
+
+@given(pause=st.integers(1, 900), step=st.sampled_from([1, 5, 10, 15, 30, 60]),
+       interval=st.sampled_from([1, 2, 10, 30, 60]))
+def test_the_recent_span_at_a_first_look_never_reaches_before_the_weight(pause, step, interval):
+    """Traffic served at ``s`` is recorded by ``s + 2 steps + settle``; a first look at ``s +
+    pause + delay`` reading ``span`` back must therefore have ``pause + delay >= span + lag``,
+    with a span of whole steps and a delay on the gate's beat, and no wait beyond one beat."""
+    delivery = DeliveryConfig(pause=f"{pause}s",
+                              analysis=AnalysisConfig(interval=f"{interval}s"))
+    looks = judge.gate_looks(delivery, f"{step}s")
+    lag = 2 * step + judge.settle_seconds(step)
+    assert pause + looks.delay >= looks.span + lag
+    assert looks.span >= step and looks.span % step == 0
+    assert looks.delay % interval == 0
+    assert looks.delay < max(0, looks.span + lag - pause) + interval

@@ -41,7 +41,7 @@ def test_the_first_gate_outcome_is_the_simulated_one():
     gate = next(g for g in judge.gates(SLOS["agent-runner"], STACK.delivery)
                 if g.name == "error-rate")
     for burn in (3.0, 5.0):  # where both outcomes are likely
-        exact = oc.first_gate(gate, STACK.delivery, 40, burn * gate.slo.budget)
+        exact = oc.first_gate(gate, STACK, 40, burn * gate.slo.budget)
         seen = simulate(gate, 40, burn * gate.slo.budget, 20_000, int(burn))
         # 20,000 runs: a standard error of at most 0.35 points
         assert abs(exact.abort - seen.abort) < 0.015, (burn, exact, seen)
@@ -51,11 +51,11 @@ def test_the_first_gate_outcome_is_the_simulated_one():
 def test_the_smallest_burn_caught_is_where_the_abort_probability_reaches_99_percent():
     gate = next(g for g in judge.gates(SLOS["api-gateway"], STACK.delivery)
                 if g.name == "availability")
-    caught = oc.smallest_caught(gate, STACK.delivery, 600)
+    caught = oc.smallest_caught(gate, STACK, 600)
     assert caught is not None
     budget = gate.slo.budget
-    assert oc.first_gate(gate, STACK.delivery, 600, caught * budget).abort >= oc.CAUGHT
-    assert oc.first_gate(gate, STACK.delivery, 600, (caught - 0.2) * budget).abort < oc.CAUGHT
+    assert oc.first_gate(gate, STACK, 600, caught * budget).abort >= oc.CAUGHT
+    assert oc.first_gate(gate, STACK, 600, (caught - 0.2) * budget).abort < oc.CAUGHT
 
 
 def test_the_plan_prints_what_each_gate_catches_at_the_stated_traffic():
