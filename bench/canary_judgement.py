@@ -1970,10 +1970,20 @@ def regressed_gate(r: CellResult) -> judge.Gate:
     return min(kind, key=lambda g: g.slo.budget)
 
 
+def late_need(r: CellResult) -> int:
+    """``judge.late_requests`` for the regressed SLO at the cell's late ratio (the plan prints
+    it at the bad hypothesis and at 10x the budget)."""
+    gate = regressed_gate(r)
+    looks = _stack(r.stack)[0].delivery.analysis.max_measurements
+    need = judge.late_requests(gate, looks, min(r.cell.late_m * gate.slo.budget, 1.0))
+    assert need is not None, "a late regression leans bad"
+    return need
+
+
 @dataclass(frozen=True)
 class LateFigures:
     held: float  # canary requests a ``recent`` span holds at the weight (judge.Looks)
-    need: int  # judge.late_requests for the regressed SLO
+    need: int  # judge.late_requests for the regressed SLO at the late ratio
     reached: int  # rollouts that set the weight (the regression started)
     aborted: int  # ... of them aborted
     at_weight: int  # ... aborted before the next weight was set
@@ -1989,7 +1999,7 @@ def late_figures(r: CellResult) -> LateFigures:
     return LateFigures(
         held=r.cell.rate * judge.gate_looks(stack.delivery,
                                             stack.prometheus.scrape_interval).span / 60,
-        need=judge.late_requests(regressed_gate(r), stack.delivery.analysis.max_measurements),
+        need=late_need(r),
         reached=int(reached.sum()), aborted=int(aborted.sum()),
         at_weight=int((aborted & (when < r.late_next[reached])).sum()),
         promoted=int((outcome == PROMOTE).sum()))
@@ -2018,12 +2028,13 @@ def family_targets(every: list[tuple[CellResult, Summary]],
         w, f = worst
         lines.append(TargetLine(
             name, met,
-            f"cells holding it: {per_stack}; {len(enough)} cells where a pause at the weight "
-            f"holds >= judge.late_requests canary requests of the regressed SLO (weights "
+            f"cells holding it: {per_stack}; {len(enough)} cells where the recent span at the "
+            f"weight holds >= judge.late_requests canary requests of the regressed SLO at its "
+            f"late ratio (weights "
             f"{', '.join(f'{x:g}' for x in LATE_WEIGHTS)}%, "
             f"{', '.join(f'{x:g}' for x in LATE_MULTIPLES)}x from {LATE_BEFORE:g}x); lowest "
             f"P(abort | the rollout set the weight) {_share(f.aborted, f.reached)} at "
-            f"{_where(w)} ({f.held:g} requests per pause, need {f.need}); lowest share stopped "
+            f"{_where(w)} ({f.held:g} requests per span, need {f.need}); lowest share stopped "
             f"at that weight {_share(slowest[1].at_weight, slowest[1].reached)} at "
             f"{_where(slowest[0])}; promoted {sum(f.promoted for _, f in enough)} of "
             f"{sum(f.reached for _, f in enough)}; need >= 99% aborted in every cell"))
@@ -2034,10 +2045,10 @@ def family_targets(every: list[tuple[CellResult, Summary]],
         most = max(short, key=lambda rf: rf[1].promoted / max(rf[1].reached, 1))
         lines.append(TargetLine(
             "late-regressions-short-pauses", True,
-            f"{len(short)} cells where a pause at the weight holds fewer canary requests than "
-            "judge.late_requests (the plan says the pause is too short): no target; lowest "
+            f"{len(short)} cells where the recent span at the weight holds fewer canary requests "
+            "than judge.late_requests (the plan says the pause is too short): no target; lowest "
             f"P(abort | the rollout set the weight) {_share(least[1].aborted, least[1].reached)} "
-            f"at {_where(least[0])} ({least[1].held:g} requests per pause, need "
+            f"at {_where(least[0])} ({least[1].held:g} requests per span, need "
             f"{least[1].need}); highest P(promote) {_share(most[1].promoted, most[1].reached)} "
             f"at {_where(most[0])}", informative=True))
 
@@ -2119,7 +2130,8 @@ def family_table(chosen: list[CellResult]) -> list[str]:
     new = "new judge"
     w = max(12, *(len(r.cell.title) + 1 for r in chosen))
     out = ["  issue 19's cells (late: 'set' = rollouts that set the weight, 'abort|set' and "
-           "'at weight' among them, 'pause req' = rate x pause vs judge.late_requests):",
+           "'at weight' among them, 'span req' = rate x the recent span vs judge.late_requests "
+           "at the late ratio):",
            f"    {'cell':<{w}}{'rpm':>5}{'runs':>6} | {'abort':<24}{'pause':<24}{'promote':<24}"
            f"{'t_abort':>8}{'t_prom':>7} | details"]
     for r in chosen:
@@ -2128,7 +2140,7 @@ def family_table(chosen: list[CellResult]) -> list[str]:
             f = late_figures(r)
             share = _share(f.aborted, f.reached) if f.reached else "-"
             detail = (f"set {f.reached}, abort|set {share}, at weight {f.at_weight}, "
-                      f"promoted {f.promoted}; pause req "
+                      f"promoted {f.promoted}; span req "
                       f"{f.held:g} {'>=' if f.held >= f.need else '<'} {f.need}")
         else:
             p = cell_probabilities(_stack(r.stack)[1][r.service], r.cell)

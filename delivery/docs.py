@@ -143,6 +143,8 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str,
             "failBurnRateFrom": gate.fail_burn_source,
             "requestsPerPauseForLateRegressions": late_requests(
                 gate, stack.delivery.analysis.max_measurements),
+            "requestsPerPauseForLateTenfold": late_requests(
+                gate, stack.delivery.analysis.max_measurements, 10 * gate.slo.budget),
         }
         if canary_rate is not None:
             curve = oc.curve(gate, stack, canary_rate)
@@ -208,8 +210,11 @@ def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
             f"{gate['requestsToAbortAtBad']} requests on average; a release that turns bad "
             f"at a later weight is stopped at that weight's gate "
             f"({summary['lateCatch']}) when {summary['recentSpan']} of its pause holds at "
-            f"least {gate['requestsPerPauseForLateRegressions']} canary requests there, and "
-            "otherwise only by the change-point statistic as the rollout goes on"
+            f"least {gate['requestsPerPauseForLateRegressions']} canary requests there"
+            + (f" ({gate['requestsPerPauseForLateTenfold']} for one at 10x the budget)"
+               if gate["requestsPerPauseForLateTenfold"] != gate[
+                   "requestsPerPauseForLateRegressions"] else "")
+            + ", and otherwise only by the change-point statistic as the rollout goes on"
         )
         if rate is not None:
             seen = "; ".join(f"{b}: abort {_pct3(o['abort'])}, pass {_pct3(o['pass'])}"

@@ -67,11 +67,12 @@ keeps measuring in the background and adds restart points: the bound is per evid
 Under ``bad`` from the moment ``s`` a weight is set, the gate at that weight passes only if
 ``recent < 0`` at one of its ``M`` (``maxMeasurements``) looks; each look's ``recent`` sums the
 ``n`` requests of a span served after ``s`` (``Looks``: the first look waits for them), and
-``P(L < 0) <= rho^n`` (Chernoff at exponent 1/2, ``rho`` the Bhattacharyya coefficient of the
-two hypotheses), so that gate is passed with probability at most ``M rho^n``: the plan prints,
-per weight, whether the expected traffic of a span makes this at most ``beta``
-(``late_requests()``), and otherwise says the pause is too short for that weight to catch a
-regression that starts there.
+``P(L < 0) <= rho^n`` (Chernoff: ``rho = min_t E[exp(-t X)]`` over one request's increment
+``X``; at the bad hypothesis it is at most the Bhattacharyya coefficient of the two), so that
+gate is passed with probability at most ``M rho^n``: the plan prints the traffic a span needs
+for this to be at most ``beta`` (``late_requests()``), at the bad hypothesis and at 10x the
+budget, and otherwise says the pause is too short for that weight to catch a regression that
+starts there.
 
 So the canary
 
@@ -462,12 +463,21 @@ def drift(gate: Gate, error_ratio: float) -> float:
     return llr(error_ratio, 1.0, gate.hypotheses)
 
 
-def late_requests(gate: Gate, looks: int) -> int:
+def late_requests(gate: Gate, looks: int, ratio: float | None = None) -> int | None:
     """Canary requests a ``recent`` span (``Looks``) must hold at a weight so that a release
-    that turns bad when the weight is set passes that weight's gate with probability at most
-    ``beta`` (module doc): ``looks x rho^n <= beta``."""
-    h = gate.hypotheses
-    rho = math.sqrt(h.good * h.bad) + math.sqrt((1 - h.good) * (1 - h.bad))
+    that turns bad when the weight is set (to the error ratio ``ratio``; by default the bad
+    hypothesis) passes that weight's gate with probability at most ``beta`` (module doc):
+    ``looks x rho^n <= beta``, where ``rho = min_t E[exp(-t X)]`` over one request's increment
+    ``X`` bounds ``P(sum of n increments < 0) <= rho^n`` (Chernoff). None where the ratio does
+    not lean bad (no traffic suffices)."""
+    per_error, per_success = coefficients(gate.hypotheses)
+    p = gate.hypotheses.bad if ratio is None else min(max(ratio, 0.0), 1.0)
+    if p * per_error + (1 - p) * per_success <= 0:
+        return None
+    if p >= 1:  # every request leans bad: one look that sees a request never passes
+        return 1
+    t = math.log(p * per_error / (-(1 - p) * per_success)) / (per_error - per_success)
+    rho = p * math.exp(-t * per_error) + (1 - p) * math.exp(-t * per_success)
     return math.ceil(math.log(looks / gate.beta) / -math.log(rho))
 
 

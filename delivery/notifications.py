@@ -168,7 +168,7 @@ def _evidence() -> str:
         f'{num("canary", "%.2f")} {num("stable", "%.2f")} $abort {num("judged", "%.2f")} -}}}}'
         '{{- else -}}'
         '{{- $seen = printf "%s; statistic %s (aborts at %s), since its lowest restart point %s '
-        '(aborts at %s), the canary alone %s (passes at %s; its recent requests %s, a pass needs it '
+        '(aborts at %s), the canary alone %s (passes at %s; recent %s, a pass needs it '
         f'below 0)" $seen {num("judged", "%.2f")} $abort {num("cusum", "%.2f")} $cusum '
         f'{num("canary", "%.2f")} $pass {num("recent", "%.2f")} -}}}}'
         '{{- end -}}'

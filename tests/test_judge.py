@@ -6,6 +6,7 @@ at ln(2 n / 0.001); missedRegressionRisk
 0.01 -> pass at ln(0.01) = -4.60517.
 """
 
+import math
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,29 @@ def test_the_recent_span_at_a_first_look_never_reaches_before_the_weight(pause, 
     assert looks.span >= step and looks.span % step == 0
     assert looks.delay % interval == 0
     assert looks.delay < max(0, looks.span + lag - pause) + interval
+
+
+@pytest.mark.parametrize("slo, fail, burn", [
+    ("error-rate", 10, None), ("error-rate", 3, None), ("error-rate", 3, 10),
+    ("latency", 2, None), ("latency", 2, 10), ("availability", 2, 20)])
+def test_late_requests_bound_a_pass_on_a_span_that_leans_bad(slo, fail, burn):
+    """A gate passes a weight that turned bad only on a look whose ``recent`` sum is below 0:
+    with ``late_requests(gate, 1, ratio)`` requests in the span that happens with probability at
+    most beta, checked exactly on the binomial (the sum is below 0 below a count of errors)."""
+    from scipy.stats import binom
+
+    gate = gate_for("api-gateway", slo, passBurnRate=1, failBurnRate=fail)
+    ratio = gate.hypotheses.bad if burn is None else burn * gate.slo.budget
+    n = judge.late_requests(gate, 1, ratio)
+    assert n is not None
+    per_error, per_success = judge.coefficients(gate.hypotheses)
+    below = math.ceil(n * -per_success / (per_error - per_success)) - 1  # errors with sum < 0
+    assert binom.cdf(below, n, ratio) <= gate.beta
+    if burn is not None:  # a bigger regression needs fewer requests than the bad hypothesis
+        assert n < judge.late_requests(gate, 1)
+
+
+def test_a_ratio_that_does_not_lean_bad_has_no_late_requests():
+    gate = gate_for("api-gateway", "latency", passBurnRate=1, failBurnRate=2)
+    assert judge.late_requests(gate, 60, gate.hypotheses.good) is None
+    assert judge.late_requests(gate, 60, 1.0) == 1
