@@ -16,6 +16,7 @@ from delivery.judge import (
     coefficients,
     evidence_window,
     expected_requests,
+    expected_traffic,
     first_gate_seconds,
     gate_looks,
     gated,
@@ -111,7 +112,39 @@ def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> lis
                 f"{requests_to_pass_clean(gate)} | about {round(expected_requests(gate, h.bad))} |"
             )
     parts.append("")
-    return parts
+    return parts + first_gate_tables(group, stacks)
+
+
+def first_gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> list[str]:
+    """Per stack that states the service's expected traffic, what its first gate does with a
+    canary burning each SLO's budget 1, 2, 3, 5 and 10 times as fast (``delivery/oc.py``)."""
+    service = group[0].service.name if group else ""
+    rows = []
+    for name, stack in stacks.items():
+        traffic = expected_traffic(stack, service) if service in stack.services else None
+        if traffic is None:
+            continue
+        for gate in stack_gates(group, stack, service):
+            curve = oc.curve(gate, stack, traffic.canary_rate)
+            caught = oc.smallest_caught(gate, stack, traffic.canary_rate)
+            cells = " | ".join(f"{_pct3(o.abort)} / {_pct3(o.passed)}" for o in curve.values())
+            rows.append(f"| {gate.name} | {name} | {number(round(traffic.canary_rate, 1))} | "
+                        f"{cells} | {'none' if caught is None else f'{number(caught)}x'} |")
+    if not rows:
+        return []
+    burns = " | ".join(f"{number(b)}x" for b in oc.BURNS)
+    return [
+        "What the first gate does at the service's expected canary traffic "
+        "(`expectedRequestsPerMinute` x the first weight's real share): P(abort) / P(pass) by "
+        "its end for a canary burning the budget at each multiple, requests failing "
+        f"independently, and the smallest burn aborted in {oc.CAUGHT:.0%} of rollouts within it "
+        "(bursts and restarts: `bench/canary_judgement.py`):",
+        "",
+        f"| SLO | stack | canary req/min | {burns} | smallest burn caught |",
+        "|---|---|---|" + "---|" * len(oc.BURNS) + "---|",
+        *rows,
+        "",
+    ]
 
 
 def render_slos(slos: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> str:

@@ -730,3 +730,27 @@ def test_a_wrong_burn_rate_override_is_one_clear_error(analysis, field):
         check_against_catalogue(cfg, [s for group in SLOS.values() for s in group],
                                 "Pulumi.dev.yaml")
     assert str(err.value).count("\n") == 0 and field in str(err.value)
+
+
+def test_slos_doc_says_what_each_prod_gate_does_at_the_expected_traffic():
+    """docs/slos.md: per gated SLO on a stack that states the service's traffic, P(abort) /
+    P(pass) by the end of the first gate at 1, 2, 3, 5 and 10x the budget (``oc.curve``) and
+    the smallest burn caught; dev states no traffic, so it has no such rows."""
+    from delivery import oc
+    from delivery.docs import first_gate_tables
+
+    prod = STACKS["prod"]
+    for service, slos in SLOS.items():
+        rows = [r for r in first_gate_tables(slos, {"prod": prod, "dev": STACKS["dev"]})
+                if r.startswith("| ") and not r.startswith("| SLO")]
+        gates = judge.stack_gates(slos, prod, service)
+        assert [r.split(" | ")[:2] for r in rows] == [[f"| {g.name}", "prod"] for g in gates]
+        traffic = judge.expected_traffic(prod, service)
+        assert traffic is not None
+        for row, gate in zip(rows, gates, strict=True):
+            cells = row.strip("| ").split(" | ")
+            curve = oc.curve(gate, prod, traffic.canary_rate)
+            assert len(cells) == 3 + len(oc.BURNS) + 1
+            ten = curve[10.0]
+            assert cells[3 + oc.BURNS.index(10.0)].startswith(">99.9%" if ten.abort > 0.999
+                                                               else f"{ten.abort:.1%}")
