@@ -4,6 +4,7 @@ python -m delivery docs --slos CATALOGUE --stack Pulumi.dev.yaml ...   docs/slos
 python -m delivery docs --stack-reference                             docs/stack-config.md
 python -m delivery docs --oc SERVICE --stack Pulumi.prod.yaml         docs/oc-prod-SERVICE.svg
 python -m delivery plan --stack Pulumi.prod.yaml                      what verdicts need
+python -m delivery traffic --stack Pulumi.prod.yaml --prometheus URL  requests a minute to state
 python -m delivery rules --stack Pulumi.prod.yaml -o DIR              the judge's recording rules
 python -m delivery explain RUN.yaml [--json]                          an AnalysisRun's verdicts
 python -m delivery explain --stack Pulumi.prod.yaml --service NAME    ... of a release, live
@@ -36,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     docs_cmd.add_argument("--oc", metavar="SERVICE",
                           help="the SVG picture of the service's first gate on the one --stack")
     plan_cmd = sub.add_parser("plan", help="print what canary verdicts need on a stack")
+    traffic_cmd = sub.add_parser(
+        "traffic", help="measure each service's requests a minute in Prometheus: the "
+        "expectedRequestsPerMinute to state (failBurnRate auto and the plan read it)")
+    traffic_cmd.add_argument("--prometheus", required=True, metavar="URL",
+                             help="e.g. http://localhost:9090 after kubectl port-forward")
+    traffic_cmd.add_argument("--window", default="7d", help="how far back (default 7d)")
+    traffic_cmd.add_argument("--at", type=float, default=None, metavar="UNIX_SECONDS",
+                             help="the window's end (default now)")
     rules_cmd = sub.add_parser(
         "rules", help="write the canary judge's recording rules (one Prometheus rule file per "
         "service) for a Prometheus that does not read PrometheusRules"
@@ -53,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         help="instead of FILE: read the runs from the stack's cluster (with --service)")
     explain_cmd.add_argument("--service", metavar="NAME",
                              help="the service whose current release to explain (with --stack)")
-    for cmd in (docs_cmd, plan_cmd, rules_cmd):
+    for cmd in (docs_cmd, plan_cmd, rules_cmd, traffic_cmd):
         cmd.add_argument(
             "--stack", type=Path, action="append", default=[], metavar="Pulumi.<stack>.yaml"
         )
@@ -115,6 +124,31 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _traffic(args: argparse.Namespace) -> int:
+    from delivery import traffic
+    from slo import durations
+    from slo.tune import TuneError
+
+    try:
+        durations.parse(args.window)
+    except ValueError:
+        print(f"--window {args.window}: not a duration (e.g. 7d, 24h)", file=sys.stderr)
+        return 2
+    for name, (stack, grouped) in _checked(args.stack).items():
+        for service in sorted(stack.services):
+            slos = grouped.get(service, [])
+            try:
+                seen = traffic.measure(service, slos, stack, args.prometheus, args.window,
+                                       args.at)
+            except TuneError as err:
+                print(err, file=sys.stderr)
+                return 1
+            print(f"{name}: " + seen.line(
+                traffic.auto_choice(slos, stack, service, seen.per_minute),
+                traffic.auto_choice(slos, stack, service, seen.stated)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -147,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(docs.render_slos(slos, stacks), end="")
         elif args.command == "rules":
             return _write_rules(args.stack, args.out)
+        elif args.command == "traffic":
+            return _traffic(args)
         else:
             for name, (stack, grouped) in _checked(args.stack).items():
                 routing = stack.delivery.traffic_routing

@@ -574,7 +574,8 @@ class ServiceDeployment(Model):
         alias="expectedRequestsPerMinute",
         description="The service's usual request rate, all pods together: `failBurnRate: auto` "
         "chooses each SLO's hypotheses for the canary's share of it at the first weight, and "
-        "the plan says what the gates can see at that traffic. Default: unknown.",
+        "the plan says what the gates can see at that traffic. `python -m delivery traffic "
+        "--prometheus URL` measures it over the last week. Default: unknown.",
     )
     warm_up: GoDuration | None = Field(
         default=None,
