@@ -30,8 +30,8 @@ from delivery.config import (
     project_values,
     stack_catalogue,
 )
-from delivery.docs import plan, plan_lines
 from delivery.judge import evidence_window, stack_gates
+from delivery.plan import plan
 from delivery.routers import ROUTERS
 from slo.dashboards import CanaryStatistic
 from slo.model import ResolvedSlo
@@ -128,8 +128,9 @@ def main() -> None:
         deployment = stack.services.get(service.name)
         if deployment is None:
             continue
-        plans[service.name] = summary = plan(service.name, grouped[service.name], stack)
-        for line in plan_lines(service.name, summary):
+        service_plan = plan(service.name, grouped[service.name], stack)
+        plans[service.name] = service_plan.output()
+        for line in service_plan.lines():
             pulumi.log.info(line)
         canary = CanaryService(
             service.name,

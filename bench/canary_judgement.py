@@ -108,7 +108,7 @@ from delivery import judge, oc  # noqa: E402
 from delivery.analysis import outage_metric, outage_view  # noqa: E402
 from delivery.canary import bodies, evidence_group  # noqa: E402
 from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
-from delivery.docs import requests_to_pass_clean  # noqa: E402
+from delivery.plan import requests_to_pass_clean  # noqa: E402
 from slo import durations  # noqa: E402
 from slo.conventions import CANARY_EVIDENCE  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402

@@ -20,6 +20,7 @@ from pathlib import Path
 from delivery import docs, evidence
 from delivery.canary import evidence_group
 from delivery.config import StackConfig, load_stack_file, stack_catalogue
+from delivery.plan import plan
 from delivery.routers import ROUTERS
 from slo.loader import load_catalogue
 from slo.model import ResolvedSlo, resolve_all
@@ -189,8 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if ROUTERS[routing].deprecated:
                     print(f"{name}: trafficRouting {routing}: {ROUTERS[routing].deprecated}")
                 for service in sorted(stack.services):
-                    summary = docs.plan(service, grouped.get(service, []), stack)
-                    for line in docs.plan_lines(service, summary):
+                    for line in plan(service, grouped.get(service, []), stack).lines():
                         print(f"{name}: {line}")
     except ConfigError as err:
         for line in err.lines:

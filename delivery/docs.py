@@ -3,33 +3,20 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from pydantic import BaseModel
 
 from delivery import config, oc
-from delivery.config import StackConfig, go_seconds
+from delivery.config import StackConfig
 from delivery.judge import (
-    MIN_STEPS,
-    Gate,
-    coefficients,
-    evidence_window,
     expected_requests,
     expected_traffic,
-    first_gate_seconds,
-    gate_looks,
     gated,
     gates,
-    late_requests,
     stack_gates,
 )
-from delivery.routers import ROUTERS
+from delivery.plan import percent, requests_to_pass_clean
 from slo import docs as slo_docs
-from slo import durations
 from slo.model import ResolvedSlo, number
-
-PLAN_RATES = (20, 100, 1000)  # canary requests per minute the plan shows times for
 
 STACK_MODELS: list[type[BaseModel]] = [
     config.StackConfig,
@@ -70,18 +57,8 @@ def stack_reference() -> str:
     return "\n".join([STACK_INTRO, *slo_docs.model_tables(STACK_MODELS, by_alias=True)])
 
 
-def _pct3(ratio: float) -> str:
-    return f"{ratio:.1%}" if 0.001 <= ratio <= 0.999 or ratio in (0.0, 1.0) else (
-        "<0.1%" if ratio < 0.001 else ">99.9%")
-
-
 def _pct(ratio: float) -> str:
     return f"{number(ratio * 100)}%"
-
-
-def requests_to_pass_clean(gate: Gate) -> int:
-    """Canary requests without a single error that take the statistic to the pass boundary."""
-    return math.ceil(gate.accept / coefficients(gate.hypotheses)[1])
 
 
 def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> list[str]:
@@ -127,7 +104,7 @@ def first_gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) 
         for gate in stack_gates(group, stack, service):
             curve = oc.curve(gate, stack, traffic.canary_rate)
             caught = oc.smallest_caught(gate, stack, traffic.canary_rate)
-            cells = " | ".join(f"{_pct3(o.abort)} / {_pct3(o.passed)}" for o in curve.values())
+            cells = " | ".join(f"{percent(o.abort)} / {percent(o.passed)}" for o in curve.values())
             rows.append(f"| {gate.name} | {name} | {number(round(traffic.canary_rate, 1))} | "
                         f"{cells} | {'none' if caught is None else f'{number(caught)}x'} |")
     if not rows:
@@ -151,114 +128,3 @@ def render_slos(slos: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> str:
     return slo_docs.render_slos(slos, extra=lambda group: gate_tables(group, stacks))
 
 
-def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> dict[str, Any]:
-    """What a verdict needs on this stack, told before the rollout: requests, time, traffic."""
-    deployment = stack.services[service]
-    router = ROUTERS[stack.delivery.traffic_routing]
-    first_gate = first_gate_seconds(stack.delivery, stack.prometheus.scrape_interval)
-    timing = gate_looks(stack.delivery, stack.prometheus.scrape_interval)
-    shares = {
-        f"{w}%": f"{router.share(deployment.replicas, w):.0%}" for w in stack.delivery.weights
-    }
-    verdicts: dict[str, dict[str, Any]] = {}
-    rate = deployment.expected_requests_per_minute
-    canary_rate = rate * router.share(deployment.replicas, stack.delivery.weights[0]) \
-        if rate is not None else None
-    for gate in stack_gates(slos, stack, service):
-        clean = requests_to_pass_clean(gate)
-        verdicts[gate.name] = {
-            "mode": gate.enforcement,
-            "requestsToPass": clean,
-            "minutesToPass": {f"{rate}/min": round(clean / rate, 1) for rate in PLAN_RATES},
-            "canaryRequestsPerMinuteNeeded": math.ceil(clean / (first_gate / 60)),
-            "requestsToAbortAtBad": round(expected_requests(gate, gate.hypotheses.bad)),
-            "failBurnRate": number(round(gate.hypotheses.bad / gate.slo.budget, 2)),
-            "failBurnRateFrom": gate.fail_burn_source,
-            "requestsPerPauseForLateRegressions": late_requests(
-                gate, stack.delivery.analysis.max_measurements),
-            "requestsPerPauseForLateTenfold": late_requests(
-                gate, stack.delivery.analysis.max_measurements, 10 * gate.slo.budget),
-        }
-        if canary_rate is not None:
-            curve = oc.curve(gate, stack, canary_rate)
-            verdicts[gate.name]["firstGate"] = {
-                f"{number(b)}x": {"abort": o.abort, "pass": o.passed} for b, o in curve.items()
-            }
-            verdicts[gate.name]["smallestBurnCaught"] = oc.smallest_caught(
-                gate, stack, canary_rate)
-    scrape = go_seconds(stack.prometheus.scrape_interval)
-    return {
-        "trafficShareByWeight": shares,
-        "minimumEvidenceMinutes": round(MIN_STEPS * scrape / 60, 1),
-        "warmUp": deployment.warm_up,
-        "firstGateMinutes": round(first_gate / 60, 1),
-        "evidenceWindow": evidence_window(stack.delivery),
-        "outageLimit": stack.delivery.analysis.outage_limit,
-        "pause": stack.delivery.pause,
-        "recentSpan": timing.span_text,
-        "gateDelay": durations.format_seconds(timing.delay) if timing.delay else None,
-        "lateCatch": f"{1 - stack.delivery.analysis.missed_regression_risk:.0%}",
-        "canaryRequestsPerMinute": None if canary_rate is None else round(canary_rate, 1),
-        "gates": verdicts,
-    }
-
-
-def plan_lines(service: str, summary: dict[str, Any]) -> list[str]:
-    shares = ", ".join(f"{w} -> {s}" for w, s in summary["trafficShareByWeight"].items())
-    lines = [f"{service}: canary weight -> real traffic share: {shares}"]
-    warm_up = summary["warmUp"]
-    excluded = (
-        f"a new or restarted pod's first {warm_up} of requests count in the SLO, not in the "
-        "verdict" if warm_up else "no warm-up: every canary request is evidence, a pod's "
-        "start-up errors included"
-    )
-    lines.append(
-        f"{service}: no verdict before {summary['minimumEvidenceMinutes']} min of canary "
-        f"traffic ({MIN_STEPS} scrape intervals); {excluded}; errors that come in bursts count "
-        "about as bursts, not as independent requests; Prometheus not answering is never a "
-        f"verdict (the gate waits), and once it answers after an outage longer than "
-        f"{summary['outageLimit']} the rollout pauses for a human"
-    )
-    if summary["gateDelay"]:
-        lines.append(
-            f"{service}: each gate's first look waits {summary['gateDelay']} after its "
-            f"{summary['pause']} pause, until the weight's own traffic is recorded (a pause "
-            "shorter than the recording's lag and a scrape interval)"
-        )
-    rate = summary["canaryRequestsPerMinute"]
-    if rate is None:
-        lines.append(
-            f"{service}: no expectedRequestsPerMinute in the stack: set it to see what each gate "
-            "can catch at the service's traffic"
-        )
-    for name, gate in summary["gates"].items():
-        times = ", ".join(f"{m} min at {r}" for r, m in gate["minutesToPass"].items())
-        lines.append(
-            f"{service}/{name} ({gate['mode']}): fails at {gate['failBurnRate']}x the budget "
-            f"({gate['failBurnRateFrom']}); a clean canary passes after "
-            f"{gate['requestsToPass']} requests ({times}); below "
-            f"{gate['canaryRequestsPerMinuteNeeded']} canary requests a minute it cannot pass "
-            f"the first gate within its {summary['firstGateMinutes']} min and the rollout "
-            f"pauses for a human; a canary at the bad ratio is aborted after about "
-            f"{gate['requestsToAbortAtBad']} requests on average; a release that turns bad "
-            f"at a later weight is stopped at that weight's gate "
-            f"({summary['lateCatch']}) when {summary['recentSpan']} of its pause holds at "
-            f"least {gate['requestsPerPauseForLateRegressions']} canary requests there"
-            + (f" ({gate['requestsPerPauseForLateTenfold']} for one at 10x the budget)"
-               if gate["requestsPerPauseForLateTenfold"] != gate[
-                   "requestsPerPauseForLateRegressions"] else "")
-            + ", and otherwise only by the change-point statistic as the rollout goes on"
-        )
-        if rate is not None:
-            seen = "; ".join(f"{b}: abort {_pct3(o['abort'])}, pass {_pct3(o['pass'])}"
-                             for b, o in gate["firstGate"].items())
-            caught = gate["smallestBurnCaught"]
-            lines.append(
-                f"{service}/{name}: by the end of the first gate at {number(rate)} canary "
-                f"requests a minute (expectedRequestsPerMinute x the first weight's share), a "
-                f"canary burning the budget at {seen}; "
-                + (f"the smallest burn aborted in {oc.CAUGHT:.0%} of rollouts within it: "
-                   f"{number(caught)}x" if caught is not None else
-                   "no burn is aborted within it in 99% of rollouts at this traffic")
-            )
-    return lines

@@ -643,7 +643,7 @@ ROUTERS["dummy"] = Router("a dummy router", lambda replicas, weight: weight / 10
                           lambda service: {"dummy": {"stable": service}})
 from delivery.canary import bodies
 from delivery.config import load_stack_file, stack_catalogue
-from delivery.docs import plan
+from delivery.plan import plan
 from slo.rules import by_service
 path = Path("Pulumi.dev.yaml")
 values = load_stack_file(path).model_dump(by_alias=True)
@@ -656,7 +656,7 @@ built = bodies("api-gateway", "api", mine, stack)
 print(json.dumps({
     "routing": built.rollout(built.image)["spec"]["strategy"]["canary"]["trafficRouting"],
     "ingress_class": built.ingress["spec"]["ingressClassName"] if built.ingress else None,
-    "plan": plan("api-gateway", mine, stack),
+    "plan": plan("api-gateway", mine, stack).output(),
 }, default=str))
 '''
 

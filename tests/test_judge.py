@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from delivery import judge
 from delivery.config import AnalysisConfig, DeliveryConfig
-from delivery.docs import requests_to_pass_clean
+from delivery.plan import requests_to_pass_clean
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service

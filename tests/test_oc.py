@@ -6,7 +6,7 @@ import numpy as np
 
 from delivery import judge, oc
 from delivery.config import go_seconds, load_stack_file
-from delivery.docs import plan, plan_lines
+from delivery.plan import plan
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service
@@ -59,11 +59,11 @@ def test_the_smallest_burn_caught_is_where_the_abort_probability_reaches_99_perc
 
 
 def test_the_plan_prints_what_each_gate_catches_at_the_stated_traffic():
-    lines = plan_lines("api-gateway", plan("api-gateway", SLOS["api-gateway"], STACK))
+    lines = plan("api-gateway", SLOS["api-gateway"], STACK).lines()
     table = [line for line in lines if "by the end of the first gate at 600 canary" in line]
     assert len(table) == 3 and all("10x: abort" in line for line in table), lines
     bare = STACK.model_copy(update={"services": {
         name: s.model_copy(update={"expected_requests_per_minute": None})
         for name, s in STACK.services.items()}})
-    lines = plan_lines("api-gateway", plan("api-gateway", SLOS["api-gateway"], bare))
+    lines = plan("api-gateway", SLOS["api-gateway"], bare).lines()
     assert any("no expectedRequestsPerMinute" in line for line in lines), lines
