@@ -30,11 +30,10 @@ from delivery.config import (
     project_values,
     stack_catalogue,
 )
-from delivery.judge import evidence_window, stack_gates
+from delivery.judge import Gate, evidence_window
 from delivery.plan import plan
 from delivery.routers import ROUTERS
 from slo.dashboards import CanaryStatistic
-from slo.model import ResolvedSlo
 from slo.problems import ConfigError
 from slo.rules import by_service
 
@@ -111,6 +110,7 @@ def main() -> None:
     rollouts: dict[str, str] = {}
     rules: dict[str, str] = {}
     plans: dict[str, object] = {}
+    gates: dict[str, list[Gate]] = {}  # per deployed service: computed once, read below
     for service in catalogue.services:
         after = pulumi.ResourceOptions(depends_on=[namespaces[service.namespace], *argo.ready])
         bundle = SloBundle(
@@ -128,7 +128,9 @@ def main() -> None:
         deployment = stack.services.get(service.name)
         if deployment is None:
             continue
-        service_plan = plan(service.name, grouped[service.name], stack)
+        built = bodies(service.name, service.namespace, grouped[service.name], stack)
+        gates[service.name] = built.gates
+        service_plan = plan(service.name, stack, built.gates)
         plans[service.name] = service_plan.output()
         for line in service_plan.lines():
             pulumi.log.info(line)
@@ -137,7 +139,7 @@ def main() -> None:
             CanaryServiceArgs(
                 service.name,
                 service.namespace,
-                bodies(service.name, service.namespace, grouped[service.name], stack),
+                built,
                 wait_for_rollout=stack.delivery.wait_for_rollout,
                 timeout_seconds=stack.delivery.timeout_seconds,
                 image=None if promoted is None else promoted[service.name],
@@ -159,7 +161,7 @@ def main() -> None:
 
     dashboard = SloDashboard(
         "slo-dashboards",
-        SloDashboardArgs(slos, stack.grafana, token, statistics=canary_statistics(stack, grouped),
+        SloDashboardArgs(slos, stack.grafana, token, statistics=canary_statistics(stack, gates),
                          placement=placement, thanos=stack.thanos),
     )
 
@@ -195,7 +197,7 @@ def notification_settings(
 
 
 def canary_statistics(
-    stack: StackConfig, grouped: dict[str, list[ResolvedSlo]]
+    stack: StackConfig, gates: dict[str, list[Gate]]
 ) -> dict[str, dict[str, CanaryStatistic]]:
     """The judge's hypotheses and boundaries per deployed service and SLO, for the dashboards."""
     lookback = evidence_window(stack.delivery)
@@ -204,9 +206,9 @@ def canary_statistics(
             gate.name: CanaryStatistic(
                 gate.hypotheses.good, gate.hypotheses.bad, gate.abort, gate.accept, lookback
             )
-            for gate in stack_gates(grouped[service], stack, service)
+            for gate in service_gates
         }
-        for service in stack.services
+        for service, service_gates in gates.items()
     }
 
 

@@ -29,7 +29,7 @@ class CanaryBodies:
     pod_monitor: dict[str, Any] | None = None
     image: str = ""  # the stack file's image
     evidence_rule: dict[str, Any] | None = None  # the judge's recordings (delivery/evidence.py)
-    gates: list[Gate] = field(default_factory=list)
+    gates: list[Gate] = field(default_factory=list)  # computed once: the plan and dashboards
     routes: list[Route] = field(default_factory=list)  # the router's objects besides an Ingress
 
 
@@ -37,11 +37,13 @@ def evidence_group(
     service: str, slos: list[ResolvedSlo], stack: StackConfig
 ) -> dict[str, Any] | None:
     """The rule group recording the evidence of the service's gates on this stack."""
+    return _evidence_group(service, judge.stack_gates(slos, stack, service), stack)
+
+
+def _evidence_group(service: str, gates: list[Gate], stack: StackConfig) -> dict[str, Any] | None:
     deployment = stack.services[service]
-    recordings = [
-        evidence.recording(g, deployment, stack.delivery, stack.prometheus)
-        for g in judge.stack_gates(slos, stack, service)
-    ]
+    recordings = [evidence.recording(g, deployment, stack.delivery, stack.prometheus)
+                  for g in gates]
     return evidence.rule_group(service, recordings)
 
 
@@ -65,7 +67,7 @@ def bodies(
         templates["freeze"] = analysis.freeze_template(
             service, namespace, delivery.analysis, address
         )
-    group = evidence_group(service, slos, stack)
+    group = _evidence_group(service, gates, stack)
     evidence_rule = None
     if group is not None:
         evidence_rule = prometheus_rule_of_groups(

@@ -20,6 +20,7 @@ from pathlib import Path
 from delivery import docs, evidence
 from delivery.canary import evidence_group
 from delivery.config import StackConfig, load_stack_file, stack_catalogue
+from delivery.judge import stack_gates
 from delivery.plan import plan
 from delivery.routers import ROUTERS
 from slo.loader import load_catalogue
@@ -190,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if ROUTERS[routing].deprecated:
                     print(f"{name}: trafficRouting {routing}: {ROUTERS[routing].deprecated}")
                 for service in sorted(stack.services):
-                    for line in plan(service, grouped.get(service, []), stack).lines():
+                    gates = stack_gates(grouped.get(service, []), stack, service)
+                    for line in plan(service, stack, gates).lines():
                         print(f"{name}: {line}")
     except ConfigError as err:
         for line in err.lines:

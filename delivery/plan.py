@@ -21,11 +21,10 @@ from delivery.judge import (
     first_gate_seconds,
     gate_looks,
     late_requests,
-    stack_gates,
 )
 from delivery.routers import ROUTERS
 from slo import durations
-from slo.model import ResolvedSlo, number
+from slo.model import number
 
 PLAN_RATES = (20, 100, 1000)  # canary requests per minute the plan shows times for
 
@@ -195,8 +194,8 @@ def _gate_plan(gate: Gate, stack: StackConfig, first_gate: int,
     )
 
 
-def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> Plan:
-    """The service's plan on the stack."""
+def plan(service: str, stack: StackConfig, gates: list[Gate]) -> Plan:
+    """The service's plan on the stack, for its gates (``judge.stack_gates``)."""
     deployment = stack.services[service]
     router = ROUTERS[stack.delivery.traffic_routing]
     scrape = stack.prometheus.scrape_interval
@@ -219,6 +218,5 @@ def plan(service: str, slos: list[ResolvedSlo], stack: StackConfig) -> Plan:
         gate_delay=durations.format_seconds(timing.delay) if timing.delay else None,
         late_catch=1 - analysis.missed_regression_risk,
         canary_rate=None if canary_rate is None else round(canary_rate, 1),
-        gates={gate.name: _gate_plan(gate, stack, first_gate, canary_rate)
-               for gate in stack_gates(slos, stack, service)},
+        gates={gate.name: _gate_plan(gate, stack, first_gate, canary_rate) for gate in gates},
     )

@@ -656,7 +656,7 @@ built = bodies("api-gateway", "api", mine, stack)
 print(json.dumps({
     "routing": built.rollout(built.image)["spec"]["strategy"]["canary"]["trafficRouting"],
     "ingress_class": built.ingress["spec"]["ingressClassName"] if built.ingress else None,
-    "plan": plan("api-gateway", mine, stack).output(),
+    "plan": plan("api-gateway", stack, built.gates).output(),
 }, default=str))
 '''
 

@@ -59,11 +59,13 @@ def test_the_smallest_burn_caught_is_where_the_abort_probability_reaches_99_perc
 
 
 def test_the_plan_prints_what_each_gate_catches_at_the_stated_traffic():
-    lines = plan("api-gateway", SLOS["api-gateway"], STACK).lines()
+    gates = judge.stack_gates(SLOS["api-gateway"], STACK, "api-gateway")
+    lines = plan("api-gateway", STACK, gates).lines()
     table = [line for line in lines if "by the end of the first gate at 600 canary" in line]
     assert len(table) == 3 and all("10x: abort" in line for line in table), lines
     bare = STACK.model_copy(update={"services": {
         name: s.model_copy(update={"expected_requests_per_minute": None})
         for name, s in STACK.services.items()}})
-    lines = plan("api-gateway", SLOS["api-gateway"], bare).lines()
+    gates = judge.stack_gates(SLOS["api-gateway"], bare, "api-gateway")
+    lines = plan("api-gateway", bare, gates).lines()
     assert any("no expectedRequestsPerMinute" in line for line in lines), lines
