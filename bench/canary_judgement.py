@@ -1546,7 +1546,7 @@ def family_cells(family: str, quick: bool, stack_name: str, service: str) -> lis
         if service != FAMILY_SERVICE:
             return []
         weights = (50,) if quick else LATE_WEIGHTS
-        multiples = (10,) if quick else LATE_MULTIPLES
+        multiples: tuple[float, ...] = (10,) if quick else LATE_MULTIPLES
         return [Cell("m", r, LATE_BEFORE, STABLE_MULTIPLE, family="late", late_weight=w,
                      late_m=m, late_stream=stream)
                 for stream in LATE_STREAMS for w in weights for m in multiples for r in rates]

@@ -54,6 +54,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,12 @@ import yaml
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
-import synth  # noqa: E402
+from bench import synth  # noqa: E402
 
 RESULTS = BENCH / "results"
+AlertKey = tuple[str, str, str, str]  # (rule set, service, slo, severity)
 from tools.local_prometheus import LocalPrometheus, binary, free_port  # noqa: E402
 from tools.loopback import LoopbackServer, Reply, Request  # noqa: E402
 
@@ -377,8 +378,12 @@ class Prometheus(LocalPrometheus):
             name=f"prometheus-{name}",
         )
 
-    def start(self, timeout: float = 300) -> LocalPrometheus:
-        return super().start(timeout)
+    def start(
+        self,
+        timeout: float = 300,
+        spawn: Callable[[list[str]], subprocess.Popen[bytes]] | None = None,
+    ) -> LocalPrometheus:
+        return super().start(timeout, spawn)
 
     def api(self, path: str, **params: Any) -> Any:
         url = f"{self.url}/api/v1/{path}"
@@ -433,7 +438,7 @@ class CostResult:
     by_rule: list[dict[tuple[str, str], float]] = field(default_factory=list)
 
     def median(self, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in self.rounds)
+        return float(statistics.median(getattr(r, attr) for r in self.rounds))
 
 
 def classify(group: str, ours_dir: Path, sloth_dir: Path) -> str | None:
@@ -484,7 +489,8 @@ def measure_rounds(prom: Prometheus, label: str, rounds: int, interval: int, our
         for group in prom.api("rules")["groups"]:
             which = classify(f"{group['file']};", ours_dir, sloth_dir)
             for rule in group["rules"] if which else []:
-                key = (which, rule["name"])
+                assert which is not None
+                key = (which, str(rule["name"]))
                 per_rule[key] = per_rule.get(key, 0.0) + float(rule.get("evaluationTime", 0))
         result.by_rule.append(per_rule)
         log(f"  {label}: ours {sums['ours'] * 1000:.1f} ms ({counts['ours']} groups), "
@@ -537,10 +543,10 @@ def parse_time(text: str) -> float:
     return base + (float("0." + frac[:9]) if frac else 0.0)
 
 
-def watch_alerts(prom: Prometheus, since: float, until: float, expected: set[tuple[str, ...]],
-                 poll: float) -> dict[tuple[str, ...], dict[str, float]]:
+def watch_alerts(prom: Prometheus, since: float, until: float, expected: set[AlertKey],
+                 poll: float) -> dict[AlertKey, dict[str, float]]:
     """First time (seconds after ``since``) each alert was seen active/firing, by key."""
-    seen: dict[tuple[str, ...], dict[str, float]] = {}
+    seen: dict[AlertKey, dict[str, float]] = {}
     while time.time() < until:
         for alert in prom.api("alerts")["alerts"]:
             key = alert_key(alert)
@@ -744,7 +750,7 @@ def write_report(out: io.StringIO, args: argparse.Namespace, services: list[Serv
                  raw_samples: int, raw_seconds: float, rule_blocks: int, rules_seconds: float,
                  counts_ours: dict[str, int], counts_sloth: dict[str, int], ours_series: float,
                  sloth_series: float, results: list[CostResult], healthy_alerts: list[Any],
-                 expected: set[tuple[str, ...]], seen: dict[tuple[str, ...], dict[str, float]],
+                 expected: set[AlertKey], seen: dict[AlertKey, dict[str, float]],
                  watched: float, notes: list[str]) -> None:
     def p(line: str = "") -> None:
         out.write(line + "\n")
@@ -820,8 +826,7 @@ def write_report(out: io.StringIO, args: argparse.Namespace, services: list[Serv
              f"{'seen firing':>11}"
     p(header)
     p("-" * len(header))
-    keys = sorted(set(seen) | expected)
-    for key in keys:
+    for key in sorted(set(seen) | expected):
         entry = seen.get(key, {})
         active = f"{entry['active']:.0f} s" if "active" in entry else "never"
         firing = f"{entry['firing_seen']:.0f} s" if "firing_seen" in entry else "never"

@@ -21,6 +21,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW_SECONDS = 5.0
@@ -61,7 +62,7 @@ print(json.dumps({"counts": counts, "reasons": reasons, "problems": problems[:20
 """
 
 
-def run_chunk(first: int, last: int) -> dict[str, object]:
+def run_chunk(first: int, last: int) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", WORKER, str(first), str(last), str(ROOT), str(SLOW_SECONDS)],
         capture_output=True, text=True, check=False,
@@ -98,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                 counts["worker crash"] += 1
                 problems.append(f"worker crash in seeds {result['chunk']}: {result['crash']}")
                 continue
-            counts.update(result["counts"])  # type: ignore[arg-type]
-            reasons.update(result["reasons"])  # type: ignore[arg-type]
-            problems += result["problems"]  # type: ignore[operator]
-            slowest = max(slowest, float(result["slowest"]))  # type: ignore[arg-type]
+            counts.update(result["counts"])
+            reasons.update(result["reasons"])
+            problems += result["problems"]
+            slowest = max(slowest, float(result["slowest"]))
     elapsed = time.perf_counter() - started
     total = counts["accepted"] + counts["refused"] + counts["broken"] + counts["traceback"]
     seeds = f"seeds {args.seed}..{args.seed + args.cases - 1}"

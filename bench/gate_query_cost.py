@@ -52,9 +52,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from delivery import evidence, judge  # noqa: E402
-from delivery.analysis import evidence_window, outage_metric  # noqa: E402
+from delivery.analysis import outage_metric  # noqa: E402
 from delivery.canary import evidence_group  # noqa: E402
 from delivery.config import go_seconds, load_stack_file  # noqa: E402
+from delivery.judge import evidence_window  # noqa: E402
 from slo import conventions as names  # noqa: E402
 from slo import durations  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402
@@ -144,7 +145,7 @@ def running_series(gate: judge.Gate, own: dict[str, np.ndarray], others: dict[st
     total = {"canary": 0.0, "judged": 0.0}
     for k in np.nonzero(keep)[0]:
         step = judge.Counts(float(own["requests"][k]), float(own["errors"][k]))
-        increments = judge.increments(gate, step, _window_counts(others, keep_others, k,
+        increments = judge.increments(gate, step, _window_counts(others, keep_others, int(k),
                                                                  window_steps))
         for name, inc in zip(("canary", "judged"), increments, strict=True):
             total[name] += inc
@@ -185,7 +186,9 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
             others = {k: sum(per_hash[o][k] for o in hashes if o != h) for k in own}
             labels = {"service": SERVICE, "slo": gate.name, "rollouts_pod_template_hash": h}
             traffic = own["requests"] > 0
-            counts, recs, keeps = {}, {}, {}
+            counts: dict[str, judge.Counts] = {}
+            recs: dict[str, dict[str, np.ndarray]] = {}
+            keeps: dict[str, np.ndarray] = {}
             for side, steps in (("own", own), ("others", others)):
                 sq = np.where(traffic & (steps["requests"] > 0),
                               steps["errors"] ** 2 / np.maximum(steps["requests"], 1), np.nan)
@@ -204,12 +207,12 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
             out.append((evidence.RESTARTS, labels, restart))
             tail = np.full(len(times), np.nan)
             tail[-20:] = 1.0  # the last 10 minutes: enough for every lookback
-            for side, c in counts.items():
+            for side, summed in counts.items():
                 for part in evidence.PARTS:
                     out.append((evidence.sum_record(part, side == "others"), labels,
-                                tail * getattr(c, part)))
+                                tail * getattr(summed, part)))
                 out.append((evidence.dispersion_record(side == "others"), labels,
-                            tail * judge.dispersion(c)))
+                            tail * judge.dispersion(summed)))
             if counts["others"].requests > 0:
                 out.append((evidence.OTHERS_RATIO, labels,
                             tail * judge.stable_ratio(counts["others"])))

@@ -96,7 +96,8 @@ def continuous(ev: Evaluations, memory: float) -> np.ndarray:
     late = wide | first
     late[:, 1:] |= wide[:, :-1]
     late[:, 2:] |= wide[:, :-2]
-    return ~late
+    kept: np.ndarray = ~late
+    return kept
 
 
 def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:

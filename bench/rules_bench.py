@@ -33,16 +33,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT))
 
-import synth  # noqa: E402
+from bench import synth  # noqa: E402
 
 RESULTS = BENCH / "results"
+ArgvFor = Callable[[Path], list[str]]  # a command's argv, given its output directory
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ def ours_argv(catalogue: Path, out: Path, tests: bool, fmt: str | None = None) -
     return argv if tests else [*argv, "--no-tests"]
 
 
+def ours(catalogue: Path, tests: bool, fmt: str | None = None) -> ArgvFor:
+    return lambda out: ours_argv(catalogue, out, tests, fmt)
+
+
 def has_format_option() -> bool:
     """Whether this version of `python -m slo rules` has --format (rules|prometheusrule|both)."""
     help_text = subprocess.run([sys.executable, "-m", "slo", "rules", "--help"], cwd=ROOT,
@@ -110,7 +117,7 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def measure(argv_for, runs: int, out_dir: Path) -> tuple[Run, list[Run]]:
+def measure(argv_for: ArgvFor, runs: int, out_dir: Path) -> tuple[Run, list[Run]]:
     results = []
     for _ in range(runs):
         fresh(out_dir)
@@ -118,7 +125,7 @@ def measure(argv_for, runs: int, out_dir: Path) -> tuple[Run, list[Run]]:
     return median_run(results), results
 
 
-Commands = dict[str, tuple[object, Path]]  # name -> (argv for an output dir, output dir)
+Commands = dict[str, tuple[ArgvFor, Path]]  # name -> (argv for an output dir, output dir)
 
 
 def measure_interleaved(commands: Commands, runs: int) -> dict[str, list[Run]]:
@@ -128,7 +135,7 @@ def measure_interleaved(commands: Commands, runs: int) -> dict[str, list[Run]]:
     for _ in range(runs):
         for name, (argv_for, out_dir) in commands.items():
             fresh(out_dir)
-            results[name].append(run_measured(argv_for(out_dir), ROOT))  # type: ignore[operator]
+            results[name].append(run_measured(argv_for(out_dir), ROOT))
     return results
 
 
@@ -300,10 +307,10 @@ def report(rows: list[Row], proofs: list[tuple[int, Run, Run]], runs: int, sloth
     p(header)
     p("-" * len(header))
     for r in rows:
-        o, s = r.ours_counts, r.sloth_counts
-        p(f"{r.n:>7} | {o['record'] / r.n:>8.2f} {o['alert'] / r.n:>10.2f} "
-          f"{o['groups'] / r.n:>11.2f} | {s['record'] / r.n:>9.2f} {s['alert'] / r.n:>11.2f} "
-          f"{s['groups'] / r.n:>12.2f}")
+        mine, theirs = r.ours_counts, r.sloth_counts
+        p(f"{r.n:>7} | {mine['record'] / r.n:>8.2f} {mine['alert'] / r.n:>10.2f} "
+          f"{mine['groups'] / r.n:>11.2f} | {theirs['record'] / r.n:>9.2f} "
+          f"{theirs['alert'] / r.n:>11.2f} {theirs['groups'] / r.n:>12.2f}")
     if proofs:
         p()
         p("WITH promtool proofs (python -m slo rules CATALOGUE -o DIR, no --no-tests) -- "
@@ -354,13 +361,11 @@ def main() -> int:
                 catalogue, specs = synth.write_both(n, tmp / f"in-{n}")
                 ours_out, sloth_out = out_root / f"ours-{n}", out_root / f"sloth-{n}"
                 commands: Commands = {
-                    "ours": (lambda d, c=catalogue: ours_argv(c, d, False), ours_out),
-                    "sloth": (lambda d, s=specs: sloth_argv(sloth, s, d), sloth_out),
+                    "ours": (ours(catalogue, False), ours_out),
+                    "sloth": (partial(sloth_argv, sloth, specs), sloth_out),
                 }
                 if rules_only:
-                    commands["rules"] = (
-                        lambda d, c=catalogue: ours_argv(c, d, False, "rules"), out_root / f"r-{n}"
-                    )
+                    commands["rules"] = (ours(catalogue, False, "rules"), out_root / f"r-{n}")
                 print(f"N={n}: {', '.join(commands)} in turn, {runs} round(s) ...", file=sys.stderr,
                       flush=True)
                 measured = measure_interleaved(commands, runs)
@@ -379,9 +384,7 @@ def main() -> int:
                     rows[-1].ours_rules_only = median_run(measured["rules"])
                 if n in (10, 100) and not args.no_proofs:
                     print(f"N={n}: ours with proofs ...", file=sys.stderr, flush=True)
-                    with_tests, _ = measure(
-                        lambda d, c=catalogue: ours_argv(c, d, True), runs, out_root / f"proofs-{n}"
-                    )
+                    with_tests, _ = measure(ours(catalogue, True), runs, out_root / f"proofs-{n}")
                     proofs.append((n, with_tests, rows[-1].ours))
                 if n == 1000 and not args.no_profile:
                     print("N=1000: cProfile ...", file=sys.stderr, flush=True)

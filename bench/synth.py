@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -197,7 +198,7 @@ def write_both(n_slos: int, root: Path) -> tuple[Path, Path]:
 # Counting generated rules
 
 
-def iter_rules(paths: list[Path]) -> Iterator[dict[str, object]]:
+def iter_rules(paths: list[Path]) -> Iterator[dict[str, Any]]:
     """Every rule of every group in Prometheus rule files (and PrometheusRule bodies)."""
     for path in paths:
         for doc in yaml.safe_load_all(path.read_text()):

@@ -107,7 +107,8 @@ def _bad(rng: np.random.Generator, n: np.ndarray, ratio: float, v: Variation) ->
     if ratio >= 1:
         return n.astype(np.float64)
     if v.burst > 1:
-        return np.minimum(_bursts(rng, n, ratio, v.burst), n)
+        capped: np.ndarray = np.minimum(_bursts(rng, n, ratio, v.burst), n)
+        return capped
     if v.icc > 0:
         a = ratio * (1 - v.icc) / v.icc
         b = (1 - ratio) * (1 - v.icc) / v.icc
