@@ -2152,10 +2152,12 @@ def family_table(chosen: list[CellResult]) -> list[str]:
 
 
 def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_runs: int,
-           seed: int, elapsed: float, jobs: int) -> tuple[str, list[TargetLine]]:
+           seed: int, elapsed: float, jobs: int, cells: str = "") -> tuple[str, list[TargetLine]]:
     out = []
     today = datetime.date.today().isoformat()
-    out.append(f"Canary judgement benchmark ({'QUICK smoke run' if quick else 'full run'}), "
+    kind = "QUICK smoke run" if quick else (f"focused run: cells matching {cells!r}" if cells
+                                            else "full run")
+    out.append(f"Canary judgement benchmark ({kind}), "
                f"{today}, seed {seed}, {good_runs} runs per good-canary cell, "
                f"{elapsed:.0f} s on {jobs} process(es); Python {platform.python_version()}, "
                f"numpy {np.__version__}")
@@ -2269,6 +2271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--engine", type=int, choices=(2, 3), default=3,
                         help="Prometheus major version whose range semantics to copy")
+    parser.add_argument("--cells", default="", metavar="REGEX",
+                        help="only the cells whose 'service title' matches (a focused check: "
+                        "the targets then speak of those cells alone; seeds as in a full run)")
     parser.add_argument("--family", default=",".join(("base", *FAMILIES)),
                         help="comma-separated cell families to run: base (the plain and "
                              "real-traffic cells), " + ", ".join(FAMILIES) + " (default: all); "
@@ -2292,6 +2297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for ci, cell in enumerate(all_cells(args.quick, stack_name, service)):
                 if (cell.family or "base") not in families:
                     continue
+                if args.cells and not re.search(args.cells, f"{service} {cell.title}"):
+                    continue
                 tasks.append((args.engine, stack_name, service, cell,
                               runs_for(stack_name, service, cell, good_runs, real_runs),
                               (args.seed, si, vi, ci)))
@@ -2306,7 +2313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results.sort(key=lambda r: (STACKS.index(r.stack), CATALOGUE_SERVICES.index(r.service),
                                 all_cells(args.quick, r.stack, r.service).index(r.cell)))
     elapsed = time.perf_counter() - started
-    text, lines = report(results, stacks, args.quick, good_runs, args.seed, elapsed, args.jobs)
+    text, lines = report(results, stacks, args.quick, good_runs, args.seed, elapsed, args.jobs,
+                         args.cells)
     sys.stdout.write(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
