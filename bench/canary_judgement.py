@@ -2250,6 +2250,9 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
     out.append("")
     out.extend(detection_cost(results))
     out.append("")
+    if cells:  # the targets speak of every cell: a focused run shows its tables alone
+        out.append("Focused run: the targets are not evaluated (they speak of every cell).")
+        return "\n".join(out) + "\n", []
     lines = evaluate_targets(results, stacks)
     out.extend(line.render() for line in lines)
     return "\n".join(out) + "\n", lines
