@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -37,7 +36,7 @@ from slo.conventions import CANARY_EVIDENCE
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service
-from tools.local_prometheus import LocalPrometheus
+from tools.local_prometheus import backfilled
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = {name: load_stack_file(ROOT / f"Pulumi.{name}.yaml") for name in ("dev", "prod")}
@@ -263,12 +262,7 @@ def prometheus(tmp_path_factory):
                           f'service="{GATE_SERVICE}",slo="{gate.name}"')
                 lines += [f"{CANARY_EVIDENCE}{{{labels}}} {value + shift} {t}"
                           for t in range(end - 600, end + 1, 30)]
-    (work / "evidence.om").write_text("\n".join([*lines, "# EOF"]) + "\n")
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics",
-                    str(work / "evidence.om"), str(work / "data")], check=True,
-                   capture_output=True)
-    with LocalPrometheus({"global": {"scrape_interval": "1m"}}, work, data_dir=work / "data",
-                         args=("--storage.tsdb.retention.time=30d",)) as prom:
+    with backfilled("\n".join([*lines, "# EOF"]) + "\n", work) as prom:
         yield prom.url, end
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.local_prometheus import LocalPrometheus, free_port
+from tools.local_prometheus import backfilled, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP = 300  # one sample every 5 minutes
@@ -47,12 +47,7 @@ def prometheus(tmp_path_factory):
     assert shutil.which("prometheus"), "needs prometheus on PATH (make test builds it)"
     work = tmp_path_factory.mktemp("traffic")
     end = (int(time.time()) // STEP) * STEP - 3600
-    (work / "history.om").write_text(_history(end))
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics",
-                    str(work / "history.om"), str(work / "data")], check=True,
-                   capture_output=True)
-    with LocalPrometheus({"global": {"scrape_interval": "1m"}}, work, data_dir=work / "data",
-                         args=("--storage.tsdb.retention.time=30d",)) as prom:
+    with backfilled(_history(end), work) as prom:
         yield prom.url, end
 
 

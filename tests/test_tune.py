@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.local_prometheus import LocalPrometheus, free_port
+from tools.local_prometheus import backfilled, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = ROOT / "catalogue" / "core-services.yaml"
@@ -70,26 +70,7 @@ def prometheus(tmp_path_factory):
     work = tmp_path_factory.mktemp("tune")
     end = (int(time.time()) // STEP) * STEP - 3600
     text, expected = _history(end)
-    (work / "history.om").write_text(text)
-    data = work / "data"
-    subprocess.run(
-        [
-            "promtool",
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(work / "history.om"),
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    with LocalPrometheus(
-        {"global": {"scrape_interval": "1m"}},
-        work,
-        data_dir=data,
-        args=("--storage.tsdb.retention.time=30d",),
-    ) as prom:
+    with backfilled(text, work) as prom:
         yield prom.url, end, expected
 
 

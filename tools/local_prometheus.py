@@ -3,6 +3,9 @@
     with LocalPrometheus(config, workdir) as prom:      # waits for /-/ready
         urllib.request.urlopen(f"{prom.url}/api/v1/query?query=up")
 
+    with backfilled(openmetrics_text, workdir) as prom:  # serves that history, 30 days kept
+        ...
+
 The binary is ``$SLO_CANARY_PROMETHEUS`` when set, else ``prometheus`` on PATH. It listens on
 loopback only and is stopped (SIGTERM, then SIGKILL) when the block ends, however it ends.
 """
@@ -124,3 +127,15 @@ class LocalPrometheus:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def backfilled(openmetrics: str, workdir: Path) -> LocalPrometheus:
+    """A Prometheus (not started: use it in ``with``) serving ``openmetrics`` (OpenMetrics text
+    with timestamps, ``# EOF`` last), backfilled into a fresh TSDB by ``promtool tsdb
+    create-blocks-from openmetrics`` and kept 30 days, so that history up to then is queryable."""
+    source, data = workdir / "history.om", workdir / "data"
+    source.write_text(openmetrics)
+    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source),
+                    str(data)], check=True, capture_output=True)
+    return LocalPrometheus({"global": {"scrape_interval": "1m"}}, workdir, data_dir=data,
+                           args=("--storage.tsdb.retention.time=30d",))
