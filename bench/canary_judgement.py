@@ -108,7 +108,7 @@ from delivery import judge, oc  # noqa: E402
 from delivery.analysis import outage_metric, outage_view  # noqa: E402
 from delivery.canary import bodies, evidence_group  # noqa: E402
 from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
-from delivery.plan import requests_to_pass_clean  # noqa: E402
+from delivery.plan import rate_needed  # noqa: E402
 from slo import durations  # noqa: E402
 from slo.conventions import CANARY_EVIDENCE  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402
@@ -1754,8 +1754,8 @@ def perfect_rate(stack_name: str, service: str) -> float:
     which the plan says a clean canary can pass the first gate (its "below N canary requests
     a minute it cannot pass")."""
     stack = _stack(stack_name)[0]
-    minutes = judge.first_gate_seconds(stack.delivery, stack.prometheus.scrape_interval) / 60
-    need = max(requests_to_pass_clean(g) / minutes for g in stack_gates(stack_name, service)
+    first_gate = judge.first_gate_seconds(stack.delivery, stack.prometheus.scrape_interval)
+    need = max(rate_needed(g, first_gate) for g in stack_gates(stack_name, service)
                if g.enforcement == "enforce")
     return min((r for r in RATES if r >= need), default=RATES[-1])
 

@@ -9,12 +9,11 @@ from delivery import config, oc
 from delivery.config import StackConfig
 from delivery.judge import (
     expected_requests,
-    expected_traffic,
     gated,
     gates,
     stack_gates,
 )
-from delivery.plan import percent, requests_to_pass_clean
+from delivery.plan import percent, plan, requests_to_pass_clean
 from slo import docs as slo_docs
 from slo.model import ResolvedSlo, number
 
@@ -94,19 +93,21 @@ def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> lis
 
 def first_gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> list[str]:
     """Per stack that states the service's expected traffic, what its first gate does with a
-    canary burning each SLO's budget 1, 2, 3, 5 and 10 times as fast (``delivery/oc.py``)."""
+    canary burning each SLO's budget 1, 2, 3, 5 and 10 times as fast: the plan's figures."""
     service = group[0].service.name if group else ""
     rows = []
     for name, stack in stacks.items():
-        traffic = expected_traffic(stack, service) if service in stack.services else None
-        if traffic is None:
+        if service not in stack.services:
             continue
-        for gate in stack_gates(group, stack, service):
-            curve = oc.curve(gate, stack, traffic.canary_rate)
-            caught = oc.smallest_caught(gate, stack, traffic.canary_rate)
-            cells = " | ".join(f"{percent(o.abort)} / {percent(o.passed)}" for o in curve.values())
-            rows.append(f"| {gate.name} | {name} | {number(round(traffic.canary_rate, 1))} | "
-                        f"{cells} | {'none' if caught is None else f'{number(caught)}x'} |")
+        seen = plan(service, stack, stack_gates(group, stack, service))
+        for slo, gate in seen.gates.items():
+            if seen.canary_rate is None or gate.first_gate is None:
+                continue
+            cells = " | ".join(f"{percent(o.abort)} / {percent(o.passed)}"
+                               for o in gate.first_gate.values())
+            caught = gate.smallest_caught
+            rows.append(f"| {slo} | {name} | {number(seen.canary_rate)} | {cells} | "
+                        f"{'none' if caught is None else f'{number(caught)}x'} |")
     if not rows:
         return []
     burns = " | ".join(f"{number(b)}x" for b in oc.BURNS)

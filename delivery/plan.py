@@ -18,6 +18,7 @@ from delivery.judge import (
     coefficients,
     evidence_window,
     expected_requests,
+    expected_traffic,
     first_gate_seconds,
     gate_looks,
     late_requests,
@@ -174,6 +175,12 @@ class Plan:
         return lines
 
 
+def rate_needed(gate: Gate, first_gate: int) -> int:
+    """Canary requests a minute below which a clean canary cannot pass within ``first_gate``
+    seconds (``first_gate_seconds``)."""
+    return math.ceil(requests_to_pass_clean(gate) / (first_gate / 60))
+
+
 def _gate_plan(gate: Gate, stack: StackConfig, first_gate: int,
                canary_rate: float | None) -> GatePlan:
     clean = requests_to_pass_clean(gate)
@@ -182,7 +189,7 @@ def _gate_plan(gate: Gate, stack: StackConfig, first_gate: int,
         mode=gate.enforcement,
         requests_to_pass=clean,
         minutes_to_pass={rate: round(clean / rate, 1) for rate in PLAN_RATES},
-        rate_needed=math.ceil(clean / (first_gate / 60)),
+        rate_needed=rate_needed(gate, first_gate),
         requests_to_abort=round(expected_requests(gate, gate.hypotheses.bad)),
         fail_burn_rate=round(gate.hypotheses.bad / gate.slo.budget, 2),
         fail_burn_from=gate.fail_burn_source,
@@ -201,9 +208,8 @@ def plan(service: str, stack: StackConfig, gates: list[Gate]) -> Plan:
     scrape = stack.prometheus.scrape_interval
     first_gate = first_gate_seconds(stack.delivery, scrape)
     timing = gate_looks(stack.delivery, scrape)
-    rate = deployment.expected_requests_per_minute
-    canary_rate = rate * router.share(deployment.replicas, stack.delivery.weights[0]) \
-        if rate is not None else None
+    traffic = expected_traffic(stack, service)
+    canary_rate = None if traffic is None else traffic.canary_rate
     analysis = stack.delivery.analysis
     return Plan(
         service=service,
