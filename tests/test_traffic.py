@@ -65,11 +65,39 @@ def test_traffic_measures_each_services_requests_a_minute_within_one_percent(pro
     assert set(measured) == set(RATES)
     for service, rate in RATES.items():
         assert measured[service] == pytest.approx(rate, rel=0.01), service
-    # next to the stated rate, and what auto would choose at each: api-gateway measured 10%
-    # above prod's 3000, orchestrator as stated
     lines = dict(line.split(": ", 2)[1:] for line in result.stdout.splitlines())
     assert "the stack states 3000 (at that rate: " in lines["api-gateway"]
-    assert "error-rate fails at 10x" in lines["orchestrator"]  # prod sets failBurnRate 10
+
+
+def _choices(line: str) -> tuple[str, str]:
+    """(at the measured rate, at the stated rate) of one output line."""
+    found = re.fullmatch(r".*over the last 7d \(at that rate: (.*)\); the stack states \S+ "
+                         r"\(at that rate: (.*)\)", line)
+    assert found, line
+    return found.group(1), found.group(2)
+
+
+def test_traffic_says_what_auto_would_choose_at_the_measured_and_the_stated_rate(prometheus,
+                                                                                  tmp_path):
+    """On prod with failBurnRate auto: orchestrator measured at its stated 600 gets the same
+    choice at both; agent-runner, measured at 42 a minute against a stated 300, gets looser
+    hypotheses at the measured rate (a quieter canary decides less within the first gate)."""
+    url, end = prometheus
+    stack = tmp_path / "Pulumi.prod.yaml"
+    text = (ROOT / "Pulumi.prod.yaml").read_text()
+    assert "      failBurnRate: 10\n" in text
+    stack.write_text(text.replace("      failBurnRate: 10\n", "      failBurnRate: auto\n"))
+    result = traffic("--stack", str(stack), "--prometheus", url, "--at", str(end))
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 2)[1:] for line in result.stdout.splitlines())
+    measured, stated = _choices(lines["orchestrator"])
+    assert measured == stated
+    measured, stated = _choices(lines["agent-runner"])
+    rates = {m.group(1): (float(m.group(2)), float(n.group(2))) for m, n in zip(
+        re.finditer(r"(\S+) fails at ([\d.]+)x", measured),
+        re.finditer(r"(\S+) fails at ([\d.]+)x", stated), strict=True)}
+    assert rates["latency"][0] > rates["latency"][1], (measured, stated)
+    assert all(at_measured >= at_stated for at_measured, at_stated in rates.values())
 
 
 def test_traffic_without_requests_in_the_window_says_so(prometheus):
