@@ -14,9 +14,9 @@ import pulumi_kubernetes as k8s
 
 from delivery.config import ThanosConfig
 from slo import conventions as names
-from slo.fleet import fleet_groups, fleet_rule_file
+from slo.bodies import service_rules
 from slo.model import ResolvedSlo
-from slo.rules import by_service, prometheus_rule_of_groups
+from slo.rules import by_service
 from slo.yamlout import dump
 
 
@@ -32,18 +32,15 @@ class FleetRules(pulumi.ComponentResource):
     ) -> None:
         super().__init__("slo-canary:slo:FleetRules", name, None, opts)
         cfg = args.thanos
-        fleet = by_service([s for s in args.slos if s.is_fleet])
+        fleet = [service_rules(slos, "thanos")
+                 for slos in by_service([s for s in args.slos if s.is_fleet]).values()]
         child = pulumi.ResourceOptions(parent=self)
         self.names: list[str] = []
         if cfg.rules == "prometheusrule":
-            for service, slos in fleet.items():
-                groups = [g for slo in slos for g in fleet_groups(slo)]
-                body = prometheus_rule_of_groups(
-                    service, cfg.namespace, groups, dict(cfg.rule_labels),
-                    name=names.fleet_rule_name(service),
-                )
+            for rules in fleet:
+                body = rules.fleet_prometheus_rule(cfg.namespace, dict(cfg.rule_labels))
                 k8s.apiextensions.CustomResource(
-                    f"{name}-{service}",
+                    f"{name}-{rules.service}",
                     api_version=body["apiVersion"],
                     kind=body["kind"],
                     metadata=body["metadata"],
@@ -60,8 +57,7 @@ class FleetRules(pulumi.ComponentResource):
                     "labels": {"app.kubernetes.io/part-of": names.PART_OF_SLO,
                                **cfg.rule_labels},
                 },
-                data={f"{service}.yaml": dump(fleet_rule_file(slos))
-                      for service, slos in fleet.items()},
+                data={f"{rules.service}.yaml": dump(rules.fleet_rule_file()) for rules in fleet},
                 opts=child,
             )
             self.names.append(cfg.config_map)

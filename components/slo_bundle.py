@@ -1,7 +1,7 @@
 """SloBundle: a service's SLO rules as a PrometheusRule the cluster's Prometheus selects.
 
-Under ``placement: thanos`` a fleet SLO's group holds only the cluster's share of it
-(``slo.fleet.local_group``); the fleet's rules go to the Thanos Ruler (``FleetRules``).
+The body comes from ``slo.bodies.service_rules``: under ``placement: thanos`` a fleet SLO's group
+holds only the cluster's share of it; the fleet's rules go to the Thanos Ruler (``FleetRules``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from slo.fleet import cluster_group
+from slo.bodies import service_rules
 from slo.model import ResolvedSlo
-from slo.rules import prometheus_rule_of_groups
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,8 @@ class SloBundle(pulumi.ComponentResource):
         self, name: str, args: SloBundleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("slo-canary:slo:SloBundle", name, None, opts)
-        groups = [cluster_group(slo, args.placement) for slo in args.slos]
-        body = prometheus_rule_of_groups(args.service, args.namespace, groups, args.labels)
+        body = service_rules(args.slos, args.placement).prometheus_rule(args.namespace,
+                                                                        args.labels)
         self.rule = k8s.apiextensions.CustomResource(
             f"{name}-rule",
             api_version=body["apiVersion"],

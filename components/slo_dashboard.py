@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 import pulumiverse_grafana as grafana
 
 from delivery.config import GrafanaConfig, ThanosConfig
-from slo import dashboards, grafana_alerts
+from slo import bodies, dashboards, grafana_alerts
 from slo.fleet import split
 from slo.model import ResolvedSlo
 from slo.rules import by_service
@@ -36,21 +36,10 @@ class SloDashboardArgs:
 
 
 def rendered(args: SloDashboardArgs) -> dict[str, dict[str, Any]]:
-    """Every dashboard by uid: one per service and the fleet overview; under placement thanos,
-    one per fleet SLO on the stack that delivers the Thanos Ruler's rules."""
-    uid = args.grafana.datasource_uid
-    boards = [
-        dashboards.service_dashboard(
-            slos[0].service, slos, uid, args.statistics.get(slos[0].service.name),
-            args.placement,
-        )
-        for slos in by_service(args.slos).values()
-    ]
-    boards.append(dashboards.fleet_dashboard(args.slos, uid, args.placement))
-    if args.placement == "thanos" and args.thanos.rules != "none":
-        boards += [dashboards.fleet_slo_dashboard(slo, args.thanos.datasource_uid)
-                   for slo in args.slos if slo.is_fleet]
-    return {board["uid"]: board for board in boards}
+    """Every dashboard by uid (``slo.bodies.dashboards``)."""
+    fleet = args.thanos.datasource_uid if args.thanos.rules != "none" else None
+    return bodies.dashboards(args.slos, args.grafana.datasource_uid, args.placement,
+                             args.statistics, fleet)
 
 
 class SloDashboard(pulumi.ComponentResource):

@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from slo import conventions as names
 from slo import durations
-from slo.fleet import PLACEMENTS, cluster_group, fleet_groups, fleet_rule_file, split
+from slo.bodies import service_rules
+from slo.fleet import PLACEMENTS
 from slo.loader import load_catalogue
 from slo.model import ResolvedSlo, resolve_all
 from slo.problems import ConfigError
-from slo.rules import by_service, prometheus_rule_of_groups
+from slo.rules import by_service
 from slo.yamlout import dump
 
 # Catalogues at least this large are rendered by several processes (one per CPU by default).
@@ -306,14 +306,15 @@ def _render(groups: Share, args: argparse.Namespace) -> Written:
     counts: Counter[str] = Counter()
     skipped: list[str] = []
     for group in groups:
-        rule_groups = [cluster_group(slo, args.placement) for slo in group]
-        for slo, built in zip(group, rule_groups, strict=True):
+        service = group[0].service
+        bodies = service_rules(group, args.placement)
+        for slo, built in bodies.cluster:
             stem = f"{slo.service.name}-{slo.slo.name}"
             if "rules" in folders:
                 _write(args, "rules", f"{stem}.yml", dump({"groups": [built]}), counts)
             if args.no_tests:
                 continue
-            if split(slo, args.placement):
+            if bodies.is_split(slo):
                 skipped.append(f"{stem}: no promtool proofs of a fleet SLO's cluster share "
                                "(its fleet rules are proven on Thanos by `make fleet`)")
                 continue
@@ -324,19 +325,15 @@ def _render(groups: Share, args: argparse.Namespace) -> Written:
                 continue
             for step, doc in proofs.items():
                 _write(args, "tests", f"{stem}.{step}m.test.yml", dump(doc), counts)
-        service = group[0].service
         if "prometheusrule" in folders:
-            body = prometheus_rule_of_groups(service.name, service.namespace, rule_groups)
+            body = bodies.prometheus_rule(service.namespace)
             _write(args, "prometheusrule", f"{service.name}.yaml", dump(body), counts)
-        fleet = [slo for slo in group if split(slo, args.placement)]
-        if not fleet:
+        if not bodies.fleet:
             continue
         if "fleet" in folders:
-            _write(args, "fleet", f"{service.name}.yml", dump(fleet_rule_file(fleet)), counts)
+            _write(args, "fleet", f"{service.name}.yml", dump(bodies.fleet_rule_file()), counts)
         if "prometheusrule" in folders:
-            groups_of = [g for slo in fleet for g in fleet_groups(slo)]
-            body = prometheus_rule_of_groups(service.name, service.namespace, groups_of,
-                                             name=names.fleet_rule_name(service.name))
+            body = bodies.fleet_prometheus_rule(service.namespace)
             _write(args, "prometheusrule", f"{service.name}-fleet.yaml", dump(body), counts)
     return counts, skipped
 

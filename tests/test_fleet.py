@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from slo import conventions as names
+from slo.bodies import service_rules
 from slo.fleet import cluster_group, fleet_groups, fleet_rule_file, local_group, split
 from slo.loader import load_catalogue
 from slo.model import resolve_all
@@ -258,3 +259,19 @@ def test_thanos_placement_without_a_fleet_slo_is_refused(tmp_path):
     result = render(stack_file, tmp_path / "out")
     assert result.returncode == 1
     assert "no SLO of" in result.stderr and "has scope: fleet; use local" in result.stderr
+
+
+def test_one_composer_gives_the_cluster_and_the_ruler_their_share(tmp_path):
+    """slo.bodies.service_rules: what `slo rules` writes and the components apply."""
+    slos = [s for s in _slos(_fleet_core_catalogue(tmp_path))
+            if s.service.name == "orchestrator"]
+    split_rules = service_rules(slos, "thanos")
+    assert [s.slo.name for s in split_rules.fleet] == ["availability"]
+    assert [g for _, g in split_rules.cluster] == [cluster_group(s, "thanos") for s in slos]
+    ruler = split_rules.fleet_prometheus_rule("thanos", {"role": "fleet-rules"})
+    assert ruler["metadata"]["name"] == "orchestrator-fleet-slos"
+    assert ruler["spec"]["groups"] == fleet_groups(split_rules.fleet[0])
+    assert split_rules.fleet_rule_file() == {"groups": ruler["spec"]["groups"]}
+    local = service_rules(slos, "local")
+    assert local.fleet == () and not local.is_split(slos[0])
+    assert [g for _, g in local.cluster] == [cluster_group(s, "local") for s in slos]
