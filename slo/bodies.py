@@ -75,7 +75,7 @@ def dashboards(slos: list[ResolvedSlo], datasource_uid: str, placement: str,
                                  statistics.get(service), placement)
         for service, group in by_service(slos).items()
     ]
-    made.append(boards.fleet_dashboard(slos, datasource_uid, placement))
+    made.append(boards.overview_dashboard(slos, datasource_uid, placement))
     if placement == "thanos" and fleet_datasource_uid is not None:
         made += [boards.fleet_slo_dashboard(slo, fleet_datasource_uid)
                  for slo in slos if slo.is_fleet]

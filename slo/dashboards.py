@@ -1,8 +1,8 @@
 """Grafana dashboards for resolved SLOs, built with grafana-foundation-sdk.
 
 One dashboard per service (a row per SLO, plus a rollout row with canary-versus-stable panels and
-the Argo Rollouts controller's view of the rollout) and one fleet overview. The result is plain,
-JSON-able data with sorted keys, ids and uids derived from names, so a render diffs cleanly.
+the Argo Rollouts controller's view of the rollout) and one all-services overview. The result is
+plain, JSON-able data with sorted keys, ids and uids derived from names, so a render diffs cleanly.
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from slo.spec import Service
 
 UID_MAX_LENGTH = 40
 UID_PREFIX = "slo-"
+# The all-services overview of this cluster's SLOs. Its uid and title keep the word "fleet" they
+# shipped with (a new uid would be a new dashboard); it is not about fleet SLOs (``scope: fleet``,
+# summed across clusters), which have dashboards of their own (``fleet_slo_dashboard``).
 # Service names never contain "_", so this uid cannot collide with a service dashboard's.
-FLEET_NAME = "fleet_overview"
+OVERVIEW_NAME = "fleet_overview"
 DATASOURCE_TYPE = "prometheus"
 RATE_INTERVAL = "$__rate_interval"
 SLI_SHORT_WINDOW = "1h"
@@ -178,16 +181,17 @@ def _statistic_panel(
     )
 
 
-def fleet_dashboard(
+def overview_dashboard(
     slos: list[ResolvedSlo], datasource_uid: str, placement: str = "local"
 ) -> Dashboard:
-    """Every SLO's SLI against its objective and budget, burn-rate alerts firing, rollouts.
+    """The all-services overview: every SLO's SLI against its objective and budget, burn-rate
+    alerts firing, rollouts.
 
     Fleet SLOs under ``placement: thanos`` have a dashboard each (:func:`fleet_slo_dashboard`)."""
     ds = _datasource(datasource_uid)
     slos = [s for s in slos if not split(s, placement)]
     builder = (
-        _dashboard(dashboard_uid(FLEET_NAME), "SLOs: fleet overview")
+        _dashboard(dashboard_uid(OVERVIEW_NAME), "SLOs: fleet overview")
         .description("Every service level objective, its burn-rate alerts and the rollouts.")
         .tags(["slo"])
     )

@@ -400,8 +400,8 @@ class Alerting(Model):
     page_labels: Labels = Field(
         default_factory=dict,
         description="Labels on the page alert only. Setting `severity` here replaces `page` "
-        "(your routing); the fleet overview counts pages by `severity=\"page\"` and will not "
-        "count it.",
+        "(your routing); the all-services overview counts pages by `severity=\"page\"` and "
+        "will not count it.",
     )
     ticket_labels: Labels = Field(
         default_factory=dict, description="Labels on the ticket alert only (as `page_labels`)."

@@ -21,7 +21,7 @@ from slo.dashboards import (
     PROMETHEUS_ANNOTATION_FIELDS,
     all_expressions,
     dashboard_uid,
-    fleet_dashboard,
+    overview_dashboard,
     rollout_events_query,
     service_dashboard,
 )
@@ -87,7 +87,7 @@ def boards(catalogue):
         service_dashboard(services[name], group, DATASOURCE)
         for name, group in by_service(slos).items()
     ]
-    return [*per_service, fleet_dashboard(slos, DATASOURCE)]
+    return [*per_service, overview_dashboard(slos, DATASOURCE)]
 
 
 def panels(board):
@@ -261,7 +261,7 @@ def test_every_panel_queries_the_given_datasource(core):
 
 def test_the_fleet_dashboard_shows_every_slo_alerts_firing_and_rollouts(core):
     _, slos = core
-    board = fleet_dashboard(slos, DATASOURCE)
+    board = overview_dashboard(slos, DATASOURCE)
     exprs = all_expressions(board)
     for slo in slos:
         assert f"1 - {slo.selector_of(names.ERROR_RATIO_PERIOD)}" in exprs
