@@ -7,6 +7,7 @@ dicts, so the arithmetic of budgets and factors lives in one place.
 from __future__ import annotations
 
 import decimal
+import enum
 import math
 from dataclasses import dataclass, field, fields, replace
 from functools import cache, cached_property
@@ -98,6 +99,14 @@ def _none_as_zero(expr: str, like: str, by: tuple[str, ...]) -> str:
     return f"({expr} or 0 * {like})" if by else f"({expr} or vector(0))"
 
 
+class SeriesNotation(enum.Enum):
+    """How the promtool proofs write a kind's scraped series (``slo/proofs/notation.py``)."""
+
+    COUNTERS = "counters"  # a total and a bad or good counter
+    HISTOGRAM = "histogram"  # _count and two _bucket series
+    GAUGE = "gauge"  # 0/1 samples
+
+
 @dataclass(frozen=True)
 class Events:
     """One SLI kind: where its events are and how PromQL counts all of them and the bad ones.
@@ -110,19 +119,25 @@ class Events:
 
     total_selector: promql.Selector
 
-    # Each request is an event: zero traffic is meaningful and the minimum-traffic guard applies.
-    counts_traffic: ClassVar[bool] = True
-    # Bad and total events of the canary's pods can be counted, so a canary can be judged.
-    can_gate: ClassVar[bool] = True
     is_latency: ClassVar[bool] = False
-    native: ClassVar[bool] = False
-    # How the promtool proofs write its scraped series (slo/proofs/notation.py): "counters" (a
-    # total and a bad or good counter), "histogram" (_count and two _bucket series), "gauge"
-    # (0/1 samples), "" (none: promtool's series notation cannot write native histograms).
-    promtool_series: ClassVar[str] = "counters"
+    # How the promtool proofs write its scraped series; None: promtool's series notation cannot
+    # write them (native histograms, arbitrary expressions).
+    promtool_series: ClassVar[SeriesNotation | None] = SeriesNotation.COUNTERS
     # Its PromQL can be split per pod template hash (the canary-vs-stable dashboard panels).
     per_pod_template: ClassVar[bool] = True
     threshold: float = 0.0
+
+    @property
+    def counts_traffic(self) -> bool:
+        """Each request is an event: zero traffic is meaningful and the minimum-traffic guard
+        applies."""
+        return True
+
+    @property
+    def can_gate(self) -> bool:
+        """Bad and total events of the canary's pods can be counted, so a canary can be
+        judged."""
+        return True
 
     @property
     def bad_series_optional(self) -> bool:
@@ -254,7 +269,7 @@ class LatencyEvents(RatioEvents):
     """A classic histogram: requests are ``_count``, good ones the ``le`` bucket at threshold."""
 
     is_latency: ClassVar[bool] = True
-    promtool_series: ClassVar[str] = "histogram"
+    promtool_series: ClassVar[SeriesNotation | None] = SeriesNotation.HISTOGRAM
 
     def describe(self) -> str:
         return f"latency under {self.threshold:g}s (`{self.total_selector.metric}`)"
@@ -274,8 +289,7 @@ class NativeLatencyEvents(Events):
     """A native histogram: counts and the share above the threshold come from the histogram."""
 
     is_latency: ClassVar[bool] = True
-    native: ClassVar[bool] = True
-    promtool_series: ClassVar[str] = ""
+    promtool_series: ClassVar[SeriesNotation | None] = None
 
     def _slow(self, histogram: str) -> str:
         return (
@@ -320,9 +334,15 @@ class NativeLatencyEvents(Events):
 class GaugeEvents(Events):
     """A 0/1 gauge such as ``up``: each sample is an event, a 0 is a bad one."""
 
-    counts_traffic: ClassVar[bool] = False
-    can_gate: ClassVar[bool] = False  # a pod's `up` says nothing about the release it runs
-    promtool_series: ClassVar[str] = "gauge"
+    promtool_series: ClassVar[SeriesNotation | None] = SeriesNotation.GAUGE
+
+    @property
+    def counts_traffic(self) -> bool:
+        return False
+
+    @property
+    def can_gate(self) -> bool:
+        return False  # a pod's `up` says nothing about the release it runs
 
     def total(self, window: str) -> str:
         sel = self.total_selector.render()
@@ -367,7 +387,7 @@ class QueryEvents(Events):
     good_query: promql.Query | None = None
     ratio_query: promql.Query | None = None
 
-    promtool_series: ClassVar[str] = ""
+    promtool_series: ClassVar[SeriesNotation | None] = None
     per_pod_template: ClassVar[bool] = False  # the expressions aggregate the hash away
 
     @property
@@ -376,11 +396,11 @@ class QueryEvents(Events):
         return [q for q in found if q is not None]
 
     @property
-    def counts_traffic(self) -> bool:  # type: ignore[override]
+    def counts_traffic(self) -> bool:
         return self.ratio_query is None
 
     @property
-    def can_gate(self) -> bool:  # type: ignore[override]
+    def can_gate(self) -> bool:
         return self.why_not_gated() is None
 
     def why_not_gated(self) -> str | None:

@@ -129,7 +129,7 @@ def proof_files(slo: ResolvedSlo, rule_file: str) -> dict[int, dict[str, Any]]:
     Scenarios about paging run at a 1m evaluation interval for minute precision; the
     multi-day ticket scenarios run at 5m, which keeps promtool's work small.
     """
-    if not slo.events.promtool_series:
+    if slo.events.promtool_series is None:
         raise ProofError(
             f"{slo.service.name}/{slo.slo.name}: {slo.events.describe()} cannot be written in "
             "promtool's series notation; this SLO has no generated proof"

@@ -8,7 +8,7 @@ import re
 
 import rstr
 
-from slo.model import Events, RatioEvents
+from slo.model import Events, RatioEvents, SeriesNotation
 from slo.promql import Matcher, Selector
 from slo.proofs.oracle import ProofError, Timeline
 
@@ -110,7 +110,8 @@ def input_series(
 ) -> list[dict[str, str]]:
     """The scraped series that produce ``timeline`` through the SLO's selectors, written the
     way its kind declares (``Events.promtool_series``)."""
-    writer = _WRITERS.get(events.promtool_series)
+    notation = events.promtool_series
+    writer = None if notation is None else _WRITERS[notation]
     if writer is None:
         raise ProofError(f"{events.describe()}: promtool's series notation cannot write it")
     return writer(events, timeline, gauge_values, without_bad_series)
@@ -196,9 +197,9 @@ def _counter_series(
 
 
 _WRITERS = {
-    "counters": _counter_series,
-    "histogram": _histogram_series,
-    "gauge": _gauge_series,
+    SeriesNotation.COUNTERS: _counter_series,
+    SeriesNotation.HISTOGRAM: _histogram_series,
+    SeriesNotation.GAUGE: _gauge_series,
 }
 
 

@@ -10,6 +10,7 @@ from slo import conventions as names
 from slo import durations
 from slo.model import (
     ResolvedSlo,
+    SeriesNotation,
     minutes_to_fire,
 )
 from slo.proofs.oracle import BACKGROUND_BURN, Model, ProofError, Timeline
@@ -179,7 +180,7 @@ def scenarios(slo: ResolvedSlo) -> list[Scenario]:
             )
         )
         found[-1].without_bad_series = True
-    if slo.events.promtool_series == "gauge":
+    if slo.events.promtool_series is SeriesNotation.GAUGE:
         for sc in found:
             sc.gauge_values = _gauge_pattern(sc.timeline)
     return found
@@ -189,7 +190,7 @@ def _after_recovery(slo: ResolvedSlo, tl: Timeline, recovered: int) -> list[Chec
     """The page holds while a short window still sees the outage, then clears: the last
     minute the oracle says it fires and the first it says it is quiet."""
     page = names.ALERT_BURN["page"]
-    values = _gauge_pattern(tl) if slo.events.promtool_series == "gauge" else None
+    values = _gauge_pattern(tl) if slo.events.promtool_series is SeriesNotation.GAUGE else None
     model = Model(slo, tl, values)
     states = [(m, model.robust(page, m)) for m in range(recovered, tl.end + 1)]
     cleared = next((m for m, state in states if state is False), None)
@@ -216,7 +217,7 @@ def _ticket(slo: ResolvedSlo, history: int) -> list[Scenario]:
         tl = Timeline()
         tl.add(history, _good(slo))
         start = tl.add(minutes, 2 * slo.budget)
-        values = _gauge_pattern(tl) if slo.events.promtool_series == "gauge" else None
+        values = _gauge_pattern(tl) if slo.events.promtool_series is SeriesNotation.GAUGE else None
         return tl, start, Model(slo, tl, values, step)
 
     longest = max(t.long_seconds for t in slo.tiers if t.severity == "ticket") // 60
