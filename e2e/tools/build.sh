@@ -300,6 +300,18 @@ build_notifycheck() {
 # resolve everything) patched by traefik-v3.7.13.patch (what and why: the patch's header and
 # README.md). The docs, integration tests and web UI sources are left out of the copy; the binary
 # embeds the module's webui/static as it is (a placeholder page: the UI is an npm build).
+# Dependencies with fixes for the vulnerabilities found in the binary (tools/vulncheck.py; v3.7.13
+# requires x/net v0.58.0, x/crypto v0.56.0, klauspost/compress v1.19.1, brotli v1.2.2, ...) are
+# raised to the fixed versions, by requirements written into go.mod. A changed go.mod makes the go
+# command read the go.mod of every module it requires, and the proxy refuses those of five SDKs
+# only lego's DNS providers import (not built, see the patch): their (indirect) requirements are
+# dropped.
+TRAEFIK_RAISE=(golang.org/x/net@v0.62.0 golang.org/x/crypto@v0.59.0
+  github.com/klauspost/compress@v1.20.2 github.com/andybalholm/brotli@v1.2.7
+  knative.dev/pkg@v0.0.0-20260531000007-52dbd5ece63f)
+TRAEFIK_DROP=(github.com/nrdcg/oci-go-sdk/common/v1065 github.com/nrdcg/oci-go-sdk/dns/v1065
+  github.com/sacloud/sacloud-sdk-go github.com/ucloud/ucloud-sdk-go
+  github.com/yandex-cloud/go-sdk/services/dns)
 build_traefik() {
   local out=$1 m=github.com/traefik/traefik/v3 src w="$1/.src"
   src="$(module_info "$m@$TRAEFIK_VERSION" Dir)"
@@ -309,7 +321,8 @@ build_traefik() {
   local ld="-s -w -X $m/pkg/version.Version=${TRAEFIK_VERSION#v} -X $m/pkg/version.BuildDate=module-proxy"
   (cd "$w" && go mod edit -dropreplace=github.com/abbot/go-http-auth -dropreplace=github.com/gorilla/mux \
       -require="github.com/abbot/go-http-auth@$TRAEFIK_HTTP_AUTH_VERSION" \
-      -require="github.com/gorilla/mux@$TRAEFIK_MUX_VERSION" \
+      -require="github.com/gorilla/mux@$TRAEFIK_MUX_VERSION" "${TRAEFIK_RAISE[@]/#/-require=}" \
+      "${TRAEFIK_DROP[@]/#/-droprequire=}" \
     && go build -trimpath -ldflags "$ld" -o "$out/traefik" ./cmd/traefik)
   rm -rf "$w"
   "$out/traefik" version
