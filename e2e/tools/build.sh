@@ -5,6 +5,7 @@
 #                                     pulumi-kubernetes
 #                                     prometheus (what `make test` needs; the rest is for `make e2e`)
 #                                     thanos (only `make fleet`; not built by default)
+#                                     traefik (only e2e/test_traefik_dataplane.py; not built by default)
 #
 # Everything goes to ${E2E_TOOLS_CACHE:-$HOME/.cache/slo-canary-e2e}/<tool>-<version>-<go>/ (outside the
 # work tree); a tool whose directory is complete is not rebuilt. The last line printed on stdout is
@@ -30,6 +31,12 @@ PULUMI_VERSION=v3.274.1
 PULUMI_K8S_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
 PULUMI_K8S_SDK_GO_VERSION=v4.25.0  # replaces the provider's `sdk/v4 => ../sdk`
 PULUMI_K8S_VERSION=4.34.2          # version the provider reports (matches pulumi-kubernetes==4.34.2)
+# github.com/traefik/traefik/v3 (delivery/routers.py TRAEFIK_MODULE), built from a patched copy
+# (traefik-v3.7.13.patch): its forks github.com/containous/mux and containous/go-http-auth are
+# refused by the proxy, so go.mod's replaces of them are dropped for these upstream versions.
+TRAEFIK_VERSION=v3.7.13
+TRAEFIK_MUX_VERSION=v1.8.1         # github.com/gorilla/mux (traefik requires it; the fork replaced it)
+TRAEFIK_HTTP_AUTH_VERSION=v0.4.0   # github.com/abbot/go-http-auth, the only version served
 # Not buildable here: github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 is not
 # served by the proxy at any version (403 on its version list). See README.md.
 
@@ -289,6 +296,38 @@ build_notifycheck() {
   (cd "$w" && go build -trimpath -ldflags "-s -w" -o "$out/notifycheck" ./notifycheck)
 }
 
+# Traefik v3, from a writable copy of the module (main module there, so its own go.mod and go.sum
+# resolve everything) patched by traefik-v3.7.13.patch (what and why: the patch's header and
+# README.md). The docs, integration tests and web UI sources are left out of the copy; the binary
+# embeds the module's webui/static as it is (a placeholder page: the UI is an npm build).
+# Dependencies with fixes for the vulnerabilities found in the binary (tools/vulncheck.py; v3.7.13
+# requires x/net v0.58.0, x/crypto v0.56.0, klauspost/compress v1.19.1, brotli v1.2.2, ...) are
+# raised to the fixed versions, by requirements written into go.mod. A changed go.mod makes the go
+# command read the go.mod of every module it requires, and the proxy refuses those of five SDKs
+# only lego's DNS providers import (not built, see the patch): their (indirect) requirements are
+# dropped.
+TRAEFIK_RAISE=(golang.org/x/net@v0.62.0 golang.org/x/crypto@v0.59.0
+  github.com/klauspost/compress@v1.20.2 github.com/andybalholm/brotli@v1.2.7
+  knative.dev/pkg@v0.0.0-20260531000007-52dbd5ece63f)
+TRAEFIK_DROP=(github.com/nrdcg/oci-go-sdk/common/v1065 github.com/nrdcg/oci-go-sdk/dns/v1065
+  github.com/sacloud/sacloud-sdk-go github.com/ucloud/ucloud-sdk-go
+  github.com/yandex-cloud/go-sdk/services/dns)
+build_traefik() {
+  local out=$1 m=github.com/traefik/traefik/v3 src w="$1/.src"
+  src="$(module_info "$m@$TRAEFIK_VERSION" Dir)"
+  rm -rf "$w"; cp -r "$src" "$w"; chmod -R u+w "$w"
+  rm -rf "$w/docs" "$w/integration" "$w/webui/src" "$w/webui/test"
+  patch -p1 -d "$w" --forward --batch <"$HERE/traefik-$TRAEFIK_VERSION.patch"
+  local ld="-s -w -X $m/pkg/version.Version=${TRAEFIK_VERSION#v} -X $m/pkg/version.BuildDate=module-proxy"
+  (cd "$w" && go mod edit -dropreplace=github.com/abbot/go-http-auth -dropreplace=github.com/gorilla/mux \
+      -require="github.com/abbot/go-http-auth@$TRAEFIK_HTTP_AUTH_VERSION" \
+      -require="github.com/gorilla/mux@$TRAEFIK_MUX_VERSION" "${TRAEFIK_RAISE[@]/#/-require=}" \
+      "${TRAEFIK_DROP[@]/#/-droprequire=}" \
+    && go build -trimpath -ldflags "$ld" -o "$out/traefik" ./cmd/traefik)
+  rm -rf "$w"
+  "$out/traefik" version
+}
+
 # ---- main ----------------------------------------------------------------------------------------
 ALL=(kubernetes etcd kwok argo-rollouts notifycheck pulumi pulumi-kubernetes prometheus)
 TOOLS=("$@")
@@ -313,7 +352,10 @@ for t in "${TOOLS[@]}"; do
                    "$CACHE/notifycheck-$ARGO_ROLLOUTS_VERSION-$GO_TOOLCHAIN-$(sha256sum "$HERE/notifycheck/main.go" | cut -c1-12)" \
                    build_notifycheck notifycheck ;;
     thanos) run_tool thanos "$THANOS_VERSION" "$CACHE/thanos-$THANOS_VERSION-$GO_TOOLCHAIN" build_thanos thanos ;;
-    *) die "unknown tool '$t' (known: ${ALL[*]} thanos)" ;;
+    traefik) run_tool traefik "$TRAEFIK_VERSION" \
+               "$CACHE/traefik-$TRAEFIK_VERSION-$GO_TOOLCHAIN-$(sha256sum "$HERE/traefik-$TRAEFIK_VERSION.patch" | cut -c1-12)" \
+               build_traefik traefik ;;
+    *) die "unknown tool '$t' (known: ${ALL[*]} thanos traefik)" ;;
   esac
 done
 # Paths callers need besides PATH.
