@@ -7,10 +7,10 @@ exactly for that model by dynamic programming over the canary's error count at e
 (``interval`` apart): between looks the count grows by a binomial draw of the look's requests;
 at each look the cumulative statistic, divided by the abort side's scale at the steps (scrape
 intervals) elapsed (``judge.abort_scale``), is compared with the abort boundary (every look:
-the background analysis) and, during the gate, the statistic with the pass boundary. Left out,
-and measured by ``bench/canary_judgement.py`` instead: bursts and dispersion, Poisson arrivals,
-the minimum evidence, the change-point statistic and the ``recent`` condition (which only delay
-a pass and only hasten an abort), and the gates after the first.
+the background analysis) and, during the gate, the statistic with the pass boundary. Left out, and measured by
+``bench/canary_judgement.py`` instead: bursts and dispersion, Poisson arrivals, the minimum
+evidence, the change-point statistic and the ``recent`` condition (which only delay a pass and
+only hasten an abort), and the gates after the first.
 """
 
 from __future__ import annotations
