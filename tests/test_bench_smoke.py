@@ -36,7 +36,7 @@ def test_gate_query_cost_counts_the_samples_a_gate_reads():
     assert "target gate query samples <= 40,000: met" in out, out
 
 
-def test_rules_bench_compares_with_sloth_at_ten_slos():
+def test_rules_bench_runs_beside_sloth_and_prints_the_ten_slo_row():
     out = _run("bench/rules_bench.py", "--sizes", "10", "--runs", "1", "--no-proofs",
                "--no-profile")
     assert any(line.split()[:1] == ["10"] for line in out.splitlines()), out
