@@ -1147,7 +1147,8 @@ def test_11_a_subtle_regression_is_aborted(stack: Stack, pulumi: Pulumi) -> None
     assert value[0] >= abort, value
     assert value[2] / value[3] == pytest.approx(0.003, rel=0.05), value  # 3x the 0.1% budget
     assert value[4] == 0 and value[5] > 0, value  # stable clean: judged on the SLO alone
-    assert value[0] == pytest.approx(value[1]), value
+    # judged is the canary's own statistic (stable clean), divided by the abort side's scale
+    assert value[0] == pytest.approx(value[1] / judge.abort_scale(value[STEPS], abort)), value
     # the gate never passed it (a gate the abort terminated is marked Successful: no pass)
     for gate in (r for r in runs.seen.values() if kind(r) == "Step"):
         metric = results(gate).get("error-rate", {})
@@ -1575,7 +1576,15 @@ def test_18_a_release_that_turns_bad_at_50_percent_is_aborted_at_50(
     run, value = _failed_metric(failed, "error-rate")
     record(timeline.scenario, run, "error-rate")
     assert len(value) == EVIDENCE_LEN, value
-    assert value[CUSUM] >= value[JUDGED] and value[RECENT] > 0, value
+    # before the abort side's scales (each at its own boundary), the change-point statistic is
+    # at least the cumulative one: it drops the clean evidence of 10% and 25%
+    spec = next(m for m in run["spec"]["metrics"] if m["name"] == "error-rate")
+    cusum_abort = re.search(judge.condition_bound(CUSUM, ">="), spec["failureCondition"])
+    assert cusum_abort, spec["failureCondition"]
+    abort = boundary(run, "error-rate", "failureCondition")
+    raw_cusum = value[CUSUM] * judge.abort_scale(value[STEPS], float(cusum_abort.group(1)))
+    raw_judged = value[JUDGED] * judge.abort_scale(value[STEPS], abort)
+    assert raw_cusum >= raw_judged - 1e-6 and value[RECENT] > 0, value
     _recover(stack, pulumi, service, good_tag)
     timeline.done(
         f"aborted by {kind(run)} error-rate: cumulative {value[JUDGED]:.2f}, since its lowest "
