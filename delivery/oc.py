@@ -5,11 +5,12 @@ constant ``rate`` a minute, the probability that the rollout is aborted, and tha
 passes, by the end of the first gate (its pause and delay, then ``maxMeasurements`` looks). Computed
 exactly for that model by dynamic programming over the canary's error count at each look
 (``interval`` apart): between looks the count grows by a binomial draw of the look's requests;
-at each look the cumulative statistic is compared with the abort boundary (every look: the
-background analysis) and, during the gate, with the pass boundary. Left out, and measured by
-``bench/canary_judgement.py`` instead: bursts and dispersion, Poisson arrivals, the minimum
-evidence, the change-point statistic and the ``recent`` condition (which only delay a pass and
-only hasten an abort), and the gates after the first.
+at each look the cumulative statistic, divided by the abort side's scale at the steps (scrape
+intervals) elapsed (``judge.abort_scale``), is compared with the abort boundary (every look:
+the background analysis) and, during the gate, the statistic with the pass boundary. Left out,
+and measured by ``bench/canary_judgement.py`` instead: bursts and dispersion, Poisson arrivals,
+the minimum evidence, the change-point statistic and the ``recent`` condition (which only delay
+a pass and only hasten an abort), and the gates after the first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from delivery.config import StackConfig, go_seconds
-from delivery.judge import Gate, coefficients, gate_looks
+from delivery.judge import Gate, abort_scale, coefficients, gate_looks
 
 BURNS = (1.0, 2.0, 3.0, 5.0, 10.0)  # multiples of the budget the plan shows
 CAUGHT = 0.99  # "caught": aborted by the end of the first gate in this share of rollouts
@@ -53,6 +54,7 @@ def first_gate(gate: Gate, stack: StackConfig, rate: float, ratio: float) -> Out
     waited = go_seconds(stack.delivery.pause) + delay
     pause_looks = waited // interval
     looks = pause_looks + cfg.max_measurements
+    steps_per_look = interval / go_seconds(stack.prometheus.scrape_interval)
     per_error, per_success = coefficients(gate.hypotheses)
     ratio = min(max(ratio, 0.0), 1.0)
     pmf = _binomial(per_look, ratio)
@@ -63,7 +65,7 @@ def first_gate(gate: Gate, stack: StackConfig, rate: float, ratio: float) -> Out
         n = look * per_look
         x = np.arange(alive.size)
         statistic = x * per_error + (n - x) * per_success
-        over = statistic >= gate.abort
+        over = statistic / abort_scale(look * steps_per_look, gate.abort) >= gate.abort
         aborted += float(alive[over].sum())
         alive[over] = 0.0
         if look > pause_looks:
