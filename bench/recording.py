@@ -298,6 +298,12 @@ def dispersion(requests: np.ndarray, errors: np.ndarray, squares: np.ndarray,
     return np.where(usable, phi, 1.0)
 
 
+def abort_scale(steps: np.ndarray, h: float) -> np.ndarray:
+    """``judge.abort_scale`` elementwise."""
+    d = np.maximum(steps - 1 + judge.NU, judge.NU)
+    return np.asarray(d * np.expm1(2 * h / d) / (2 * h))
+
+
 def llr(errors: np.ndarray, requests: np.ndarray, good: np.ndarray | float,
         bad: np.ndarray | float) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -450,8 +456,10 @@ def evidence(gate: judge.Gate, canary: Sums, others: Sums, cusum: np.ndarray | N
         _, good, bad = moved(gate, others)
         judged = np.where(has_stable, llr(x, n, good, bad) / phi, np.nan)
     own = (sx * per_error + (sn - sx) * per_success) / phi_s
+    judged = judged / abort_scale(canary.steps, gate.abort)
     vector = [judged, absolute, x, n, sx, sn, own, phi, canary.steps,
-              judged if cusum is None else cusum / phi,
+              judged if cusum is None else
+              cusum / phi / abort_scale(canary.steps, gate.cusum_abort),
               absolute if recent is None else recent / phi]
     assert len(vector) == len(judge.EVIDENCE)
     return present, [np.where(present, v, np.nan) for v in vector]

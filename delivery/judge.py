@@ -36,6 +36,24 @@ Ville's exact one; ``bench/canary_judgement.py`` measures the false-abort and mi
 bursty, over-dispersed, restarting and cold-starting traffic. No verdict either way before the
 canary has had traffic in ``MIN_STEPS`` steps: with fewer the dispersion cannot be estimated.
 
+The estimate is itself noisy, and on the abort side a low one is what aborts a healthy
+canary. With ``d = k - 1 + NU`` degrees of freedom, ``phi_hat`` is about ``phi W``, ``W``
+distributed as chi-square with ``d`` degrees of freedom over ``d``: at ``MIN_STEPS`` steps ``W``
+is below 0.3 one time in twenty. In the diffusion approximation a statistic ``L / phi`` crosses
+``h`` with probability ``e^-h``; divided by ``phi W`` instead, with probability ``e^-hW``, whose
+mean over ``W`` is ``(1 + 2h/d)^(-d/2)``: at 6 steps and ``h = 8.7`` (dev's abort) 0.015
+instead of 0.00017. The abort-side statistics (``judged`` and ``cusum``) are therefore divided
+further by
+
+    abort_scale(d, h) = d (e^(2h/d) - 1) / (2h),
+
+the ``c`` that solves ``(1 + 2hc/d)^(-d/2) = e^-h``, each with its own boundary ``h``: the
+mean crossing probability is ``e^-h`` again. It falls towards 1 as steps accumulate (at
+``h = 8.7``: 7.2 at 6 steps, 4.0 at 8, 1.6 at 20, 1.16 at 60), so it costs abort time early in
+the rollout and little later (``bench/canary_judgement.py`` prints both). The pass side is not
+scaled: a pass needs the canary statistic at ``accept`` and ``recent < 0``, its risk ``beta``
+is measured to hold on bursty traffic, and scaling it would slow every clean release.
+
 Regressions that start late. Summed over the canary's whole life, the statistic lets clean
 requests at 10% and 25% hide a regression that starts at 50% (a load-dependent one, or a bad
 pod added at a later weight): its rise has to undo everything the clean steps took off. Two
@@ -401,6 +419,13 @@ def dispersion(c: Counts) -> float:
     return max(1.0, (pearson + NU) / (c.steps - 1 + NU))
 
 
+def abort_scale(steps: float, h: float) -> float:
+    """The abort side's further divisor for a dispersion estimated from ``steps`` steps, at the
+    boundary ``h`` (module docstring)."""
+    d = max(steps - 1 + NU, NU)
+    return d * math.expm1(2 * h / d) / (2 * h)
+
+
 def stable_ratio(stable: Counts) -> float:
     """Stable's error ratio at its upper bound (module docstring)."""
     x = stable.errors + 1
@@ -452,8 +477,10 @@ def evidence(gate: Gate, canary: Counts, stable: Counts, cusum: float | None = N
             moved = adjusted(gate.hypotheses, stable_ratio(stable), gate.margin)
             judged = llr(canary.errors, canary.requests, moved) / phi
     own = llr(stable.errors, stable.requests, gate.hypotheses) / dispersion(stable)
+    judged /= abort_scale(canary.steps, gate.abort)
     return (judged, absolute, canary.errors, canary.requests, stable.errors, stable.requests,
-            own, phi, canary.steps, judged if cusum is None else cusum / phi,
+            own, phi, canary.steps,
+            judged if cusum is None else cusum / phi / abort_scale(canary.steps, gate.cusum_abort),
             absolute if recent is None else recent / phi)
 
 
@@ -523,6 +550,12 @@ def dispersion_ql(c: CountsQL) -> str:
     return f"({pearson} + {NU!r}) / ({k} - 1 + {NU!r}) > 1 or {n} * 0 + 1"
 
 
+def abort_scale_ql(steps: str, h: float) -> str:
+    """``abort_scale()`` of a vector of steps."""
+    d = f"clamp_min({steps} - 1 + {NU!r}, {NU!r})"
+    return f"({d} * (exp({2 * h!r} / {d}) - 1) / {2 * h!r})"
+
+
 def stable_ratio_ql(stable: CountsQL, phi: str) -> str:
     """``stable_ratio()``; nothing where stable had no traffic."""
     x = f"({stable.errors} + 1)"
@@ -556,11 +589,12 @@ def evidence_ql(
     n, x = canary.requests, canary.errors
     h = gate.hypotheses
     absolute = f"({_llr(x, n, h.good, h.bad)}) / {phi}"
-    judged = absolute
+    scale = abort_scale_ql(canary.steps, gate.abort)
+    judged = f"{absolute} / {scale}"
     if gate.compare:
         good, bad = moved_ql(gate, ratio)
         # no stable traffic over the canary's period yet: no baseline, so no verdict to abort on
-        judged = f"({_llr(x, n, good, bad)}) / {phi} or {n} * 0 + NaN"
+        judged = f"({_llr(x, n, good, bad)}) / {phi} / {scale} or {n} * 0 + NaN"
     parts = {
         "judged": judged,
         "canary": absolute,
@@ -572,7 +606,8 @@ def evidence_ql(
                   f" or {n} * 0",
         "dispersion": phi,
         "steps": canary.steps,
-        "cusum": judged if cusum is None else f"({cusum}) / {phi}",
+        "cusum": judged if cusum is None else
+                 f"({cusum}) / {phi} / {abort_scale_ql(canary.steps, gate.cusum_abort)}",
         "recent": absolute if recent is None else f"({recent}) / {phi}",
     }
     assert tuple(parts) == EVIDENCE

@@ -154,7 +154,41 @@ def test_a_bad_canary_beside_a_healthy_stable_fails_almost_as_fast_as_without_a_
     gate = gate_for("api-gateway", "error-rate")
     values = judge.evidence(gate, steady(20, 1_000), steady(50, 100_000))  # 2% beside 0.05%
     assert values is not None
-    assert values[judge.JUDGED] == values[judge.CANARY] >= gate.abort
+    # the same statistic, scaled for a dispersion estimated from 20 steps, still aborts
+    scaled = values[judge.CANARY] / judge.abort_scale(20, gate.abort)
+    assert values[judge.JUDGED] == pytest.approx(scaled, rel=1e-12)
+    assert values[judge.JUDGED] >= gate.abort
+
+
+@given(d=st.floats(0.5, 500), h=st.floats(1, 20))
+def test_abort_scale_brings_the_mean_crossing_probability_back_to_e_to_the_minus_h(d, h):
+    """(1 + 2hc/d)^(-d/2) is the mean of e^(-h c W) over W ~ chi2_d / d (module docstring)."""
+    c = judge.abort_scale(d + 1 - judge.NU, h)
+    assert (-d / 2) * math.log1p(2 * h * c / d) == pytest.approx(-h, rel=1e-9)
+
+
+def test_abort_scale_falls_towards_one_as_steps_accumulate():
+    h = math.log(6000)  # dev's abort boundary
+    scales = [judge.abort_scale(k, h) for k in (6, 8, 20, 60, 600)]
+    assert scales == sorted(scales, reverse=True)
+    assert 3.9 < scales[1] < 4 and 1.5 < scales[2] < 1.7 and 1.1 < scales[3] < 1.2
+    assert 1 < scales[-1] < 1.02
+
+
+def test_only_the_abort_side_is_scaled():
+    gate = gate_for("api-gateway", "error-rate")
+    canary, stable = steady(3, 2_000, steps=8), steady(50, 100_000, steps=8)
+    values = judge.evidence(gate, canary, stable, cusum=4.0, recent=-1.0)
+    assert values is not None
+    phi = values[judge.DISPERSION]
+    assert values[judge.CANARY] == pytest.approx(judge.llr(3, 2_000, gate.hypotheses) / phi)
+    assert values[judge.RECENT] == pytest.approx(-1.0 / phi)
+    assert values[judge.CUSUM] == pytest.approx(
+        4.0 / phi / judge.abort_scale(8, gate.cusum_abort))
+    moved = judge.moved(gate, stable)
+    assert moved is not None
+    assert values[judge.JUDGED] == pytest.approx(
+        judge.llr(3, 2_000, moved) / phi / judge.abort_scale(8, gate.abort))
 
 
 def test_no_canary_requests_is_no_evidence():
