@@ -36,7 +36,12 @@ class Notification:
         return str(self.body.get("text", ""))
 
     def slos(self) -> dict[str, dict[str, Any]]:
-        return {str(s.get("slo")): s for s in self.body.get("slos") or []}
+        """Per SLO, the message's last entry for it."""
+        return {str(s.get("slo")): s for s in self.entries()}
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every (SLO, run) entry of the message, in its order."""
+        return list(self.body.get("slos") or [])
 
 
 class Inbox:
