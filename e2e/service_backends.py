@@ -21,10 +21,15 @@ import ipaddress
 import itertools
 import json
 import subprocess
+import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.loopback import LoopbackServer, Reply, Request
 
 
 class Backends:
@@ -41,34 +46,14 @@ class Backends:
             return pods[next(self.turn) % len(pods)] if pods else None
 
 
-def serve(backends: Backends, service: str, address: str, port: int) -> ThreadingHTTPServer:
-    if not ipaddress.ip_address(address).is_loopback:
-        raise ValueError(f"cluster IP {address} is not a loopback address: not serving it")
+def serve(backends: Backends, service: str, address: str, port: int) -> LoopbackServer:
+    """One keep-alive HTTP/1.1 server for ``service`` on its cluster IP (loopback only)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as a real service behind a proxy
-        # headers and body are two writes: without TCP_NODELAY the second waits for the proxy's
-        # delayed ACK (40 ms), capping each connection at ~25 requests a second
-        disable_nagle_algorithm = True
+    def answer(request: Request) -> Reply:
+        pod = backends.pick(service)
+        return Reply.json({"service": service, **(pod or {})}, 200 if pod else 503)
 
-        def do_GET(self) -> None:
-            pod = backends.pick(service)
-            status = 200 if pod else 503
-            body = json.dumps({"service": service, **(pod or {})}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    ThreadingHTTPServer.allow_reuse_address = True
-    server = ThreadingHTTPServer((address, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return LoopbackServer(answer, port, address, keep_alive=True)
 
 
 def listed(kubectl: list[str], namespace: str, kind: str) -> list[dict[str, Any]]:
@@ -81,7 +66,7 @@ def listed(kubectl: list[str], namespace: str, kind: str) -> list[dict[str, Any]
 
 def run(kubectl: list[str], namespace: str, interval: float = 0.5) -> None:
     backends = Backends()
-    servers: dict[tuple[str, int], tuple[str, ThreadingHTTPServer]] = {}
+    servers: dict[tuple[str, int], tuple[str, LoopbackServer]] = {}
     while True:
         pods = [
             p for p in listed(kubectl, namespace, "pods")
@@ -110,9 +95,7 @@ def run(kubectl: list[str], namespace: str, interval: float = 0.5) -> None:
             backends.selected = selected
         for key in list(servers):
             if wanted.get(key) != servers[key][0]:
-                old = servers.pop(key)[1]
-                old.shutdown()
-                old.server_close()
+                servers.pop(key)[1].close()
         for (ip, port), name in wanted.items():
             if (ip, port) not in servers:
                 try:

@@ -1,11 +1,13 @@
 """One loopback HTTP server for the tests, the benchmarks and the end-to-end suite: the metric
 exporters Prometheus scrapes, the fake Alertmanager, the notification inbox, the traffic
-simulator's control API. A function answers each request; the server listens on 127.0.0.1 only
-and serves from a daemon thread until :meth:`LoopbackServer.close`.
+simulator's control API, the Services behind the Traefik data plane. A function answers each
+request; the server listens on a loopback address only (127.0.0.1 unless told another in
+127.0.0.0/8) and serves from a daemon thread until :meth:`LoopbackServer.close`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
 from collections.abc import Callable
@@ -49,8 +51,23 @@ class Reply:
 
 
 class LoopbackServer:
-    def __init__(self, answer: Callable[[Request], Reply], port: int = 0):
+    """``answer`` serves every request on ``address``:``port`` (0: any free port).
+
+    ``keep_alive`` speaks HTTP/1.1 with persistent connections, as a service behind a proxy
+    does; the default closes each connection after its reply (HTTP/1.0)."""
+
+    def __init__(self, answer: Callable[[Request], Reply], port: int = 0,
+                 address: str = "127.0.0.1", keep_alive: bool = False):
+        if not ipaddress.ip_address(address).is_loopback:
+            raise ValueError(f"{address} is not a loopback address: not serving on it")
+
         class Handler(BaseHTTPRequestHandler):
+            if keep_alive:
+                protocol_version = "HTTP/1.1"
+                # headers and body are two writes: without TCP_NODELAY the second waits for the
+                # peer's delayed ACK (40 ms), capping a connection at ~25 requests a second
+                disable_nagle_algorithm = True
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = Request(self.command, self.path, self.headers,
@@ -70,9 +87,9 @@ class LoopbackServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = ThreadingHTTPServer((address, port), Handler)
         self.port = int(self.server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{address}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
