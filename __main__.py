@@ -21,7 +21,10 @@ from components.slo_bundle import SloBundle, SloBundleArgs
 from components.slo_dashboard import SloDashboard, SloDashboardArgs
 from delivery import notifications
 from delivery.canary import bodies
-from delivery.config import (
+from delivery.judge import Gate, evidence_window
+from delivery.plan import plan
+from delivery.routers import ROUTERS
+from delivery.stack import (
     PROJECT,
     StackConfig,
     check_config_keys,
@@ -31,9 +34,6 @@ from delivery.config import (
     project_values,
     stack_catalogue,
 )
-from delivery.judge import Gate, evidence_window
-from delivery.plan import plan
-from delivery.routers import ROUTERS
 from slo.dashboards import CanaryStatistic
 from slo.model import ResolvedSlo
 from slo.problems import ConfigError

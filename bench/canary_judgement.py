@@ -107,8 +107,8 @@ from delivery import evidence as evidence_rules  # noqa: E402
 from delivery import judge, oc  # noqa: E402
 from delivery.analysis import outage_metric, outage_view  # noqa: E402
 from delivery.canary import bodies, evidence_group  # noqa: E402
-from delivery.config import StackConfig, go_seconds, load_stack_file  # noqa: E402
 from delivery.plan import rate_needed  # noqa: E402
+from delivery.stack import StackConfig, go_seconds, load_stack_file  # noqa: E402
 from slo import durations  # noqa: E402
 from slo.conventions import CANARY_EVIDENCE  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402

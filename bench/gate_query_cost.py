@@ -54,8 +54,8 @@ if str(ROOT) not in sys.path:
 from delivery import evidence, judge  # noqa: E402
 from delivery.analysis import outage_metric  # noqa: E402
 from delivery.canary import evidence_group  # noqa: E402
-from delivery.config import go_seconds, load_stack_file  # noqa: E402
 from delivery.judge import evidence_window  # noqa: E402
+from delivery.stack import go_seconds, load_stack_file  # noqa: E402
 from slo import conventions as names  # noqa: E402
 from slo import durations  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402

@@ -10,8 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from delivery.config import ArgoRolloutsConfig
 from delivery.notifications import CONFIGMAP, SECRET
+from delivery.stack import ArgoRolloutsConfig
 
 CLUSTER_SCOPED = {
     "CustomResourceDefinition",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from delivery.config import ThanosConfig
+from delivery.stack import ThanosConfig
 from slo import conventions as names
 from slo.bodies import service_rules
 from slo.model import ResolvedSlo

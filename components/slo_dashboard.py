@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumiverse_grafana as grafana
 
-from delivery.config import GrafanaConfig, ThanosConfig
+from delivery.stack import GrafanaConfig, ThanosConfig
 from slo import bodies, dashboards, grafana_alerts
 from slo.fleet import split
 from slo.model import ResolvedSlo

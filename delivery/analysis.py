@@ -48,9 +48,9 @@ from __future__ import annotations
 from typing import Any
 
 from delivery import judge
-from delivery.config import AnalysisConfig, DeliveryConfig, PrometheusConfig, go_seconds
 from delivery.judge import Gate, evidence_window
 from delivery.names import template_names
+from delivery.stack import AnalysisConfig, DeliveryConfig, PrometheusConfig, go_seconds
 from slo import conventions as names
 from slo import durations
 

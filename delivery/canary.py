@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from delivery import analysis, evidence, judge, notifications, rollout
-from delivery.config import StackConfig
 from delivery.judge import Gate
 from delivery.routers import ROUTERS, Route
+from delivery.stack import StackConfig
 from slo.model import ResolvedSlo
 from slo.rules import prometheus_rule_of_groups
 

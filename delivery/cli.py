@@ -19,10 +19,10 @@ from pathlib import Path
 
 from delivery import docs, evidence
 from delivery.canary import evidence_group
-from delivery.config import StackConfig, load_stack_file, stack_catalogue
 from delivery.judge import stack_gates
 from delivery.plan import plan
 from delivery.routers import ROUTERS
+from delivery.stack import StackConfig, load_stack_file, stack_catalogue
 from slo.loader import load_catalogue
 from slo.model import ResolvedSlo, resolve_all
 from slo.problems import ConfigError

@@ -51,8 +51,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from delivery import judge
-from delivery.config import DeliveryConfig, PrometheusConfig, ServiceDeployment, go_seconds
 from delivery.judge import Gate
+from delivery.stack import DeliveryConfig, PrometheusConfig, ServiceDeployment, go_seconds
 from slo import conventions as names
 from slo import durations
 

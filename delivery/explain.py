@@ -23,8 +23,8 @@ import yaml
 
 from delivery import judge
 from delivery.analysis import OUTAGE_METRIC, SHARED_INCIDENT_SUFFIX
-from delivery.config import load_stack_file, read_stack_file, stack_catalogue
 from delivery.names import REVISION_ANNOTATION
+from delivery.stack import load_stack_file, read_stack_file, stack_catalogue
 from slo.problems import ConfigError
 
 

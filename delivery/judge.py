@@ -134,7 +134,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from delivery.config import (
+from delivery.routers import ROUTERS
+from delivery.stack import (
     AUTO_FAIL_BURN_RATES,
     AnalysisConfig,
     DeliveryConfig,
@@ -142,7 +143,6 @@ from delivery.config import (
     StackConfig,
     go_seconds,
 )
-from delivery.routers import ROUTERS
 from slo import conventions as names
 from slo import durations
 from slo.conventions import CANARY_HASH_ARG, HASH_LABEL, STABLE_HASH_ARG

@@ -34,8 +34,8 @@ from typing import Any
 
 from delivery import judge
 from delivery.analysis import OUTAGE_METRIC, SHARED_INCIDENT_SUFFIX
-from delivery.config import NOTIFY_ON, NotificationsConfig
 from delivery.names import REVISION_ANNOTATION
+from delivery.stack import NOTIFY_ON, NotificationsConfig
 from slo import dashboards
 from slo.yamlout import dump
 

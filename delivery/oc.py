@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from delivery.config import StackConfig, go_seconds
 from delivery.judge import Gate, abort_scale, coefficients, gate_looks
+from delivery.stack import StackConfig, go_seconds
 
 BURNS = (1.0, 2.0, 3.0, 5.0, 10.0)  # multiples of the budget the plan shows
 CAUGHT = 0.99  # "caught": aborted by the end of the first gate in this share of rollouts

@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from delivery import judge, oc
-from delivery.config import StackConfig
 from delivery.routers import ROUTERS
+from delivery.stack import StackConfig
 from slo.model import ResolvedSlo
 
 BURNS = tuple(float(b) for b in np.round(np.geomspace(0.5, 20, 33), 3))

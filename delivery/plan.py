@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from delivery import oc
-from delivery.config import StackConfig, go_seconds
 from delivery.judge import (
     MIN_STEPS,
     Gate,
@@ -24,6 +23,7 @@ from delivery.judge import (
     late_requests,
 )
 from delivery.routers import ROUTERS
+from delivery.stack import StackConfig, go_seconds
 from slo import durations
 from slo.model import number
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from delivery.config import DeliveryConfig, Probe, ServiceDeployment
 from delivery.names import service_names, template_names
 from delivery.routers import ROUTERS
+from delivery.stack import DeliveryConfig, Probe, ServiceDeployment
 from slo import conventions as names
 
 RUN_AS_USER = 10001  # above 10000, clear of host users

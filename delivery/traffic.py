@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from delivery import judge
-from delivery.config import StackConfig
+from delivery.stack import StackConfig
 from slo.model import ResolvedSlo, number
 from slo.tune import query
 

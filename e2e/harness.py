@@ -30,8 +30,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from delivery.config import project_values  # noqa: E402
 from delivery.routers import ROUTERS, TRAEFIK_CRDS, TRAEFIK_MODULE  # noqa: E402
+from delivery.stack import project_values  # noqa: E402
 from tools.local_prometheus import LocalPrometheus, free_port  # noqa: E402
 
 T = TypeVar("T")

@@ -42,7 +42,7 @@ import yaml
 
 from delivery import judge
 from delivery.analysis import outage_view
-from delivery.config import AnalysisConfig, DeliveryConfig, PrometheusConfig
+from delivery.stack import AnalysisConfig, DeliveryConfig, PrometheusConfig
 from e2e.harness import (
     ROOT,
     Observation,

@@ -20,7 +20,7 @@ import pytest
 
 from delivery import explain, judge, notifications
 from delivery import rollout as rollout_bodies
-from delivery.config import NotificationsConfig, load_stack_file
+from delivery.stack import NotificationsConfig, load_stack_file
 from tests import analysis_runs as runs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,9 +40,9 @@ from typing import Any
 import pytest
 import yaml
 
-from delivery.config import DeliveryConfig, ServiceDeployment
 from delivery.rollout import rollout, services
 from delivery.routers import ROUTERS, TRAEFIK_ENTRY_POINT
+from delivery.stack import DeliveryConfig, ServiceDeployment
 from e2e.harness import (
     ROOT,
     Observation,

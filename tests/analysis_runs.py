@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from delivery import analysis, judge
-from delivery.config import load_stack_file, stack_catalogue
+from delivery.stack import load_stack_file, stack_catalogue
 from slo.rules import by_service
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import delivery.config as config  # noqa: E402
+import delivery.stack as config  # noqa: E402
 
 real = config.read_stack_file
 

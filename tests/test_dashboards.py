@@ -421,8 +421,8 @@ def test_a_rule_group_refuses_an_slo_of_another_service(core):
 
 
 def test_service_dashboards_plot_the_judges_statistic_for_each_pod_template():
-    from delivery.config import load_stack_file
     from delivery.judge import evidence_window, gates
+    from delivery.stack import load_stack_file
     from slo.dashboards import CanaryStatistic, service_dashboard
 
     stack = load_stack_file(ROOT / "Pulumi.prod.yaml")

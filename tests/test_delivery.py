@@ -15,14 +15,14 @@ import yaml
 
 from delivery import judge, rollout
 from delivery.canary import bodies
-from delivery.config import (
+from delivery.routers import ROUTERS, replica_split
+from delivery.stack import (
     DeliveryConfig,
     ServiceDeployment,
     check_against_catalogue,
     parse_stack,
     project_values,
 )
-from delivery.routers import ROUTERS, replica_split
 from slo import conventions as names
 from slo.loader import load_catalogue, parse_catalogue
 from slo.model import resolve_all
@@ -390,7 +390,7 @@ def test_two_replicas_at_ten_percent_send_a_third_of_the_traffic():
 def test_router_table_and_config_agree():
     from typing import get_args
 
-    from delivery.config import DeliveryConfig as D
+    from delivery.stack import DeliveryConfig as D
 
     allowed = get_args(D.model_fields["traffic_routing"].annotation)
     assert set(allowed) == set(ROUTERS)
@@ -451,7 +451,7 @@ def test_traefik_routing_weighs_a_traefikservice_behind_an_ingressroute():
 
 def test_the_controller_gets_the_flags_a_router_needs(tmp_path):
     from components.argo_rollouts import helm_values, manifest_objects
-    from delivery.config import ArgoRolloutsConfig
+    from delivery.stack import ArgoRolloutsConfig
 
     flags = ROUTERS["traefik"].controller_args
     assert flags == ("--traefik-api-group=traefik.io",
@@ -484,7 +484,7 @@ def test_the_plan_says_once_that_nginx_is_deprecated(tmp_path):
 
 
 def test_promotion_accepts_dev_healthy_images_and_listed_exceptions():
-    from delivery.config import check_promotion
+    from delivery.stack import check_promotion
 
     prod = STACKS["prod"]
     healthy = {name: d.image for name, d in prod.services.items()}
@@ -592,7 +592,7 @@ def test_waits_for_several_rollouts_run_at_once(monkeypatch):
 
 
 def test_config_keys_nobody_reads_and_plain_secrets_are_named():
-    from delivery.config import check_config_keys
+    from delivery.stack import check_config_keys
 
     keys = [
         "slo-canary:delivery",
@@ -630,7 +630,7 @@ def test_config_keys_nobody_reads_and_plain_secrets_are_named():
     ({"nested": "map"}, False),
 ])
 def test_a_secure_value_must_be_a_ciphertext_pulumi_wrote(value, accepted):
-    from delivery.config import is_ciphertext
+    from delivery.stack import is_ciphertext
 
     assert is_ciphertext(value) is accepted
 
@@ -642,13 +642,13 @@ from delivery.routers import ROUTERS, Router
 ROUTERS["dummy"] = Router("a dummy router", lambda replicas, weight: weight / 100, "dummy-class",
                           lambda service: {"dummy": {"stable": service}})
 from delivery.canary import bodies
-from delivery.config import load_stack_file, stack_catalogue
+from delivery.stack import load_stack_file, stack_catalogue
 from delivery.plan import plan
 from slo.rules import by_service
 path = Path("Pulumi.dev.yaml")
 values = load_stack_file(path).model_dump(by_alias=True)
 values["delivery"]["trafficRouting"] = "dummy"
-from delivery.config import parse_stack
+from delivery.stack import parse_stack
 stack = parse_stack(values, path.name)
 _, slos = stack_catalogue(stack, Path.cwd(), path.name)
 mine = by_service(slos)["api-gateway"]

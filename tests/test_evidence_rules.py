@@ -20,7 +20,7 @@ import pytest
 
 from delivery import judge
 from delivery.canary import evidence_group
-from delivery.config import load_stack_file
+from delivery.stack import load_stack_file
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from delivery import judge
-from delivery.config import AnalysisConfig, DeliveryConfig
 from delivery.plan import requests_to_pass_clean
+from delivery.stack import AnalysisConfig, DeliveryConfig
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service
@@ -225,7 +225,7 @@ def test_a_regression_that_starts_late_is_judged_on_the_evidence_since_it_starte
     200 requests a step, then 10x the budget at 400 a step. The cumulative statistic is still
     far below its abort boundary when the change-point statistic, which reads only the steps
     since the restart point before the change, aborts."""
-    from delivery.config import load_stack_file
+    from delivery.stack import load_stack_file
 
     stack = load_stack_file(ROOT / "Pulumi.prod.yaml")
     gate = next(g for g in judge.gates(SLOS["api-gateway"], stack.delivery)
@@ -257,7 +257,7 @@ def test_a_gate_first_looks_when_its_recent_span_holds_only_its_weights_traffic(
     30 s beat). prod: 5 min pauses, recent reads 3.5 min of them, no wait. The rendered gate
     carries the wait as Argo's ``initialDelay``."""
     from delivery.analysis import gate_template
-    from delivery.config import load_stack_file
+    from delivery.stack import load_stack_file
 
     cfg = load_stack_file(ROOT / f"Pulumi.{stack}.yaml")
     looks = judge.gate_looks(cfg.delivery, cfg.prometheus.scrape_interval)

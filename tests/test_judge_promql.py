@@ -31,7 +31,7 @@ import pytest
 from bench import recording
 from delivery import judge
 from delivery.analysis import evidence_window
-from delivery.config import load_stack_file
+from delivery.stack import load_stack_file
 from slo.conventions import CANARY_EVIDENCE
 from slo.loader import load_catalogue
 from slo.model import resolve_all

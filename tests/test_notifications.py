@@ -11,7 +11,7 @@ import yaml
 from components.argo_rollouts import NotificationSettings, helm_values, manifest_objects
 from delivery import notifications
 from delivery.canary import bodies
-from delivery.config import (
+from delivery.stack import (
     ArgoRolloutsConfig,
     NotificationsConfig,
     load_stack_file,

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 
 from delivery import judge, oc
-from delivery.config import go_seconds, load_stack_file
 from delivery.plan import plan
+from delivery.stack import go_seconds, load_stack_file
 from slo.loader import load_catalogue
 from slo.model import resolve_all
 from slo.rules import by_service

@@ -15,7 +15,7 @@ import pulumi
 import pytest
 import yaml
 
-from delivery.config import DeliveryConfig, GrafanaConfig, PrometheusConfig, ServiceDeployment
+from delivery.stack import DeliveryConfig, GrafanaConfig, PrometheusConfig, ServiceDeployment
 from slo import dashboards
 from slo.loader import load_catalogue
 from slo.model import resolve_all
@@ -184,7 +184,7 @@ def _service_slos(name):
 def test_canary_service_children_are_parented_and_named(mocks):
     from components.canary_service import CanaryService, CanaryServiceArgs
     from delivery.canary import bodies
-    from delivery.config import StackConfig
+    from delivery.stack import StackConfig
 
     stack = StackConfig(
         catalogue="catalogue/core-services.yaml",

@@ -8,7 +8,7 @@ import promql_parser
 import pytest
 
 from delivery import judge
-from delivery.config import parse_stack
+from delivery.stack import parse_stack
 from slo import conventions as names
 from slo.loader import parse_catalogue
 from slo.model import QueryEvents, RatioEvents, resolve_all

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from delivery.config import load_stack_file, stack_catalogue
+from delivery.stack import load_stack_file, stack_catalogue
 from slo import cli
 from slo.problems import ConfigError
 

@@ -27,7 +27,7 @@ from pulumi.runtime.rpc import is_rpc_secret
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from delivery.config import PROJECT, read_stack_file  # noqa: E402
+from delivery.stack import PROJECT, read_stack_file  # noqa: E402
 from slo.problems import ConfigError  # noqa: E402
 from slo.yamlout import dump  # noqa: E402
 
