@@ -51,6 +51,7 @@ from e2e.fleet.fleet import Fleet, parse_metrics, thanos_binary  # noqa: E402
 from slo.fleet import cluster_group, fleet_rule_file  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402
 from slo.model import resolve_all  # noqa: E402
+from slo.rules import RuleGroup  # noqa: E402
 from slo.yamlout import dump  # noqa: E402
 from tools.local_prometheus import binary  # noqa: E402
 
@@ -86,7 +87,7 @@ def catalogue(n: int) -> dict[str, Any]:
     return {"defaults": {"alerting": {"labels": {"team": "platform"}}}, "services": services}
 
 
-def count(groups: Iterable[dict[str, Any]]) -> tuple[int, int]:
+def count(groups: Iterable[RuleGroup]) -> tuple[int, int]:
     rules = [r for g in groups for r in g["rules"]]
     return sum("record" in r for r in rules), sum("alert" in r for r in rules)
 

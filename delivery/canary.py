@@ -14,7 +14,7 @@ from delivery.judge import Gate
 from delivery.routers import ROUTERS, Route
 from delivery.stack import StackConfig
 from slo.model import ResolvedSlo
-from slo.rules import prometheus_rule_of_groups
+from slo.rules import RuleGroup, prometheus_rule_of_groups
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,12 @@ class CanaryBodies:
 
 def evidence_group(
     service: str, slos: list[ResolvedSlo], stack: StackConfig
-) -> dict[str, Any] | None:
+) -> RuleGroup | None:
     """The rule group recording the evidence of the service's gates on this stack."""
     return _evidence_group(service, judge.stack_gates(slos, stack, service), stack)
 
 
-def _evidence_group(service: str, gates: list[Gate], stack: StackConfig) -> dict[str, Any] | None:
+def _evidence_group(service: str, gates: list[Gate], stack: StackConfig) -> RuleGroup | None:
     deployment = stack.services[service]
     recordings = [evidence.recording(g, deployment, stack.delivery, stack.prometheus)
                   for g in gates]

@@ -48,13 +48,13 @@ their gates compute the same steps inline from ``rate()`` (extrapolated, approxi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from delivery import judge
 from delivery.judge import Gate
 from delivery.stack import DeliveryConfig, PrometheusConfig, ServiceDeployment, go_seconds
 from slo import conventions as names
 from slo import durations
+from slo.rules import RecordingRule, RuleGroup
 
 # How far back a series' previous sample is looked for: a restart or a Prometheus outage
 # shorter than this loses nothing.
@@ -135,7 +135,7 @@ class Recording:
             self.step, self.memory, (names.HASH_LABEL,), self._keep(), self.settle
         )
 
-    def _rule(self, record: str, expr: str, **extra: str) -> dict[str, Any]:
+    def _rule(self, record: str, expr: str, **extra: str) -> RecordingRule:
         return {"record": record, "expr": expr, "labels": {**self.labels, **extra}}
 
     def _continuous(self) -> str:
@@ -147,7 +147,7 @@ class Recording:
             2 * durations.parse(self.step) + durations.parse(self.settle))
         return f"and on () (max_over_time({gap}[{seen}]) <= {durations.parse(self.memory)})"
 
-    def _steps(self, requests: str, errors: str) -> list[dict[str, Any]]:
+    def _steps(self, requests: str, errors: str) -> list[RecordingRule]:
         rules = []
         for others in (False, True):
             n, x = (self._mine(step_record(p, others)) for p in ("requests", "errors"))
@@ -170,7 +170,7 @@ class Recording:
             ]
         return rules
 
-    def _sums(self) -> list[dict[str, Any]]:
+    def _sums(self) -> list[RecordingRule]:
         rules = []
         for others in (False, True):
             for part in PARTS:
@@ -188,7 +188,7 @@ class Recording:
         """Seconds between the change-point statistic's restart points (at least a step)."""
         return max(judge.RESTART_SECONDS, durations.parse(self.step))
 
-    def _running(self) -> list[dict[str, Any]]:
+    def _running(self) -> list[RecordingRule]:
         """Per hash, the running sums of the statistic's step increments: the last sum within
         the evidence window plus this step's increment, or the increment alone for a hash's
         first step. They are written at steps with traffic only; one of the judged sum per
@@ -221,7 +221,7 @@ class Recording:
                   f"{self.recent}) or {canary} * 0)")
         return f"{judged} - {lowest}", f"{canary} - {before}"
 
-    def _statistics(self) -> list[dict[str, Any]]:
+    def _statistics(self) -> list[RecordingRule]:
         canary, others = self._counts(False), self._counts(True)
         rules = [
             self._rule(dispersion_record(False), judge.dispersion_ql(canary)),
@@ -239,7 +239,7 @@ class Recording:
             rules.append(self._rule(names.CANARY_EVIDENCE, expr, **{judge.EVIDENCE_LABEL: name}))
         return rules
 
-    def rules(self) -> list[dict[str, Any]]:
+    def rules(self) -> list[RecordingRule]:
         found = self.expressions()
         if found is None:
             return []
@@ -261,7 +261,7 @@ def group_name(service: str) -> str:
     return f"slo-canary-evidence-{service}"
 
 
-def heartbeat_rules(service: str, window: str, memory: str) -> tuple[dict[str, Any], ...]:
+def heartbeat_rules(service: str, window: str, memory: str) -> tuple[RecordingRule, ...]:
     """The group's first rule (the gap since it last ran, seen over the evidence window or its
     memory, whichever is longer) and its last (when it ran)."""
     labels = {names.LABEL_SERVICE: service}
@@ -274,7 +274,7 @@ def heartbeat_rules(service: str, window: str, memory: str) -> tuple[dict[str, A
     )
 
 
-def rule_group(service: str, recordings: list[Recording]) -> dict[str, Any] | None:
+def rule_group(service: str, recordings: list[Recording]) -> RuleGroup | None:
     """The service's evidence group (rules in order: later ones read earlier ones at the same
     evaluation), or None when no gated SLO is recorded."""
     rules = [rule for r in recordings for rule in r.rules()]

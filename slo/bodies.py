@@ -16,9 +16,7 @@ from slo import conventions as names
 from slo import dashboards as boards
 from slo.fleet import cluster_group, fleet_groups, fleet_rule_file, split
 from slo.model import ResolvedSlo
-from slo.rules import by_service, prometheus_rule_of_groups
-
-RuleGroup = dict[str, Any]
+from slo.rules import RuleFile, RuleGroup, by_service, prometheus_rule_of_groups
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class ServiceRules:
         return prometheus_rule_of_groups(self.service, namespace, self.fleet_groups(), labels,
                                          name=names.fleet_rule_name(self.service))
 
-    def fleet_rule_file(self) -> dict[str, Any]:
+    def fleet_rule_file(self) -> RuleFile:
         """The fleet's rules as a Thanos Ruler rule file (``--rule-file``)."""
         return fleet_rule_file(list(self.fleet))
 

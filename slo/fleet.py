@@ -25,13 +25,20 @@ reported and raises ``SLOClusterNotReporting`` for one that went silent.
 
 from __future__ import annotations
 
-from typing import Any
-
 from slo import conventions as names
 from slo import durations
 from slo.annotations import literal
 from slo.model import ResolvedSlo, Tier, number
-from slo.rules import Rule, absent_alert, burn_alert, metadata_rules, record, rule_group
+from slo.rules import (
+    Rule,
+    RuleFile,
+    RuleGroup,
+    absent_alert,
+    burn_alert,
+    metadata_rules,
+    record,
+    rule_group,
+)
 
 PLACEMENTS = ("local", "thanos")
 BY_SLO = f"{names.LABEL_SERVICE}, {names.LABEL_SLO}"
@@ -61,7 +68,7 @@ def local_tiers(slo: ResolvedSlo) -> list[Tier]:
 # ---- each cluster's Prometheus ----------------------------------------------------------------
 
 
-def local_group(slo: ResolvedSlo) -> dict[str, Any]:
+def local_group(slo: ResolvedSlo) -> RuleGroup:
     """The cluster's share of a fleet SLO, under the group name :func:`rule_group` uses."""
     events = slo.events
     rules: list[Rule] = []
@@ -131,7 +138,7 @@ def _fleet_guard(slo: ResolvedSlo, tier: Tier) -> str:
     return f"{total} * {tier.long_seconds} >= {slo.alerting.min_events}"
 
 
-def fleet_groups(slo: ResolvedSlo) -> list[dict[str, Any]]:
+def fleet_groups(slo: ResolvedSlo) -> list[RuleGroup]:
     """The Thanos Ruler's groups of a fleet SLO: the SLO itself (``abort``), then the memory of
     the clusters that reported it (``warn``)."""
     budget = number(slo.budget)
@@ -189,11 +196,11 @@ def fleet_groups(slo: ResolvedSlo) -> list[dict[str, Any]]:
     ]
 
 
-def cluster_group(slo: ResolvedSlo, placement: str) -> dict[str, Any]:
+def cluster_group(slo: ResolvedSlo, placement: str) -> RuleGroup:
     """The group a cluster's Prometheus evaluates for ``slo`` under ``placement``."""
     return local_group(slo) if split(slo, placement) else rule_group(slo)
 
 
-def fleet_rule_file(slos: list[ResolvedSlo]) -> dict[str, Any]:
+def fleet_rule_file(slos: list[ResolvedSlo]) -> RuleFile:
     """A Thanos Ruler rule file (``--rule-file``) with the groups of every fleet SLO given."""
     return {"groups": [g for slo in slos if slo.is_fleet for g in fleet_groups(slo)]}

@@ -32,14 +32,16 @@ QUERY_RANGE_SECONDS = 600
 NO_DATA_STATE = "OK"
 EXEC_ERR_STATE = "Error"
 
-Rule = dict[str, Any]
+# one entry of a Grafana RuleGroup's ``rules`` (pulumiverse_grafana.alerting.RuleGroupRuleArgs as a
+# dict): not a Prometheus rule (slo.rules)
+GrafanaRule = dict[str, Any]
 
 
 def rule_group(
     service_name: str, slos: list[ResolvedSlo], datasource_uid: str, interval_seconds: int = 60
 ) -> dict[str, Any]:
     """Keyword arguments of a ``RuleGroup`` holding every alert of the service's SLOs."""
-    rules: list[Rule] = []
+    rules: list[GrafanaRule] = []
     for slo in slos:
         if slo.service.name != service_name:
             raise ValueError(
@@ -54,7 +56,7 @@ def rule_group(
     }
 
 
-def burn_rate_rule(slo: ResolvedSlo, tier: Tier, datasource_uid: str) -> Rule:
+def burn_rate_rule(slo: ResolvedSlo, tier: Tier, datasource_uid: str) -> GrafanaRule:
     """Fires while both windows of ``tier`` burn faster than ``tier.factor`` x budget."""
     threshold = tier.threshold
     datas = [
@@ -89,7 +91,7 @@ def burn_rate_rule(slo: ResolvedSlo, tier: Tier, datasource_uid: str) -> Rule:
     )
 
 
-def absent_rule(slo: ResolvedSlo, datasource_uid: str) -> Rule:
+def absent_rule(slo: ResolvedSlo, datasource_uid: str) -> GrafanaRule:
     """Mirror of ``SLOMetricsAbsent``: the SLO's event rate has no series at all."""
     service, name = slo.service.name, slo.slo.name
     absent = f"absent({slo.selector_of(names.TOTAL_RATE_5M)})"
@@ -116,7 +118,7 @@ def _rule(
     for_: str,
     datas: list[dict[str, Any]],
     annotations: dict[str, str],
-) -> Rule:
+) -> GrafanaRule:
     return {
         "name": title,
         "for_": for_,

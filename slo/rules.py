@@ -8,22 +8,55 @@ traffic yields no sample at all, never NaN or Inf.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from slo import conventions as names
 from slo import durations
 from slo.annotations import alert_text
 from slo.model import ResolvedSlo, Tier, number
 
-Rule = dict[str, Any]
+
+class RecordingRule(TypedDict):
+    """A Prometheus recording rule, as a rule file and a PrometheusRule hold it."""
+
+    record: str
+    expr: str
+    labels: dict[str, str]
 
 
-def record(slo: ResolvedSlo, name: str, expr: str) -> Rule:
+# "for" is a Python keyword: the functional form
+AlertingRule = TypedDict("AlertingRule", {
+    "alert": str,
+    "expr": str,
+    "for": NotRequired[str],
+    "labels": dict[str, str],
+    "annotations": dict[str, str],
+})
+Rule = RecordingRule | AlertingRule
+
+
+class RuleGroup(TypedDict):
+    """A rule group: evaluated together, in order. A Thanos Ruler's groups may also set
+    ``partial_response_strategy``."""
+
+    name: str
+    rules: list[Rule]
+    interval: NotRequired[str]
+    partial_response_strategy: NotRequired[str]
+
+
+class RuleFile(TypedDict):
+    """What Prometheus' ``rule_files:`` read, and a PrometheusRule's ``spec``."""
+
+    groups: list[RuleGroup]
+
+
+def record(slo: ResolvedSlo, name: str, expr: str) -> RecordingRule:
     """A recording rule of ``slo``'s series, with its labels."""
     return {"record": name, "expr": expr, "labels": slo.rule_labels}
 
 
-def sli_rules(slo: ResolvedSlo) -> list[Rule]:
+def sli_rules(slo: ResolvedSlo) -> list[RecordingRule]:
     events = slo.events
     base = names.BASE_WINDOW
     total_5m = slo.selector_of(names.TOTAL_RATE_5M)
@@ -74,7 +107,7 @@ def _averaged_ratio(slo: ResolvedSlo, window: str) -> str:
     return f"{bad} / ({total} > 0)"
 
 
-def metadata_rules(slo: ResolvedSlo) -> list[Rule]:
+def metadata_rules(slo: ResolvedSlo) -> list[RecordingRule]:
     budget = number(slo.budget)
     return [
         record(slo, names.OBJECTIVE, f"vector({number(slo.objective)})"),
@@ -117,7 +150,7 @@ def burn_alert(
     ratio: Callable[[str], str],
     guard: Callable[[Tier], str],
     extra_labels: dict[str, str] | None = None,
-) -> Rule:
+) -> AlertingRule:
     """The ``severity`` alert over ``tiers``: fires while both windows of one tier are over its
     threshold (and its long window saw enough traffic). ``ratio(window)`` is the PromQL of the
     error ratio over a window, ``guard(tier)`` the traffic clause ("" for none)."""
@@ -138,7 +171,7 @@ def burn_alert(
     }
 
 
-def absent_alert(slo: ResolvedSlo) -> Rule:
+def absent_alert(slo: ResolvedSlo) -> AlertingRule:
     return {
         "alert": names.ALERT_ABSENT,
         "expr": f"absent({slo.selector_of(names.TOTAL_RATE_5M)})",
@@ -148,8 +181,8 @@ def absent_alert(slo: ResolvedSlo) -> Rule:
     }
 
 
-def alert_rules(slo: ResolvedSlo) -> list[Rule]:
-    rules: list[Rule] = []
+def alert_rules(slo: ResolvedSlo) -> list[AlertingRule]:
+    rules: list[AlertingRule] = []
     for severity in ("page", "ticket"):
         tiers = [t for t in slo.tiers if t.severity == severity]
         if tiers:
@@ -161,14 +194,14 @@ def alert_rules(slo: ResolvedSlo) -> list[Rule]:
     return rules
 
 
-def rule_group(slo: ResolvedSlo) -> dict[str, Any]:
+def rule_group(slo: ResolvedSlo) -> RuleGroup:
     return {
         "name": names.rule_group_name(slo.service.name, slo.slo.name),
-        "rules": sli_rules(slo) + metadata_rules(slo) + alert_rules(slo),
+        "rules": [*sli_rules(slo), *metadata_rules(slo), *alert_rules(slo)],
     }
 
 
-def rule_file(slos: list[ResolvedSlo]) -> dict[str, Any]:
+def rule_file(slos: list[ResolvedSlo]) -> RuleFile:
     """A Prometheus rule file (``rule_files:``) with one group per SLO."""
     return {"groups": [rule_group(s) for s in slos]}
 
@@ -183,7 +216,7 @@ def prometheus_rule(
 def prometheus_rule_of_groups(
     service: str,
     namespace: str,
-    groups: list[dict[str, Any]],
+    groups: list[RuleGroup],
     labels: dict[str, str] | None = None,
     name: str = "",
 ) -> dict[str, Any]:
