@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import canary_judgement as cj
 from bench import recording, traffic
+from bench.canary import argo, cells, conditions, counters, modes, queries, simulation, stacks
 from delivery import evidence as evidence_rules
 from delivery import judge
 from delivery.canary import evidence_group
@@ -53,15 +53,15 @@ EVAL_TIMES = (270, 330, 360, 450, 690, 720, 750, 780, 900, 1110, 1140, 1170, 153
 def _engine_of_the_promtool_on_path():
     """The bench's arithmetic copies the range semantics of the Prometheus it is checked on."""
     assert PROMTOOL, "promtool is required (make test builds it)"
-    cj.use_engine(major_version(PROMTOOL))
+    counters.use_engine(major_version(PROMTOOL))
     yield
-    cj.use_engine(3)
+    counters.use_engine(3)
 
 
 @dataclass
 class Trace:
     name: str
-    world: cj.World
+    world: queries.World
 
 
 def trace(name: str, canary_phase: float, stable_phase: float, seed: int,
@@ -91,7 +91,7 @@ def trace(name: str, canary_phase: float, stable_phase: float, seed: int,
     times = np.arange(0, END + 1, SCRAPE)[None, :]
     evaluations = recording.Evaluations(t=times.astype(float),
                                         done=np.ones(times.shape, dtype=bool), ran_before=False)
-    return Trace(name, cj.World([canary], [stable], evaluations, outage))
+    return Trace(name, queries.World([canary], [stable], evaluations, outage))
 
 
 TRACES = (
@@ -153,7 +153,7 @@ class Check:
     expected: float | None  # None: no sample
 
 
-def checks(tr: Trace, gate: cj.RecordedGate, service: str,
+def checks(tr: Trace, gate: queries.RecordedGate, service: str,
            eval_times: tuple[int, ...] = EVAL_TIMES) -> dict[int, list[Check]]:
     """Per evaluation time, every recorded series of the gate the bench simulates (its value or
     its absence) as a selector of the rendered group's output."""
@@ -196,8 +196,8 @@ def promtool_report(tr: Trace, service: str, stack: str, tmp: Path, warm_up: str
     counts of the compared samples by kind). Where the trace's group did not run at every
     evaluation, its heartbeat rule gives way to ``heartbeat_input``. ``delivery`` overrides
     fields of the stack's delivery config (``analysis``: of its analysis config)."""
-    mode = cj.modes_for(stack, service, warm_up)[0]
-    stack_cfg, slos = cj._stack(stack)
+    mode = modes.modes_for(stack, service, warm_up)[0]
+    stack_cfg, slos = stacks.stack_slos(stack)
     if warm_up:
         deployment = stack_cfg.services[service].model_copy(update={"warm_up": warm_up})
         stack_cfg = stack_cfg.model_copy(
@@ -210,11 +210,11 @@ def promtool_report(tr: Trace, service: str, stack: str, tmp: Path, warm_up: str
         stack_cfg = stack_cfg.model_copy(
             update={"delivery": stack_cfg.delivery.model_copy(update=update)})
         mine = slos[service]
-        mode = cj.new_mode(service, mine[0].service.namespace, mine, stack_cfg)
+        mode = modes.new_mode(service, mine[0].service.namespace, mine, stack_cfg)
     group = evidence_group(service, slos[service], stack_cfg)
     assert group is not None
-    gates = {q.gate.name: q for q in mode.queries.values() if isinstance(q, cj.RecordedGate)}
-    assert {g.warm_up for g in gates.values()} == {cj._seconds(warm_up) if warm_up else None}
+    gates = {q.gate.name: q for q in mode.queries.values() if isinstance(q, queries.RecordedGate)}
+    assert {g.warm_up for g in gates.values()} == {queries._seconds(warm_up) if warm_up else None}
     tests, counts = [], {"value": 0, "absent": 0, "nan": 0}
     inputs = input_series(tr, service)
     if not tr.world.evaluations.done.all():
@@ -307,12 +307,12 @@ def test_simulated_warm_up_agrees_with_promtool(tmp_path):
     report, counts = promtool_report(TRACES[0], "api-gateway", "dev", tmp_path, warm_up="2m")
     assert report is None, report
     assert counts["value"] >= 500, counts
-    plain = cj.modes_for("dev", "api-gateway")[0]
-    warmed = cj.modes_for("dev", "api-gateway", "2m")[0]
-    q_plain = next(q for q in plain.queries.values() if isinstance(q, cj.RecordedGate))
-    q_warm = next(q for q in warmed.queries.values() if isinstance(q, cj.RecordedGate))
+    plain = modes.modes_for("dev", "api-gateway")[0]
+    warmed = modes.modes_for("dev", "api-gateway", "2m")[0]
+    q_plain = next(q for q in plain.queries.values() if isinstance(q, queries.RecordedGate))
+    q_warm = next(q for q in warmed.queries.values() if isinstance(q, queries.RecordedGate))
     n_plain = q_plain.recorded(TRACES[0].world)[1][judge.CANARY_REQUESTS][0, -1]
-    n_warm = q_warm.recorded(cj.World(**{**TRACES[0].world.__dict__, "_evidence": {}}))[1][
+    n_warm = q_warm.recorded(queries.World(**{**TRACES[0].world.__dict__, "_evidence": {}}))[1][
         judge.CANARY_REQUESTS][0, -1]
     assert n_warm < n_plain  # the warm-up left requests out
 
@@ -364,7 +364,7 @@ def long_outage_trace() -> Trace:
     # runs the group at every evaluation and would count a step there
     done = ~((times > LONG_OUTAGE[0]) & (times < LONG_OUTAGE[1]))
     evaluations = recording.Evaluations(t=times, done=done, ran_before=False)
-    return Trace("long-outage", cj.World([canary], [stable], evaluations, outage))
+    return Trace("long-outage", queries.World([canary], [stable], evaluations, outage))
 
 
 def test_a_step_across_an_outage_longer_than_the_memory_is_dropped_not_counted_twice(tmp_path):
@@ -378,8 +378,8 @@ def test_a_step_across_an_outage_longer_than_the_memory_is_dropped_not_counted_t
     report, counts = promtool_report(tr, "api-gateway", "dev", tmp_path, eval_times=after)
     assert report is None, report
     assert counts["value"] > 0 and counts["absent"] > 0
-    gate = next(q for q in cj.modes_for("dev", "api-gateway")[0].queries.values()
-                if isinstance(q, cj.RecordedGate))
+    gate = next(q for q in modes.modes_for("dev", "api-gateway")[0].queries.values()
+                if isinstance(q, queries.RecordedGate))
     records = gate.records(tr.world)
     present, steps = records[(names.CANARY_REQUESTS_STEP, "canary", "")]
     k = list(tr.world.evaluations.t[0]).index(1710.0)
@@ -398,9 +398,10 @@ def test_the_outage_metric_reads_the_gap_the_group_records(tmp_path):
     as the group left it) against the bench's ``OutageQuery``: the outage's length right after
     it, for as long as the query's range holds it, and the scrape interval otherwise."""
     tr = long_outage_trace()
-    mode = cj.modes_for("dev", "api-gateway")[0]
-    (query, model), = [(q, m) for q, m in mode.queries.items() if isinstance(m, cj.OutageQuery)]
-    stack_cfg, slos = cj._stack("dev")
+    mode = modes.modes_for("dev", "api-gateway")[0]
+    (query, model), = [(q, m) for q, m in mode.queries.items()
+                       if isinstance(m, queries.OutageQuery)]
+    stack_cfg, slos = stacks.stack_slos("dev")
     group = evidence_group("api-gateway", slos["api-gateway"], stack_cfg)
     assert group is not None
     group = {**group, "rules": group["rules"][:-1]}
@@ -440,18 +441,18 @@ def test_simulated_running_sums_agree_with_promtool_over_short_windows(tr, tmp_p
                                      delivery=SHORT)
     assert report is None, report
     assert counts["value"] >= 500, counts
-    gate = next(q for q in cj.modes_for("dev", "api-gateway")[0].queries.values()
-                if isinstance(q, cj.RecordedGate))
+    gate = next(q for q in modes.modes_for("dev", "api-gateway")[0].queries.values()
+                if isinstance(q, queries.RecordedGate))
     assert gate.window > 3600  # the stack's own window: the traces never leave it
 
 
 def test_the_short_windows_reach_what_they_claim():
-    stack, slos = cj._stack("dev")
+    stack, slos = stacks.stack_slos("dev")
     analysis = stack.delivery.analysis.model_copy(update=SHORT["analysis"])
     stack = stack.model_copy(update={"delivery": stack.delivery.model_copy(
         update={**SHORT, "analysis": analysis})})
-    mode = cj.new_mode("api-gateway", "x", slos["api-gateway"], stack)
-    gate = next(q for q in mode.queries.values() if isinstance(q, cj.RecordedGate)
+    mode = modes.new_mode("api-gateway", "x", slos["api-gateway"], stack)
+    gate = next(q for q in mode.queries.values() if isinstance(q, queries.RecordedGate)
                 and q.gate.name == "error-rate")
     assert (gate.window, gate.recent, gate.restart_every) == (840.0, 90.0, 300.0)
     tr = long_outage_trace()
@@ -494,36 +495,36 @@ def test_the_promtool_check_catches_a_wrong_simulation(tmp_path, monkeypatch, wr
     elif wrong == "resets ignored":
         monkeypatch.setattr(recording, "increments", _ignoring_resets)
     elif wrong == "zero steps kept":
-        monkeypatch.setattr(cj, "hash_steps", _zero_steps_kept)
+        monkeypatch.setattr(queries, "hash_steps", _zero_steps_kept)
     else:
         warm_up = "2m"
         monkeypatch.setattr(recording, "warm", lambda s, total, ev, w, closed=False:
                             np.ones(ev.t.shape, dtype=bool))
-    cj.modes_for.cache_clear()
+    modes.modes_for.cache_clear()
     try:
         report, _ = promtool_report(TRACES[0], "api-gateway", "dev", tmp_path, warm_up)
     finally:
-        cj.modes_for.cache_clear()
+        modes.modes_for.cache_clear()
     assert report is not None, f"the check passed with {wrong}"
     assert caught in report
 
 
 # ---- Argo Rollouts semantics on hand-made measurement sequences -------------------------------
 
-S, N, E, F = cj.SUCCESSFUL, cj.INCONCLUSIVE, cj.ERROR, cj.FAILED  # N: iNconclusive
+S, N, E, F = argo.SUCCESSFUL, argo.INCONCLUSIVE, argo.ERROR, argo.FAILED  # N: iNconclusive
 
 
-def spec(**kw) -> cj.MetricSpec:
+def spec(**kw) -> argo.MetricSpec:
     base = dict(name="m", interval=30.0, initial_delay=0.0, count=None, success=None,
                 failure=None, failure_limit=0,
                 inconclusive_limit=0, consecutive_error_limit=4, consecutive_success_limit=0,
                 dry_run=False, query="q")
-    return cj.MetricSpec(**{**base, **kw})
+    return argo.MetricSpec(**{**base, **kw})
 
 
-def outcome(s: cj.MetricSpec, sequence: list[int], start: int = 0) -> tuple[int, int]:
+def outcome(s: argo.MetricSpec, sequence: list[int], start: int = 0) -> tuple[int, int]:
     phases = np.array([[N] * start + sequence], dtype=np.int8)
-    end, phase = cj.metric_outcome(s, phases, np.array([start]), 1, phases.shape[1])
+    end, phase = argo.metric_outcome(s, phases, np.array([start]), 1, phases.shape[1])
     return int(end[0]), int(phase[0])
 
 
@@ -533,21 +534,22 @@ INCIDENT = spec(inconclusive_limit=0)
 
 
 def test_measurements_follow_evaluate_result():
-    env = cj.Env([np.array([1.0, 9.0, 9.0, np.nan])] * 7, np.array([7, 7, 7, 0]))
-    both = spec(success=cj.Condition("len(result) == 7 && result[0] < 5"),
-                failure=cj.Condition("len(result) == 7 && result[1] >= 9"))
+    env = conditions.Env([np.array([1.0, 9.0, 9.0, np.nan])] * 7, np.array([7, 7, 7, 0]))
+    both = spec(success=conditions.Condition("len(result) == 7 && result[0] < 5"),
+                failure=conditions.Condition("len(result) == 7 && result[1] >= 9"))
     assert both.measure(env).tolist() == [S, F, F, N]  # the last: empty result
-    always_both = spec(success=cj.Condition("true"), failure=cj.Condition("true"))
+    always_both = spec(success=conditions.Condition("true"), failure=conditions.Condition("true"))
     assert always_both.measure(env).tolist() == [F] * 4  # failure wins
-    never_fails = spec(success=cj.Condition("len(result) < 7 || result[0] < 5"),
-                       failure=cj.Condition("false"))
+    never_fails = spec(success=conditions.Condition("len(result) < 7 || result[0] < 5"),
+                       failure=conditions.Condition("false"))
     assert never_fails.measure(env).tolist() == [S, N, N, S]
-    unguarded = spec(success=cj.Condition("result[0] < 5"))
+    unguarded = spec(success=conditions.Condition("result[0] < 5"))
     assert unguarded.measure(env).tolist() == [S, F, F, E]  # index past an empty result
-    assert cj.Condition("!isNaN(result[0]) && -result[0] < -2").evaluate(env)[0].tolist() == [
+    negated = conditions.Condition("!isNaN(result[0]) && -result[0] < -2")
+    assert negated.evaluate(env)[0].tolist() == [
         False, True, True, False]
     with pytest.raises(ValueError):
-        cj.Condition("__import__('os')")
+        conditions.Condition("__import__('os')")
 
 
 def test_gate_fail_at_measurement_k_aborts_then():
@@ -558,8 +560,8 @@ def test_gate_fail_at_measurement_k_aborts_then():
 def test_initial_delay_postpones_the_first_measurement():
     delayed = spec(count=5, consecutive_success_limit=1, inconclusive_limit=5)
     phases = np.array([[S, S, S, N, N, S, N, N, N, N, N, N]], dtype=np.int8)
-    assert cj.metric_outcome(delayed, phases, np.array([0]), 1, 12) == (0, S)
-    end, phase = cj.metric_outcome(delayed, phases, np.array([0]), 1, 12, delay=3)
+    assert argo.metric_outcome(delayed, phases, np.array([0]), 1, 12) == (0, S)
+    end, phase = argo.metric_outcome(delayed, phases, np.array([0]), 1, 12, delay=3)
     assert (int(end[0]), int(phase[0])) == (5, S)  # the successes before 3 are never measured
 
 
@@ -573,22 +575,22 @@ def test_gate_inconclusive_to_count_pauses():
 
 def test_background_and_incident_metrics():
     assert outcome(BACKGROUND, [N] * 30 + [F]) == (30, F)
-    assert outcome(BACKGROUND, [N, S, N, S]) == (cj.NEVER, cj.RUNNING)  # runs until stopped
+    assert outcome(BACKGROUND, [N, S, N, S]) == (argo.NEVER, argo.RUNNING)  # runs until stopped
     assert outcome(INCIDENT, [S, S, S, N, S]) == (3, N)
     assert outcome(spec(consecutive_error_limit=2), [E, E, S, E, E, E]) == (5, E)
 
 
 def test_run_ends_at_first_decisive_metric_and_dry_run_never_decides():
-    never = (np.array([cj.NEVER]), np.array([cj.RUNNING]))
+    never = (np.array([argo.NEVER]), np.array([argo.RUNNING]))
     failed_at_3 = (np.array([3]), np.array([F]))
     paused_at_3 = (np.array([3]), np.array([N]))
     passed_at_2 = (np.array([2]), np.array([S]))
     dry = spec(name="d", dry_run=True)
-    assert cj.run_outcome([spec(), spec()], [failed_at_3, never]) == (3, F)
-    assert cj.run_outcome([spec(), spec()], [failed_at_3, paused_at_3]) == (3, F)
-    assert cj.run_outcome([dry, spec()], [failed_at_3, never]) == (cj.NEVER, cj.RUNNING)
-    assert cj.run_outcome([dry, spec()], [failed_at_3, passed_at_2]) == (3, S)
-    assert cj.run_outcome([spec(), spec()], [passed_at_2, (np.array([5]), np.array([S]))]) == (
+    assert argo.run_outcome([spec(), spec()], [failed_at_3, never]) == (3, F)
+    assert argo.run_outcome([spec(), spec()], [failed_at_3, paused_at_3]) == (3, F)
+    assert argo.run_outcome([dry, spec()], [failed_at_3, never]) == (argo.NEVER, argo.RUNNING)
+    assert argo.run_outcome([dry, spec()], [failed_at_3, passed_at_2]) == (3, S)
+    assert argo.run_outcome([spec(), spec()], [passed_at_2, (np.array([5]), np.array([S]))]) == (
         5, S)
 
 
@@ -600,12 +602,12 @@ def _rollout(background_phase: int, at: int, gate_phase: int = S) -> tuple[int, 
     bg = spec(name="bg", inconclusive_limit=1_000_000)
     incident = spec(name="incident", inconclusive_limit=0)
     gate = spec(name="g", count=20, consecutive_success_limit=1, inconclusive_limit=20)
-    mode = cj.Mode(
-        label="t", steps=[cj.Step("weight"), cj.Step("pause", 30.0),
-                          cj.Step("analysis", template="gate")],
+    mode = modes.Mode(
+        label="t", steps=[argo.Step("weight"), argo.Step("pause", 30.0),
+                          argo.Step("analysis", template="gate")],
         background="background",
-        templates={"gate": cj.Template("gate", (gate,)),
-                   "background": cj.Template("background", (bg, incident))},
+        templates={"gate": argo.Template("gate", (gate,)),
+                   "background": argo.Template("background", (bg, incident))},
         queries={}, grid=30.0, horizon=horizon, longest_analysis=600.0)
     bg_phases = np.full((1, horizon), N, dtype=np.int8)
     incident_phases = np.full((1, horizon), S, dtype=np.int8)
@@ -617,20 +619,20 @@ def _rollout(background_phase: int, at: int, gate_phase: int = S) -> tuple[int, 
     gate_phases[0, 5:] = gate_phase
     phases = {"gate/g": gate_phases, "background/bg": bg_phases,
               "background/incident": incident_phases}
-    result, when, _, _ = cj.simulate_rollout(mode, phases)
+    result, when, _, _ = modes.simulate_rollout(mode, phases)
     return int(result[0]), float(when[0])
 
 
 def test_rollout_gate_and_background():
-    assert _rollout(S, 0) == (cj.PROMOTE, 150.0)  # the gate passes at index 5
-    assert _rollout(S, 0, gate_phase=F) == (cj.ABORT, 150.0)
-    assert _rollout(F, 3) == (cj.ABORT, 90.0)  # the background aborts before the gate passes
-    assert _rollout(N, 2) == (cj.PAUSE, 60.0)  # the shared-incident metric pauses the rollout
-    assert _rollout(F, 9) == (cj.PROMOTE, 150.0)  # after promotion the background is gone
+    assert _rollout(S, 0) == (argo.PROMOTE, 150.0)  # the gate passes at index 5
+    assert _rollout(S, 0, gate_phase=F) == (argo.ABORT, 150.0)
+    assert _rollout(F, 3) == (argo.ABORT, 90.0)  # the background aborts before the gate passes
+    assert _rollout(N, 2) == (argo.PAUSE, 60.0)  # the shared-incident metric pauses the rollout
+    assert _rollout(F, 9) == (argo.PROMOTE, 150.0)  # after promotion the background is gone
 
 
 def test_rendered_templates_are_read_not_rederived():
-    new, ref = cj.modes_for("prod", "orchestrator")
+    new, ref = modes.modes_for("prod", "orchestrator")
     gate = new.templates["orchestrator-slo-gate"].metrics
     assert [m.count for m in gate] == [120] * 3 and new.grid == 30
     assert new.steps[0].template == "orchestrator-budget-freeze"
@@ -687,7 +689,7 @@ def test_reference_renderer_reproduces_84bbf00(tmp_path):
     assert len(old) == 6
     for key, rendered in old.items():
         stack_name, service = key.split("/")
-        stack, slos = cj._stack(stack_name)
+        stack, slos = stacks.stack_slos(stack_name)
         mine = slos[service]
         ours = reference_bodies(service, mine[0].service.namespace, mine, stack_name,
                                 stack.prometheus.address)
@@ -738,24 +740,24 @@ def test_error_measurements_do_not_count_and_never_end_the_gate():
                 consecutive_error_limit=2**31 - 1)
     assert outcome(gate, [N, E, E, E, N, N, N]) == (5, N)  # counted at 0, 4 and 5
     assert outcome(gate, [E] * 10 + [S]) == (10, S)
-    new = cj.modes_for("dev", "api-gateway")[0]
+    new = modes.modes_for("dev", "api-gateway")[0]
     limits = {m.consecutive_error_limit for t in new.templates.values() for m in t.metrics}
     assert limits == {2**31 - 1}
 
 
 def test_prometheus_away_is_an_error_measurement_of_every_metric():
-    mode = cj.modes_for("dev", "api-gateway")[0]
-    _, slos = cj._stack("dev")
-    cell = cj.Cell("m", 300, 10, 0.5, outage=300)
-    p = cj.probabilities(slos["api-gateway"], 10)
-    world = cj.sample_world(np.random.default_rng(3), 4, cell, p, cj.probabilities(
+    mode = modes.modes_for("dev", "api-gateway")[0]
+    _, slos = stacks.stack_slos("dev")
+    cell = cells.Cell("m", 300, 10, 0.5, outage=300)
+    p = cells.probabilities(slos["api-gateway"], 10)
+    world = simulation.sample_world(np.random.default_rng(3), 4, cell, p, cells.probabilities(
         slos["api-gateway"], 0.5), 30.0, mode.horizon * mode.grid, 2700, mode.first_gate_start())
-    phases = cj.phases_of(mode, world)
+    phases = modes.phases_of(mode, world)
     t = np.arange(mode.horizon) * mode.grid
     down = world.is_down(np.broadcast_to(t, (4, mode.horizon)))
     assert down.sum(axis=1).tolist() == [10] * 4  # 300 s at 30 s measurements
     for p_ in phases.values():
-        assert (p_[down] == cj.ERROR).all() and (p_[~down] != cj.ERROR).all()
+        assert (p_[down] == argo.ERROR).all() and (p_[~down] != argo.ERROR).all()
     assert not world.evaluations.done[
         (world.evaluations.t >= world.down[:, :1]) & (world.evaluations.t < world.down[:, 1:2])
     ].any()
@@ -768,19 +770,19 @@ def test_a_late_regression_starts_when_the_rollout_sets_its_weight():
     """The canary of a late cell fails at its healthy ratio until the simulated rollout sets the
     cell's weight (prod: 10% first, then 25%) and at the named multiple from then on; the
     rollout sets that weight at the same moments with the regression as without it."""
-    mode = cj.modes_for("prod", "api-gateway")[0]
-    slos = cj._stack("prod")[1]["api-gateway"]
-    cell = cj.Cell("m", 1000, 0.5, 0.5, family="late", late_weight=25, late_m=20,
+    mode = modes.modes_for("prod", "api-gateway")[0]
+    slos = stacks.stack_slos("prod")[1]["api-gateway"]
+    cell = cells.Cell("m", 1000, 0.5, 0.5, family="late", late_weight=25, late_m=20,
                    late_stream="5xx")
-    canary_p, stable_p = cj.cell_probabilities(slos, cell), cj.probabilities(slos, 0.5)
+    canary_p, stable_p = cells.cell_probabilities(slos, cell), cells.probabilities(slos, 0.5)
     runs, scrape = 200, 30.0
     args = (runs, cell, canary_p, stable_p, scrape, mode.horizon * mode.grid, 9000.0,
             mode.first_gate_start())
     rng = np.random.default_rng(11)
-    late = cj.late_regression(rng, mode, slos, *args, np.random.default_rng(12))
-    world = cj.sample_world(rng, *args, late=late)
+    late = simulation.late_regression(rng, mode, slos, *args, np.random.default_rng(12))
+    world = simulation.sample_world(rng, *args, late=late)
     weights: dict[float, np.ndarray] = {}
-    cj.simulate_rollout(mode, cj.phases_of(mode, world), weights)
+    modes.simulate_rollout(mode, modes.phases_of(mode, world), weights)
     start = weights[25.0]
     assert np.array_equal(start, late.start)
     reached = np.isfinite(start)
