@@ -142,7 +142,7 @@ def _controller(stack: StackConfig, secrets_of_notifiers: dict[str, str] | None,
                         f"controller must run with {' '.join(router.controller_args)}")
     return ArgoRollouts("argo-rollouts", stack.argo_rollouts,
                         notifications=notification_settings(stack, secrets_of_notifiers),
-                        controller_args=router.controller_args)
+                        router=router)
 
 
 @dataclass

@@ -11,7 +11,10 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from delivery.notifications import CONFIGMAP, SECRET
-from delivery.stack import ArgoRolloutsConfig
+from delivery.routers import PLUGIN_DIR, ROUTERS, Router
+from delivery.stack import ArgoRolloutsConfig, RouterPlugin
+
+CONTROLLER_CONFIG = "argo-rollouts-config"  # the controller's ConfigMap (plugins)
 
 CLUSTER_SCOPED = {
     "CustomResourceDefinition",
@@ -32,14 +35,41 @@ class NotificationSettings:
     secrets: pulumi.Input[dict[str, str]] | None = None
 
 
+def plugin_of(cfg: ArgoRolloutsConfig, router: Router) -> RouterPlugin | None:
+    """Where the controller gets the router's plugin (the stack file says; checked on load)."""
+    if router.plugin is None:
+        return None
+    if cfg.gateway_api_plugin is None:
+        raise ValueError(f"the {router.plugin} plugin needs argoRollouts.gatewayApiPlugin")
+    return cfg.gateway_api_plugin
+
+
+def _copy_plugin(plugin: RouterPlugin) -> dict[str, Any]:
+    """The init container that copies an air-gapped plugin binary from its image into the
+    controller's plugin directory (the emptyDir both the chart and the manifests mount)."""
+    return {
+        "name": "copy-traffic-router-plugin",
+        "image": plugin.image,
+        "command": ["cp", plugin.binary_path, f"{PLUGIN_DIR}/{plugin.FILE}"],
+        "volumeMounts": [{"name": "plugin-bin", "mountPath": PLUGIN_DIR}],
+    }
+
+
 def helm_values(
     cfg: ArgoRolloutsConfig,
     notifications: NotificationSettings | None = None,
-    controller_args: tuple[str, ...] = (),
+    router: Router = ROUTERS["replicas"],
 ) -> dict[str, Any]:
+    """The chart's values; the chart's own providerRBAC already lets the controller change
+    Gateway API routes and the plugin's ConfigMap."""
     values = _helm_values(cfg)
-    if controller_args:
-        values["controller"]["extraArgs"] = list(controller_args)
+    if router.controller_args:
+        values["controller"]["extraArgs"] = list(router.controller_args)
+    plugin = plugin_of(cfg, router)
+    if plugin is not None and router.plugin is not None:
+        values["controller"]["trafficRouterPlugins"] = [plugin.entry(router.plugin)]
+        if plugin.image is not None:
+            values["controller"]["initContainers"] = [_copy_plugin(plugin)]
     if notifications is not None:
         data = notifications.data
         values["notifications"] = {
@@ -68,18 +98,26 @@ def _helm_values(cfg: ArgoRolloutsConfig) -> dict[str, Any]:
 
 def manifest_objects(
     path: str, namespace: str, without_notification_secret: bool = False,
-    controller_args: tuple[str, ...] = (),
+    router: Router = ROUTERS["replicas"], plugin: RouterPlugin | None = None,
 ) -> list[dict[str, Any]]:
     """The controller's install manifests with namespaced objects placed in ``namespace``; the
-    empty notification Secret they carry left out when the stack provides its own; the
-    controller's container given ``controller_args`` (what the stack's router needs)."""
+    empty notification Secret they carry left out when the stack provides its own; what the
+    stack's router needs added: the controller's flags, its plugin in the controller's ConfigMap
+    (with the init container that copies it from an image), and the permissions it lacks."""
     objects = [o for o in yaml.safe_load_all(Path(path).read_text()) if o]
     for obj in objects:
-        if obj.get("kind") == "Deployment" and controller_args:
-            for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get(
-                "containers", []
-            ):
-                container["args"] = [*container.get("args", []), *controller_args]
+        pod = obj.get("spec", {}).get("template", {}).get("spec", {})
+        if obj.get("kind") == "Deployment" and router.controller_args:
+            for container in pod.get("containers", []):
+                container["args"] = [*container.get("args", []), *router.controller_args]
+        if obj.get("kind") == "Deployment" and plugin is not None and plugin.image is not None:
+            pod["initContainers"] = [*pod.get("initContainers", []), _copy_plugin(plugin)]
+        if (obj.get("kind") == "ConfigMap" and obj.get("metadata", {}).get("name")
+                == CONTROLLER_CONFIG and plugin is not None and router.plugin is not None):
+            obj["data"] = {**(obj.get("data") or {}), "trafficRouterPlugins": yaml.safe_dump(
+                [plugin.entry(router.plugin)], sort_keys=False)}
+    if router.controller_rules:
+        objects += _router_rbac(router)
     if without_notification_secret:
         objects = [o for o in objects if not (
             o.get("kind") == "Secret" and o.get("metadata", {}).get("name") == SECRET)]
@@ -92,6 +130,21 @@ def manifest_objects(
     return objects
 
 
+def _router_rbac(router: Router) -> list[dict[str, Any]]:
+    """A ClusterRole with what the router needs beyond the manifests' own, bound to the
+    controller's ServiceAccount."""
+    name = "argo-rollouts-traffic-router"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name}, "rules": [dict(rule) for rule in router.controller_rules]}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "argo-rollouts"}],
+    }
+    return [role, binding]
+
+
 class ArgoRollouts(pulumi.ComponentResource):
     """Installs Argo Rollouts in its namespace, or does nothing when the cluster has it."""
 
@@ -101,7 +154,7 @@ class ArgoRollouts(pulumi.ComponentResource):
         args: ArgoRolloutsConfig,
         opts: pulumi.ResourceOptions | None = None,
         notifications: NotificationSettings | None = None,
-        controller_args: tuple[str, ...] = (),
+        router: Router = ROUTERS["replicas"],
     ) -> None:
         super().__init__("slo-canary:delivery:ArgoRollouts", name, None, opts)
         self.namespace = args.namespace
@@ -122,7 +175,7 @@ class ArgoRollouts(pulumi.ComponentResource):
                         version=args.chart_version,
                         repository_opts={"repo": args.repository},
                         namespace=args.namespace,
-                        values=helm_values(args, notifications, controller_args),
+                        values=helm_values(args, notifications, router),
                         opts=after,
                     )
                 )
@@ -132,7 +185,8 @@ class ArgoRollouts(pulumi.ComponentResource):
                     k8s.yaml.v2.ConfigGroup(
                         f"{name}-manifests",
                         objs=manifest_objects(
-                            args.manifests_path, args.namespace, own_secret, controller_args
+                            args.manifests_path, args.namespace, own_secret, router,
+                            plugin_of(args, router),
                         ),
                         opts=after,
                     )

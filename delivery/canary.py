@@ -109,6 +109,6 @@ def bodies(
         ),
         image=deployment.image,
         gates=gates,
-        routes=router.routes(service, namespace, deployment.host),
+        routes=router.routes(delivery.route_target(service, namespace, deployment)),
         evidence_rule=evidence_rule,
     )

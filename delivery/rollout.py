@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from delivery.names import service_names, template_names
-from delivery.routers import ROUTERS
-from delivery.stack import DeliveryConfig, Probe, ServiceDeployment
+from delivery.routers import HEADER_ROUTE, ROUTERS, SERVICE_PORT
+from delivery.stack import CanaryHeader, DeliveryConfig, Probe, ServiceDeployment
 from slo import conventions as names
 
 RUN_AS_USER = 10001  # above 10000, clear of host users
@@ -28,13 +28,18 @@ def hash_args() -> list[dict[str, Any]]:
 
 
 def steps(
-    service: str, delivery: DeliveryConfig, freeze: bool, gated: bool
+    service: str, delivery: DeliveryConfig, freeze: bool, gated: bool,
+    header: CanaryHeader | None = None,
 ) -> list[dict[str, Any]]:
-    """10% -> pause -> gate -> 25% -> ... -> [manual gate] -> 100%."""
+    """[header route] -> 10% -> pause -> gate -> 25% -> ... -> [header route removed] ->
+    [manual gate] -> 100%."""
     templates = template_names(service)
     out: list[dict[str, Any]] = []
     if freeze:
         out.append({"analysis": {"templates": [{"templateName": templates["freeze"]}]}})
+    if header is not None:
+        match = {"headerName": header.name, "headerValue": {"exact": header.value}}
+        out.append({"setHeaderRoute": {"name": HEADER_ROUTE, "match": [match]}})
     for weight in delivery.weights:
         out.append({"setWeight": weight})
         out.append({"pause": {"duration": delivery.pause}})
@@ -47,6 +52,8 @@ def steps(
                     }
                 }
             )
+    if header is not None:  # a route without match is removed
+        out.append({"setHeaderRoute": {"name": HEADER_ROUTE}})
     if delivery.manual_gate:
         out.append({"pause": {}})
     return out
@@ -126,7 +133,7 @@ def rollout(
     canary: dict[str, Any] = {
         "stableService": svc["stable"],
         "canaryService": svc["canary"],
-        "steps": steps(service, delivery, freeze, gate),
+        "steps": steps(service, delivery, freeze, gate, delivery.header_route(spec)),
         "abortScaleDownDelaySeconds": 30,
     }
     if background:
@@ -135,7 +142,8 @@ def rollout(
             "startingStep": 0,
             "args": hash_args(),
         }
-    routing = ROUTERS[delivery.traffic_routing].traffic_routing(service)
+    routing = ROUTERS[delivery.traffic_routing].traffic_routing(
+        delivery.route_target(service, namespace, spec))
     if routing is not None:
         canary["trafficRouting"] = routing
     metadata: dict[str, Any] = {"name": service, "namespace": namespace, "labels": labels(service)}
@@ -164,7 +172,8 @@ def services(service: str, namespace: str, spec: ServiceDeployment) -> list[dict
             "metadata": {"name": name, "namespace": namespace, "labels": labels(service)},
             "spec": {
                 "selector": {"app.kubernetes.io/name": service},
-                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+                "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http",
+                           "protocol": "TCP"}],
             },
         }
         for name in service_names(service).values()

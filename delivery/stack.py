@@ -11,11 +11,18 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from delivery.routers import ROUTERS
+from delivery.routers import (
+    GATEWAY_API_PLUGIN_URL,
+    GATEWAY_API_PLUGIN_VERSION,
+    PLUGIN_DIR,
+    ROUTERS,
+    Gateway,
+    Target,
+)
 from slo.inputs import read_yaml
 from slo.loader import load_catalogue, pydantic_problems
 from slo.model import ResolvedSlo, resolve_all
@@ -133,6 +140,55 @@ def _pinned_image(value: str) -> str:
     return value
 
 
+class RouterPlugin(Model):
+    """Where the Argo Rollouts controller gets a traffic router plugin: downloaded from
+    ``location`` and checked against ``sha256``, or copied by an init container from ``image``
+    (air-gapped)."""
+
+    # its file name in the controller's plugin directory
+    FILE: ClassVar[str] = "rollouts-plugin-trafficrouter"
+
+    location: str = Field(
+        default=GATEWAY_API_PLUGIN_URL,
+        pattern=r"^https://",
+        description="HTTPS URL of the plugin binary the controller downloads (the pinned "
+        f"release, {GATEWAY_API_PLUGIN_VERSION}, for linux/amd64).",
+    )
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the binary at `location` (its release's checksums): the "
+        "controller refuses a binary that differs. Required with `location`.",
+    )
+    image: str | None = Field(
+        default=None,
+        description="Instead of downloading: an image holding the binary, copied by an init "
+        "container into the controller's plugin directory (`install: helm`).",
+    )
+    binary_path: str = Field(
+        default="/bin/rollouts-plugin-trafficrouter-gatewayapi",
+        pattern=r"^/",
+        alias="binaryPath",
+        description="With `image`: the binary's path in the image.",
+    )
+
+    @model_validator(mode="after")
+    def _checked(self) -> RouterPlugin:
+        if self.image is None and self.sha256 is None:
+            raise ValueError(
+                "needs sha256 (of the binary at location) or image (an image holding it): the "
+                "controller must not run a plugin nobody checked"
+            )
+        return self
+
+    def entry(self, name: str) -> dict[str, str]:
+        """The controller's ``trafficRouterPlugins`` entry."""
+        if self.image is not None:
+            return {"name": name, "location": f"file://{PLUGIN_DIR}/{self.FILE}"}
+        assert self.sha256 is not None
+        return {"name": name, "location": self.location, "sha256": self.sha256}
+
+
 class ArgoRolloutsConfig(Model):
     """How Argo Rollouts gets onto the cluster."""
 
@@ -158,6 +214,12 @@ class ArgoRolloutsConfig(Model):
     )
     service_monitor: bool = Field(
         default=True, alias="serviceMonitor", description="ServiceMonitor for controller metrics."
+    )
+    gateway_api_plugin: RouterPlugin | None = Field(
+        default=None,
+        alias="gatewayApiPlugin",
+        description="Required with `trafficRouting: gatewayapi` unless `install: none`: where "
+        "the controller gets Argo Rollouts' Gateway API plugin.",
     )
 
     @model_validator(mode="after")
@@ -467,6 +529,31 @@ class AnalysisConfig(Model):
         return passing, failing
 
 
+class GatewayRef(Model):
+    """The Gateway API Gateway the services' routes attach to (``trafficRouting: gatewayapi``)."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Name of the Gateway.")
+    namespace: str = Field(pattern=NAME_PATTERN, description="Namespace of the Gateway.")
+    section_name: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        alias="sectionName",
+        description="Listener of the Gateway the routes attach to. Default: all of them.",
+    )
+
+    def router_gateway(self) -> Gateway:
+        return Gateway(self.name, self.namespace, self.section_name)
+
+
+class CanaryHeader(Model):
+    """A request header that sends a tester's requests to the canary while it is judged."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", description="Header name, e.g. `X-Canary`."
+    )
+    value: str = Field(min_length=1, description="Exact value that selects the canary.")
+
+
 class DeliveryConfig(Model):
     """How releases progress on this stack."""
 
@@ -505,9 +592,33 @@ class DeliveryConfig(Model):
         + "; ".join(f"`{name}`: {router.description}" for name, router in ROUTERS.items())
         + ".",
     )
+    gateway: GatewayRef | None = Field(
+        default=None,
+        description="With `trafficRouting: gatewayapi`: the Gateway every service's HTTPRoute "
+        "(GRPCRoute) attaches to.",
+    )
+    canary_header: CanaryHeader | None = Field(
+        default=None,
+        alias="canaryHeader",
+        description="With `trafficRouting: gatewayapi`: requests carrying this header go to the "
+        "canary from the first step until its last gate has passed (HTTP services; a gRPC "
+        "service's GRPCRoute gets none), whatever the weight.",
+    )
     analysis: AnalysisConfig = Field(
         default_factory=AnalysisConfig, description="How canaries are judged."
     )
+
+    def header_route(self, deployment: ServiceDeployment) -> CanaryHeader | None:
+        """The testers' header route of one service, if it gets one."""
+        if not ROUTERS[self.traffic_routing].header_routes or deployment.grpc:
+            return None
+        return self.canary_header
+
+    def route_target(self, service: str, namespace: str, deployment: ServiceDeployment) -> Target:
+        """What the router routes for one service of this stack."""
+        gateway = self.gateway.router_gateway() if self.gateway else None
+        return Target(service, namespace, deployment.host, deployment.grpc, gateway,
+                      header_route=self.header_route(deployment) is not None)
 
 
 class Probe(Model):
@@ -566,7 +677,16 @@ class ServiceDeployment(Model):
     readiness: Probe = Field(
         default_factory=lambda: Probe(path="/ready"), description="Readiness probe."
     )
-    host: str | None = Field(default=None, description="Ingress host (NGINX routing).")
+    host: str | None = Field(
+        default=None,
+        description="The host the service is reached at: the Ingress (nginx), IngressRoute "
+        "(traefik) or route (gatewayapi) matches it. Default: any host.",
+    )
+    grpc: bool = Field(
+        default=False,
+        description="The service speaks gRPC: with `trafficRouting: gatewayapi` it gets a "
+        "GRPCRoute instead of an HTTPRoute.",
+    )
     expected_requests_per_minute: float | None = Field(
         default=None,
         gt=0,
@@ -781,7 +901,8 @@ def stack_catalogue(
 
 
 def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source: str) -> None:
-    """Problems that need both files: unknown services, gates that could never fail."""
+    """Problems that need more than one field or both files: unknown services, gates that could
+    never fail, a router without what it needs."""
     known = sorted({s.service.name for s in slos})
     lines = [
         f"{source}: {PROJECT}:services.{name}: not a service of {stack.catalogue} "
@@ -789,6 +910,7 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
         for name in sorted(stack.services)
         if name not in known
     ]
+    lines += _router_problems(stack, source)
     placement = stack.prometheus.rule_placement
     if placement == "local" and stack.thanos.rules != "none":
         lines.append(
@@ -849,6 +971,30 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
             )
     if lines:
         raise ConfigError(lines)
+
+
+def _router_problems(stack: StackConfig, source: str) -> list[str]:
+    name = stack.delivery.traffic_routing
+    router, lines = ROUTERS[name], []
+    if router.needs_gateway and stack.delivery.gateway is None:
+        lines.append(
+            f"{source}: {PROJECT}:delivery.gateway: trafficRouting {name} needs the Gateway the "
+            "services' routes attach to (name, namespace, optionally sectionName)"
+        )
+    if stack.delivery.canary_header is not None and not router.header_routes:
+        lines.append(
+            f"{source}: {PROJECT}:delivery.canaryHeader: trafficRouting {name} cannot route a "
+            "header to the canary; routers that can: "
+            + ", ".join(n for n, r in ROUTERS.items() if r.header_routes)
+        )
+    argo = stack.argo_rollouts
+    if router.plugin and argo.install != "none" and argo.gateway_api_plugin is None:
+        lines.append(
+            f"{source}: {PROJECT}:argoRollouts.gatewayApiPlugin: trafficRouting {name} needs the "
+            f"controller's {router.plugin} plugin: location and sha256 of its binary, or image "
+            "(an image holding it, air-gapped); or install: none if the controller has it"
+        )
+    return lines
 
 
 # What a stack file may hold besides config (Pulumi's own keys), the config namespaces this

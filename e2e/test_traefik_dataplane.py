@@ -24,150 +24,42 @@ set; which pod of a Service answers is the stand-in's.
 from __future__ import annotations
 
 import functools
-import http.client
-import json
-import os
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from delivery.rollout import rollout, services
-from delivery.routers import ROUTERS, TRAEFIK_ENTRY_POINT
+from delivery.routers import ROUTERS
 from delivery.stack import DeliveryConfig, ServiceDeployment
-from e2e.harness import (
-    ROOT,
-    Observation,
-    Stack,
-    free_port,
-    new_stack,
-    start_cluster,
-    start_controller,
-    wait_for,
-)
+from e2e.harness import Observation, Stack, new_stack, start_cluster, start_controller, wait_for
+from e2e.traefik import Traefik, answers, apply, loopback_net, send, serve_services, traefik_bin
 
 SERVICE, NAMESPACE = "web", "dataplane"
+HOST = f"{SERVICE}.e2e.internal"
 REGISTRY = "registry.platform.internal/dataplane"
 STABLE_TAG, CANARY_TAG = "1.0.0", "2.0.0"
 REPLICAS = 4
-# The Services' cluster IPs: a /24 of 127.0.0.0/8 chosen by pid, so that two suites running at
-# once (their clusters are named by pid too) do not serve the same addresses.
-LOOPBACK_NET = f"127.{100 + os.getpid() % 100}.0"
+LOOPBACK_NET = loopback_net(0)  # the Services' cluster IPs
 CLUSTER_IPS = {f"{SERVICE}-stable": f"{LOOPBACK_NET}.10", f"{SERVICE}-canary": f"{LOOPBACK_NET}.11"}
 REQUESTS = 10_000  # per step: see the test's docstring
-CLIENTS = 4  # concurrent keep-alive connections of the load generator
 TOLERANCE = 0.02  # 2 points of share
 SHARES: list[tuple[int, float, int]] = []  # (weight, measured canary share, requests)
 
 
-def traefik_bin() -> Path:
-    """Build (or find cached) Traefik; the path of its binary."""
-    out = subprocess.run(
-        ["bash", str(ROOT / "e2e" / "tools" / "build.sh"), "traefik"],
-        check=True, capture_output=True, text=True,
-    )
-    return Path(out.stdout.strip().splitlines()[-1]) / "traefik"
-
-
-class Traefik:
-    """A Traefik process on the test cluster: the router's entry point on ``port`` and its API
-    (read-only, what it really routes with) on ``api``; both on 127.0.0.1."""
-
-    def __init__(self, stack: Stack, binary: Path):
-        self.port, self.api = free_port(), free_port()
-        config = {
-            "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-            "entryPoints": {
-                TRAEFIK_ENTRY_POINT: {"address": f"127.0.0.1:{self.port}"},
-                "traefik": {"address": f"127.0.0.1:{self.api}"},
-            },
-            "api": {"insecure": True, "dashboard": False},
-            # each Service at its cluster IP (the test's ServiceCIDR is loopback), not its pods'
-            # (for IngressRoutes; the TraefikService's services say so themselves: objects())
-            "providers": {"kubernetesCRD": {"namespaces": [NAMESPACE], "nativeLBByDefault": True}},
-            "log": {"level": "INFO"},
-        }
-        path = stack.work / "traefik.yml"
-        path.write_text(yaml.safe_dump(config))
-        # the CRD provider connects with the cluster's admin kubeconfig (KUBECONFIG)
-        stack.start("traefik", [str(binary), f"--configFile={path}"])
-        wait_for("Traefik's API", lambda: self.get("/api/overview"), 60)
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.api}{path}", timeout=5) as resp:
-            return json.load(resp)
-
-    def routing(self) -> dict[str, Any]:
-        """What Traefik routes the service's requests with: the weight of each Service of the
-        weighted TraefikService, and the servers (pod addresses) behind each."""
-        found = {s["name"]: s for s in self.get("/api/http/services")}
-        weighted = found.get(f"{NAMESPACE}-{SERVICE}@kubernetescrd", {}).get("weighted", {})
-        out: dict[str, Any] = {}
-        for child in weighted.get("services", []):
-            name = child["name"]
-            body = found.get(name if "@" in name else f"{name}@kubernetescrd", {})
-            servers = sorted(
-                s["url"] for s in body.get("loadBalancer", {}).get("servers", []))
-            out[name.split("@")[0]] = {"weight": child.get("weight"), "servers": servers}
-        return out
-
-
-def answers(url: str) -> dict[str, str] | None:
-    """What the Service at ``url`` answers, asked directly (not through Traefik)."""
-    try:
-        with urllib.request.urlopen(url + "/", timeout=2) as resp:
-            return dict(json.load(resp))
-    except OSError:
-        return None
-
-
-def send(port: int, total: int, clients: int = CLIENTS) -> tuple[Counter[str], float]:
-    """``total`` GET requests through Traefik's entry point on ``clients`` keep-alive
-    connections; the releases that answered them, counted, and the seconds it took. Any answer
-    other than 200 fails the test."""
-    counts: Counter[str] = Counter()
-    errors: list[str] = []
-    lock = threading.Lock()
-
-    def client(n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        local: Counter[str] = Counter()
-        try:
-            for _ in range(n):
-                conn.request("GET", "/", headers={"Host": f"{SERVICE}.e2e.internal"})
-                resp = conn.getresponse()
-                body = resp.read()
-                if resp.status != 200:
-                    errors.append(f"{resp.status}: {body[:200]!r}")
-                    return
-                local[json.loads(body)["version"]] += 1
-        except Exception as err:  # a failed request is a failed measurement: say which
-            errors.append(f"{type(err).__name__}: {err}")
-        finally:
-            conn.close()
-            with lock:
-                counts.update(local)
-
-    start = time.monotonic()
-    threads = [
-        threading.Thread(target=client, args=(total // clients + (i < total % clients),))
-        for i in range(clients)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, f"requests through Traefik failed: {errors[:5]}"
-    assert sum(counts.values()) == total, counts
-    return counts, time.monotonic() - start
+def routing(traefik: Traefik) -> dict[str, Any]:
+    """What Traefik routes the service's requests with: the weight of each Service of the
+    weighted TraefikService, and the servers (cluster IPs) behind each."""
+    found = {s["name"]: s for s in traefik.get("/api/http/services")}
+    weighted = found.get(f"{NAMESPACE}-{SERVICE}@kubernetescrd", {}).get("weighted", {})
+    out: dict[str, Any] = {}
+    for child in weighted.get("services", []):
+        name = child["name"]
+        body = found.get(name if "@" in name else f"{name}@kubernetescrd", {})
+        servers = sorted(s["url"] for s in body.get("loadBalancer", {}).get("servers", []))
+        out[name.split("@")[0]] = {"weight": child.get("weight"), "servers": servers}
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -177,16 +69,11 @@ def dataplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack,
     try:
         start_cluster(s, "traefik")
         start_controller(s)  # with the traefik router's flags (Traefik v3's API group)
-        cidr = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
-                "metadata": {"name": "e2e-loopback"}, "spec": {"cidrs": [f"{LOOPBACK_NET}.0/24"]}}
-        (s.work / "servicecidr.yaml").write_text(yaml.safe_dump(cidr))
-        s.kubectl("apply", "-f", str(s.work / "servicecidr.yaml"))
-        s.kubectl("wait", "--for=condition=Ready", "--timeout=60s", "servicecidr/e2e-loopback")
-        s.kubectl("create", "namespace", NAMESPACE)
-        s.start("service-backends", [
-            sys.executable, str(ROOT / "e2e" / "service_backends.py"), "--kubeconfig",
-            s.env["KUBECONFIG"], "--namespace", NAMESPACE])
-        yield s, Traefik(s, binary)
+        serve_services(s, LOOPBACK_NET, NAMESPACE)
+        # each Service at its cluster IP (the test's ServiceCIDR is loopback), not its pods'
+        # (for IngressRoutes; the TraefikService's services say so themselves: objects())
+        yield s, Traefik(s, binary, {
+            "kubernetesCRD": {"namespaces": [NAMESPACE], "nativeLBByDefault": True}})
     finally:
         s.close()
         if SHARES:
@@ -205,7 +92,8 @@ def objects(tag: str) -> list[dict[str, Any]]:
     svcs = services(SERVICE, NAMESPACE, spec)
     for svc in svcs:
         svc["spec"]["clusterIP"] = CLUSTER_IPS[svc["metadata"]["name"]]
-    routes = [r.body for r in ROUTERS["traefik"].routes(SERVICE, NAMESPACE, None)]
+    target = delivery.route_target(SERVICE, NAMESPACE, spec)
+    routes = [r.body for r in ROUTERS["traefik"].routes(target)]
     for body in routes:
         # Traefik v3.7.13 does not apply the provider's nativeLBByDefault to the services of a
         # TraefikService (its configBuilder for them leaves it out), so each says it itself
@@ -217,12 +105,6 @@ def objects(tag: str) -> list[dict[str, Any]]:
         *svcs,
         *routes,
     ]
-
-
-def apply(stack: Stack, bodies: list[dict[str, Any]], name: str) -> None:
-    path = stack.work / f"{name}.yaml"
-    path.write_text(yaml.safe_dump_all(bodies))
-    stack.kubectl("apply", "-f", str(path))
 
 
 def converged(stack: Stack, traefik: Traefik, weight: int, new: str) -> Observation:
@@ -237,14 +119,14 @@ def converged(stack: Stack, traefik: Traefik, weight: int, new: str) -> Observat
     selectors = {
         name: stack.get("service", name, NAMESPACE)["spec"]["selector"].get(
             "rollouts-pod-template-hash") for name in CLUSTER_IPS}
-    routing = traefik.routing()
+    routes = routing(traefik)
     seen: dict[str, Any] = {
         "rollout": {k: status.get(k) for k in ("phase", "currentStepIndex", "message")},
         "stableRS": stable_hash, "currentPodHash": canary_hash, "selectors": selectors,
-        "traefik": routing}
+        "traefik": routes}
     url = {name: f"http://{ip}:80" for name, ip in CLUSTER_IPS.items()}
-    stable = routing.get(f"{NAMESPACE}-{SERVICE}-stable-80", {})
-    canary = routing.get(f"{NAMESPACE}-{SERVICE}-canary-80", {})
+    stable = routes.get(f"{NAMESPACE}-{SERVICE}-stable-80", {})
+    canary = routes.get(f"{NAMESPACE}-{SERVICE}-canary-80", {})
     if weight == 100:
         ok = status.get("phase") == "Healthy" and stable_hash == canary_hash
         want = {"stable": 100, "canary": 0}
@@ -282,7 +164,7 @@ def test_requests_through_traefik_follow_the_canary_weights(
     apply(stack, objects(STABLE_TAG), "first-release")
     wait_for("the first release to be Healthy behind Traefik",
              lambda: converged(stack, traefik, 100, STABLE_TAG), 180)
-    counts, _ = send(traefik.port, 2000)
+    counts, _ = send(traefik.port, 2000, HOST)
     assert counts == Counter({STABLE_TAG: 2000}), counts  # no canary yet: everything is stable
 
     # the next release: the Rollout's new image only (the TraefikService's weights are Argo's)
@@ -292,7 +174,7 @@ def test_requests_through_traefik_follow_the_canary_weights(
             stack.kubectl_plugin("argo", "rollouts", "promote", SERVICE, "-n", NAMESPACE)
         routed = functools.partial(converged, stack, traefik, weight, CANARY_TAG)
         wait_for(f"Traefik to route {weight}% to the new release", routed, 180)
-        counts, seconds = send(traefik.port, REQUESTS)
+        counts, seconds = send(traefik.port, REQUESTS, HOST)
         share = counts[CANARY_TAG] / REQUESTS
         SHARES.append((weight, share, REQUESTS))
         print(f"weight {weight}%: canary share {share:.2%} ({dict(counts)}, {seconds:.1f} s)")

@@ -1,6 +1,7 @@
 """Upstream schemas for rendered objects, fetched at test time and never committed.
 
-CRDs come from the Go modules that publish them (Argo Rollouts, the Prometheus operator), via
+CRDs come from the Go modules that publish them (Argo Rollouts, the Prometheus operator, Traefik,
+the Gateway API), via
 ``go mod download``; core Kubernetes objects are checked with ``kubernetes-validate``. CRD
 schemas are made strict (unknown fields rejected) where upstream does not ask to keep unknown
 fields: the API server would silently prune a misspelt field, which is the bug we want to catch.
@@ -19,13 +20,14 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from delivery.routers import TRAEFIK_CRDS, TRAEFIK_MODULE
+from delivery.routers import GATEWAY_API_CRDS, GATEWAY_API_MODULE, TRAEFIK_CRDS, TRAEFIK_MODULE
 
 MODULES = {  # module -> its CRD files (a glob in the module)
     "github.com/argoproj/argo-rollouts@v1.9.1": "manifests/crds/*.yaml",
     "github.com/prometheus-operator/prometheus-operator@v0.85.0":
         "example/prometheus-operator-crd/*.yaml",
     TRAEFIK_MODULE: TRAEFIK_CRDS,
+    GATEWAY_API_MODULE: GATEWAY_API_CRDS,
 }
 KUBERNETES_VERSION = "1.33"
 

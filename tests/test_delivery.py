@@ -15,9 +15,10 @@ import yaml
 
 from delivery import judge, rollout
 from delivery.canary import bodies
-from delivery.routers import ROUTERS, replica_split
+from delivery.routers import GATEWAY_API_PLUGIN_URL, PLUGIN_DIR, ROUTERS, replica_split
 from delivery.stack import (
     DeliveryConfig,
+    GatewayRef,
     ServiceDeployment,
     check_against_catalogue,
     parse_stack,
@@ -69,6 +70,10 @@ def test_templates_and_rollout_fit_the_argo_rollouts_crds(stack_name, service):
     )
     with_ingress = bodies(service, NAMESPACES[service], SLOS[service], nginx)
     traefik = bodies(service, NAMESPACES[service], SLOS[service], _routed(stack_name, "traefik"))
+    gateway = _routed(stack_name, "gatewayapi", GATEWAY)
+    http = bodies(service, NAMESPACES[service], SLOS[service], gateway)
+    grpc = bodies(service, NAMESPACES[service], SLOS[service],
+                  _with_service(gateway, service, grpc=True, host="svc.example.internal"))
     for body in [
         *b.templates.values(),
         b.rollout(b.image),
@@ -79,14 +84,24 @@ def test_templates_and_rollout_fit_the_argo_rollouts_crds(stack_name, service):
         with_ingress.rollout("x:1"),
         traefik.rollout("x:1"),
         *(route.body for route in traefik.routes),
+        http.rollout("x:1"),
+        *(route.body for route in [*http.routes, *grpc.routes]),
     ]:
         validate(body)
 
 
-def _routed(stack_name: str, router: str):
+def _routed(stack_name: str, router: str, gateway: GatewayRef | None = None):
     stack = STACKS[stack_name]
-    return stack.model_copy(
-        update={"delivery": stack.delivery.model_copy(update={"traffic_routing": router})})
+    return stack.model_copy(update={"delivery": stack.delivery.model_copy(
+        update={"traffic_routing": router, "gateway": gateway})})
+
+
+GATEWAY = GatewayRef(name="public", namespace="gateways", sectionName="web")
+
+
+def _with_service(cfg, service: str, **changes):
+    return cfg.model_copy(update={"services": {
+        **cfg.services, service: cfg.services[service].model_copy(update=changes)}})
 
 
 def test_a_misspelt_field_fails_the_crd_schema():
@@ -449,6 +464,114 @@ def test_traefik_routing_weighs_a_traefikservice_behind_an_ingressroute():
     assert ROUTERS["traefik"].share(2, 10) == pytest.approx(0.10)
 
 
+@pytest.mark.parametrize("grpc", [False, True], ids=["http", "grpc"])
+def test_gatewayapi_routing_weighs_a_route_on_the_stacks_gateway(grpc):
+    cfg = _with_service(_routed("prod", "gatewayapi", GATEWAY), "api-gateway",
+                        host="api.example.internal", grpc=grpc)
+    b = bodies("api-gateway", "api", SLOS["api-gateway"], cfg)
+    canary = b.rollout("x:1")["spec"]["strategy"]["canary"]
+    key, kind = ("grpcRoute", "GRPCRoute") if grpc else ("httpRoute", "HTTPRoute")
+    assert canary["trafficRouting"] == {
+        "plugins": {"argoproj-labs/gatewayAPI": {key: "api-gateway", "namespace": "api"}}}
+    (route,) = b.routes
+    body = route.body
+    assert (body["kind"], body["metadata"]["name"], body["metadata"]["namespace"]) == (
+        kind, "api-gateway", "api")
+    assert body["spec"]["parentRefs"] == [
+        {"name": "public", "namespace": "gateways", "sectionName": "web"}]
+    assert body["spec"]["hostnames"] == ["api.example.internal"]
+    (rule,) = body["spec"]["rules"]
+    # the Services Argo Rollouts names, on the port they serve, stable at 100 until it moves them
+    assert [(r["name"], r["port"], r["weight"]) for r in rule["backendRefs"]] == [
+        (canary["stableService"], 80, 100), (canary["canaryService"], 80, 0)]
+    ports = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"] for s in b.services.values()}
+    assert ports == {canary["stableService"]: 80, canary["canaryService"]: 80}
+    assert route.managed_by_argo == ("spec.rules",)
+    assert b.ingress is None
+    validate(body)
+    assert ROUTERS["gatewayapi"].share(2, 10) == pytest.approx(0.10)
+
+
+def test_gatewayapi_without_a_host_or_section_matches_every_host_and_listener():
+    cfg = _routed("dev", "gatewayapi", GatewayRef(name="public", namespace="gateways"))
+    body = bodies("orchestrator", "core", SLOS["orchestrator"], cfg).routes[0].body
+    assert "hostnames" not in body["spec"]
+    assert body["spec"]["parentRefs"] == [{"name": "public", "namespace": "gateways"}]
+
+
+def test_testers_header_goes_to_the_canary_from_the_first_step_until_the_last_gate():
+    from delivery.stack import CanaryHeader
+
+    header = CanaryHeader(name="X-Canary", value="always")
+    cfg = _routed("prod", "gatewayapi", GATEWAY)
+    cfg = cfg.model_copy(update={"delivery": cfg.delivery.model_copy(
+        update={"canary_header": header})})
+    routed = bodies("api-gateway", "api", SLOS["api-gateway"], cfg).rollout("x:1")
+    validate(routed)
+    canary = routed["spec"]["strategy"]["canary"]
+    assert canary["trafficRouting"] == {
+        "managedRoutes": [{"name": "canary-header"}],
+        "plugins": {"argoproj-labs/gatewayAPI": {
+            "httpRoutes": [{"name": "api-gateway", "useHeaderRoutes": True}], "namespace": "api"}}}
+    kinds = [next(iter(step)) for step in canary["steps"]]
+    first_weight, last_gate = kinds.index("setWeight"), len(kinds) - 1 - kinds[::-1].index(
+        "analysis")
+    set_route, remove_route = (i for i, k in enumerate(kinds) if k == "setHeaderRoute")
+    assert set_route < first_weight and remove_route == last_gate + 1
+    assert canary["steps"][set_route]["setHeaderRoute"] == {"name": "canary-header", "match": [
+        {"headerName": "X-Canary", "headerValue": {"exact": "always"}}]}
+    assert canary["steps"][remove_route]["setHeaderRoute"] == {"name": "canary-header"}
+    assert kinds[remove_route + 1] == "pause"  # prod's manual gate comes after
+    # a gRPC service's GRPCRoute gets no header route
+    grpc = _with_service(cfg, "agent-runner", grpc=True)
+    canary = bodies("agent-runner", "agents", SLOS["agent-runner"], grpc).rollout("x:1")["spec"][
+        "strategy"]["canary"]
+    assert "managedRoutes" not in canary["trafficRouting"]
+    assert not [s for s in canary["steps"] if "setHeaderRoute" in s]
+
+
+def test_the_controller_loads_the_gatewayapi_plugin_it_is_given(tmp_path):
+    from components.argo_rollouts import helm_values, manifest_objects
+    from delivery.stack import ArgoRolloutsConfig, RouterPlugin
+
+    router = ROUTERS["gatewayapi"]
+    digest = "ab" * 32
+    pinned = ArgoRolloutsConfig(gatewayApiPlugin=RouterPlugin(sha256=digest))
+    controller = helm_values(pinned, router=router)["controller"]
+    assert controller["trafficRouterPlugins"] == [{
+        "name": "argoproj-labs/gatewayAPI", "location": GATEWAY_API_PLUGIN_URL, "sha256": digest}]
+    assert "initContainers" not in controller and "extraArgs" not in controller
+    image = ArgoRolloutsConfig(gatewayApiPlugin=RouterPlugin(
+        image="registry.platform.internal/argo/gatewayapi-plugin:v0.15.0"))
+    controller = helm_values(image, router=router)["controller"]
+    (entry,) = controller["trafficRouterPlugins"]
+    (init,) = controller["initContainers"]
+    assert entry["location"] == f"file://{PLUGIN_DIR}/{RouterPlugin.FILE}"
+    assert init["command"][-1] == f"{PLUGIN_DIR}/{RouterPlugin.FILE}"
+    assert init["volumeMounts"] == [{"name": "plugin-bin", "mountPath": PLUGIN_DIR}]
+    validate({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+              "spec": {"initContainers": [init], "containers": [{"name": "c", "image": "i"}],
+                       "volumes": [{"name": "plugin-bin", "emptyDir": {}}]}})
+    # the install manifests: the plugin in the controller's ConfigMap, the init container, and
+    # the permissions their ClusterRole lacks, bound to the controller's ServiceAccount
+    install = tmp_path / "install.yaml"
+    install.write_text(yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argo-rollouts-config"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "argo-rollouts"},
+         "spec": {"template": {"spec": {"containers": [{"name": "argo-rollouts"}]}}}},
+    ]))
+    config, deployment, role, binding = manifest_objects(
+        str(install), "argo-rollouts", router=router, plugin=image.gateway_api_plugin)
+    assert yaml.safe_load(config["data"]["trafficRouterPlugins"]) == [entry]
+    assert deployment["spec"]["template"]["spec"]["initContainers"] == [init]
+    assert role["rules"] == list(router.controller_rules)
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "argo-rollouts", "namespace": "argo-rollouts"}]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    for body in (config, role, binding):
+        validate(body)
+
+
 def test_the_controller_gets_the_flags_a_router_needs(tmp_path):
     from components.argo_rollouts import helm_values, manifest_objects
     from delivery.stack import ArgoRolloutsConfig
@@ -456,7 +579,7 @@ def test_the_controller_gets_the_flags_a_router_needs(tmp_path):
     flags = ROUTERS["traefik"].controller_args
     assert flags == ("--traefik-api-group=traefik.io",
                      "--traefik-api-version=traefik.io/v1alpha1")
-    assert helm_values(ArgoRolloutsConfig(), controller_args=flags)["controller"][
+    assert helm_values(ArgoRolloutsConfig(), router=ROUTERS["traefik"])["controller"][
         "extraArgs"] == list(flags)
     assert "extraArgs" not in helm_values(ArgoRolloutsConfig())["controller"]
     install = tmp_path / "install.yaml"
@@ -464,7 +587,7 @@ def test_the_controller_gets_the_flags_a_router_needs(tmp_path):
                                        "metadata": {"name": "argo-rollouts"}, "spec": {
                                            "template": {"spec": {"containers": [
                                                {"name": "argo-rollouts", "args": ["--a"]}]}}}}))
-    (deployment,) = manifest_objects(str(install), "argo-rollouts", controller_args=flags)
+    (deployment,) = manifest_objects(str(install), "argo-rollouts", router=ROUTERS["traefik"])
     assert deployment["spec"]["template"]["spec"]["containers"][0]["args"] == ["--a", *flags]
 
 
@@ -640,7 +763,7 @@ import json
 from pathlib import Path
 from delivery.routers import ROUTERS, Router
 ROUTERS["dummy"] = Router("a dummy router", lambda replicas, weight: weight / 100, "dummy-class",
-                          lambda service: {"dummy": {"stable": service}})
+                          lambda target: {"dummy": {"stable": target.service}})
 from delivery.canary import bodies
 from delivery.stack import load_stack_file, stack_catalogue
 from delivery.plan import plan

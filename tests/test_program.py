@@ -419,3 +419,37 @@ def test_the_upstream_stacks_render_leaves_nothing_beside_the_output(tmp_path):
     result = render(ROOT / "Pulumi.prod.yaml", out)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["prod"]
+
+
+def test_a_gatewayapi_stack_renders_routes_on_its_gateway_and_the_controllers_plugin(tmp_path):
+    """The whole program with trafficRouting: gatewayapi: one route per service (a GRPCRoute
+    for a gRPC service) fitting the Gateway API CRDs, the Rollouts pointing the plugin at them,
+    no Ingress, and the chart told to load the pinned plugin."""
+    stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    config = stack["config"]
+    config["slo-canary:delivery"].update(
+        trafficRouting="gatewayapi", gateway={"name": "public", "namespace": "gateways"})
+    config["slo-canary:argoRollouts"]["gatewayApiPlugin"] = {"sha256": "cd" * 32}
+    config["slo-canary:services"]["agent-runner"]["grpc"] = True
+    (tmp_path / "catalogue").symlink_to(ROOT / "catalogue")
+    stack_file = tmp_path / "Pulumi.gateway.yaml"
+    stack_file.write_text(yaml.safe_dump(stack))
+    out = tmp_path / "out"
+    result = render(stack_file, out)
+    assert result.returncode == 0, result.stderr
+    objects = [yaml.safe_load(p.read_text()) for p in (out / "kubernetes").rglob("*.yaml")]
+    routes = {o["metadata"]["name"]: o["kind"] for o in objects
+              if o["apiVersion"] == "gateway.networking.k8s.io/v1"}
+    assert routes == {"orchestrator": "HTTPRoute", "agent-runner": "GRPCRoute",
+                      "api-gateway": "HTTPRoute"}
+    assert not [o for o in objects if o["kind"] in ("Ingress", "IngressRoute")]
+    for body in objects:
+        validate(body)
+        if body["kind"] == "Rollout":
+            plugin = body["spec"]["strategy"]["canary"]["trafficRouting"]["plugins"][
+                "argoproj-labs/gatewayAPI"]
+            assert plugin["namespace"] == body["metadata"]["namespace"]
+            assert routes[next(v for k, v in plugin.items() if k.endswith("Route"))]
+    release = yaml.safe_load(next((out / "other").glob("*Release*")).read_text())
+    (entry,) = release["inputs"]["values"]["controller"]["trafficRouterPlugins"]
+    assert entry["name"] == "argoproj-labs/gatewayAPI" and entry["sha256"] == "cd" * 32
