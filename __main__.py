@@ -140,6 +140,10 @@ def _controller(stack: StackConfig, secrets_of_notifiers: dict[str, str] | None,
     if router.controller_args and stack.argo_rollouts.install == "none":
         pulumi.log.info(f"trafficRouting {stack.delivery.traffic_routing}: the Argo Rollouts "
                         f"controller must run with {' '.join(router.controller_args)}")
+    if router.plugin and stack.argo_rollouts.install == "none":
+        pulumi.log.info(f"trafficRouting {stack.delivery.traffic_routing}: the Argo Rollouts "
+                        f"controller must load the {router.plugin} traffic router plugin and may "
+                        "update its routes (docs/traffic-routing.md)")
     return ArgoRollouts("argo-rollouts", stack.argo_rollouts,
                         notifications=notification_settings(stack, secrets_of_notifiers),
                         router=router)

@@ -359,8 +359,8 @@ def start_cluster(stack: Stack, name: str = "") -> None:
     crds = (b.parent / "argo-rollouts-crds").resolve()
     stack.kubectl("apply", "--server-side", "-f", str(crds))
     # Traefik v3's CRDs: the traefik router's TraefikService and IngressRoute
-    stack.kubectl("apply", "--server-side", "-f", str(_module_dir(TRAEFIK_MODULE) / TRAEFIK_CRDS))
-    operator = _module_dir("github.com/prometheus-operator/prometheus-operator@v0.85.0")
+    stack.kubectl("apply", "--server-side", "-f", str(module_dir(TRAEFIK_MODULE) / TRAEFIK_CRDS))
+    operator = module_dir("github.com/prometheus-operator/prometheus-operator@v0.85.0")
     for name in ("prometheusrules", "podmonitors"):
         stack.kubectl(
             "apply",
@@ -397,7 +397,7 @@ def start_cluster(stack: Stack, name: str = "") -> None:
     )
 
 
-def _module_dir(module: str) -> Path:
+def module_dir(module: str) -> Path:
     out = subprocess.run(
         ["go", "mod", "download", "-json", module],
         capture_output=True,
