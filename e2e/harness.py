@@ -259,6 +259,13 @@ def tools_bin() -> Path:
 def start_cluster(stack: Stack, name: str = "") -> None:
     """A KWOK cluster named ``slo-e2e-<pid>[-<name>]`` (two may run at once), a fake node, the
     Argo Rollouts CRDs and the two Prometheus Operator CRDs the program creates objects of."""
+    _kwok_cluster(stack, name)
+    _fake_node(stack)
+    _crds(stack)
+
+
+def _kwok_cluster(stack: Stack, name: str) -> None:
+    """The cluster's processes (kwokctl's binary runtime, on 127.0.0.1) and its kubeconfig."""
     kwok = stack.work / "kwok"
     stack.env.update(
         KWOK_WORKDIR=str(kwok),
@@ -319,6 +326,10 @@ def start_cluster(stack: Stack, name: str = "") -> None:
         ),
         60,
     )
+
+
+def _fake_node(stack: Stack) -> None:
+    """The node KWOK runs every pod on, Ready."""
     node = {
         "apiVersion": "v1",
         "kind": "Node",
@@ -356,7 +367,12 @@ def start_cluster(stack: Stack, name: str = "") -> None:
         ),
         60,
     )
-    crds = (b.parent / "argo-rollouts-crds").resolve()
+
+
+def _crds(stack: Stack) -> None:
+    """The CRDs the program and the routers create objects of, established; the controller's
+    namespace."""
+    crds = (stack.bin.parent / "argo-rollouts-crds").resolve()
     stack.kubectl("apply", "--server-side", "-f", str(crds))
     # Traefik v3's CRDs: the traefik router's TraefikService and IngressRoute
     stack.kubectl("apply", "--server-side", "-f", str(module_dir(TRAEFIK_MODULE) / TRAEFIK_CRDS))

@@ -530,7 +530,7 @@ def test_testers_header_goes_to_the_canary_from_the_first_step_until_the_last_ga
     assert not [s for s in canary["steps"] if "setHeaderRoute" in s]
 
 
-def test_the_controller_loads_the_gatewayapi_plugin_it_is_given(tmp_path):
+def test_the_controllers_config_names_the_gatewayapi_plugin_it_is_given(tmp_path):
     from components.argo_rollouts import helm_values, manifest_objects
     from delivery.stack import ArgoRolloutsConfig, RouterPlugin
 
