@@ -78,7 +78,8 @@ RESULTS = ROOT / "bench" / "results" / "gate_query_cost.txt"
 def old_judge() -> types.ModuleType:
     source = subprocess.run(["git", "show", f"{BEFORE_COMMIT}:delivery/judge.py"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout
-    # delivery/config.py has since been renamed delivery/stack.py; the classes it imports are the same
+    # delivery/config.py has since been renamed delivery/stack.py;
+    # the classes it imports are the same
     source = source.replace("from delivery.config import", "from delivery.stack import")
     module = types.ModuleType("judge_before")
     sys.modules[module.__name__] = module  # dataclasses look their module up
