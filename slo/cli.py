@@ -40,6 +40,16 @@ def _parser() -> argparse.ArgumentParser:
         description="SLO catalogue tools: validation, Prometheus rules, promtool proofs.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_validate(sub)
+    _add_rules(sub)
+    _add_tune(sub)
+    _add_docs(sub)
+    _add_import(sub)
+    _add_export(sub)
+    return parser
+
+
+def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     validate = sub.add_parser(
         "validate",
         help="check a catalogue and print one line per problem",
@@ -47,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         "problem otherwise.",
     )
     validate.add_argument("file", type=Path, help="catalogue YAML file")
+
+
+def _add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rules = sub.add_parser(
         "rules",
         help="write Prometheus rule files, PrometheusRule bodies and promtool tests",
@@ -91,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the promtool proofs (faster for very large catalogues)",
     )
+
+
+def _add_tune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tune_cmd = sub.add_parser(
         "tune",
         help="propose objectives from what each SLO achieved (reads Prometheus)",
@@ -108,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
         default=0.01,
         help="granularity of proposals in percentage points (default 0.01)",
     )
+
+
+def _add_docs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     docs_cmd = sub.add_parser(
         "docs",
         help="print the catalogue reference, or with --slos the SLO summary",
@@ -115,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
         "thresholds of that catalogue (`python -m delivery docs` adds the canary gates).",
     )
     docs_cmd.add_argument("--slos", type=Path, metavar="CATALOGUE")
+
+
+def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     import_cmd = sub.add_parser(
         "import",
         help="read Sloth or OpenSLO files into a catalogue",
@@ -132,6 +154,9 @@ def _parser() -> argparse.ArgumentParser:
                             "default: 30d)")
     import_cmd.add_argument("--namespace", help="Kubernetes namespace of every imported service "
                             "(default: from the file, else the service's name)")
+
+
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export_cmd = sub.add_parser(
         "export",
         help="write a catalogue in another format (OpenSLO v1)",
@@ -144,7 +169,6 @@ def _parser() -> argparse.ArgumentParser:
                             help="OpenSLO v1 (the only format written)")
     export_cmd.add_argument("-o", "--output", type=Path, metavar="FILE",
                             help="write here (default: standard output)")
-    return parser
 
 
 def _output_file_problem(output: Path, inputs: list[Path]) -> str | None:

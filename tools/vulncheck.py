@@ -455,8 +455,43 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     today = dt.date.today()
     accepted = load_acceptances(args.accepted)
+    targets = _targets(args)
+    govulncheck, db, canary = _prepare_tools(args.tools_cache)
 
-    # What to scan.
+    osvs: dict[str, dict[str, Any]] = {}
+    _self_check(govulncheck, db, canary, osvs)
+    meta = json.loads((db / ".complete").read_text())
+    log(f"self-check passed: the canary is reported with {CANARY_ID} at symbol level")
+
+    report_dir: Path = args.report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+    scans = []
+    for path, version in targets:
+        log(f"scanning {path.name} ...")
+        scans.append(scan(govulncheck, db, path, path.name, version, osvs, report_dir))
+
+    out = sys.stdout
+    print(f"govulncheck {GOVULNCHECK_VERSION}, Go vulnerability database {VULNDB_MODULE}@"
+          f"{VULNDB_VERSION} ({meta['entries']} entries, modified {meta['modified']})", file=out)
+    failures, used = _print_tables(scans, accepted, osvs, today, out)
+    _note_stale_acceptances(args.accepted, accepted, scans, used)
+
+    symbol = sum(f.level == "symbol" for s in scans for f in s.findings)
+    ids = {f.osv for s in scans for f in s.findings if f.level == "symbol"}
+    print(f"\n{len(scans)} binaries: {symbol} symbol-level findings ({len(ids)} distinct OSV IDs), "
+          f"{len(failures)} not accepted; raw output in {report_dir} "
+          f"({int(time.monotonic() - start)}s)", file=out)
+    if args.suggest:
+        print(json.dumps({"accepted": suggestions(scans, accepted, today)}, indent=2), file=out)
+    if failures:
+        _print_failures(failures, args.accepted, out)
+        return 1
+    print("vulncheck passed", file=out)
+    return 0
+
+
+def _targets(args: argparse.Namespace) -> list[tuple[Path, str]]:
+    """The Go binaries to scan, each with its Go version."""
     targets: list[tuple[Path, str]] = []
     explicit = bool(args.binaries)
     candidates: list[Path] = list(args.binaries)
@@ -483,9 +518,11 @@ def run(args: argparse.Namespace) -> int:
         targets.append((path, version))
     if not targets:
         raise CheckError("no Go binary to scan")
+    return targets
 
-    # Scanner, database, canary (one at a time per cache).
-    tools: Path = args.tools_cache
+
+def _prepare_tools(tools: Path) -> tuple[Path, Path, Path]:
+    """govulncheck, the database and the canary, built one at a time per cache."""
     tools.mkdir(parents=True, exist_ok=True)
     with (tools / ".vulncheck.lock").open("w") as lock:
         try:
@@ -498,28 +535,26 @@ def run(args: argparse.Namespace) -> int:
         gendb = ensure_go_tool(tools, "gendb", f"{VULNDB_MODULE}/cmd/gendb", VULNDB_VERSION)
         db = ensure_database(tools, gendb)
         canary = ensure_canary(tools)
+    return govulncheck, db, canary
 
-    osvs: dict[str, dict[str, Any]] = {}
+
+def _self_check(govulncheck: Path, db: Path, canary: Path,
+                osvs: dict[str, dict[str, Any]]) -> None:
+    """Raise CheckError unless the canary is reported with CANARY_ID at symbol level."""
     check = scan(govulncheck, db, canary, "canary", "", osvs, None)
     if not any(f.osv == CANARY_ID and f.level == "symbol" for f in check.findings):
         raise CheckError(
             "the vulnerability database or scanner is not working: the canary "
             f"(tools/vulncheck-canary, {canary}) calls a function of {CANARY_ID} but govulncheck "
             f"reported {sorted({f.osv for f in check.findings}) or 'nothing'}")
-    meta = json.loads((db / ".complete").read_text())
-    log(f"self-check passed: the canary is reported with {CANARY_ID} at symbol level")
 
-    report_dir: Path = args.report_dir
-    report_dir.mkdir(parents=True, exist_ok=True)
-    scans = []
-    for path, version in targets:
-        log(f"scanning {path.name} ...")
-        scans.append(scan(govulncheck, db, path, path.name, version, osvs, report_dir))
 
-    # Per-binary tables.
-    out = sys.stdout
-    print(f"govulncheck {GOVULNCHECK_VERSION}, Go vulnerability database {VULNDB_MODULE}@"
-          f"{VULNDB_VERSION} ({meta['entries']} entries, modified {meta['modified']})", file=out)
+def _print_tables(
+    scans: list[Scan], accepted: list[Acceptance], osvs: dict[str, dict[str, Any]],
+    today: dt.date, out: TextIO,
+) -> tuple[list[tuple[str, str]], set[tuple[str, str, str]]]:
+    """One table per binary, runtime binaries first; the failures (binary, OSV) and the
+    (OSV, module, binary) of every symbol-level finding."""
     failures: list[tuple[str, str]] = []
     used: set[tuple[str, str, str]] = set()
     for group, members in (("runtime (`pulumi up`)", RUNTIME_BINARIES), ("test-time", None)):
@@ -545,33 +580,28 @@ def run(args: argparse.Namespace) -> int:
                              show_version(f.module, f.found), fixed, gate])
             if len(rows) > 1:
                 print_table(rows, out)
+    return failures, used
 
-    # Acceptances that no longer match anything among the binaries scanned.
+
+def _note_stale_acceptances(path: Path, accepted: list[Acceptance], scans: list[Scan],
+                            used: set[tuple[str, str, str]]) -> None:
+    """Log the acceptances that no longer match anything among the binaries scanned."""
     scanned = {s.binary for s in scans}
     stale = sorted({(i, m, b) for a in accepted for i in a.ids for m in a.modules
                     for b in a.binaries if b in scanned and (i, m, b) not in used})
     for i, m, b in stale:
-        log(f"note: {args.accepted.name} accepts {i} in {m} for {b}, which is not found there")
+        log(f"note: {path.name} accepts {i} in {m} for {b}, which is not found there")
 
-    symbol = sum(f.level == "symbol" for s in scans for f in s.findings)
-    ids = {f.osv for s in scans for f in s.findings if f.level == "symbol"}
-    print(f"\n{len(scans)} binaries: {symbol} symbol-level findings ({len(ids)} distinct OSV IDs), "
-          f"{len(failures)} not accepted; raw output in {report_dir} "
-          f"({int(time.monotonic() - start)}s)", file=out)
-    if args.suggest:
-        print(json.dumps({"accepted": suggestions(scans, accepted, today)}, indent=2), file=out)
-    if failures:
-        print(f"\nvulncheck FAILED: symbol-level findings not accepted in {args.accepted} "
-              "(`--suggest` prints entries to triage):", file=out)
-        by_binary: dict[str, list[str]] = {}
-        for binary, osv in failures:
-            by_binary.setdefault(binary, []).append(osv)
-        for binary, osvs_ in by_binary.items():
-            print(f"  {binary}: {' '.join(sorted(set(osvs_)))}", file=out)
-        return 1
-    print("vulncheck passed", file=out)
-    return 0
 
+def _print_failures(failures: list[tuple[str, str]], path: Path, out: TextIO) -> None:
+    """The symbol-level findings not accepted, one line per binary."""
+    print(f"\nvulncheck FAILED: symbol-level findings not accepted in {path} "
+          "(`--suggest` prints entries to triage):", file=out)
+    by_binary: dict[str, list[str]] = {}
+    for binary, osv in failures:
+        by_binary.setdefault(binary, []).append(osv)
+    for binary, osvs_ in by_binary.items():
+        print(f"  {binary}: {' '.join(sorted(set(osvs_)))}", file=out)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -62,128 +62,155 @@ def _page_minutes(
 
 
 def scenarios(slo: ResolvedSlo) -> list[Scenario]:
+    """The scenarios ``slo`` is proven on, in the order they are written out."""
     history = _history_minutes(slo, "page")
     long_history = _history_minutes(slo)
     found: list[Scenario] = []
     severities = {t.severity for t in slo.tiers}
-    page, ticket = names.ALERT_BURN["page"], names.ALERT_BURN["ticket"]
-
     if "page" in severities:
-        fire = _page_minutes(slo, 1.0)
-        if math.isfinite(fire):
-            tl = Timeline()
-            tl.add(history, _good(slo))
-            start = tl.add(math.ceil(fire) + 15, 1.0)
-            recovered = tl.add(60, _good(slo))
-            due = start + max(2, math.ceil(fire) + 1)
-            checks = [
-                Check(start - 1, page, "nothing before the outage", False),
-                Check(due, page, f"paging {due - start} min into the outage", True),
-                *_after_recovery(slo, tl, recovered),
-            ]
-            found.append(
-                Scenario(
-                    "a full outage pages within the Workbook's time "
-                    f"({fire * 60:.0f}s at this objective) and clears after recovery",
-                    tl,
-                    checks,
-                )
-            )
+        found += _full_outage(slo, history)
         found += _short_outage(slo, history)
-        burn = 10.0
-        if burn * slo.budget <= 1:
-            tl = Timeline()
-            tl.add(history, _good(slo))
-            workbook = _page_minutes(slo, burn * slo.budget)
-            predicted = _page_minutes(slo, burn * slo.budget, background=_good(slo))
-            if math.isfinite(predicted):
-                start = tl.add(math.ceil(predicted) + 30, burn * slo.budget)
-                found.append(
-                    Scenario(
-                        f"a 10x burn pages close to the Workbook's {workbook:.0f} min "
-                        f"({predicted:.0f} min after a history at 0.1x)",
-                        tl,
-                        [
-                            Check(
-                                start + math.floor(predicted) - 10, page, "not yet paging", False
-                            ),
-                            Check(start + math.ceil(predicted) + 10, page, "paging", True),
-                        ],
-                    )
-                )
+        found += _tenfold_burn(slo, history)
     if "ticket" in severities and 2 * slo.budget <= 1:
         found += _ticket(slo, long_history)
-    tl = Timeline()
-    tl.add(long_history, _good(slo))
-    start = tl.add(3 * 1440, 0.9 * slo.budget)
-    found.append(
-        Scenario(
-            "a 0.9x burn for three days raises nothing",
-            tl,
-            [
-                Check(start + day * 1440, alert, f"quiet after {day} day(s)", False)
-                for day in (1, 2, 3)
-                for alert in (page, ticket, names.ALERT_ABSENT)
-            ],
-            step=5,
-        )
-    )
+    found.append(_burn_within_budget(slo, long_history))
     if slo.events.counts_traffic:
-        tl = Timeline()
-        tl.add(history, _good(slo))
-        start = tl.add(180, _good(slo), rpm=0.0)
-        found.append(
-            Scenario(
-                "zero traffic is not an outage: no alert, and no SLI sample instead of NaN",
-                tl,
-                [
-                    Check(start + m, a, "quiet", False)
-                    for m in (30, 179)
-                    for a in (page, ticket, names.ALERT_ABSENT)
-                ],
-                expr_checks=[
-                    (start + 30, names.error_ratio(names.BASE_WINDOW), None),
-                    (start + 120, names.error_ratio(_longest_raw_window(slo)), None),
-                ],
-            )
-        )
-    tl = Timeline()
-    tl.add(history, _good(slo))
-    stop = tl.add(60, None)
-    wait = durations.parse(slo.alerting.absent_for) // 60
-    found.append(
-        Scenario(
-            "absent metrics raise SLOMetricsAbsent and nothing else",
-            tl,
-            [
-                Check(stop + 2, names.ALERT_ABSENT, "not before the series go stale", False),
-                Check(stop + wait + 10, names.ALERT_ABSENT, "absent after the wait", True),
-                Check(stop + wait + 10, page, "no page for missing data", False),
-                Check(stop + wait + 10, ticket, "no ticket for missing data", False),
-            ],
-        )
-    )
+        found.append(_zero_traffic(slo, history))
+    found.append(_absent_metrics(slo, history))
     if slo.events.bad_series_optional:
-        tl = Timeline()
-        tl.add(history, 0.0)
-        found.append(
-            Scenario(
-                "a service that never failed has an SLI of 0, not a gap",
-                tl,
-                [],
-                expr_checks=[
-                    (history, names.error_ratio(names.BASE_WINDOW), 0.0),
-                    (history, names.error_ratio(_longest_raw_window(slo)), 0.0),
-                    (history, names.error_ratio(slo.windows()[-1]), 0.0),
-                    (history, names.ERROR_RATIO_PERIOD, 0.0),
-                ],
-            )
-        )
-        found[-1].without_bad_series = True
+        found.append(_never_failed(slo, history))
     if slo.events.promtool_series is SeriesNotation.GAUGE:
         for sc in found:
             sc.gauge_values = _gauge_pattern(sc.timeline)
     return found
+
+
+def _full_outage(slo: ResolvedSlo, history: int) -> list[Scenario]:
+    """A full outage pages within the Workbook's time and clears after recovery."""
+    page = names.ALERT_BURN["page"]
+    fire = _page_minutes(slo, 1.0)
+    if not math.isfinite(fire):
+        return []
+    tl = Timeline()
+    tl.add(history, _good(slo))
+    start = tl.add(math.ceil(fire) + 15, 1.0)
+    recovered = tl.add(60, _good(slo))
+    due = start + max(2, math.ceil(fire) + 1)
+    checks = [
+        Check(start - 1, page, "nothing before the outage", False),
+        Check(due, page, f"paging {due - start} min into the outage", True),
+        *_after_recovery(slo, tl, recovered),
+    ]
+    return [
+        Scenario(
+            "a full outage pages within the Workbook's time "
+            f"({fire * 60:.0f}s at this objective) and clears after recovery",
+            tl,
+            checks,
+        )
+    ]
+
+
+def _tenfold_burn(slo: ResolvedSlo, history: int) -> list[Scenario]:
+    """A 10x burn pages close to the Workbook's time, given a history at the background burn."""
+    page = names.ALERT_BURN["page"]
+    burn = 10.0
+    if burn * slo.budget > 1:
+        return []
+    tl = Timeline()
+    tl.add(history, _good(slo))
+    workbook = _page_minutes(slo, burn * slo.budget)
+    predicted = _page_minutes(slo, burn * slo.budget, background=_good(slo))
+    if not math.isfinite(predicted):
+        return []
+    start = tl.add(math.ceil(predicted) + 30, burn * slo.budget)
+    return [
+        Scenario(
+            f"a 10x burn pages close to the Workbook's {workbook:.0f} min "
+            f"({predicted:.0f} min after a history at 0.1x)",
+            tl,
+            [
+                Check(start + math.floor(predicted) - 10, page, "not yet paging", False),
+                Check(start + math.ceil(predicted) + 10, page, "paging", True),
+            ],
+        )
+    ]
+
+
+def _burn_within_budget(slo: ResolvedSlo, history: int) -> Scenario:
+    """A 0.9x burn for three days raises no alert."""
+    page, ticket = names.ALERT_BURN["page"], names.ALERT_BURN["ticket"]
+    tl = Timeline()
+    tl.add(history, _good(slo))
+    start = tl.add(3 * 1440, 0.9 * slo.budget)
+    return Scenario(
+        "a 0.9x burn for three days raises nothing",
+        tl,
+        [
+            Check(start + day * 1440, alert, f"quiet after {day} day(s)", False)
+            for day in (1, 2, 3)
+            for alert in (page, ticket, names.ALERT_ABSENT)
+        ],
+        step=5,
+    )
+
+
+def _zero_traffic(slo: ResolvedSlo, history: int) -> Scenario:
+    """Three hours without requests: no alert, and no SLI sample rather than NaN."""
+    page, ticket = names.ALERT_BURN["page"], names.ALERT_BURN["ticket"]
+    tl = Timeline()
+    tl.add(history, _good(slo))
+    start = tl.add(180, _good(slo), rpm=0.0)
+    return Scenario(
+        "zero traffic is not an outage: no alert, and no SLI sample instead of NaN",
+        tl,
+        [
+            Check(start + m, a, "quiet", False)
+            for m in (30, 179)
+            for a in (page, ticket, names.ALERT_ABSENT)
+        ],
+        expr_checks=[
+            (start + 30, names.error_ratio(names.BASE_WINDOW), None),
+            (start + 120, names.error_ratio(_longest_raw_window(slo)), None),
+        ],
+    )
+
+
+def _absent_metrics(slo: ResolvedSlo, history: int) -> Scenario:
+    """The series stop: SLOMetricsAbsent fires after ``absent_for``, the burn alerts do not."""
+    page, ticket = names.ALERT_BURN["page"], names.ALERT_BURN["ticket"]
+    tl = Timeline()
+    tl.add(history, _good(slo))
+    stop = tl.add(60, None)
+    wait = durations.parse(slo.alerting.absent_for) // 60
+    return Scenario(
+        "absent metrics raise SLOMetricsAbsent and nothing else",
+        tl,
+        [
+            Check(stop + 2, names.ALERT_ABSENT, "not before the series go stale", False),
+            Check(stop + wait + 10, names.ALERT_ABSENT, "absent after the wait", True),
+            Check(stop + wait + 10, page, "no page for missing data", False),
+            Check(stop + wait + 10, ticket, "no ticket for missing data", False),
+        ],
+    )
+
+
+def _never_failed(slo: ResolvedSlo, history: int) -> Scenario:
+    """No bad-events series at all: every error ratio is 0, not a gap."""
+    tl = Timeline()
+    tl.add(history, 0.0)
+    return Scenario(
+        "a service that never failed has an SLI of 0, not a gap",
+        tl,
+        [],
+        without_bad_series=True,
+        expr_checks=[
+            (history, names.error_ratio(names.BASE_WINDOW), 0.0),
+            (history, names.error_ratio(_longest_raw_window(slo)), 0.0),
+            (history, names.error_ratio(slo.windows()[-1]), 0.0),
+            (history, names.ERROR_RATIO_PERIOD, 0.0),
+        ],
+    )
 
 
 def _after_recovery(slo: ResolvedSlo, tl: Timeline, recovered: int) -> list[Check]:
