@@ -55,7 +55,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -589,7 +589,65 @@ def workbook_minutes(objective: float, factor: float, long_window_h: float) -> f
     return factor * (1 - objective / 100) * long_window_h * 60
 
 
-def main() -> int:
+@dataclass(frozen=True)
+class RuleSets:
+    """The two generated rule sets of the same SLOs."""
+
+    ours_dir: Path
+    sloth_dir: Path
+    ours_files: list[Path]
+    sloth_files: list[Path]
+    counts_ours: dict[str, int]
+    counts_sloth: dict[str, int]
+
+    def globs(self) -> list[str]:
+        return [str(self.ours_dir / "*.yml"), str(self.sloth_dir / "*.yml")]
+
+
+@dataclass(frozen=True)
+class RawHistory:
+    """The backfilled raw series (step 3) and the traffic that continues them."""
+
+    services: list[ServiceTraffic]
+    t0: float
+    t_end: float
+    data_dir: Path
+    samples: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RecordedHistory:
+    """The backfilled 5m base recordings (step 5)."""
+
+    blocks: int
+    seconds: float
+    rules_end: int
+    period_start: float
+    period_samples: int
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Evaluation cost (step 6) and what the healthy Prometheus holds."""
+
+    results: list[CostResult]
+    ours_series: float
+    sloth_series: float
+    healthy_alerts: list[Any]
+    prom_started: float
+
+
+@dataclass(frozen=True)
+class BurnOutcome:
+    """The alerts seen while one service burns (step 7)."""
+
+    expected: set[AlertKey]
+    seen: dict[AlertKey, dict[str, float]]
+    watched: float
+
+
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slos", type=int, default=200)
     parser.add_argument("--interval", type=int, default=30,
@@ -614,125 +672,173 @@ def main() -> int:
     if args.quick:
         args.slos, args.backfill_hours, args.rounds, args.warmup_rounds = 20, 26, 3, 1
         args.alert_timeout = min(args.alert_timeout, 420)
+    return args
+
+
+def _exit_on_signals() -> None:
+    """SIGTERM and SIGINT raise SystemExit, so that every ``finally`` stops its processes."""
 
     def terminate(signum: int, frame: Any) -> None:
         raise SystemExit(f"stopped by signal {signum}")
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
-    sloth = build_sloth()
-    work = Path(tempfile.mkdtemp(prefix="slo-eval-cost-"))
-    log(f"workdir {work}")
-    exporter: Exporter | None = None
-    prom: Prometheus | None = None
-    report = io.StringIO()
+
+
+def _generate_rule_sets(n: int, work: Path, sloth: Path) -> RuleSets:
+    """Step 1: the SLOs in both formats, and both generators' rule files."""
+    ours_dir, sloth_dir = run_generators(n, work, sloth)
+    ours_files = sorted(ours_dir.glob("*.yml"))
+    sloth_files = sorted(sloth_dir.glob("*.yml"))
+    return RuleSets(ours_dir, sloth_dir, ours_files, sloth_files,
+                    synth.count_rules(ours_files), synth.count_rules(sloth_files))
+
+
+def _backfill_raw_history(args: argparse.Namespace, work: Path) -> RawHistory:
+    """Steps 2 and 3: the synthetic traffic, and its raw series backfilled up to now."""
+    now = time.time()
+    t0 = (now - args.backfill_hours * 3600) // BLOCK * BLOCK
+    t_end = float(int(now) // args.interval * args.interval)
+    services = traffic_for(args.slos, t0)
+    data_dir = work / "data"
+    data_dir.mkdir()
+    log(f"backfilling raw series: {len(services)} services, "
+        f"{len(services) * len(services[0].series())} series, "
+        f"{(t_end - t0) / 3600:.1f} h at {args.interval}s")
+    started = time.time()
+    samples = backfill(raw_rows(services), t0, t0, t_end, args.interval, work, data_dir)
+    seconds = time.time() - started
+    log(f"  {samples / 1e6:.1f} M samples in {seconds:.0f} s")
+    return RawHistory(services, t0, t_end, data_dir, samples, seconds)
+
+
+def _backfill_recorded_history(args: argparse.Namespace, work: Path, rules: RuleSets,
+                               raw: RawHistory, exporter_port: int) -> RecordedHistory:
+    """Step 5: the 5m base recordings over the raw history's range, then (``--period-days``)
+    their steady-state values further back."""
+    blocks, seconds, rules_end = _create_rule_blocks(args, work, rules, raw, exporter_port)
+    period_samples = 0
+    period_start = (raw.t_end - args.period_days * 86400) // BLOCK * BLOCK
+    if period_start < raw.t0:
+        # older recorded history than the raw one: the base recordings' steady-state values
+        log(f"backfilling {(raw.t0 - period_start) / 86400:.1f} more days of the 5m base "
+            "recordings (healthy steady state)")
+        period_samples = backfill(
+            recorded_rows(raw.services, rules.ours_files, rules.sloth_files), raw.t0,
+            period_start, raw.t0 + 600, args.interval, work, raw.data_dir)
+        log(f"  {period_samples / 1e6:.1f} M samples")
+    return RecordedHistory(blocks, seconds, rules_end, period_start, period_samples)
+
+
+def _create_rule_blocks(args: argparse.Namespace, work: Path, rules: RuleSets, raw: RawHistory,
+                        exporter_port: int) -> tuple[int, float, int]:
+    """Phase A: a Prometheus on the raw history only serves it to ``promtool tsdb
+    create-blocks-from rules``; the blocks join the data dir. (blocks, seconds, end of range)"""
+    prom = Prometheus(work, raw.data_dir, exporter_port, args.interval, [], "backfill")
     try:
-        ours_dir, sloth_dir = run_generators(args.slos, work, sloth)
-        ours_files = sorted(ours_dir.glob("*.yml"))
-        sloth_files = sorted(sloth_dir.glob("*.yml"))
-        counts_ours, counts_sloth = synth.count_rules(ours_files), synth.count_rules(sloth_files)
-
-        now = time.time()
-        t0 = (now - args.backfill_hours * 3600) // BLOCK * BLOCK
-        t_end = float(int(now) // args.interval * args.interval)
-        services = traffic_for(args.slos, t0)
-        data_dir = work / "data"
-        data_dir.mkdir()
-        log(f"backfilling raw series: {len(services)} services, "
-            f"{len(services) * len(services[0].series())} series, "
-            f"{(t_end - t0) / 3600:.1f} h at {args.interval}s")
-        started = time.time()
-        raw_samples = backfill(raw_rows(services), t0, t0, t_end, args.interval, work, data_dir)
-        raw_seconds = time.time() - started
-        log(f"  {raw_samples / 1e6:.1f} M samples in {raw_seconds:.0f} s")
-
-        exporter = Exporter(services)
-        exporter.start()
-
-        # Phase A: raw history only; serve it to `promtool tsdb create-blocks-from rules`
-        prom = Prometheus(work, data_dir, exporter.port, args.interval, [], "backfill")
         prom.start()
         backfill_rules = work / "base-backfill.yml"
-        backfill_rules.write_text(yaml.safe_dump(base_backfill_rules([ours_files, sloth_files]),
-                                                 width=1 << 20))
+        backfill_rules.write_text(yaml.safe_dump(
+            base_backfill_rules([rules.ours_files, rules.sloth_files]), width=1 << 20))
         staging = work / "rule-blocks"
         log("backfilling the 5m base recordings with promtool tsdb create-blocks-from rules")
         started = time.time()
         rules_end = int(time.time())
         subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "rules", "-q",
-                        f"--url={prom.url}", f"--start={int(t0) + 600}", f"--end={rules_end}",
+                        f"--url={prom.url}", f"--start={int(raw.t0) + 600}", f"--end={rules_end}",
                         f"--eval-interval={args.interval}s", f"--output-dir={staging}",
                         str(backfill_rules)], check=True, stdout=subprocess.DEVNULL)
         rule_blocks = [p for p in staging.iterdir() if p.is_dir()]
-        rules_seconds = time.time() - started
-        log(f"  {len(rule_blocks)} blocks in {rules_seconds:.0f} s")
+        seconds = time.time() - started
+        log(f"  {len(rule_blocks)} blocks in {seconds:.0f} s")
+    finally:
         prom.stop()
-        for block in rule_blocks:
-            shutil.move(str(block), data_dir / block.name)
-        period_samples = 0
-        period_start = (t_end - args.period_days * 86400) // BLOCK * BLOCK
-        if period_start < t0:
-            # older recorded history than the raw one: the base recordings' steady-state values
-            log(f"backfilling {(t0 - period_start) / 86400:.1f} more days of the 5m base "
-                "recordings (healthy steady state)")
-            period_samples = backfill(recorded_rows(services, ours_files, sloth_files), t0,
-                                      period_start, t0 + 600, args.interval, work, data_dir)
-            log(f"  {period_samples / 1e6:.1f} M samples")
+    for block in rule_blocks:
+        shutil.move(str(block), raw.data_dir / block.name)
+    return len(rule_blocks), seconds, rules_end
 
-        # Phase B: both rule sets
-        rule_globs = [str(ours_dir / "*.yml"), str(sloth_dir / "*.yml")]
-        prom = Prometheus(work, data_dir, exporter.port, args.interval, rule_globs, "both")
+
+def _run_both_rule_sets(args: argparse.Namespace, work: Path, rules: RuleSets, raw: RawHistory,
+                        exporter: Exporter) -> tuple[Measurements, BurnOutcome]:
+    """Phase B: both rule sets in one Prometheus, measured while healthy, then the burn."""
+    prom = Prometheus(work, raw.data_dir, exporter.port, args.interval, rules.globs(), "both")
+    try:
         prom.start()
-        prom_started = time.time()
-        log("waiting for compaction of the backfilled blocks")
-        wait_compacted(prom, 2400, args.interval)
-        time.sleep(args.interval * args.warmup_rounds)
-        results = [measure_rounds(prom, "both rule sets in one Prometheus", args.rounds,
-                                  args.interval, ours_dir, sloth_dir)]
-        ours_series, sloth_series = series_per_slo(prom, args.slos)
-        healthy_alerts = [a for a in prom.api("alerts")["alerts"] if alert_key(a)]
-
-        # Alerts: one service burns at 100% errors
-        expected = {(s, BURN_SERVICE, slo, "page") for s in ("ours", "sloth")
-                    for slo in ("availability", "error-rate")}
-        expected |= {(s, BURN_SERVICE, "error-rate", "ticket") for s in ("ours", "sloth")}
-        burn_at = time.time()
-        log(f"{BURN_SERVICE} now answers 100% 5xx; watching alerts")
-        exporter.switch(BURN_SERVICE, burn_at, Profile(1.0))
-        seen = watch_alerts(prom, burn_at, burn_at + args.alert_timeout, expected, poll=5)
-        watched = time.time() - burn_at
-
+        measured = _measure_healthy(prom, args, rules)
+        burn = _burn_and_watch(prom, exporter, args.alert_timeout)
         if args.isolated:
             # heal the service first so that both isolated runs see the same, healthy traffic
-            exporter.switch(BURN_SERVICE, time.time(), services[0].phases[0][1])
-            for label, globs in (("ours alone", rule_globs[:1]), ("Sloth alone", rule_globs[1:]),
-                                 ("no rules (baseline)", [])):
-                prom.stop()
-                prom = Prometheus(work, data_dir, exporter.port, args.interval, globs,
-                                  label.split()[0].lower())
-                prom.start()
-                time.sleep(args.interval * (args.warmup_rounds + 2))
-                results.append(measure_rounds(prom, label, args.rounds, args.interval,
-                                              ours_dir, sloth_dir))
-        prom.stop()
-        prom = None
-
-        notes = [
-            f"5m base recordings: steady-state history from {(t_end - period_start) / 86400:.1f} "
-            f"days back ({period_samples / 1e6:.1f} M samples), so the 30d windows read "
-            f"{min(30.0, (t_end - period_start) / 86400):.1f} days"
-            if period_samples else
-            f"the 30d period windows of both sets read only the {args.backfill_hours:g} h of "
-            "history (run with --period-days 30 for a full period)",
-            f"gap without recorded base samples between the rule backfill and the measuring "
-            f"Prometheus: {(prom_started - rules_end) / 60:.0f} min",
-        ]
-        write_report(report, args, services, raw_samples, raw_seconds, len(rule_blocks),
-                     rules_seconds, counts_ours, counts_sloth, ours_series, sloth_series,
-                     results, healthy_alerts, expected, seen, watched, notes)
+            exporter.switch(BURN_SERVICE, time.time(), raw.services[0].phases[0][1])
     finally:
-        if prom is not None:
+        prom.stop()
+    return measured, burn
+
+
+def _measure_healthy(prom: Prometheus, args: argparse.Namespace,
+                     rules: RuleSets) -> Measurements:
+    """Step 6 on a Prometheus just started: compaction, warm-up, then the measured rounds."""
+    prom_started = time.time()
+    log("waiting for compaction of the backfilled blocks")
+    wait_compacted(prom, 2400, args.interval)
+    time.sleep(args.interval * args.warmup_rounds)
+    results = [measure_rounds(prom, "both rule sets in one Prometheus", args.rounds,
+                              args.interval, rules.ours_dir, rules.sloth_dir)]
+    ours_series, sloth_series = series_per_slo(prom, args.slos)
+    healthy_alerts = [a for a in prom.api("alerts")["alerts"] if alert_key(a)]
+    return Measurements(results, ours_series, sloth_series, healthy_alerts, prom_started)
+
+
+def _burn_and_watch(prom: Prometheus, exporter: Exporter, timeout: float) -> BurnOutcome:
+    """Step 7: one service burns at 100% errors; the alerts of both sets are watched."""
+    expected = {(s, BURN_SERVICE, slo, "page") for s in ("ours", "sloth")
+                for slo in ("availability", "error-rate")}
+    expected |= {(s, BURN_SERVICE, "error-rate", "ticket") for s in ("ours", "sloth")}
+    burn_at = time.time()
+    log(f"{BURN_SERVICE} now answers 100% 5xx; watching alerts")
+    exporter.switch(BURN_SERVICE, burn_at, Profile(1.0))
+    seen = watch_alerts(prom, burn_at, burn_at + timeout, expected, poll=5)
+    return BurnOutcome(expected, seen, time.time() - burn_at)
+
+
+def _measure_isolated(args: argparse.Namespace, work: Path, rules: RuleSets, data_dir: Path,
+                      exporter_port: int) -> list[CostResult]:
+    """``--isolated``: each rule set alone, then no rules (baseline), one Prometheus each."""
+    rule_globs = rules.globs()
+    results = []
+    for label, globs in (("ours alone", rule_globs[:1]), ("Sloth alone", rule_globs[1:]),
+                         ("no rules (baseline)", [])):
+        prom = Prometheus(work, data_dir, exporter_port, args.interval, globs,
+                          label.split()[0].lower())
+        try:
+            prom.start()
+            time.sleep(args.interval * (args.warmup_rounds + 2))
+            results.append(measure_rounds(prom, label, args.rounds, args.interval,
+                                          rules.ours_dir, rules.sloth_dir))
+        finally:
             prom.stop()
+    return results
+
+
+def main() -> int:
+    args = _parse_args()
+    _exit_on_signals()
+    sloth = build_sloth()
+    work = Path(tempfile.mkdtemp(prefix="slo-eval-cost-"))
+    log(f"workdir {work}")
+    exporter: Exporter | None = None
+    report = io.StringIO()
+    try:
+        rules = _generate_rule_sets(args.slos, work, sloth)
+        raw = _backfill_raw_history(args, work)
+        exporter = Exporter(raw.services)
+        exporter.start()
+        recorded = _backfill_recorded_history(args, work, rules, raw, exporter.port)
+        measured, burn = _run_both_rule_sets(args, work, rules, raw, exporter)
+        if args.isolated:
+            isolated = _measure_isolated(args, work, rules, raw.data_dir, exporter.port)
+            measured = replace(measured, results=measured.results + isolated)
+        write_report(report, args, rules, raw, recorded, measured, burn)
+    finally:
         if exporter is not None:
             exporter.stop()
         if args.keep:
@@ -746,35 +852,74 @@ def main() -> int:
     return 0
 
 
-def write_report(out: io.StringIO, args: argparse.Namespace, services: list[ServiceTraffic],
-                 raw_samples: int, raw_seconds: float, rule_blocks: int, rules_seconds: float,
-                 counts_ours: dict[str, int], counts_sloth: dict[str, int], ours_series: float,
-                 sloth_series: float, results: list[CostResult], healthy_alerts: list[Any],
-                 expected: set[AlertKey], seen: dict[AlertKey, dict[str, float]],
-                 watched: float, notes: list[str]) -> None:
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def write_report(out: io.StringIO, args: argparse.Namespace, rules: RuleSets, raw: RawHistory,
+                 recorded: RecordedHistory, measured: Measurements, burn: BurnOutcome) -> None:
     def p(line: str = "") -> None:
         out.write(line + "\n")
 
+    _report_setup(p, args, rules, raw, recorded, measured)
+    p()
+    _report_cost(p, args, measured.results)
+    p()
+    for r in measured.results:
+        p(f"rounds ({r.label}), ours/Sloth ms: " + ", ".join(
+            f"{s.ours * 1e3:.0f}/{s.sloth * 1e3:.0f}" for s in r.rounds))
+    p()
+    _report_where_time_goes(p, measured.results[0])
+    p()
+    _report_alerts(p, measured.healthy_alerts, burn)
+
+
+def _history_notes(args: argparse.Namespace, raw: RawHistory, recorded: RecordedHistory,
+                   prom_started: float) -> list[str]:
+    """How much recorded history the windows read, and the gap before the measuring run."""
+    span_days = (raw.t_end - recorded.period_start) / 86400
+    return [
+        f"5m base recordings: steady-state history from {span_days:.1f} "
+        f"days back ({recorded.period_samples / 1e6:.1f} M samples), so the 30d windows read "
+        f"{min(30.0, span_days):.1f} days"
+        if recorded.period_samples else
+        f"the 30d period windows of both sets read only the {args.backfill_hours:g} h of "
+        "history (run with --period-days 30 for a full period)",
+        f"gap without recorded base samples between the rule backfill and the measuring "
+        f"Prometheus: {(prom_started - recorded.rules_end) / 60:.0f} min",
+    ]
+
+
+def _report_setup(p: Callable[[str], None], args: argparse.Namespace, rules: RuleSets,
+                  raw: RawHistory, recorded: RecordedHistory, measured: Measurements) -> None:
+    """Machine, inputs, history and rule counts."""
     version = subprocess.run([PROMETHEUS, "--version"], capture_output=True, text=True)
-    n = args.slos
+    services = raw.services
+    counts_ours, counts_sloth = rules.counts_ours, rules.counts_sloth
     p("Rule evaluation cost in Prometheus: our rules vs Sloth's, same SLOs, same series")
     p(f"machine: {os.cpu_count()} cores, {platform.platform()}; "
       f"{version.stdout.splitlines()[0] if version.stdout else PROMETHEUS}")
-    p(f"{n} SLOs in {len(services)} services; {INSTANCES} instances x "
+    p(f"{args.slos} SLOs in {len(services)} services; {INSTANCES} instances x "
       f"{len(services[0].series()) // INSTANCES} series each = "
       f"{len(services) * len(services[0].series())} raw series")
     p(f"scrape and evaluation interval {args.interval}s; raw history backfilled: "
-      f"{args.backfill_hours:g} h (start on a 2h boundary), {raw_samples / 1e6:.1f} M samples "
-      f"({raw_seconds:.0f} s); 5m base recordings of both sets backfilled over the same range "
-      f"with promtool tsdb create-blocks-from rules ({rule_blocks} blocks, {rules_seconds:.0f} s)")
-    for note in notes:
+      f"{args.backfill_hours:g} h (start on a 2h boundary), {raw.samples / 1e6:.1f} M samples "
+      f"({raw.seconds:.0f} s); 5m base recordings of both sets backfilled over the same range "
+      f"with promtool tsdb create-blocks-from rules ({recorded.blocks} blocks, "
+      f"{recorded.seconds:.0f} s)")
+    for note in _history_notes(args, raw, recorded, measured.prom_started):
         p(note)
     p(f"rule files: ours {counts_ours['groups']} groups, {counts_ours['record']} record + "
       f"{counts_ours['alert']} alert rules; Sloth {counts_sloth['groups']} groups, "
       f"{counts_sloth['record']} record + {counts_sloth['alert']} alert rules")
-    p(f"recorded series per SLO, counted in the TSDB: ours {ours_series:.2f}, "
-      f"Sloth {sloth_series:.2f}")
-    p()
+    p(f"recorded series per SLO, counted in the TSDB: ours {measured.ours_series:.2f}, "
+      f"Sloth {measured.sloth_series:.2f}")
+
+
+def _report_cost(p: Callable[[str], None], args: argparse.Namespace,
+                 results: list[CostResult]) -> None:
+    """The table of summed rule-group durations per run, and the CPU spent on rules."""
+    n = args.slos
     p("Sum of prometheus_rule_group_last_duration_seconds per rule set, per evaluation round "
       f"(median of {args.rounds} rounds):")
     header = (f"{'run':<34} | {'ours ms':>8} | {'Sloth ms':>9} | {'ours/Sloth':>10} | "
@@ -796,12 +941,10 @@ def write_report(out: io.StringIO, args: argparse.Namespace, services: list[Serv
         p(f"Prometheus CPU per round spent on rules (run alone minus the no-rules baseline): "
           f"ours {ours_cpu:.3f} s, Sloth {sloth_cpu:.3f} s, ours/Sloth "
           f"{ours_cpu / sloth_cpu if sloth_cpu > 0 else float('nan'):.3f}")
-    p()
-    for r in results:
-        p(f"rounds ({r.label}), ours/Sloth ms: " + ", ".join(
-            f"{s.ours * 1e3:.0f}/{s.sloth * 1e3:.0f}" for s in r.rounds))
-    p()
-    first = results[0]
+
+
+def _report_where_time_goes(p: Callable[[str], None], first: CostResult) -> None:
+    """The ten costliest rules of each set in the first run."""
     p(f"Where the time goes ({first.label}): evaluationTime of each rule from /api/v1/rules, "
       "summed over the SLOs, median over the rounds (rules of the same name and set together):")
     keys = sorted({k for r in first.by_rule for k in r})
@@ -812,13 +955,18 @@ def write_report(out: io.StringIO, args: argparse.Namespace, services: list[Serv
         p(f"  {'ours' if which == 'ours' else 'Sloth'} (rules sum {total * 1e3:.1f} ms):")
         for k in ranked[:10]:
             p(f"    {k[1]:<42} {medians[k] * 1e3:>8.1f} ms  {100 * medians[k] / total:>5.1f}%")
-    p()
+
+
+def _report_alerts(p: Callable[[str], None], healthy_alerts: list[Any],
+                   burn: BurnOutcome) -> None:
+    """Alerts while healthy, then when each alert of the burn was seen, and stray alerts."""
+    seen = burn.seen
     p(f"Alerts while every service was healthy (after warm-up): "
       f"{len(healthy_alerts)} active"
       + ("" if not healthy_alerts else ": " + ", ".join(
           str(alert_key(a)) for a in healthy_alerts)))
     p(f"Burn: {BURN_SERVICE} answers 100% 5xx from t=0 (its latency stays healthy); watched "
-      f"/api/v1/alerts for {watched:.0f} s. Workbook time to cross the 1h page threshold "
+      f"/api/v1/alerts for {burn.watched:.0f} s. Workbook time to cross the 1h page threshold "
       f"(14.4x): error-rate 99.9% {workbook_minutes(99.9, 14.4, 1) * 60:.0f} s, "
       f"availability 99.5% {workbook_minutes(99.5, 14.4, 1) * 60:.0f} s; ticket (3x over 1d) "
       f"error-rate {workbook_minutes(99.9, 3, 24) * 60:.0f} s.")
@@ -826,7 +974,7 @@ def write_report(out: io.StringIO, args: argparse.Namespace, services: list[Serv
              f"{'seen firing':>11}"
     p(header)
     p("-" * len(header))
-    for key in sorted(set(seen) | expected):
+    for key in sorted(set(seen) | burn.expected):
         entry = seen.get(key, {})
         active = f"{entry['active']:.0f} s" if "active" in entry else "never"
         firing = f"{entry['firing_seen']:.0f} s" if "firing_seen" in entry else "never"

@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,25 @@ def version(tool: str) -> str:
     return lines[0] if lines else tool
 
 
-def main() -> int:
+@dataclass(frozen=True)
+class FleetRules:
+    """The rule files written for the fleet, and what they hold."""
+
+    slos: int
+    services: list[str]
+    counts: dict[str, tuple[int, int]]  # (record, alert) rules per place
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Durations of every measured round, by place, and the counters' increase over them."""
+
+    rounds: dict[str, list[dict[str, float]]]
+    faults: dict[str, dict[str, float]]
+    present: dict[str, list[str]]
+
+
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slos", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=12,
@@ -156,19 +175,23 @@ def main() -> int:
     parser.add_argument("--warmup-rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _exit_on_signals() -> None:
+    """SIGTERM and SIGINT raise SystemExit, so that the fleet is closed on the way out."""
 
     def terminate(signum: int, frame: Any) -> None:
         raise SystemExit(f"stopped by signal {signum}")
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
-    wall = time.time()
-    thanos = thanos_binary()
-    work = Path(tempfile.mkdtemp(prefix="slo-fleet-cost-"))
-    log(f"workdir {work}")
+
+
+def _write_rules(work: Path, n: int) -> FleetRules:
+    """Step 1: the catalogue, the clusters' rule file (local.yml) and the Ruler's (fleet.yml)."""
     path = work / "catalogue.yaml"
-    path.write_text(yaml.safe_dump(catalogue(args.slos), sort_keys=False))
+    path.write_text(yaml.safe_dump(catalogue(n), sort_keys=False))
     slos = resolve_all(load_catalogue(path))
     local = [cluster_group(s, "thanos") for s in slos]
     central = fleet_rule_file(slos)["groups"]
@@ -179,78 +202,107 @@ def main() -> int:
         "ruler_abort": count(g for g in central if g["partial_response_strategy"] == "abort"),
         "ruler_reporting": count(g for g in central if g["partial_response_strategy"] == "warn"),
     }
-    services = sorted({s.service.name for s in slos})
-    interval = f"{args.interval}s"
-    fleet = Fleet(work, work / "local.yml", work / "fleet.yml", services, rps=dict(RPS),
-                  error_ratio=dict(ERRORS), scrape_interval=interval,
-                  evaluation_interval=interval, ruler_eval_interval=interval)
-    rounds: dict[str, list[dict[str, float]]] = {"ruler": [], "a": [], "b": []}
-    bases = {"ruler": fleet.ruler_url, "a": "", "b": ""}
-    try:
-        fleet.start(timeout=180)
-        bases.update({c: fleet.clusters[c].url for c in fleet.clusters})
-        log(f"fleet up: {len(slos)} SLOs, {len(services)} services; warming up "
-            f"{args.warmup_rounds} rounds of {interval}")
-        time.sleep(args.interval * args.warmup_rounds)
-        start = {k: fleet.metrics(b) for k, b in bases.items()}
-        for i in range(args.rounds):
-            time.sleep(args.interval)
-            for place, base in bases.items():
-                rounds[place].append(durations(fleet.metrics(base)))
-            log(f"round {i + 1}/{args.rounds}: ruler {rounds['ruler'][-1]['total'] * 1e3:.0f} ms,"
-                f" a {rounds['a'][-1]['total'] * 1e3:.0f} ms,"
-                f" b {rounds['b'][-1]['total'] * 1e3:.0f} ms")
-        end = {k: fleet.metrics(b) for k, b in bases.items()}
-        faults = {k: {"evaluation_failures": counter_sum(end[k], FAILURES)
-                      - counter_sum(start[k], FAILURES),
-                      "iterations_missed": counter_sum(end[k], MISSED)
-                      - counter_sum(start[k], MISSED)} for k in bases}
-        present = {k: [n for n in (DURATION, FAILURES, MISSED) if parse_metrics(end[k], n)]
-                   for k in bases}
-    finally:
-        fleet.close()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    return FleetRules(len(slos), sorted({s.service.name for s in slos}), counts)
 
-    n = len(slos)
-    figures: dict[str, Any] = {
-        "slos": n, "services": len(services), "interval_s": args.interval,
+
+def _measure(fleet: Fleet, args: argparse.Namespace, rules: FleetRules) -> Measured:
+    """Step 3 on a started fleet: warm-up, then the measured rounds of every place."""
+    bases = {"ruler": fleet.ruler_url, "a": "", "b": ""}
+    bases.update({c: fleet.clusters[c].url for c in fleet.clusters})
+    log(f"fleet up: {rules.slos} SLOs, {len(rules.services)} services; warming up "
+        f"{args.warmup_rounds} rounds of {args.interval}s")
+    time.sleep(args.interval * args.warmup_rounds)
+    start = {k: fleet.metrics(b) for k, b in bases.items()}
+    rounds: dict[str, list[dict[str, float]]] = {"ruler": [], "a": [], "b": []}
+    for i in range(args.rounds):
+        time.sleep(args.interval)
+        for place, base in bases.items():
+            rounds[place].append(durations(fleet.metrics(base)))
+        log(f"round {i + 1}/{args.rounds}: ruler {rounds['ruler'][-1]['total'] * 1e3:.0f} ms,"
+            f" a {rounds['a'][-1]['total'] * 1e3:.0f} ms,"
+            f" b {rounds['b'][-1]['total'] * 1e3:.0f} ms")
+    end = {k: fleet.metrics(b) for k, b in bases.items()}
+    faults = {k: {"evaluation_failures": counter_sum(end[k], FAILURES)
+                  - counter_sum(start[k], FAILURES),
+                  "iterations_missed": counter_sum(end[k], MISSED)
+                  - counter_sum(start[k], MISSED)} for k in bases}
+    present = {k: [n for n in (DURATION, FAILURES, MISSED) if parse_metrics(end[k], n)]
+               for k in bases}
+    return Measured(rounds, faults, present)
+
+
+def _figures(args: argparse.Namespace, rules: FleetRules, measured: Measured, thanos: str,
+             wall: float) -> dict[str, Any]:
+    """Everything the report prints, as written by ``--out``."""
+    n = rules.slos
+    counts = rules.counts
+    return {
+        "slos": n, "services": len(rules.services), "interval_s": args.interval,
         "rounds": args.rounds, "wall_s": round(time.time() - wall, 1),
         "rules_per_slo": {k: {"record": r / n, "alert": a / n} for k, (r, a) in counts.items()},
         "rules_total": {k: {"record": r, "alert": a} for k, (r, a) in counts.items()},
         "eval_seconds_per_round": {
             place: {kind: summary([r[kind] for r in rs]) for kind in rs[0]
                     if any(r[kind] for r in rs) or kind == "total"}
-            for place, rs in rounds.items()
+            for place, rs in measured.rounds.items()
         },
-        "faults_over_measured_rounds": faults, "metrics_exposed": present,
+        "faults_over_measured_rounds": measured.faults, "metrics_exposed": measured.present,
         "prometheus": version(binary()),
         "thanos": version(thanos),
         "machine": f"{os.cpu_count()} cores, {platform.platform()}",
     }
+
+
+def _print_report(args: argparse.Namespace, rules: FleetRules, measured: Measured,
+                  figures: dict[str, Any]) -> None:
+    n = rules.slos
     p = print
     p("Fleet SLO evaluation cost: each cluster's Prometheus (local groups) and the Thanos Ruler")
     p(f"{figures['machine']}; {figures['prometheus']}; {figures['thanos']}")
-    p(f"{n} fleet SLOs in {len(services)} services (objectives {OBJECTIVES}, 30d, default tiers "
-      f"of slo/burn_rates.yaml); 2 clusters; scrape, Prometheus and Ruler (--eval-interval) "
-      f"interval {interval}; {args.rounds} measured rounds after {args.warmup_rounds} warm-up")
+    p(f"{n} fleet SLOs in {len(rules.services)} services (objectives {OBJECTIVES}, 30d, default "
+      f"tiers of slo/burn_rates.yaml); 2 clusters; scrape, Prometheus and Ruler (--eval-interval) "
+      f"interval {args.interval}s; {args.rounds} measured rounds after {args.warmup_rounds} "
+      "warm-up")
     p("Fresh fleet: the 30d windows read only minutes of history. The cost of range selectors "
       "grows with history, so the long windows' cost here is a lower bound.")
     p("Rules per SLO (record + alert):")
-    for k, (r, a) in counts.items():
+    for k, (r, a) in rules.counts.items():
         p(f"  {k:<16} {r / n:5.2f} record + {a / n:4.2f} alert   ({r} + {a} in all)")
     p("Sum of prometheus_rule_group_last_duration_seconds per round:")
     for place, kinds in figures["eval_seconds_per_round"].items():
         for kind, s in kinds.items():
             p(f"  {place:<6} {kind:<10} {fmt(s)}")
     p("Over the measured rounds (counter increase):")
-    for place, f in faults.items():
+    for place, f in measured.faults.items():
         p(f"  {place:<6} evaluation failures {f['evaluation_failures']:.0f}, "
           f"iterations missed {f['iterations_missed']:.0f}")
-    p(f"metrics found: {present}")
+    p(f"metrics found: {measured.present}")
     p(f"wall time {figures['wall_s']:.0f} s")
+
+
+def main() -> int:
+    args = _parse_args()
+    _exit_on_signals()
+    wall = time.time()
+    thanos = thanos_binary()
+    work = Path(tempfile.mkdtemp(prefix="slo-fleet-cost-"))
+    log(f"workdir {work}")
+    rules = _write_rules(work, args.slos)
+    interval = f"{args.interval}s"
+    fleet = Fleet(work, work / "local.yml", work / "fleet.yml", rules.services, rps=dict(RPS),
+                  error_ratio=dict(ERRORS), scrape_interval=interval,
+                  evaluation_interval=interval, ruler_eval_interval=interval)
+    try:
+        fleet.start(timeout=180)
+        measured = _measure(fleet, args, rules)
+    finally:
+        fleet.close()
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    figures = _figures(args, rules, measured, thanos, wall)
+    _print_report(args, rules, measured, figures)
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2))
     return 0
