@@ -21,7 +21,14 @@ import json
 from typing import Any
 
 from slo import durations
-from slo.interop import DEFAULT_OWNER, Import, catalogue_name, gate_note, labels_of
+from slo.interop import (
+    DEFAULT_OWNER,
+    Import,
+    ImportedService,
+    catalogue_name,
+    gate_note,
+    labels_of,
+)
 from slo.promql import WINDOW, parse_selector, with_window
 from slo.yamlout import Block
 
@@ -218,6 +225,7 @@ def read_v1(docs: Documents, result: Import, window: str, namespace: str | None)
 
 def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, window: str,
             namespace: str | None) -> None:
+    """One v1 SLO into ``result``: its catalogue SLO, or a line per problem."""
     spec, meta = _spec(doc), _meta(doc)
     name = meta.get("name")
     if not isinstance(name, str) or not catalogue_name(name):
@@ -247,21 +255,41 @@ def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, w
                       "to a catalogue SLO")
         return
     objective = _target(objectives[0], source, f"{where}: spec.objectives[0]", result)
+    sli = _sli_v1(docs, spec, source, where, result)
+    if sli is None:
+        return
+    sli_doc, sli_source, sli_where = sli
+    indicator = _indicator_v1(docs, sli_doc, sli_source, sli_where, result)
+    tiers = _tiers(docs, spec.get("alertPolicies"), source, f"{where}: spec.alertPolicies",
+                   result)
+    if len(result.refused) > problems or indicator is None or objective is None:
+        return
+    service = _service_v1(docs, service_name, source, where, result, namespace)
+    slo = _slo_block_v1(doc, name, source, where, result, objective, period, indicator, tiers)
+    result.add_slo(service, slo, source, where)
+
+
+def _sli_v1(docs: Documents, spec: dict[str, Any], source: str, where: str,
+            result: Import) -> tuple[dict[str, Any], str, str] | None:
+    """The SLO's SLI document (inline, or the one its ``indicatorRef`` names), the file it is
+    in and where its problems are said; None, with a line, when the reference finds none."""
     sli_doc = spec.get("indicator") if isinstance(spec.get("indicator"), dict) else None
     sli_source, sli_where = source, f"{where}: indicator"
     if sli_doc is None:
         ref = spec.get("indicatorRef")
         found = docs.get("SLI", ref, source, f"{where}: spec.indicatorRef", result)
         if found is None:
-            return
+            return None
         sli_source, sli_doc = found
         if sli_source != source:  # its problems are said in its own file
             sli_where = f"SLI {ref!r} (the indicatorRef of {where} in {source})"
-    indicator = _indicator_v1(docs, sli_doc, sli_source, sli_where, result)
-    tiers = _tiers(docs, spec.get("alertPolicies"), source, f"{where}: spec.alertPolicies",
-                   result)
-    if len(result.refused) > problems or indicator is None or objective is None:
-        return
+    return sli_doc, sli_source, sli_where
+
+
+def _service_v1(docs: Documents, service_name: str, source: str, where: str, result: Import,
+                namespace: str | None) -> ImportedService:
+    """The catalogue service of the SLO's ``spec.service``, with the namespace, owner, selector
+    and histograms our export noted on its Service document, if there is one."""
     svc_doc = docs.by_kind["Service"].get(service_name)  # optional: its notes only
     svc_notes = _notes(svc_doc[1]) if svc_doc else {}
     svc = catalogue_name(service_name)
@@ -274,6 +302,15 @@ def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, w
         service.selector = svc_notes["selector"]
     if svc_notes.get("histograms"):
         service.histograms = _json_note(svc_notes, "histograms", list, source, where, result)
+    return service
+
+
+def _slo_block_v1(doc: dict[str, Any], name: str, source: str, where: str, result: Import,
+                  objective: float, period: str, indicator: Block,
+                  tiers: list[dict[str, Any]] | None) -> Block:
+    """The catalogue SLO of v1 SLO ``name``, whose objective, window, indicator and tiers
+    mapped."""
+    spec, meta = _spec(doc), _meta(doc)
     notes = _notes(doc)
     own_name = notes.get("name") or catalogue_name(name)
     slo = Block({"name": own_name}, comment=f"from {source}: {where}")
@@ -285,6 +322,19 @@ def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, w
     if labels:
         slo["labels"] = labels
     slo["indicator"] = indicator
+    alerting = _alerting_v1(notes, tiers, period, source, where, result)
+    if alerting:
+        slo["alerting"] = alerting
+    if notes.get("canary_gate") == "false":
+        slo["canary_gate"] = False
+    gate_note(slo)
+    return slo
+
+
+def _alerting_v1(notes: dict[str, str], tiers: list[dict[str, Any]] | None, period: str,
+                 source: str, where: str, result: Import) -> Block:
+    """The SLO's alerting: what our export noted, and a tier per burn-rate condition of its
+    alert policies (whose severities say page and ticket unless the notes do)."""
     alerting = Block(_json_note(notes, "alerting", dict, source, where, result)
                      if "alerting" in notes else {})
     for severity in ("page", "ticket"):
@@ -301,12 +351,7 @@ def _slo_v1(docs: Documents, source: str, doc: dict[str, Any], result: Import, w
         ]
         alerting.setdefault("page", any(t["severity"] == "page" for t in tiers))
         alerting.setdefault("ticket", any(t["severity"] == "ticket" for t in tiers))
-    if alerting:
-        slo["alerting"] = alerting
-    if notes.get("canary_gate") == "false":
-        slo["canary_gate"] = False
-    gate_note(slo)
-    result.add_slo(service, slo, source, where)
+    return alerting
 
 
 def _v1_window(value: Any, source: str, where: str, result: Import) -> str:
