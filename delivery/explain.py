@@ -145,6 +145,8 @@ def _outage(v: MetricVerdict, values: list[float] | None, limit: float | None) -
 
 
 def _decide(v: MetricVerdict) -> None:
+    """The verdict of a gate, background or shared-incident metric from its last evidence and
+    its thresholds, and the reason in words."""
     e = v.evidence
     if not v.measurements:
         v.verdict, v.reason = "waiting", "not measured (yet, or the run ended first)"
@@ -165,47 +167,74 @@ def _decide(v: MetricVerdict) -> None:
                     "needed before any verdict")
         return
     if v.role == "shared-incident":
-        shared = v.phase in ("Inconclusive", "Failed") or (
-            abort is not None and e["canary"] >= abort and e["stable"] >= abort
-            and e["judged"] < abort)
-        v.verdict = "paused" if shared else "waiting"
-        v.reason = (
-            f"shared incident: the canary ({e['canary']:.2f}) and stable ({e['stable']:.2f}) "
-            f"both reached the abort boundary {_num(abort)} while the canary is not worse than "
-            "stable; rolling back would not help, so the rollout pauses for a human"
-            if shared else "no shared incident")
+        _shared_incident(v)
         return
     cusum = v.cusum_abort
     late = cusum is not None and e["cusum"] >= cusum and not (
         abort is not None and e["judged"] >= abort)
     if v.phase == "Failed" or (abort is not None and e["judged"] >= abort) or late:
-        against = "against stable's error ratio" if e["stable_requests"] > 0 else "absolute"
-        if late:
-            v.reason = (f"statistic since its lowest restart point ({against}) "
-                        f"{e['cusum']:.2f} >= abort {_num(cusum)}: the canary got worse "
-                        "during the rollout (a regression that started at a later weight); ")
-        else:
-            v.reason = (f"statistic ({against}) {e['judged']:.2f} >= abort {_num(abort)}: the "
-                        "canary fails more often than a good release would; ")
-        if v.advisory:
-            v.verdict = "failed-advisory"
-            v.reason += "this SLO is advisory (dry run), so the rollout goes on"
-        else:
-            v.verdict = "aborted"
-            v.reason += "the rollout is rolled back"
+        _reached_abort(v, late)
         return
     if v.role == "gate" and accept is not None and e["canary"] <= accept:
-        if e["recent"] < 0:
-            v.verdict = "passed"
-            v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(accept)} and the evidence "
-                        f"of this weight's recent requests leans good ({e['recent']:.2f} < 0): "
-                        "good enough for this step")
-        else:
-            v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(accept)}, but the evidence "
-                        f"of this weight's recent requests leans bad or is missing "
-                        f"({e['recent']:.2f} >= 0): "
-                        "no pass until the canary's recent requests look good")
+        _within_pass(v)
         return
+    _undecided(v)
+
+
+def _shared_incident(v: MetricVerdict) -> None:
+    """The background's shared-incident metric: paused when canary and stable both reached the
+    abort boundary and the canary is not the worse."""
+    e, abort = v.evidence, v.abort
+    shared = v.phase in ("Inconclusive", "Failed") or (
+        abort is not None and e["canary"] >= abort and e["stable"] >= abort
+        and e["judged"] < abort)
+    v.verdict = "paused" if shared else "waiting"
+    v.reason = (
+        f"shared incident: the canary ({e['canary']:.2f}) and stable ({e['stable']:.2f}) "
+        f"both reached the abort boundary {_num(abort)} while the canary is not worse than "
+        "stable; rolling back would not help, so the rollout pauses for a human"
+        if shared else "no shared incident")
+
+
+def _reached_abort(v: MetricVerdict, late: bool) -> None:
+    """A metric that failed: its statistic reached abort, over the whole canary or (``late``)
+    since its lowest restart point; an advisory metric's rollout goes on."""
+    e = v.evidence
+    against = "against stable's error ratio" if e["stable_requests"] > 0 else "absolute"
+    if late:
+        v.reason = (f"statistic since its lowest restart point ({against}) "
+                    f"{e['cusum']:.2f} >= abort {_num(v.cusum_abort)}: the canary got worse "
+                    "during the rollout (a regression that started at a later weight); ")
+    else:
+        v.reason = (f"statistic ({against}) {e['judged']:.2f} >= abort {_num(v.abort)}: the "
+                    "canary fails more often than a good release would; ")
+    if v.advisory:
+        v.verdict = "failed-advisory"
+        v.reason += "this SLO is advisory (dry run), so the rollout goes on"
+    else:
+        v.verdict = "aborted"
+        v.reason += "the rollout is rolled back"
+
+
+def _within_pass(v: MetricVerdict) -> None:
+    """A gate whose statistic is at or below pass: passed when its recent requests lean good."""
+    e = v.evidence
+    if e["recent"] < 0:
+        v.verdict = "passed"
+        v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(v.accept)} and the evidence "
+                    f"of this weight's recent requests leans good ({e['recent']:.2f} < 0): "
+                    "good enough for this step")
+    else:
+        v.reason = (f"statistic {e['canary']:.2f} <= pass {_num(v.accept)}, but the evidence "
+                    f"of this weight's recent requests leans bad or is missing "
+                    f"({e['recent']:.2f} >= 0): "
+                    "no pass until the canary's recent requests look good")
+
+
+def _undecided(v: MetricVerdict) -> None:
+    """No verdict yet: where the statistic is between the boundaries, and roughly how many more
+    canary requests it needs to reach one."""
+    e, abort, accept = v.evidence, v.abort, v.accept
     if math.isnan(e["judged"]):
         v.reason = "no stable traffic over the canary's intervals yet: no baseline to abort on"
         return
