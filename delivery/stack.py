@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -911,7 +911,21 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
         if name not in known
     ]
     lines += _router_problems(stack, source)
-    placement = stack.prometheus.rule_placement
+    lines += _placement_problems(stack, slos, source)
+    analysis = stack.delivery.analysis
+    gated = {f"{s.service.name}/{s.slo.name}" for s in slos if s.service.name in stack.services}
+    lines += _not_deployed(sorted(analysis.enforcement_by_slo), "enforcementBySlo", gated, source)
+    lines += _subscription_problems(stack, source)
+    lines += _not_deployed(analysis.burn_rates_by_slo, "burnRatesBySlo", gated, source)
+    lines += _burn_rate_problems(stack, slos, source)
+    if lines:
+        raise ConfigError(lines)
+
+
+def _placement_problems(stack: StackConfig, slos: list[ResolvedSlo], source: str) -> list[str]:
+    """Where the rules go (``prometheus.rulePlacement``) against the Thanos rules, the fleet
+    SLOs and the budget freeze."""
+    placement, lines = stack.prometheus.rule_placement, []
     if placement == "local" and stack.thanos.rules != "none":
         lines.append(
             f"{source}: {PROJECT}:thanos.rules: {stack.thanos.rules} needs "
@@ -931,28 +945,34 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
                 f"{', '.join(frozen)} is kept by the Thanos Ruler, not the Prometheus the freeze "
                 "reads; turn budgetFreeze off or use rulePlacement: local"
             )
-    gated = {f"{s.service.name}/{s.slo.name}" for s in slos if s.service.name in stack.services}
-    for key in sorted(stack.delivery.analysis.enforcement_by_slo):
-        if key not in gated:
-            lines.append(
-                f"{source}: {PROJECT}:delivery.analysis.enforcementBySlo.{key}: not an SLO of a "
-                f"deployed service (<service>/<slo>, one of: {', '.join(sorted(gated))})"
-            )
+    return lines
+
+
+def _not_deployed(keys: Iterable[str], setting: str, gated: set[str], source: str) -> list[str]:
+    """A line per ``delivery.analysis.<setting>`` key that is not an SLO of a deployed service."""
+    return [
+        f"{source}: {PROJECT}:delivery.analysis.{setting}.{key}: not an SLO of a "
+        f"deployed service (<service>/<slo>, one of: {', '.join(sorted(gated))})"
+        for key in keys
+        if key not in gated
+    ]
+
+
+def _subscription_problems(stack: StackConfig, source: str) -> list[str]:
+    """A line per service a notification subscription names that the stack does not deploy."""
     subscriptions = stack.notifications.subscriptions if stack.notifications else []
-    for i, sub in enumerate(subscriptions):
-        lines += [
-            f"{source}: {PROJECT}:notifications.subscriptions[{i}].services: '{name}' is not a "
-            f"service of this stack{_did_you_mean(name, tuple(stack.services))} "
-            f"(services: {', '.join(sorted(stack.services))})"
-            for name in sub.services if name not in stack.services
-        ]
-    analysis = stack.delivery.analysis
-    for key in analysis.burn_rates_by_slo:
-        if key not in gated:
-            lines.append(
-                f"{source}: {PROJECT}:delivery.analysis.burnRatesBySlo.{key}: not an SLO of a "
-                f"deployed service (<service>/<slo>, one of: {', '.join(sorted(gated))})"
-            )
+    return [
+        f"{source}: {PROJECT}:notifications.subscriptions[{i}].services: '{name}' is not a "
+        f"service of this stack{_did_you_mean(name, tuple(stack.services))} "
+        f"(services: {', '.join(sorted(stack.services))})"
+        for i, sub in enumerate(subscriptions)
+        for name in sub.services if name not in stack.services
+    ]
+
+
+def _burn_rate_problems(stack: StackConfig, slos: list[ResolvedSlo], source: str) -> list[str]:
+    """A line per gate of a deployed service whose burn rates mean it could never fail."""
+    analysis, lines = stack.delivery.analysis, []
     for slo in slos:
         key = f"{slo.service.name}/{slo.slo.name}"
         passing, fail = analysis.burn_rates(key, slo.slo.indicator.kind)
@@ -969,8 +989,7 @@ def check_against_catalogue(stack: StackConfig, slos: list[ResolvedSlo], source:
                 f"{slo.budget:.2%} budget of {key} is 100% or more, "
                 "so a canary could never fail that gate; lower it"
             )
-    if lines:
-        raise ConfigError(lines)
+    return lines
 
 
 def _router_problems(stack: StackConfig, source: str) -> list[str]:
