@@ -195,16 +195,27 @@ def overview_dashboard(
         .description("Every service level objective, its burn-rate alerts and the rollouts.")
         .tags(["slo"])
     )
-    services = sorted({s.service.name for s in slos})
-    namespaces = sorted({s.service.namespace for s in slos})
     builder.with_row(dash.Row("Alerts and rollouts"))
-    for severity in ("page", "ticket"):
-        builder.with_panel(
-            _stat(f"{severity.capitalize()} alerts firing", ds, 4)
-            .with_target(_query(f"count({_burn_alerts(slos, severity)}) or vector(0)", ds))
-            .thresholds(_steps(("green", None), ("red", 1)))
-        )
-    builder.with_panel(
+    for panel in _alert_and_rollout_panels(slos, ds):
+        builder.with_panel(panel)
+    for service in sorted({s.service.name for s in slos}):
+        builder.with_row(dash.Row(service))
+        for slo in (s for s in slos if s.service.name == service):
+            builder.with_panel(_objective_panel(slo, ds))
+            builder.with_panel(_budget_panel(slo, ds, 4))
+    return _to_dict(builder)
+
+
+def _alert_and_rollout_panels(slos: list[ResolvedSlo], ds: model.DataSourceRef) -> list[Any]:
+    """The overview's first row: page and ticket alerts firing, which burn-rate alerts, and the
+    services' rollouts by phase."""
+    panels: list[Any] = [
+        _stat(f"{severity.capitalize()} alerts firing", ds, 4)
+        .with_target(_query(f"count({_burn_alerts(slos, severity)}) or vector(0)", ds))
+        .thresholds(_steps(("green", None), ("red", 1)))
+        for severity in ("page", "ticket")
+    ]
+    panels.append(
         table.Panel()
         .title("Burn-rate alerts firing")
         .datasource(ds)
@@ -222,30 +233,30 @@ def overview_dashboard(
     rollouts = _selector(
         ROLLOUT_INFO,
         regex=("name", "namespace"),
-        name=_any_of(services),
-        namespace=_any_of(namespaces),
+        name=_any_of(sorted({s.service.name for s in slos})),
+        namespace=_any_of(sorted({s.service.namespace for s in slos})),
     )
-    builder.with_panel(
+    panels.append(
         _stat("Rollouts by phase", ds, 8)
         .with_target(_query(f"count by (phase) ({rollouts})", ds, legend="{{phase}}"))
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(common.BigValueColorMode.NONE)
     )
-    for service in services:
-        builder.with_row(dash.Row(service))
-        for slo in (s for s in slos if s.service.name == service):
-            builder.with_panel(
-                _stat(f"{slo.slo.name}: SLI over {slo.period} vs objective", ds, 4)
-                .with_target(_query(_sli_period(slo), ds, legend="SLI", ref_id="A"))
-                .with_target(
-                    _query(slo.selector_of(names.OBJECTIVE), ds, legend="objective", ref_id="B")
-                )
-                .unit("percentunit")
-                .decimals(3)
-                .thresholds(_steps(("red", None), ("green", slo.objective)))
-            )
-            builder.with_panel(_budget_panel(slo, ds, 4))
-    return _to_dict(builder)
+    return panels
+
+
+def _objective_panel(slo: ResolvedSlo, ds: model.DataSourceRef) -> stat.Panel:
+    """The overview's SLI of one SLO over its period, against its objective."""
+    return (
+        _stat(f"{slo.slo.name}: SLI over {slo.period} vs objective", ds, 4)
+        .with_target(_query(_sli_period(slo), ds, legend="SLI", ref_id="A"))
+        .with_target(
+            _query(slo.selector_of(names.OBJECTIVE), ds, legend="objective", ref_id="B")
+        )
+        .unit("percentunit")
+        .decimals(3)
+        .thresholds(_steps(("red", None), ("green", slo.objective)))
+    )
 
 
 # Panels of one SLO
@@ -257,24 +268,37 @@ def fleet_slo_dashboard(slo: ResolvedSlo, datasource_uid: str) -> Dashboard:
     budget burned over the SLO's period."""
     ds = _datasource(datasource_uid)
     service, name = slo.service.name, slo.slo.name
-    cluster = slo.fleet.cluster_label
-    budget = number(slo.budget)
     builder = (
         _dashboard(dashboard_uid(f"fleet-{service}-{name}"), f"Fleet SLO: {service} {name}")
-        .description(f"The {name} SLO of {service} over every cluster ({cluster} label), "
-                     "evaluated by the Thanos Ruler.")
+        .description(f"The {name} SLO of {service} over every cluster "
+                     f"({slo.fleet.cluster_label} label), evaluated by the Thanos Ruler.")
         .tags(["slo", "fleet", service])
     )
     builder.with_row(dash.Row(f"{_row_title(slo)}, across clusters"))
-    builder.with_panel(
+    for panel in _fleet_panels(slo, ds):
+        builder.with_panel(panel)
+    builder.with_row(dash.Row(f"Each cluster's share over {slo.period}"))
+    for panel in _cluster_share_panels(slo, ds):
+        builder.with_panel(panel)
+    return _to_dict(builder)
+
+
+def _fleet_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
+    """The fleet SLO across clusters: SLI, budget remaining, alerts firing, burn rates."""
+    cluster, budget = slo.fleet.cluster_label, number(slo.budget)
+    alerts = _selector("ALERTS", (), alertstate="firing", service=slo.service.name,
+                       slo=slo.slo.name, scope="fleet")
+    burn = _timeseries("Fleet burn rate per alert window", ds, 24).min(0)
+    for window in slo.windows():
+        ratio = slo.selector_of(names.fleet_error_ratio(window))
+        burn.with_target(_query(f"{ratio} / {budget}", ds, legend=f"burn rate {window}"))
+    return [
         _stat(f"Fleet SLI over {slo.period} vs objective", ds, 6)
         .with_target(_query(f"1 - {slo.selector_of(names.FLEET_ERROR_RATIO_PERIOD)}", ds,
                             legend="SLI"))
         .unit("percentunit")
         .decimals(3)
-        .thresholds(_steps(("red", None), ("green", slo.objective)))
-    )
-    builder.with_panel(
+        .thresholds(_steps(("red", None), ("green", slo.objective))),
         _stat("Fleet error budget remaining", ds, 6)
         .description(f"Share of the {slo.period} error budget ({number(slo.budget * 100)}%) "
                      "left, from the events of every cluster.")
@@ -283,48 +307,40 @@ def fleet_slo_dashboard(slo: ResolvedSlo, datasource_uid: str) -> Dashboard:
         .unit("percentunit")
         .decimals(1)
         .graph_mode(common.BigValueGraphMode.AREA)
-        .thresholds(_steps(("red", None), ("orange", 0), ("green", 0.25)))
-    )
-    alerts = _selector("ALERTS", (), alertstate="firing", service=service, slo=name,
-                       scope="fleet")
-    builder.with_panel(
+        .thresholds(_steps(("red", None), ("orange", 0), ("green", 0.25))),
         table.Panel().title("Fleet alerts firing (burn rate, clusters not reporting)")
         .datasource(ds).height(8).span(12)
         .with_target(_query(f"max by (alertname, {names.LABEL_SEVERITY}, {cluster}) ({alerts})",
-                            ds, instant=True).format(PromQueryFormat.TABLE))
-    )
-    burn = _timeseries("Fleet burn rate per alert window", ds, 24).min(0)
-    for window in slo.windows():
-        ratio = slo.selector_of(names.fleet_error_ratio(window))
-        burn.with_target(_query(f"{ratio} / {budget}", ds, legend=f"burn rate {window}"))
-    builder.with_panel(burn)
-    builder.with_row(dash.Row(f"Each cluster's share over {slo.period}"))
+                            ds, instant=True).format(PromQueryFormat.TABLE)),
+        burn,
+    ]
+
+
+def _cluster_share_panels(slo: ResolvedSlo, ds: model.DataSourceRef) -> list[Any]:
+    """Each cluster's share over the SLO's period: of the fleet's traffic, of the budget
+    burned, and its own error ratio."""
+    cluster, budget = slo.fleet.cluster_label, number(slo.budget)
     by_cluster = f"sum by ({cluster}) "
     total = f"sum_over_time({slo.selector_of(names.TOTAL_RATE_5M)}[{slo.period}])"
     bad = f"sum_over_time({slo.selector_of(names.BAD_RATE_5M)}[{slo.period}])"
     legend = "{{" + cluster + "}}"
-    builder.with_panel(
+    return [
         _timeseries("Share of the fleet's traffic", ds, 8)
         .description("Each cluster's events over the period, over the fleet's.")
         .with_target(_query(f"{by_cluster}({total}) / ignoring ({cluster}) group_left() "
                             f"sum({total})", ds, legend=legend))
-        .unit("percentunit")
-    )
-    builder.with_panel(
+        .unit("percentunit"),
         _timeseries("Budget burned, by cluster", ds, 8)
         .description("Each cluster's bad events over the fleet's events, over the budget: "
                      "the clusters' lines add up to the budget the fleet has burned.")
         .with_target(_query(f"{by_cluster}({bad}) / ignoring ({cluster}) group_left() "
                             f"sum({total}) / {budget}", ds, legend=legend))
-        .unit("percentunit")
-    )
-    builder.with_panel(
+        .unit("percentunit"),
         _timeseries("Error ratio over 5m, by cluster", ds, 8)
         .with_target(_query(f"{by_cluster}({slo.selector_of(names.error_ratio(names.BASE_WINDOW))})",
                             ds, legend=legend))
-        .unit("percentunit")
-    )
-    return _to_dict(builder)
+        .unit("percentunit"),
+    ]
 
 
 def _slo_panels(slo: ResolvedSlo, ds: model.DataSourceRef, split: bool = False) -> list[Any]:
