@@ -55,21 +55,7 @@ class CanaryService(pulumi.ComponentResource):
             )
             for key, body in bodies.services.items()
         ]
-        routing: list[pulumi.Resource] = []
-        if bodies.ingress is not None:
-            routing.append(
-                k8s.networking.v1.Ingress(
-                    f"{name}-ingress",
-                    metadata=bodies.ingress["metadata"],
-                    spec=bodies.ingress["spec"],
-                    opts=child,
-                )
-            )
-        for route in bodies.routes:  # Argo Rollouts moves the weights in some of them
-            routing.append(_custom(
-                f"{name}-{route.body['kind'].lower()}", route.body,
-                pulumi.ResourceOptions(parent=self, ignore_changes=list(route.managed_by_argo)),
-            ))
+        routing = self._routing(name, bodies)
         policy = bodies.network_policy
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy", metadata=policy["metadata"], spec=policy["spec"], opts=child
@@ -80,19 +66,7 @@ class CanaryService(pulumi.ComponentResource):
             templates.append(_custom(f"{name}-evidence", bodies.evidence_rule, child))
 
         body = bodies.rollout(bodies.image)
-        spec: pulumi.Input[dict[str, Any]] = body["spec"]
-        if args.image is not None:
-            spec = pulumi.Output.from_input(args.image).apply(
-                lambda image: bodies.rollout(image)["spec"]
-            )
-        self.rollout = k8s.apiextensions.CustomResource(
-            f"{name}-rollout",
-            api_version=body["apiVersion"],
-            kind=body["kind"],
-            metadata=body["metadata"],
-            spec=spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*templates, *services, *routing]),
-        )
+        self.rollout = self._rollout(name, body, args, [*templates, *services, *routing])
         self.rollout_name = body["metadata"]["name"]
         outputs: dict[str, Any] = {"rollout_name": self.rollout_name}
         if args.wait_for_rollout and not pulumi.runtime.is_dry_run():
@@ -105,3 +79,43 @@ class CanaryService(pulumi.ComponentResource):
             )
             outputs["status"] = self.status
         self.register_outputs(outputs)
+
+    def _routing(self, name: str, bodies: CanaryBodies) -> list[pulumi.Resource]:
+        """The stable Ingress a router clones, and the router's own objects."""
+        routing: list[pulumi.Resource] = []
+        if bodies.ingress is not None:
+            routing.append(
+                k8s.networking.v1.Ingress(
+                    f"{name}-ingress",
+                    metadata=bodies.ingress["metadata"],
+                    spec=bodies.ingress["spec"],
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+        for route in bodies.routes:  # Argo Rollouts moves the weights in some of them
+            routing.append(_custom(
+                f"{name}-{route.body['kind'].lower()}", route.body,
+                pulumi.ResourceOptions(parent=self, ignore_changes=list(route.managed_by_argo)),
+            ))
+        return routing
+
+    def _rollout(
+        self, name: str, body: dict[str, Any], args: CanaryServiceArgs,
+        depends_on: list[pulumi.Resource],
+    ) -> k8s.apiextensions.CustomResource:
+        """The Rollout, after the objects it refers to; with the promoted image once
+        ``args.image`` resolves, if the stack has one."""
+        bodies = args.bodies
+        spec: pulumi.Input[dict[str, Any]] = body["spec"]
+        if args.image is not None:
+            spec = pulumi.Output.from_input(args.image).apply(
+                lambda image: bodies.rollout(image)["spec"]
+            )
+        return k8s.apiextensions.CustomResource(
+            f"{name}-rollout",
+            api_version=body["apiVersion"],
+            kind=body["kind"],
+            metadata=body["metadata"],
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )

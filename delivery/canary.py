@@ -50,12 +50,48 @@ def _evidence_group(service: str, gates: list[Gate], stack: StackConfig) -> Rule
 def bodies(
     service: str, namespace: str, slos: list[ResolvedSlo], stack: StackConfig
 ) -> CanaryBodies:
+    """The bodies of ``service`` on ``stack``: its analysis templates and evidence rule, the
+    Services, NetworkPolicy, Rollout (per image) and what its router and scrape need."""
     deployment = stack.services[service]
-    delivery, prometheus = stack.delivery, stack.prometheus
-    address = prometheus.address
+    prometheus = stack.prometheus
     gates = judge.stack_gates(slos, stack, service)
     gate = any(g.enforcement == "enforce" for g in gates)
     background = bool(gates)
+    templates = _analysis_templates(
+        service, namespace, gates, stack, gate=gate, background=background
+    )
+    evidence_rule = _evidence_rule(service, namespace, gates, stack)
+    router = ROUTERS[stack.delivery.traffic_routing]
+    return CanaryBodies(
+        templates=templates,
+        services={
+            body["metadata"]["name"].removeprefix(service + "-"): body
+            for body in rollout.services(service, namespace, deployment)
+        },
+        network_policy=rollout.network_policy(service, namespace, deployment, prometheus.namespace),
+        rollout=_rollout_for(service, namespace, stack, gate=gate, background=background),
+        ingress=(rollout.ingress(service, namespace, deployment, router.ingress_class)
+                 if router.ingress_class else None),
+        pod_monitor=(
+            rollout.pod_monitor(
+                service, namespace, prometheus.rule_labels, prometheus.scrape_interval
+            )
+            if prometheus.scrape == "podmonitor"
+            else None
+        ),
+        image=deployment.image,
+        gates=gates,
+        routes=router.routes(stack.delivery.route_target(service, namespace, deployment)),
+        evidence_rule=evidence_rule,
+    )
+
+
+def _analysis_templates(
+    service: str, namespace: str, gates: list[Gate], stack: StackConfig, *, gate: bool,
+    background: bool,
+) -> dict[str, dict[str, Any]]:
+    """The service's AnalysisTemplates by suffix: gate, background and the budget freeze."""
+    delivery, prometheus = stack.delivery, stack.prometheus
     templates: dict[str, dict[str, Any]] = {}
     if gate:
         templates["gate"] = analysis.gate_template(service, namespace, gates, delivery, prometheus)
@@ -65,17 +101,29 @@ def bodies(
         )
     if delivery.budget_freeze:
         templates["freeze"] = analysis.freeze_template(
-            service, namespace, delivery.analysis, address
+            service, namespace, delivery.analysis, prometheus.address
         )
+    return templates
+
+
+def _evidence_rule(
+    service: str, namespace: str, gates: list[Gate], stack: StackConfig
+) -> dict[str, Any] | None:
+    """The PrometheusRule recording the evidence the gates read, if they read any."""
     group = _evidence_group(service, gates, stack)
-    evidence_rule = None
-    if group is not None:
-        evidence_rule = prometheus_rule_of_groups(
-            service, namespace, [group], prometheus.rule_labels,
-            name=evidence.rule_name(service),
-        )
-    router = ROUTERS[delivery.traffic_routing]
-    scrape = prometheus.scrape
+    if group is None:
+        return None
+    return prometheus_rule_of_groups(
+        service, namespace, [group], stack.prometheus.rule_labels,
+        name=evidence.rule_name(service),
+    )
+
+
+def _rollout_for(
+    service: str, namespace: str, stack: StackConfig, *, gate: bool, background: bool
+) -> Callable[[str], dict[str, Any]]:
+    """The service's Rollout body as a function of its image (the stack's, or a promoted one)."""
+    deployment, delivery = stack.services[service], stack.delivery
 
     def rollout_for(image: str) -> dict[str, Any]:
         return rollout.rollout(
@@ -86,29 +134,8 @@ def bodies(
             freeze=delivery.budget_freeze,
             gate=gate,
             background=background,
-            annotate_scrape=scrape == "annotations",
+            annotate_scrape=stack.prometheus.scrape == "annotations",
             annotations=notifications.subscriptions(service, stack.notifications),
         )
 
-    return CanaryBodies(
-        templates=templates,
-        services={
-            body["metadata"]["name"].removeprefix(service + "-"): body
-            for body in rollout.services(service, namespace, deployment)
-        },
-        network_policy=rollout.network_policy(service, namespace, deployment, prometheus.namespace),
-        rollout=rollout_for,
-        ingress=(rollout.ingress(service, namespace, deployment, router.ingress_class)
-                 if router.ingress_class else None),
-        pod_monitor=(
-            rollout.pod_monitor(
-                service, namespace, prometheus.rule_labels, prometheus.scrape_interval
-            )
-            if scrape == "podmonitor"
-            else None
-        ),
-        image=deployment.image,
-        gates=gates,
-        routes=router.routes(delivery.route_target(service, namespace, deployment)),
-        evidence_rule=evidence_rule,
-    )
+    return rollout_for
