@@ -6,11 +6,14 @@ second it lists each service's Running pods, splits the service's request rate e
 5xx responses and latencies per pod, labelled with the pod (``pod``) and its real
 ``rollouts_pod_template_hash``. Prometheus scrapes ``/metrics/<service>``.
 
-How a release behaves is read from its image tag: ``…-bad`` answers half of its requests with
-500, ``…-errors<share>`` (e.g. ``1.6.0-errors0.003``) that share of them, ``…-slow`` serves its
-requests in 3 s and ``…-slow<share>`` that share of them (the rest in 0.1 s); anything else is
-healthy. Everything else is set per scenario over HTTP:
+How a release behaves is declared by the scenario, never read from its image tag: the scenario
+registers the release's tag before `pulumi up` and the simulator looks every pod's behaviour up
+by the tag of its image; a tag nobody registered is healthy. It and everything else is set over
+HTTP:
 
+- ``POST /behaviour/<service>/<tag>`` with a JSON body: pods of the release ``tag`` answer the
+  share ``{"errors": e}`` of their requests with 500 and serve the share ``{"slow": s}`` of them
+  in 3 s (the rest in 0.1 s); ``{}`` clears it (a :class:`Behaviour`);
 - ``POST /rate/<service>/<requests per second>``: the service's traffic (0 for none);
 - ``POST /errors/<service>/<share>``: every pod of the service fails at least that share of
   requests (an incident that is not a release);
@@ -24,6 +27,9 @@ healthy. Everything else is set per scenario over HTTP:
 - ``POST /coldstart/<service>/<tag>`` with a JSON body: pods of the release ``tag`` fail their
   first ``{"requests": N}`` requests, or ``{"share": s, "seconds": S}`` of their requests in
   their first ``S`` seconds, after starting and after every restart; ``{}`` clears it;
+- ``POST /reset``: every control above back to its start (each service's rate the ``--rps``, no
+  incident, series created at start, no behaviour or cold start registered, no injection
+  pending); the pods and their counters stay;
 - ``GET /served/<service>``: per pod, everything it served in its life, restarts included
   (the truth a verdict's counts are checked against).
 
@@ -38,12 +44,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script by the suite
@@ -97,30 +102,55 @@ def cold_start_errors(cold: dict[str, float], counters: PodCounters, requests: f
 FAST, SLOW = 0.1, 3.0  # seconds a request takes, and a slow one (over the SLOs' 2 s)
 
 
-def behaviour(image: str) -> tuple[float, float]:
-    """(error share, slow share) of a release, from its image tag."""
-    tag = image.rsplit(":", 1)[-1]
-    if tag.endswith("-bad"):
-        return 0.5, 0.0
-    share = re.search(r"-errors([0-9]*\.?[0-9]+)$", tag)
-    if share:
-        return min(float(share.group(1)), 1.0), 0.0
-    slow = re.search(r"-slow([0-9]*\.?[0-9]+)?$", tag)
-    if slow:
-        return 0.0, min(float(slow.group(1) or 1.0), 1.0)
-    return 0.0, 0.0
+@dataclass(frozen=True)
+class Behaviour:
+    """How the pods of a release serve: the share of their requests they answer with 500, and
+    the share they serve slowly (in 3 s, over the SLOs' 2 s; the rest in 0.1 s). A scenario
+    registers it for the release's tag (``POST /behaviour/<service>/<tag>``)."""
+
+    errors: float = 0.0
+    slow: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name, share in asdict(self).items():
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} is a share of requests, from 0 to 1: {share}")
+
+    @classmethod
+    def from_json(cls, body: dict[str, float]) -> Behaviour:
+        unknown = set(body) - {f.name for f in fields(cls)}
+        if unknown:
+            raise KeyError(f"unknown behaviour fields {sorted(unknown)}")
+        return cls(**{k: float(v) for k, v in body.items()})
+
+
+HEALTHY = Behaviour()
+
+
+def release_tag(image: str) -> str:
+    return image.rsplit(":", 1)[-1]
 
 
 class Simulator:
     def __init__(self, services: dict[str, str], kubectl: list[str], rps: float):
         self.services = services  # name -> namespace
         self.kubectl = kubectl
-        self.rates = dict.fromkeys(services, rps)
-        self.incident = dict.fromkeys(services, 0.0)
-        self.lazy = dict.fromkeys(services, False)
-        self.cold: dict[tuple[str, str], dict[str, float]] = {}  # (service, tag) -> cold start
+        self.rps = rps
         self.pods: dict[str, dict[str, PodCounters]] = {s: {} for s in services}
         self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Every control back to its start; the pods and their counters stay."""
+        with self.lock:
+            self.rates = dict.fromkeys(self.services, self.rps)
+            self.incident = dict.fromkeys(self.services, 0.0)
+            self.lazy = dict.fromkeys(self.services, False)
+            self.cold: dict[tuple[str, str], dict[str, float]] = {}  # (service, tag) -> cold start
+            self.behaviours: dict[tuple[str, str], Behaviour] = {}  # (service, tag) -> behaviour
+            for pods in self.pods.values():
+                for counters in pods.values():
+                    counters.inject = 0.0
 
     def running_pods(self, service: str) -> list[tuple[str, str, str]]:
         out = subprocess.run(
@@ -166,10 +196,11 @@ class Simulator:
                 for name, _, image in serving:
                     counters = known[name]
                     requests = rate * seconds / len(serving)
-                    share, slow = behaviour(image)
-                    share = max(share, self.incident[service])
-                    errors = requests * share
-                    cold = self.cold.get((service, image.rsplit(":", 1)[-1]))
+                    release = (service, release_tag(image))
+                    behaves = self.behaviours.get(release, HEALTHY)
+                    slow = behaves.slow
+                    errors = requests * max(behaves.errors, self.incident[service])
+                    cold = self.cold.get(release)
                     if cold:
                         errors = max(
                             errors, cold_start_errors(cold, counters, requests, seconds, now)
@@ -279,7 +310,11 @@ def serve(sim: Simulator, port: int) -> LoopbackServer:
 
     def control(parts: list[str], body: dict[str, float]) -> Reply:
         what = parts[0] if parts else ""
-        arity = {"rate": 3, "errors": 3, "lazy": 3, "restart": 3, "coldstart": 3, "inject": 4}
+        if parts == ["reset"]:
+            sim.reset()
+            return Reply(204)
+        arity = {"rate": 3, "errors": 3, "lazy": 3, "restart": 3, "coldstart": 3, "inject": 4,
+                 "behaviour": 3}
         if arity.get(what) != len(parts) or parts[1] not in sim.services:
             return Reply.error(404)
         service = parts[1]
@@ -298,6 +333,11 @@ def serve(sim: Simulator, port: int) -> LoopbackServer:
                 sim.incident[service] = float(parts[2])
             elif what == "lazy":
                 sim.lazy[service] = parts[2] not in ("0", "false")
+            elif what == "behaviour":
+                if body:
+                    sim.behaviours[(service, parts[2])] = Behaviour.from_json(body)
+                else:
+                    sim.behaviours.pop((service, parts[2]), None)
             elif body:
                 unknown = set(body) - {"requests", "share", "seconds"}
                 if unknown:

@@ -13,9 +13,11 @@ sends 1000 requests a second per service (a 10% canary of 4 replicas gets 1 pod 
 second), so that a clean canary passes the error-rate gate (509 requests, 4 intervals) on its
 first few measurements. Scenarios that need another rate, lazily created error series, a pod
 restart, injected errors or a cold start ask the simulator over HTTP (e2e/simulator.py) and put
-it back. Scenarios that change stack settings do so in ``pulumi.override(...)``, and the
-``settings_restored`` fixture re-applies the e2e stack file's settings after any scenario that
-leaves others applied, pass or fail.
+it back. How a release serves is declared with it (``release(..., behaviour)``, registered with
+the simulator before `pulumi up`); a release declared with none is healthy. Scenarios that
+change stack settings do so in ``pulumi.override(...)``, and the ``settings_restored`` fixture
+re-applies the e2e stack file's settings after any scenario that leaves others applied, pass or
+fail.
 
 Order matters where scenarios share a service: each release's stable is the last promoted one;
 the budget freeze exhausts agent-runner's 1h error budget, so no later scenario releases
@@ -35,6 +37,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -57,6 +60,7 @@ from e2e.harness import (
     with_images,
 )
 from e2e.inbox import Inbox, Notification
+from e2e.simulator import HEALTHY, Behaviour
 from slo.dashboards import rollout_events_query
 from slo.loader import load_catalogue
 from slo.model import resolve_all
@@ -351,10 +355,24 @@ class Runs:
 
 # --------------------------------------------------------------------------- releases
 
+# How the releases of the scenarios serve (e2e/simulator.py's Behaviour); a release declared
+# with none is healthy
+BAD = Behaviour(errors=0.5)  # fails half of its requests
+SLOW = Behaviour(slow=1.0)  # every request over the latency SLOs' 2 s
+
+
+def declare(stack: Stack, service: str, tag: str, behaviour: Behaviour = HEALTHY) -> None:
+    """Tell the simulator how the pods of the release ``tag`` serve, before any of them runs."""
+    stack.simulator(f"behaviour/{service}/{tag}", asdict(behaviour))
+
 
 def release(
-    stack: Stack, pulumi: Pulumi, service: str, tag: str, timeline: Timeline, **changes: Any
+    stack: Stack, pulumi: Pulumi, service: str, tag: str, timeline: Timeline,
+    behaviour: Behaviour = HEALTHY, **changes: Any,
 ) -> None:
+    """`pulumi up` of ``service`` at ``tag`` (with ``changes`` to the stack's settings), whose
+    pods serve as ``behaviour`` says; returns once the rollout has started."""
+    declare(stack, service, tag, behaviour)
     pulumi.up(services={service: {"image": f"{REGISTRY}/{service}:{tag}"}}, **changes)
     timeline.mark("pulumi up done")
 
@@ -654,7 +672,7 @@ def test_3_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(
     timeline = Timeline("3+8 bad release aborted, page fires and clears")
     good = f"{REGISTRY}/api-gateway:1.0.0"
     mark = inbox.mark()
-    release(stack, pulumi, "api-gateway", "1.1.0-bad", timeline)
+    release(stack, pulumi, "api-gateway", "1.1.0", timeline, BAD)
 
     def page() -> Observation:
         firing = [
@@ -730,11 +748,12 @@ def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack: Stack, pulu
     timeline = Timeline("3b pulumi up waits and fails on abort")
     from pulumi.automation.errors import CommandError
 
+    declare(stack, "api-gateway", "1.2.0", BAD)
     with (
         pulumi.override(delivery={"waitForRollout": True, "timeoutSeconds": 60}),
         pytest.raises(CommandError) as err,
     ):
-        pulumi.up(services={"api-gateway": {"image": f"{REGISTRY}/api-gateway:1.2.0-bad"}})
+        pulumi.up(services={"api-gateway": {"image": f"{REGISTRY}/api-gateway:1.2.0"}})
     timeline.mark("pulumi up failed")
     assert "Rollout api/api-gateway was aborted" in str(err.value), str(err.value)[-2000:]
     _recover(stack, pulumi, "api-gateway", "1.0.0")
@@ -744,7 +763,7 @@ def test_3b_pulumi_up_reports_an_aborted_rollout_when_waiting(stack: Stack, pulu
 def test_4_a_slow_release_is_aborted(stack: Stack, pulumi: Pulumi, inbox: Inbox) -> None:
     timeline = Timeline("4 slow release aborted")
     mark = inbox.mark()
-    release(stack, pulumi, "agent-runner", "1.1.0-slow", timeline)
+    release(stack, pulumi, "agent-runner", "1.1.0", timeline, SLOW)
     runs = Runs(stack, "agent-runner")
     _aborted(stack, "agent-runner", timeline, f"{REGISTRY}/agent-runner:1.0.0", also=runs)
     runs()
@@ -1066,7 +1085,7 @@ def test_9b_traefik_weights_follow_the_steps_and_go_back_to_0_on_abort(
         assert [w for w in seen if w in (10, 25, 50)] == [10, 25, 50], seen
         promoted = list(seen)
         seen.clear()
-        release(stack, pulumi, service, "1.5.3-bad", timeline)
+        release(stack, pulumi, service, "1.5.3", timeline, BAD)
         _aborted(stack, service, timeline, f"{REGISTRY}/{service}:1.5.2", also=canary_weight)
         canary_weight()
         assert seen and seen[-1] == 0 and 10 in seen, seen  # up to 10, back to 0 on abort
@@ -1142,7 +1161,7 @@ def test_11_a_subtle_regression_is_aborted(stack: Stack, pulumi: Pulumi) -> None
     stack.set_rate(service, SUBTLE_RPS)
     try:
         with pulumi.override(delivery={"analysis": {"failBurnRate": 2.5}}):
-            release(stack, pulumi, service, "1.6.0-errors0.003", timeline)
+            release(stack, pulumi, service, "1.6.0", timeline, Behaviour(errors=0.003))
             _aborted(stack, service, timeline, f"{REGISTRY}/{service}:{good_tag}", also=runs)
     finally:
         stack.set_rate(service, RPS)
@@ -1180,13 +1199,13 @@ def test_12_a_good_release_with_occasional_errors_at_low_traffic_is_promoted(
     weights: list[int] = []
     stack.set_rate(service, LOW_RPS)
     try:
-        release(stack, pulumi, service, "1.6.0-errors0.0005", timeline)
+        release(stack, pulumi, service, "1.6.0", timeline, Behaviour(errors=0.0005))
         body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
     finally:
         stack.set_rate(service, RPS)
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(":1.6.0-errors0.0005")
+    assert stable_image(body).endswith(":1.6.0")
     assert went_through(weights) == [10, 25, 50, 100], weights
     first = runs.of("Step")[0]
     assert step_index(first) == 2 and run_phase(first) == "Successful", first.get("status")
@@ -1264,7 +1283,7 @@ def test_14_an_advisory_gate_is_measured_but_never_aborts(stack: Stack, pulumi: 
     with pulumi.override(
         delivery={"analysis": {"enforcementBySlo": {"orchestrator/latency": "advisory"}}}
     ):
-        release(stack, pulumi, service, "1.7.0-slow", timeline)
+        release(stack, pulumi, service, "1.7.0", timeline, SLOW)
         namespace = SERVICES[service]
         gate = stack.get("analysistemplate", f"{service}-slo-gate", namespace)
         assert [m["name"] for m in gate["spec"]["metrics"]] == ["error-rate"]
@@ -1276,7 +1295,7 @@ def test_14_an_advisory_gate_is_measured_but_never_aborts(stack: Stack, pulumi: 
         body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(":1.7.0-slow")
+    assert stable_image(body).endswith(":1.7.0")
     assert went_through(weights) == [10, 25, 50, 100], weights
     for run in runs.of("Step"):
         assert list(results(run)) == ["error-rate"] and run_phase(run) == "Successful"
@@ -1629,7 +1648,7 @@ def test_19_a_3x_latency_regression_is_aborted_where_the_latency_gate_is_set_to_
     runs = Runs(stack, service)
     with pulumi.override(delivery={"analysis": {
             "burnRatesByKind": {"latency": {"failBurnRate": 2}}}}):
-        release(stack, pulumi, service, "1.11.0-slow0.15", timeline)
+        release(stack, pulumi, service, "1.11.0", timeline, Behaviour(slow=0.15))
         _aborted(stack, service, timeline, f"{REGISTRY}/{service}:{good_tag}", also=runs)
     runs()
     failed = [r for r in runs.seen.values() if run_phase(r) == "Failed"]
