@@ -7,7 +7,7 @@ provider on the cluster (the admin kubeconfig) and the router's entry point on a
 port. The Rollout, Services, TraefikService and IngressRoute are the project's own
 (delivery/rollout.py, delivery/routers.py) for ``trafficRouting: traefik``, applied with kubectl:
 the stack's program would create the same objects, and this test is about what Traefik does with
-them, not about `pulumi up` (test_canary.py covers that).
+them, not about `pulumi up` (e2e/canary/ covers that).
 
 Where requests go: KWOK's pods run nothing, and the API server refuses loopback addresses in
 EndpointSlices, so pods cannot have addresses this host can serve (the only ones traffic may go
