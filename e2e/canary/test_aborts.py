@@ -74,6 +74,14 @@ def firing_pages(stack: Stack, service: str) -> list[dict[str, Any]]:
     ]
 
 
+def abort_marks(stack: Stack, service: str, start: float, end: float) -> list[float]:
+    """When the dashboards' rollout-events annotation shows an abort of ``service`` (each
+    abort from the first scrape after it, for a minute)."""
+    found = stack.query_range(rollout_events_query(CATALOGUE_SERVICES[service]), start, end)
+    return [float(v[0]) for r in found if r["metric"].get("reason") == "RolloutAborted"
+            for v in r["values"]]
+
+
 def test_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(
     stack: Stack, pulumi: Pulumi, inbox: Inbox
 ) -> None:
@@ -82,6 +90,10 @@ def test_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(
     # the page this release causes, not one an earlier incident left firing
     wait_for("no page alert of api-gateway firing before the release", lambda: Observation(
         not firing_pages(stack, "api-gateway"), "a page alert firing"), 180)
+    # and the abort mark it causes, not one an earlier abort of api-gateway left
+    wait_for("no abort of api-gateway on the dashboards' annotation", lambda: Observation(
+        not abort_marks(stack, "api-gateway", time.time() - 2, time.time()), "one shown"), 90)
+    released_at = time.time()
     mark = inbox.mark()
     release(stack, pulumi, "api-gateway", "1.1.0", timeline, BAD)
 
@@ -130,10 +142,7 @@ def test_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(
         body["status"]["abortedAt"].replace("Z", "+00:00")).timestamp()
 
     def marked() -> Observation:
-        found = stack.query_range(rollout_events_query(CATALOGUE_SERVICES["api-gateway"]),
-                                  aborted_at - 60, time.time())
-        aborts = [float(v[0]) for r in found if r["metric"].get("reason") == "RolloutAborted"
-                  for v in r["values"]]
+        aborts = abort_marks(stack, "api-gateway", max(aborted_at - 60, released_at), time.time())
         return Observation(bool(aborts), f"abort marks at {aborts[:3]}", min(aborts or [0]))
 
     first_mark = wait_for("the abort on the dashboards' annotation query", marked, 30)
