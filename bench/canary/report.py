@@ -89,6 +89,31 @@ def family_table(chosen: list[CellResult]) -> list[str]:
 
 def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_runs: int,
            seed: int, elapsed: float, jobs: int, cells: str = "") -> tuple[str, list[TargetLine]]:
+    """The printed report: the header, per stack and service its cells' tables, the detection
+    cost, then the target lines (not for a focused run)."""
+    out = _header(results, quick, good_runs, seed, elapsed, jobs, cells)
+    for stack_name in stacks:
+        out.extend(_stack_section(results, stack_name))
+    out.append("")
+    if any(r.stack == "prod" for r in results):
+        out.append("prod: 'promote' = the automated judgement reached the manual gate "
+                   "(pause {}); a human promotes to 100%.")
+    out.append("avail marked '<': by the first gate's last measurement the canary has fewer "
+               "requests than the test needs at that ratio.")
+    out.append("")
+    out.extend(detection_cost(results))
+    out.append("")
+    if cells:  # the targets speak of every cell: a focused run shows its tables alone
+        out.append("Focused run: the targets are not evaluated (they speak of every cell).")
+        return "\n".join(out) + "\n", []
+    lines = evaluate_targets(results, stacks)
+    out.extend(line.render() for line in lines)
+    return "\n".join(out) + "\n", lines
+
+
+def _header(results: list[CellResult], quick: bool, good_runs: int, seed: int, elapsed: float,
+            jobs: int, cells: str) -> list[str]:
+    """What ran, on which semantics, and how to read the tables."""
     out = []
     today = datetime.date.today().isoformat()
     kind = "QUICK smoke run" if quick else (f"focused run: cells matching {cells!r}" if cells
@@ -113,83 +138,82 @@ def report(results: list[CellResult], stacks: Sequence[str], quick: bool, good_r
                "same runs.")
     errors = sum(e for r in results for e in r.errors.values())
     out.append(f"Error measurements (evaluation errors) in all runs: {errors}")
-    new, ref_label = "new judge", None
-    for stack_name in stacks:
-        stack = stack_slos(stack_name)[0]
-        cfg = stack.delivery.analysis
-        out.append("")
-        fail = cfg.fail_burn_rate if isinstance(cfg.fail_burn_rate, str) \
-            else f"{cfg.fail_burn_rate:g}"
-        out.append(f"=== stack {stack_name} (passBurnRate {cfg.pass_burn_rate:g}, failBurnRate "
-                   f"{fail}, per SLO below; cells: good where every gated SLO is at most its "
-                   "good ratio, bad where one is at least its bad ratio)")
-        for service in CATALOGUE_SERVICES:
-            mine = [r for r in results if r.stack == stack_name and r.service == service]
-            if not mine:
-                continue
-            modes = modes_for(stack_name, service)
-            ref_label = modes[1].label
-            slos = stack_slos(stack_name)[1][service]
-            gates = judge.stack_gates(slos, stack, service)
-            out.append("")
-            out.append(f"--- {stack_name}/{service}: gates " + ", ".join(
-                f"{g.name} (budget {g.slo.budget:.2%}, good {g.hypotheses.good:g}, bad "
-                f"{g.hypotheses.bad:g}, abort {g.abort:.2f}, accept {g.accept:.2f})"
-                for g in gates))
-            p1 = probabilities(slos, 1)
-            out.append(f"    canary at m x budget: 5xx ratio e = m x {p1.e:g}, slow ratio "
-                       f"s = min(m x {p1.s:g}, 1); stable at {STABLE_MULTIPLE:g}x unless shared; "
-                       f"'5xx'/'slow' cells: only that stream at m, the other at "
-                       f"{STABLE_MULTIPLE:g}x")
-            for mode in modes:
-                out.extend(describe_mode(mode))
-            out.extend(family_table([r for r in mine if r.cell.family]))
-            mine = [r for r in mine if not r.cell.family]
-            for title, chosen in (
-                ("targeted cells", [r for r in mine if zone(stack_name, service, r.cell) != "indiff"
-                                    and not r.cell.condition]),
-                ("indifference zone (no target)",
-                 [r for r in mine if zone(stack_name, service, r.cell) == "indiff"]),
-                ("real-traffic cells (bench/traffic.py; no reference: '-')",
-                 [r for r in mine if r.cell.condition]),
-            ):
-                if not chosen:
-                    continue
-                w = max(12, *(len(r.cell.title) + 1 for r in chosen))
-                out.append(f"  {title}:")
-                out.append(
-                    f"    {'cell':<{w}}{'rpm':>5}{'runs':>6} {'zone':<7}| "
-                    f"{'abort':<24}{'pause':<24}{'promote':<24}{'t_abort':>8}{'t_prom':>7} | "
-                    f"{'need':>7}{'avail':>8} | ref: {'abort':>6}{'pause':>7}{'promote':>8}"
-                    f"{'t_abort':>8}{'t_prom':>7}")
-                for r in chosen:
-                    s = summarise(r.outcomes[new], r.times[new])
-                    q = summarise(r.outcomes[ref_label], r.times[ref_label])
-                    need = needed_requests(r.stack, r.service, r.cell)
-                    avail = available_requests(r)
-                    mark = "" if avail >= need else "<"
-                    ref = "ref: -" if r.cell.condition else (
-                        f"ref: {_pct(q.p(ABORT)):>6}{_pct(q.p(PAUSE)):>7}{_pct(q.p(PROMOTE)):>8}"
-                        f"{_minutes(q.median_abort):>8}{_minutes(q.median_promote):>7}")
-                    out.append(
-                        f"    {r.cell.title:<{w}}{r.cell.rate:>5g}{r.runs:>6} "
-                        f"{zone(stack_name, service, r.cell):<7}| "
-                        f"{_ci(s, ABORT):<24}{_ci(s, PAUSE):<24}"
-                        f"{_ci(s, PROMOTE):<24}{_minutes(s.median_abort):>8}"
-                        f"{_minutes(s.median_promote):>7} | {need:>7.0f}{avail:>7.0f}{mark:1} | "
-                        f"{ref}")
-    out.append("")
-    if any(r.stack == "prod" for r in results):
-        out.append("prod: 'promote' = the automated judgement reached the manual gate "
-                   "(pause {}); a human promotes to 100%.")
-    out.append("avail marked '<': by the first gate's last measurement the canary has fewer "
-               "requests than the test needs at that ratio.")
-    out.append("")
-    out.extend(detection_cost(results))
-    out.append("")
-    if cells:  # the targets speak of every cell: a focused run shows its tables alone
-        out.append("Focused run: the targets are not evaluated (they speak of every cell).")
-        return "\n".join(out) + "\n", []
-    lines = evaluate_targets(results, stacks)
-    out.extend(line.render() for line in lines)
-    return "\n".join(out) + "\n", lines
+    return out
+
+
+def _stack_section(results: list[CellResult], stack_name: str) -> list[str]:
+    """One stack's hypotheses, then each of its services' cells."""
+    stack = stack_slos(stack_name)[0]
+    cfg = stack.delivery.analysis
+    fail = cfg.fail_burn_rate if isinstance(cfg.fail_burn_rate, str) \
+        else f"{cfg.fail_burn_rate:g}"
+    out = ["", f"=== stack {stack_name} (passBurnRate {cfg.pass_burn_rate:g}, failBurnRate "
+               f"{fail}, per SLO below; cells: good where every gated SLO is at most its "
+               "good ratio, bad where one is at least its bad ratio)"]
+    for service in CATALOGUE_SERVICES:
+        mine = [r for r in results if r.stack == stack_name and r.service == service]
+        if mine:
+            out.extend(_service_section(mine, stack_name, service))
+    return out
+
+
+def _service_section(mine: list[CellResult], stack_name: str, service: str) -> list[str]:
+    """A service's gates, the modes compared, its family table and its cell tables."""
+    stack = stack_slos(stack_name)[0]
+    modes = modes_for(stack_name, service)
+    slos = stack_slos(stack_name)[1][service]
+    gates = judge.stack_gates(slos, stack, service)
+    out = ["", f"--- {stack_name}/{service}: gates " + ", ".join(
+        f"{g.name} (budget {g.slo.budget:.2%}, good {g.hypotheses.good:g}, bad "
+        f"{g.hypotheses.bad:g}, abort {g.abort:.2f}, accept {g.accept:.2f})"
+        for g in gates)]
+    p1 = probabilities(slos, 1)
+    out.append(f"    canary at m x budget: 5xx ratio e = m x {p1.e:g}, slow ratio "
+               f"s = min(m x {p1.s:g}, 1); stable at {STABLE_MULTIPLE:g}x unless shared; "
+               f"'5xx'/'slow' cells: only that stream at m, the other at "
+               f"{STABLE_MULTIPLE:g}x")
+    for mode in modes:
+        out.extend(describe_mode(mode))
+    out.extend(family_table([r for r in mine if r.cell.family]))
+    plain = [r for r in mine if not r.cell.family]
+    for title, chosen in (
+        ("targeted cells", [r for r in plain if zone(stack_name, service, r.cell) != "indiff"
+                            and not r.cell.condition]),
+        ("indifference zone (no target)",
+         [r for r in plain if zone(stack_name, service, r.cell) == "indiff"]),
+        ("real-traffic cells (bench/traffic.py; no reference: '-')",
+         [r for r in plain if r.cell.condition]),
+    ):
+        if chosen:
+            out.extend(_cell_table(title, chosen, stack_name, service, modes[1].label))
+    return out
+
+
+def _cell_table(title: str, chosen: list[CellResult], stack_name: str, service: str,
+                ref_label: str) -> list[str]:
+    """One table of cells: the new judge's outcomes, what the test needs and what the first
+    gate gives, and the reference templates' outcomes on the same runs."""
+    new = "new judge"
+    w = max(12, *(len(r.cell.title) + 1 for r in chosen))
+    out = [f"  {title}:",
+           f"    {'cell':<{w}}{'rpm':>5}{'runs':>6} {'zone':<7}| "
+           f"{'abort':<24}{'pause':<24}{'promote':<24}{'t_abort':>8}{'t_prom':>7} | "
+           f"{'need':>7}{'avail':>8} | ref: {'abort':>6}{'pause':>7}{'promote':>8}"
+           f"{'t_abort':>8}{'t_prom':>7}"]
+    for r in chosen:
+        s = summarise(r.outcomes[new], r.times[new])
+        q = summarise(r.outcomes[ref_label], r.times[ref_label])
+        need = needed_requests(r.stack, r.service, r.cell)
+        avail = available_requests(r)
+        mark = "" if avail >= need else "<"
+        ref = "ref: -" if r.cell.condition else (
+            f"ref: {_pct(q.p(ABORT)):>6}{_pct(q.p(PAUSE)):>7}{_pct(q.p(PROMOTE)):>8}"
+            f"{_minutes(q.median_abort):>8}{_minutes(q.median_promote):>7}")
+        out.append(
+            f"    {r.cell.title:<{w}}{r.cell.rate:>5g}{r.runs:>6} "
+            f"{zone(stack_name, service, r.cell):<7}| "
+            f"{_ci(s, ABORT):<24}{_ci(s, PAUSE):<24}"
+            f"{_ci(s, PROMOTE):<24}{_minutes(s.median_abort):>8}"
+            f"{_minutes(s.median_promote):>7} | {need:>7.0f}{avail:>7.0f}{mark:1} | "
+            f"{ref}")
+    return out
