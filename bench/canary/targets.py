@@ -57,36 +57,45 @@ def evaluate_targets(results: list[CellResult], stacks: Sequence[str]) -> list[T
 
 
 def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[TargetLine]:
+    """The plain cells' targets (one function each), then the real-traffic cells'."""
     new = "new judge"
     every = [(r, summarise(r.outcomes[new], r.times[new])) for r in results]
     by = [(r, s) for r, s in every if not r.cell.condition]  # the plain cells
     stack_cfg = {s: stack_slos(s)[0] for s in stacks}
-    lines = []
+    bad = [(r, s) for r, s in by if zone(r.stack, r.service, r.cell) == "bad"]
+    lines = [_good_target(by), _bad_target(bad), _fast_target(bad), _idle_target(by),
+             _perfect_target(by), _shared_target(by)]
+    return lines + real_traffic_targets(every, stack_cfg)
 
+
+def _good_target(by: list[tuple[CellResult, Summary]]) -> TargetLine:
     good = [(r, s) for r, s in by if zone(r.stack, r.service, r.cell) == "good"]
     worst_p = max(good, key=lambda rs: rs[1].p(ABORT))
     worst_hi = max(good, key=lambda rs: rs[1].ci(ABORT)[1])
     met = all(s.p(ABORT) <= 0.001 and s.ci(ABORT)[1] <= 0.003 for _, s in good)
-    lines.append(TargetLine(
+    return TargetLine(
         "good-canaries-rarely-aborted", met and bool(good),
         f"{len(good)} cells; highest P(abort) {_pct(worst_p[1].p(ABORT))}% at "
         f"{_where(worst_p[0])}; highest 95% upper bound {_pct(worst_hi[1].ci(ABORT)[1])}% at "
-        f"{_where(worst_hi[0])}; need <= 0.10% and <= 0.30%"))
+        f"{_where(worst_hi[0])}; need <= 0.10% and <= 0.30%")
 
-    bad = [(r, s) for r, s in by if zone(r.stack, r.service, r.cell) == "bad"]
+
+def _bad_target(bad: list[tuple[CellResult, Summary]]) -> TargetLine:
     reach = [(r, s) for r, s in bad if reaches(r)]
     worst_promote = max(bad, key=lambda rs: rs[1].p(PROMOTE))
     worst_abort = min(reach, key=lambda rs: rs[1].p(ABORT)) if reach else None
     met = all(s.p(PROMOTE) <= 0.01 for _, s in bad) and all(
         s.p(ABORT) >= 0.99 for _, s in reach)
-    lines.append(TargetLine(
+    return TargetLine(
         "bad-canaries-stopped", met and bool(bad),
         f"{len(bad)} cells; highest P(promote) {_pct(worst_promote[1].p(PROMOTE))}% at "
         f"{_where(worst_promote[0])} (need <= 1%); lowest P(abort) where the rollout gives the "
         f"test its requests ({len(reach)} cells) "
         + (f"{_pct(worst_abort[1].p(ABORT))}% at {_where(worst_abort[0])}" if worst_abort
-           else "-") + " (need >= 99%)"))
+           else "-") + " (need >= 99%)")
 
+
+def _fast_target(bad: list[tuple[CellResult, Summary]]) -> TargetLine:
     fast = []
     for r, s in bad:
         limit = None
@@ -99,27 +108,31 @@ def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[Targe
     slowest = max(fast, key=lambda x: (math.inf if math.isnan(x[1].median_abort)
                                        else x[1].median_abort - x[2]))
     met = all(not math.isnan(s.median_abort) and s.median_abort <= lim for _, s, lim in fast)
-    lines.append(TargetLine(
+    return TargetLine(
         "fast-aborts", met and bool(fast),
         f"{len(fast)} cells; closest to its limit: median {_minutes(slowest[1].median_abort)} "
         f"min at {_where(slowest[0])} (limit {slowest[2]:g} min); limits 3 min dev / 5 min prod "
-        "at >= 10x and >= 300 req/min, 2 min at 50x and >= 50 req/min"))
+        "at >= 10x and >= 300 req/min, 2 min at 50x and >= 50 req/min")
 
+
+def _idle_target(by: list[tuple[CellResult, Summary]]) -> TargetLine:
     idle = [(r, s) for r, s in by if r.cell.kind == "idle"]
     promoted = sum(s.counts.get(PROMOTE, 0) for _, s in idle)
-    lines.append(TargetLine(
+    return TargetLine(
         "idle-canary-never-promoted", promoted == 0 and bool(idle),
         f"{promoted} promotions in {sum(s.n for _, s in idle)} idle runs over {len(idle)} "
         f"rollouts; outcome: " + ", ".join(sorted({
             f"{OUTCOME_NAMES[k]} {_pct(s.p(k))}%" for _, s in idle for k in s.counts
-            if s.counts[k]}))))
+            if s.counts[k]})))
 
+
+def _perfect_target(by: list[tuple[CellResult, Summary]]) -> TargetLine:
     perfect = [(r, s) for r, s in by if r.cell.kind == "m" and r.cell.m == 0
                and r.cell.rate == perfect_rate(r.stack, r.service)]
     parts, met = [], bool(perfect)
     for r, s in perfect:
         mode = modes_for(r.stack, r.service)[0]
-        gate = r.first_gate[new]
+        gate = r.first_gate["new judge"]
         passed = gate[~np.isnan(gate)] / 60
         p_gate = float(np.median(passed)) if len(passed) else math.nan
         parts.append(f"{r.stack}/{r.service} at {r.cell.rate:g}/min "
@@ -128,19 +141,20 @@ def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[Targe
                      f"{mode.gate_deadline() / 60:.1f} min), promoted at median "
                      f"{_minutes(s.median_promote)} min")
         met &= s.p(PROMOTE) >= 0.99
-    lines.append(TargetLine("perfect-canary-promoted", met,
-                            "; ".join(parts) + "; need >= 99% promoted at 20 req/min, or at "
-                            "the lowest rate at which the plan says a clean canary can pass the "
-                            "first gate where that is higher"))
+    return TargetLine("perfect-canary-promoted", met,
+                      "; ".join(parts) + "; need >= 99% promoted at 20 req/min, or at "
+                      "the lowest rate at which the plan says a clean canary can pass the "
+                      "first gate where that is higher")
 
+
+def _shared_target(by: list[tuple[CellResult, Summary]]) -> TargetLine:
     shared = [(r, s) for r, s in by if r.cell.kind == "shared"]
     worst = min(shared, key=lambda rs: rs[1].p(PAUSE))
     met = all(s.p(PAUSE) >= 0.99 for _, s in shared)
-    lines.append(TargetLine(
+    return TargetLine(
         "shared-incident-pauses", met and bool(shared),
         f"{len(shared)} cells; lowest P(pause) {_pct(worst[1].p(PAUSE))}% "
-        f"(abort {_pct(worst[1].p(ABORT))}%) at {_where(worst[0])}; need >= 99%"))
-    return lines + real_traffic_targets(every, stack_cfg)
+        f"(abort {_pct(worst[1].p(ABORT))}%) at {_where(worst[0])}; need >= 99%")
 
 
 @cache
