@@ -195,18 +195,22 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
                          stack_cfg: dict[str, StackConfig]) -> list[TargetLine]:
     """Issue 24's targets over the real-traffic cells (and, for the 5-minute aborts, the plain
     ones too)."""
-    new = "new judge"
     real = [(r, s) for r, s in every if r.cell.condition]
-    lines = []
+    return [*_healthy_real_targets(real), _bad_real_target(real), _five_minutes_target(every),
+            _shared_any_share_target(every), _outage_target(real),
+            long_outage_target(real, stack_cfg)]
+
+
+def _healthy_real_targets(real: list[tuple[CellResult, Summary]]) -> list[TargetLine]:
     healthy = [(r, s) for r, s in real if zone(r.stack, r.service, r.cell) == "good"]
     # Without a warm-up, start-up errors are evidence like any others, and they come all at
     # once: in its first minutes the canary fails many times its budget. Whether they should
     # count is the service's warmUp, so these cells are shown, not held to a target.
     cold_bare = [(r, s) for r, s in healthy if r.cell.cold and not r.cell.warm_up]
-    lines.append(_rarely("real-traffic-healthy-rarely-aborted",
-                         [rs for rs in healthy if rs not in cold_bare],
-                         "restarts, bursts, beta-binomial, cold starts with warmUp "
-                         f"{WARM_UP}, Prometheus outages; 0.5x and 1x budget"))
+    lines = [_rarely("real-traffic-healthy-rarely-aborted",
+                     [rs for rs in healthy if rs not in cold_bare],
+                     "restarts, bursts, beta-binomial, cold starts with warmUp "
+                     f"{WARM_UP}, Prometheus outages; 0.5x and 1x budget")]
     if cold_bare:
         worst = max(cold_bare, key=lambda rs: rs[1].p(ABORT))
         least = min(cold_bare, key=lambda rs: rs[1].p(ABORT))
@@ -217,19 +221,24 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
             f"{_share(least[1].counts.get(ABORT, 0), least[1].n)} at {_where(least[0])} to "
             f"{_share(worst[1].counts.get(ABORT, 0), worst[1].n)} at {_where(worst[0])}; "
             f"with warmUp {WARM_UP} they are in the target above", informative=True))
+    return lines
 
+
+def _bad_real_target(real: list[tuple[CellResult, Summary]]) -> TargetLine:
     bad = [(r, s) for r, s in real if zone(r.stack, r.service, r.cell) == "bad"]
-    if bad:
-        worst = max(bad, key=lambda rs: rs[1].ci(PROMOTE)[1])
-        met = all(s.p(PROMOTE) <= 0.01 for _, s in bad)
-        lines.append(TargetLine(
-            "real-traffic-bad-not-promoted", met,
-            f"{len(bad)} cells at {BAD_MULTIPLE}x; worst P(promote) "
-            f"{_share(worst[1].counts.get(PROMOTE, 0), worst[1].n)} at {_where(worst[0])}; "
-            "need <= 1%"))
-    else:
-        lines.append(TargetLine("real-traffic-bad-not-promoted", False, "no cells"))
+    if not bad:
+        return TargetLine("real-traffic-bad-not-promoted", False, "no cells")
+    worst = max(bad, key=lambda rs: rs[1].ci(PROMOTE)[1])
+    met = all(s.p(PROMOTE) <= 0.01 for _, s in bad)
+    return TargetLine(
+        "real-traffic-bad-not-promoted", met,
+        f"{len(bad)} cells at {BAD_MULTIPLE}x; worst P(promote) "
+        f"{_share(worst[1].counts.get(PROMOTE, 0), worst[1].n)} at {_where(worst[0])}; "
+        "need <= 1%")
 
+
+def _five_minutes_target(every: list[tuple[CellResult, Summary]]) -> TargetLine:
+    new = "new judge"
     fast = [(r, s) for r, s in every if r.cell.kind == "m" and r.cell.m >= BAD_MULTIPLE
             and r.cell.rate >= 300 and r.cell.stream == "both" and not r.cell.outage]
     shares = []
@@ -237,61 +246,60 @@ def real_traffic_targets(every: list[tuple[CellResult, Summary]],
         when = r.times[new]
         x = int(((r.outcomes[new] == ABORT) & (when <= ABORT_WITHIN)).sum())
         shares.append((r, x, r.runs))
-    if shares:
-        worst_fast = min(shares, key=lambda t: clopper_pearson(t[1], t[2])[0] + t[1] / t[2])
-        met = all(x / n >= 0.99 for _, x, n in shares)
-        lines.append(TargetLine(
-            "bad-aborted-within-5-minutes", met,
-            f"{len(shares)} cells >= {BAD_MULTIPLE}x at >= 300 req/min (plain and real-traffic "
-            f"cells but outages); lowest share aborted within {ABORT_WITHIN / 60:g} min of the "
-            f"start {_share(worst_fast[1], worst_fast[2])} at {_where(worst_fast[0])}; "
-            "need >= 99%"))
-    else:
-        lines.append(TargetLine("bad-aborted-within-5-minutes", False, "no cells"))
+    if not shares:
+        return TargetLine("bad-aborted-within-5-minutes", False, "no cells")
+    worst_fast = min(shares, key=lambda t: clopper_pearson(t[1], t[2])[0] + t[1] / t[2])
+    met = all(x / n >= 0.99 for _, x, n in shares)
+    return TargetLine(
+        "bad-aborted-within-5-minutes", met,
+        f"{len(shares)} cells >= {BAD_MULTIPLE}x at >= 300 req/min (plain and real-traffic "
+        f"cells but outages); lowest share aborted within {ABORT_WITHIN / 60:g} min of the "
+        f"start {_share(worst_fast[1], worst_fast[2])} at {_where(worst_fast[0])}; "
+        "need >= 99%")
 
+
+def _shared_any_share_target(every: list[tuple[CellResult, Summary]]) -> TargetLine:
     shared = [(r, s) for r, s in every if r.cell.kind == "shared"]
-    if shared:
-        worst_shared = min(shared, key=lambda rs: rs[1].p(PAUSE))
-        met = all(s.p(PAUSE) >= 0.99 for _, s in shared)
-        lines.append(TargetLine(
-            "shared-incidents-pause-at-any-stable-share", met,
-            f"{len(shared)} cells, stable 1x, 2x, 9x the canary's traffic; lowest P(pause) "
-            f"{_share(worst_shared[1].counts.get(PAUSE, 0), worst_shared[1].n)} (abort "
-            f"{_pct(worst_shared[1].p(ABORT))}%) at {_where(worst_shared[0])}; need >= 99%"))
-    else:
-        lines.append(TargetLine("shared-incidents-pause-at-any-stable-share", False, "no cells"))
+    if not shared:
+        return TargetLine("shared-incidents-pause-at-any-stable-share", False, "no cells")
+    worst_shared = min(shared, key=lambda rs: rs[1].p(PAUSE))
+    met = all(s.p(PAUSE) >= 0.99 for _, s in shared)
+    return TargetLine(
+        "shared-incidents-pause-at-any-stable-share", met,
+        f"{len(shared)} cells, stable 1x, 2x, 9x the canary's traffic; lowest P(pause) "
+        f"{_share(worst_shared[1].counts.get(PAUSE, 0), worst_shared[1].n)} (abort "
+        f"{_pct(worst_shared[1].p(ABORT))}%) at {_where(worst_shared[0])}; need >= 99%")
 
+
+def _outage_target(real: list[tuple[CellResult, Summary]]) -> TargetLine:
+    new = "new judge"
     outages = [(r, s) for r, s in real if r.cell.outage]
-    if outages:
-        aborted = promoted = during = runs = base_aborted = base_promoted = 0
-        for r, _ in outages:
-            outcome, when = r.outcomes[new], r.times[new]
-            assert r.paired is not None and r.down is not None
-            runs += r.runs
-            z = zone(r.stack, r.service, r.cell)
-            if z == "good":  # aborted with the outage where the same traffic without it was not
-                aborted += int(((outcome == ABORT) & (r.paired != ABORT)).sum())
-                base_aborted += int((r.paired == ABORT).sum())
-            if z == "bad":
-                promoted += int(((outcome == PROMOTE) & (r.paired != PROMOTE)).sum())
-                base_promoted += int((r.paired == PROMOTE).sum())
-            inside = (when >= r.down[:, 0]) & (when < r.down[:, 1]) & (
-                (outcome == ABORT) | (outcome == PROMOTE))
-            during += int(inside.sum())
-        lines.append(TargetLine(
-            "prometheus-outages-neither-abort-nor-promote",
-            aborted == 0 and promoted == 0 and during == 0,
-            f"{len(outages)} cells, {runs} rollouts with Prometheus away 1, 5 or "
-            f"{LONG_OUTAGE / 60:g} min mid-gate, "
-            "each against the same traffic with Prometheus up: healthy canaries aborted because "
-            f"of the outage {aborted} (aborted without it: {base_aborted}), {BAD_MULTIPLE}x "
-            f"canaries promoted because of it {promoted} (without it: {base_promoted}), verdicts "
-            f"taken while Prometheus was away {during}; need 0, 0, 0"))
-    else:
-        lines.append(TargetLine("prometheus-outages-neither-abort-nor-promote", False,
-                                "no cells"))
-    lines.append(long_outage_target(real, stack_cfg))
-    return lines
+    if not outages:
+        return TargetLine("prometheus-outages-neither-abort-nor-promote", False, "no cells")
+    aborted = promoted = during = runs = base_aborted = base_promoted = 0
+    for r, _ in outages:
+        outcome, when = r.outcomes[new], r.times[new]
+        assert r.paired is not None and r.down is not None
+        runs += r.runs
+        z = zone(r.stack, r.service, r.cell)
+        if z == "good":  # aborted with the outage where the same traffic without it was not
+            aborted += int(((outcome == ABORT) & (r.paired != ABORT)).sum())
+            base_aborted += int((r.paired == ABORT).sum())
+        if z == "bad":
+            promoted += int(((outcome == PROMOTE) & (r.paired != PROMOTE)).sum())
+            base_promoted += int((r.paired == PROMOTE).sum())
+        inside = (when >= r.down[:, 0]) & (when < r.down[:, 1]) & (
+            (outcome == ABORT) | (outcome == PROMOTE))
+        during += int(inside.sum())
+    return TargetLine(
+        "prometheus-outages-neither-abort-nor-promote",
+        aborted == 0 and promoted == 0 and during == 0,
+        f"{len(outages)} cells, {runs} rollouts with Prometheus away 1, 5 or "
+        f"{LONG_OUTAGE / 60:g} min mid-gate, "
+        "each against the same traffic with Prometheus up: healthy canaries aborted because "
+        f"of the outage {aborted} (aborted without it: {base_aborted}), {BAD_MULTIPLE}x "
+        f"canaries promoted because of it {promoted} (without it: {base_promoted}), verdicts "
+        f"taken while Prometheus was away {during}; need 0, 0, 0")
 
 
 def long_outage_target(real: list[tuple[CellResult, Summary]],
