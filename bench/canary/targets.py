@@ -427,6 +427,10 @@ def family_targets(every: list[tuple[CellResult, Summary]],
                    stack_cfg: dict[str, StackConfig]) -> list[TargetLine]:
     """Issue 19's targets: late regressions, a moderate latency burn, the plan's smallest burn
     caught."""
+    return [*_late_targets(every), *_moderate_targets(every), *_caught_targets(every)]
+
+
+def _late_targets(every: list[tuple[CellResult, Summary]]) -> list[TargetLine]:
     lines = []
     late = [(r, late_figures(r)) for r, _ in every if r.cell.family == "late"]
     enough = [(r, f) for r, f in late if f.held >= f.need]
@@ -469,6 +473,11 @@ def family_targets(every: list[tuple[CellResult, Summary]],
             f"at {_where(least[0])} ({least[1].held:g} requests per span, need "
             f"{least[1].need}); highest P(promote) {_share(most[1].promoted, most[1].reached)} "
             f"at {_where(most[0])}", informative=True))
+    return lines
+
+
+def _moderate_targets(every: list[tuple[CellResult, Summary]]) -> list[TargetLine]:
+    lines = []
 
     def is_latency(r: CellResult) -> bool:
         slos = stack_slos(r.stack)[1][r.service]
@@ -500,7 +509,11 @@ def family_targets(every: list[tuple[CellResult, Summary]],
             "moderate-burns", True, f"{len(moderate)} cells, constant burns of one SLO's "
             "budget from the start; P(promote) over rates and stacks: " + ", ".join(parts),
             informative=True))
+    return lines
 
+
+def _caught_targets(every: list[tuple[CellResult, Summary]]) -> list[TargetLine]:
+    lines = []
     caught = [(r, s) for r, s in every if r.cell.family == "caught"]
     name = "smallest-burn-caught-holds"
     if caught:
