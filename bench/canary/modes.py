@@ -51,6 +51,8 @@ MAX_OUTAGE = 1200.0  # seconds the horizon leaves for gates prolonged by Error m
 
 # ---- one rollout mode: templates + steps, and how its measurements are computed -------------
 
+NEW_JUDGE = "new judge"  # the label of the rendered templates' mode (results are keyed by it)
+
 
 @dataclass
 class Mode:
@@ -157,7 +159,7 @@ def new_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack: Stack
                     break
             else:
                 raise ValueError(f"no gate renders the query of {metric.name}")
-    return _mode("new judge", steps, background, templates, queries)
+    return _mode(NEW_JUDGE, steps, background, templates, queries)
 
 
 def reference_mode(service: str, namespace: str, slos: list[ResolvedSlo], stack_name: str,

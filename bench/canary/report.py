@@ -17,7 +17,7 @@ from bench.canary.cells import (
     probabilities,
     zone,
 )
-from bench.canary.modes import Mode, modes_for
+from bench.canary.modes import NEW_JUDGE, Mode, modes_for
 from bench.canary.simulation import CellResult
 from bench.canary.stacks import stack_slos
 from bench.canary.stats import _ci, _minutes, _pct, needed_requests, summarise
@@ -63,7 +63,6 @@ def family_table(chosen: list[CellResult]) -> list[str]:
     ``judge.late_requests``; for a burn of one SLO the canary's 5xx and slow ratios."""
     if not chosen:
         return []
-    new = "new judge"
     w = max(12, *(len(r.cell.title) + 1 for r in chosen))
     out = ["  issue 19's cells (late: 'set' = rollouts that set the weight, 'abort|set' and "
            "'at weight' among them, 'span req' = rate x the recent span vs judge.late_requests "
@@ -71,7 +70,7 @@ def family_table(chosen: list[CellResult]) -> list[str]:
            f"    {'cell':<{w}}{'rpm':>5}{'runs':>6} | {'abort':<24}{'pause':<24}{'promote':<24}"
            f"{'t_abort':>8}{'t_prom':>7} | details"]
     for r in chosen:
-        s = summarise(r.outcomes[new], r.times[new])
+        s = summarise(r.outcomes[NEW_JUDGE], r.times[NEW_JUDGE])
         if r.cell.family == "late":
             f = late_figures(r)
             share = _share(f.aborted, f.reached) if f.reached else "-"
@@ -193,7 +192,6 @@ def _cell_table(title: str, chosen: list[CellResult], stack_name: str, service: 
                 ref_label: str) -> list[str]:
     """One table of cells: the new judge's outcomes, what the test needs and what the first
     gate gives, and the reference templates' outcomes on the same runs."""
-    new = "new judge"
     w = max(12, *(len(r.cell.title) + 1 for r in chosen))
     out = [f"  {title}:",
            f"    {'cell':<{w}}{'rpm':>5}{'runs':>6} {'zone':<7}| "
@@ -201,7 +199,7 @@ def _cell_table(title: str, chosen: list[CellResult], stack_name: str, service: 
            f"{'need':>7}{'avail':>8} | ref: {'abort':>6}{'pause':>7}{'promote':>8}"
            f"{'t_abort':>8}{'t_prom':>7}"]
     for r in chosen:
-        s = summarise(r.outcomes[new], r.times[new])
+        s = summarise(r.outcomes[NEW_JUDGE], r.times[NEW_JUDGE])
         q = summarise(r.outcomes[ref_label], r.times[ref_label])
         need = needed_requests(r.stack, r.service, r.cell)
         avail = available_requests(r)

@@ -24,7 +24,7 @@ from bench.canary.cells import (
     WARM_UP,
     zone,
 )
-from bench.canary.modes import modes_for
+from bench.canary.modes import NEW_JUDGE, modes_for
 from bench.canary.simulation import CellResult
 from bench.canary.stacks import stack_gates, stack_slos
 from bench.canary.stats import Summary, _minutes, _pct, clopper_pearson, needed_requests, summarise
@@ -48,18 +48,16 @@ class TargetLine:
 
 def evaluate_targets(results: list[CellResult], stacks: Sequence[str]) -> list[TargetLine]:
     """The plain and real-traffic cells' targets (when they were run), then issue 19's."""
-    new = "new judge"
-    stack_cfg = {s: stack_slos(s)[0] for s in stacks}
     base = [r for r in results if not r.cell.family]
-    family = [(r, summarise(r.outcomes[new], r.times[new])) for r in results if r.cell.family]
+    family = [(r, summarise(r.outcomes[NEW_JUDGE], r.times[NEW_JUDGE])) for r in results
+              if r.cell.family]
     lines = base_targets(base, stacks) if base else []
-    return lines + (family_targets(family, stack_cfg) if family else [])
+    return lines + (family_targets(family) if family else [])
 
 
 def base_targets(results: list[CellResult], stacks: Sequence[str]) -> list[TargetLine]:
     """The plain cells' targets (one function each), then the real-traffic cells'."""
-    new = "new judge"
-    every = [(r, summarise(r.outcomes[new], r.times[new])) for r in results]
+    every = [(r, summarise(r.outcomes[NEW_JUDGE], r.times[NEW_JUDGE])) for r in results]
     by = [(r, s) for r, s in every if not r.cell.condition]  # the plain cells
     stack_cfg = {s: stack_slos(s)[0] for s in stacks}
     bad = [(r, s) for r, s in by if zone(r.stack, r.service, r.cell) == "bad"]
@@ -132,7 +130,7 @@ def _perfect_target(by: list[tuple[CellResult, Summary]]) -> TargetLine:
     parts, met = [], bool(perfect)
     for r, s in perfect:
         mode = modes_for(r.stack, r.service)[0]
-        gate = r.first_gate["new judge"]
+        gate = r.first_gate[NEW_JUDGE]
         passed = gate[~np.isnan(gate)] / 60
         p_gate = float(np.median(passed)) if len(passed) else math.nan
         parts.append(f"{r.stack}/{r.service} at {r.cell.rate:g}/min "
@@ -238,13 +236,12 @@ def _bad_real_target(real: list[tuple[CellResult, Summary]]) -> TargetLine:
 
 
 def _five_minutes_target(every: list[tuple[CellResult, Summary]]) -> TargetLine:
-    new = "new judge"
     fast = [(r, s) for r, s in every if r.cell.kind == "m" and r.cell.m >= BAD_MULTIPLE
             and r.cell.rate >= 300 and r.cell.stream == "both" and not r.cell.outage]
     shares = []
     for r, _ in fast:
-        when = r.times[new]
-        x = int(((r.outcomes[new] == ABORT) & (when <= ABORT_WITHIN)).sum())
+        when = r.times[NEW_JUDGE]
+        x = int(((r.outcomes[NEW_JUDGE] == ABORT) & (when <= ABORT_WITHIN)).sum())
         shares.append((r, x, r.runs))
     if not shares:
         return TargetLine("bad-aborted-within-5-minutes", False, "no cells")
@@ -272,13 +269,12 @@ def _shared_any_share_target(every: list[tuple[CellResult, Summary]]) -> TargetL
 
 
 def _outage_target(real: list[tuple[CellResult, Summary]]) -> TargetLine:
-    new = "new judge"
     outages = [(r, s) for r, s in real if r.cell.outage]
     if not outages:
         return TargetLine("prometheus-outages-neither-abort-nor-promote", False, "no cells")
     aborted = promoted = during = runs = base_aborted = base_promoted = 0
     for r, _ in outages:
-        outcome, when = r.outcomes[new], r.times[new]
+        outcome, when = r.outcomes[NEW_JUDGE], r.times[NEW_JUDGE]
         assert r.paired is not None and r.down is not None
         runs += r.runs
         z = zone(r.stack, r.service, r.cell)
@@ -308,7 +304,6 @@ def long_outage_target(real: list[tuple[CellResult, Summary]],
     pauses for a human once it answers again; a bad one is never promoted (it may be aborted
     on the evidence from before and after the outage)."""
     name = "long-prometheus-outages-pause"
-    new = "new judge"
     long = [(r, s) for r, s in real if r.cell.outage
             and r.cell.outage > go_seconds(stack_cfg[r.stack].delivery.analysis.outage_limit)]
     if not long:
@@ -317,7 +312,7 @@ def long_outage_target(real: list[tuple[CellResult, Summary]],
     worst: tuple[float, CellResult] | None = None
     for r, _ in long:
         assert r.down is not None
-        outcome, when = r.outcomes[new], r.times[new]
+        outcome, when = r.outcomes[NEW_JUDGE], r.times[NEW_JUDGE]
         if zone(r.stack, r.service, r.cell) == "bad":
             promoted += int((outcome == PROMOTE).sum())
             bad_runs += r.runs
@@ -341,7 +336,6 @@ def long_outage_target(real: list[tuple[CellResult, Summary]],
 def detection_cost(results: list[CellResult]) -> list[str]:
     """Time to abort at 10x, new judge against the reference, per stack and rate (plain cells,
     all services pooled; a run that did not abort counts as never)."""
-    new = "new judge"
     results = [r for r in results if not r.cell.family]
     out = ["Detection time at 10x (plain cells, services pooled): median and p99 minutes from "
            "the rollout's start to the abort (inf: fewer than that share aborted)"]
@@ -352,14 +346,14 @@ def detection_cost(results: list[CellResult]) -> list[str]:
                       and r.cell.stream == "both" and not r.cell.condition]
             if not chosen:
                 continue
-            ref = next(k for k in chosen[0].outcomes if k != new)
+            ref = next(k for k in chosen[0].outcomes if k != NEW_JUDGE)
             parts = []
-            for label in (new, ref):
+            for label in (NEW_JUDGE, ref):
                 t = np.concatenate([np.where(r.outcomes[label] == ABORT, r.times[label], np.inf)
                                     for r in chosen]) / 60
                 med = np.quantile(t, 0.5, method="higher")
                 p99 = np.quantile(t, 0.99, method="higher")
-                parts.append(f"{'new' if label == new else 'ref'} {med:.1f}/{p99:.1f}")
+                parts.append(f"{'new' if label == NEW_JUDGE else 'ref'} {med:.1f}/{p99:.1f}")
             out.append(f"  {stack_name} {rate:>5g}/min: " + ", ".join(parts))
     burst = [r for r in results if r.cell.kind == "m" and r.cell.m == BAD_MULTIPLE
              and r.cell.condition]
@@ -368,7 +362,7 @@ def detection_cost(results: list[CellResult]) -> list[str]:
             chosen = [r for r in burst if r.cell.condition == condition and r.stack == stack_name]
             if not chosen:
                 continue
-            t = np.concatenate([np.where(r.outcomes[new] == ABORT, r.times[new], np.inf)
+            t = np.concatenate([np.where(r.outcomes[NEW_JUDGE] == ABORT, r.times[NEW_JUDGE], np.inf)
                                 for r in chosen]) / 60
             med = np.quantile(t, 0.5, method="higher")
             p99 = np.quantile(t, 0.99, method="higher")
@@ -412,7 +406,7 @@ def late_figures(r: CellResult) -> LateFigures:
     assert r.late_start is not None and r.late_next is not None
     stack = stack_slos(r.stack)[0]
     reached = np.isfinite(r.late_start)
-    outcome, when = r.outcomes["new judge"][reached], r.times["new judge"][reached]
+    outcome, when = r.outcomes[NEW_JUDGE][reached], r.times[NEW_JUDGE][reached]
     aborted = outcome == ABORT
     return LateFigures(
         held=r.cell.rate * judge.gate_looks(stack.delivery,
@@ -423,8 +417,7 @@ def late_figures(r: CellResult) -> LateFigures:
         promoted=int((outcome == PROMOTE).sum()))
 
 
-def family_targets(every: list[tuple[CellResult, Summary]],
-                   stack_cfg: dict[str, StackConfig]) -> list[TargetLine]:
+def family_targets(every: list[tuple[CellResult, Summary]]) -> list[TargetLine]:
     """Issue 19's targets: late regressions, a moderate latency burn, the plan's smallest burn
     caught."""
     return [*_late_targets(every), *_moderate_targets(every), *_caught_targets(every)]
@@ -521,7 +514,7 @@ def _caught_targets(every: list[tuple[CellResult, Summary]]) -> list[TargetLine]
         first = []
         for r, _ in caught:
             deadline = modes_for(r.stack, r.service)[0].gate_deadline()
-            out, when = r.outcomes["new judge"], r.times["new judge"]
+            out, when = r.outcomes[NEW_JUDGE], r.times[NEW_JUDGE]
             first.append((r, int(((out == ABORT) & (when <= deadline)).sum())))
         least_c = min(first, key=lambda rx: rx[1] / rx[0].runs)
         lines.append(TargetLine(
