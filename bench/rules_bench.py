@@ -239,95 +239,122 @@ def ratios(ours: Run, sloth: Run) -> str:
 
 def report(rows: list[Row], proofs: list[tuple[int, Run, Run]], runs: int, sloth: Path,
            profile: str | None, load: tuple[float, float], where: str) -> str:
-    out = io.StringIO()
+    """The printed report: the header, the timings, the rules-only timings (when measured), the
+    growth, the rules per SLO, the proofs' cost and the profile (when run)."""
+    out = _header(runs, sloth, load, where)
+    out += _timings(rows)
+    if any(r.ours_rules_only for r in rows):
+        out += _rules_only_timings(rows)
+    out += _growth(rows)
+    out += _rules_per_slo(rows)
+    if proofs:
+        out += _proofs_cost(proofs)
+    if profile:
+        out += ["", "cProfile of python -m slo rules --no-tests -j 1, N=1000 (top functions):",
+                profile]
+    return "\n".join(out) + "\n"
 
-    def p(line: str = "") -> None:
-        out.write(line + "\n")
 
+def _table(header: str, lines: list[str]) -> list[str]:
+    """A table's header, its rule and its lines."""
+    return [header, "-" * len(header), *lines]
+
+
+def _header(runs: int, sloth: Path, load: tuple[float, float], where: str) -> list[str]:
+    """What was measured, how, on which machine and at which commit of slo/."""
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                          capture_output=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "slo"], cwd=ROOT, text=True,
                            capture_output=True).stdout.strip()
     sloth_version = subprocess.run([str(sloth), "version"], text=True, capture_output=True)
-    p("Rule generation benchmark: python -m slo rules vs Sloth generate")
-    p(f"machine: {os.cpu_count()} cores, {platform.platform()}, {platform.python_implementation()}"
-      f" {platform.python_version()}; sloth {sloth_version.stdout.strip()} ({sloth})")
-    p(f"slo/ at {rev}{' + uncommitted changes' if dirty else ''}; "
-      f"{runs} run(s) per point, median; wall time and peak RSS of the whole process "
-      "(interpreter/runtime start included)")
-    p(f"load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f} -- other processes on "
-      "the machine share its cores; CPU s (user + system of the child) is less sensitive to that "
-      "than wall time")
-    p(f"generated files written to {where}; each round runs every command once, in turn")
-    p("ours:  python -m slo rules CATALOGUE -o DIR --no-tests")
-    p("sloth: sloth generate -i SPEC_DIR -o DIR   (one prometheus/v1 file per service)")
-    p()
-    header = (f"{'N SLOs':>7} | {'ours s':>7} {'CPU s':>7} {'MB':>6} | {'Sloth s':>7} "
-              f"{'CPU s':>7} {'MB':>6} | {'time ours/Sloth':>15} {'CPU o/S':>7} {'mem o/S':>7}")
-    p(header)
-    p("-" * len(header))
-    for r in rows:
-        p(f"{r.n:>7} | {r.ours.seconds:>7.3f} {r.ours.cpu:>7.3f} {r.ours.peak_mb:>6.1f} | "
-          f"{r.sloth.seconds:>7.3f} {r.sloth.cpu:>7.3f} {r.sloth.peak_mb:>6.1f} | "
-          f"{ratios(r.ours, r.sloth)}")
-    if any(r.ours_rules_only for r in rows):
-        p()
-        p("ours with --format rules (plain rule files only -- the output Sloth writes; the default "
-          "above also writes the PrometheusRule bodies):")
-        header = (f"{'N SLOs':>7} | {'ours s':>7} {'CPU s':>7} {'MB':>6} | "
-                  f"{'time ours/Sloth':>15} {'CPU o/S':>7} {'mem o/S':>7}")
-        p(header)
-        p("-" * len(header))
-        for r in rows:
-            o = r.ours_rules_only
-            if o is None:
-                continue
-            p(f"{r.n:>7} | {o.seconds:>7.3f} {o.cpu:>7.3f} {o.peak_mb:>6.1f} | "
-              f"{ratios(o, r.sloth)}")
-    p()
-    p("Growth: time(N) / time(previous N), wall and CPU, and the marginal wall time per extra SLO "
-      "((t(N) - t(prev)) / (N - prev)); linear generation shows a constant marginal cost and a "
-      "growth close to the N ratio once process start no longer dominates:")
-    header = (f"{'N':>13} | {'N ratio':>7} | {'ours x':>6} {'CPU x':>6} {'ms/SLO':>7} | "
-              f"{'Sloth x':>7} {'CPU x':>6} {'ms/SLO':>7}")
-    p(header)
-    p("-" * len(header))
+    return [
+        "Rule generation benchmark: python -m slo rules vs Sloth generate",
+        f"machine: {os.cpu_count()} cores, {platform.platform()}, "
+        f"{platform.python_implementation()} {platform.python_version()}; "
+        f"sloth {sloth_version.stdout.strip()} ({sloth})",
+        f"slo/ at {rev}{' + uncommitted changes' if dirty else ''}; "
+        f"{runs} run(s) per point, median; wall time and peak RSS of the whole process "
+        "(interpreter/runtime start included)",
+        f"load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f} -- other processes "
+        "on the machine share its cores; CPU s (user + system of the child) is less sensitive to "
+        "that than wall time",
+        f"generated files written to {where}; each round runs every command once, in turn",
+        "ours:  python -m slo rules CATALOGUE -o DIR --no-tests",
+        "sloth: sloth generate -i SPEC_DIR -o DIR   (one prometheus/v1 file per service)",
+        "",
+    ]
+
+
+def _timings(rows: list[Row]) -> list[str]:
+    """Ours and Sloth's wall time, CPU and peak memory per N, and their ratios."""
+    return _table(
+        f"{'N SLOs':>7} | {'ours s':>7} {'CPU s':>7} {'MB':>6} | {'Sloth s':>7} "
+        f"{'CPU s':>7} {'MB':>6} | {'time ours/Sloth':>15} {'CPU o/S':>7} {'mem o/S':>7}",
+        [f"{r.n:>7} | {r.ours.seconds:>7.3f} {r.ours.cpu:>7.3f} {r.ours.peak_mb:>6.1f} | "
+         f"{r.sloth.seconds:>7.3f} {r.sloth.cpu:>7.3f} {r.sloth.peak_mb:>6.1f} | "
+         f"{ratios(r.ours, r.sloth)}" for r in rows])
+
+
+def _rules_only_timings(rows: list[Row]) -> list[str]:
+    """Ours with --format rules per N (where measured), against Sloth."""
+    return ["",
+            "ours with --format rules (plain rule files only -- the output Sloth writes; the "
+            "default above also writes the PrometheusRule bodies):",
+            *_table(f"{'N SLOs':>7} | {'ours s':>7} {'CPU s':>7} {'MB':>6} | "
+                    f"{'time ours/Sloth':>15} {'CPU o/S':>7} {'mem o/S':>7}",
+                    [f"{r.n:>7} | {o.seconds:>7.3f} {o.cpu:>7.3f} {o.peak_mb:>6.1f} | "
+                     f"{ratios(o, r.sloth)}"
+                     for r in rows if (o := r.ours_rules_only) is not None])]
+
+
+def _growth(rows: list[Row]) -> list[str]:
+    """From each N to the next: the time ratios and the marginal time per extra SLO."""
+    lines = []
     for prev, cur in itertools.pairwise(rows):
         dn = cur.n - prev.n
-        p(f"{prev.n:>5} -> {cur.n:<5} | {cur.n / prev.n:>7.0f} | "
-          f"{cur.ours.seconds / prev.ours.seconds:>6.2f} {cur.ours.cpu / prev.ours.cpu:>6.2f} "
-          f"{1000 * (cur.ours.seconds - prev.ours.seconds) / dn:>7.2f} | "
-          f"{cur.sloth.seconds / prev.sloth.seconds:>7.2f} {cur.sloth.cpu / prev.sloth.cpu:>6.2f} "
-          f"{1000 * (cur.sloth.seconds - prev.sloth.seconds) / dn:>7.2f}")
-    p()
-    p("Rules per SLO in the generated rule files (each record rule aggregates to one series per "
-      "SLO, so record rules = recorded series per SLO):")
-    header = (f"{'N':>7} | {'ours rec':>8} {'ours alert':>10} {'ours groups':>11} | "
-              f"{'sloth rec':>9} {'sloth alert':>11} {'sloth groups':>12}")
-    p(header)
-    p("-" * len(header))
+        lines.append(
+            f"{prev.n:>5} -> {cur.n:<5} | {cur.n / prev.n:>7.0f} | "
+            f"{cur.ours.seconds / prev.ours.seconds:>6.2f} {cur.ours.cpu / prev.ours.cpu:>6.2f} "
+            f"{1000 * (cur.ours.seconds - prev.ours.seconds) / dn:>7.2f} | "
+            f"{cur.sloth.seconds / prev.sloth.seconds:>7.2f} "
+            f"{cur.sloth.cpu / prev.sloth.cpu:>6.2f} "
+            f"{1000 * (cur.sloth.seconds - prev.sloth.seconds) / dn:>7.2f}")
+    return ["",
+            "Growth: time(N) / time(previous N), wall and CPU, and the marginal wall time per "
+            "extra SLO ((t(N) - t(prev)) / (N - prev)); linear generation shows a constant "
+            "marginal cost and a growth close to the N ratio once process start no longer "
+            "dominates:",
+            *_table(f"{'N':>13} | {'N ratio':>7} | {'ours x':>6} {'CPU x':>6} {'ms/SLO':>7} | "
+                    f"{'Sloth x':>7} {'CPU x':>6} {'ms/SLO':>7}", lines)]
+
+
+def _rules_per_slo(rows: list[Row]) -> list[str]:
+    """Record rules, alerts and groups per SLO in both generators' files."""
+    lines = []
     for r in rows:
         mine, theirs = r.ours_counts, r.sloth_counts
-        p(f"{r.n:>7} | {mine['record'] / r.n:>8.2f} {mine['alert'] / r.n:>10.2f} "
-          f"{mine['groups'] / r.n:>11.2f} | {theirs['record'] / r.n:>9.2f} "
-          f"{theirs['alert'] / r.n:>11.2f} {theirs['groups'] / r.n:>12.2f}")
-    if proofs:
-        p()
-        p("WITH promtool proofs (python -m slo rules CATALOGUE -o DIR, no --no-tests) -- "
-          "separate from the table above:")
-        header = (f"{'N':>5} | {'with proofs s':>13} {'CPU s':>7} {'MB':>7} | "
-                  f"{'--no-tests s':>12} | {'proof cost per SLO s':>20}")
-        p(header)
-        p("-" * len(header))
-        for n, with_tests, without in proofs:
-            p(f"{n:>5} | {with_tests.seconds:>13.2f} {with_tests.cpu:>7.2f} "
-              f"{with_tests.peak_mb:>7.1f} | "
-              f"{without.seconds:>12.3f} | {(with_tests.seconds - without.seconds) / n:>20.3f}")
-    if profile:
-        p()
-        p("cProfile of python -m slo rules --no-tests -j 1, N=1000 (top functions):")
-        p(profile)
-    return out.getvalue()
+        lines.append(
+            f"{r.n:>7} | {mine['record'] / r.n:>8.2f} {mine['alert'] / r.n:>10.2f} "
+            f"{mine['groups'] / r.n:>11.2f} | {theirs['record'] / r.n:>9.2f} "
+            f"{theirs['alert'] / r.n:>11.2f} {theirs['groups'] / r.n:>12.2f}")
+    return ["",
+            "Rules per SLO in the generated rule files (each record rule aggregates to one series "
+            "per SLO, so record rules = recorded series per SLO):",
+            *_table(f"{'N':>7} | {'ours rec':>8} {'ours alert':>10} {'ours groups':>11} | "
+                    f"{'sloth rec':>9} {'sloth alert':>11} {'sloth groups':>12}", lines)]
+
+
+def _proofs_cost(proofs: list[tuple[int, Run, Run]]) -> list[str]:
+    """The full command, promtool proofs included, against --no-tests, per N."""
+    lines = [f"{n:>5} | {with_tests.seconds:>13.2f} {with_tests.cpu:>7.2f} "
+             f"{with_tests.peak_mb:>7.1f} | "
+             f"{without.seconds:>12.3f} | {(with_tests.seconds - without.seconds) / n:>20.3f}"
+             for n, with_tests, without in proofs]
+    return ["",
+            "WITH promtool proofs (python -m slo rules CATALOGUE -o DIR, no --no-tests) -- "
+            "separate from the table above:",
+            *_table(f"{'N':>5} | {'with proofs s':>13} {'CPU s':>7} {'MB':>7} | "
+                    f"{'--no-tests s':>12} | {'proof cost per SLO s':>20}", lines)]
 
 
 def main() -> int:
