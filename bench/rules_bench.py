@@ -358,15 +358,7 @@ def _proofs_cost(proofs: list[tuple[int, Run, Run]]) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="N up to 1000, 1 run (smoke)")
-    parser.add_argument("--runs", type=int, help="runs per point (default 3, 1 with --quick)")
-    parser.add_argument("--sizes", type=int, nargs="+", help="override the N values")
-    parser.add_argument("--no-proofs", action="store_true", help="skip the WITH-proofs runs")
-    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
-    parser.add_argument("--on-disk", action="store_true",
-                        help="write the generated files to disk, not to /dev/shm")
-    args = parser.parse_args()
+    args = _arguments()
     sizes = args.sizes or ([10, 100, 1000] if args.quick else [10, 100, 1000, 5000])
     runs = args.runs or (1 if args.quick else 3)
 
@@ -386,29 +378,7 @@ def main() -> int:
         try:
             for n in sizes:
                 catalogue, specs = synth.write_both(n, tmp / f"in-{n}")
-                ours_out, sloth_out = out_root / f"ours-{n}", out_root / f"sloth-{n}"
-                commands: Commands = {
-                    "ours": (ours(catalogue, False), ours_out),
-                    "sloth": (partial(sloth_argv, sloth, specs), sloth_out),
-                }
-                if rules_only:
-                    commands["rules"] = (ours(catalogue, False, "rules"), out_root / f"r-{n}")
-                print(f"N={n}: {', '.join(commands)} in turn, {runs} round(s) ...", file=sys.stderr,
-                      flush=True)
-                measured = measure_interleaved(commands, runs)
-                seconds = {k: [round(r.seconds, 3) for r in v] for k, v in measured.items()}
-                print(f"N={n}: {seconds} s", file=sys.stderr, flush=True)
-                rows.append(
-                    Row(
-                        n,
-                        median_run(measured["ours"]),
-                        median_run(measured["sloth"]),
-                        synth.count_rules(sorted((ours_out / "rules").glob("*.yml"))),
-                        synth.count_rules(sorted(sloth_out.rglob("*.yml"))),
-                    )
-                )
-                if rules_only:
-                    rows[-1].ours_rules_only = median_run(measured["rules"])
+                rows.append(_measure_size(n, catalogue, specs, sloth, out_root, runs, rules_only))
                 if n in (10, 100) and not args.no_proofs:
                     print(f"N={n}: ours with proofs ...", file=sys.stderr, flush=True)
                     with_tests, _ = measure(ours(catalogue, True), runs, out_root / f"proofs-{n}")
@@ -420,7 +390,8 @@ def main() -> int:
                         + phase_breakdown(catalogue) + "\n"
                         + profile_ours(catalogue, tmp / "profile-out")
                     )
-                for d in (ours_out, sloth_out, out_root / f"r-{n}", out_root / f"proofs-{n}"):
+                for d in (out_root / f"ours-{n}", out_root / f"sloth-{n}", out_root / f"r-{n}",
+                          out_root / f"proofs-{n}"):
                     shutil.rmtree(d, ignore_errors=True)
         finally:
             if out_root != tmp:
@@ -430,6 +401,47 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rules_bench.txt").write_text(text)
     return 0
+
+
+def _arguments() -> argparse.Namespace:
+    """The command line's options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N up to 1000, 1 run (smoke)")
+    parser.add_argument("--runs", type=int, help="runs per point (default 3, 1 with --quick)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="override the N values")
+    parser.add_argument("--no-proofs", action="store_true", help="skip the WITH-proofs runs")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile run")
+    parser.add_argument("--on-disk", action="store_true",
+                        help="write the generated files to disk, not to /dev/shm")
+    return parser.parse_args()
+
+
+def _measure_size(n: int, catalogue: Path, specs: Path, sloth: Path, out_root: Path, runs: int,
+                  rules_only: bool) -> Row:
+    """Ours, Sloth and (with ``rules_only``) ours with --format rules on N SLOs, in turn, and
+    the rules each generator wrote (its files are left in ``out_root`` for the caller)."""
+    ours_out, sloth_out = out_root / f"ours-{n}", out_root / f"sloth-{n}"
+    commands: Commands = {
+        "ours": (ours(catalogue, False), ours_out),
+        "sloth": (partial(sloth_argv, sloth, specs), sloth_out),
+    }
+    if rules_only:
+        commands["rules"] = (ours(catalogue, False, "rules"), out_root / f"r-{n}")
+    print(f"N={n}: {', '.join(commands)} in turn, {runs} round(s) ...", file=sys.stderr,
+          flush=True)
+    measured = measure_interleaved(commands, runs)
+    seconds = {k: [round(r.seconds, 3) for r in v] for k, v in measured.items()}
+    print(f"N={n}: {seconds} s", file=sys.stderr, flush=True)
+    row = Row(
+        n,
+        median_run(measured["ours"]),
+        median_run(measured["sloth"]),
+        synth.count_rules(sorted((ours_out / "rules").glob("*.yml"))),
+        synth.count_rules(sorted(sloth_out.rglob("*.yml"))),
+    )
+    if rules_only:
+        row.ours_rules_only = median_run(measured["rules"])
+    return row
 
 
 if __name__ == "__main__":
