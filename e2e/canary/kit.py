@@ -365,12 +365,14 @@ def paused_by_background(stack: Stack, service: str, runs: Runs, why: str) -> di
     return body
 
 
-def stable_image(body: dict[str, Any]) -> str:
+def spec_image(body: dict[str, Any]) -> str:
+    """The image of the Rollout's pod template: the release asked for, which is the stable one
+    only once that release is promoted (see ``stable_release_image``)."""
     return str(body["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
 def running_tag(stack: Stack, service: str) -> str:
-    return stable_image(rollout(stack, service)).rsplit(":", 1)[-1]
+    return spec_image(rollout(stack, service)).rsplit(":", 1)[-1]
 
 
 def went_through(weights: list[int]) -> list[int]:
@@ -465,7 +467,7 @@ def stable_release_image(stack: Stack, service: str, body: dict[str, Any]) -> st
     status = body.get("status", {})
     if (status.get("stableRS") == status.get("currentPodHash")
             and str(status.get("observedGeneration")) == str(body["metadata"]["generation"])):
-        return stable_image(body)
+        return spec_image(body)
     replicaset = stack.get("replicaset", f"{service}-{status['stableRS']}", SERVICES[service])
     return str(replicaset["spec"]["template"]["spec"]["containers"][0]["image"])
 
@@ -497,7 +499,7 @@ def recover(stack: Stack, pulumi: Pulumi, shipped: dict[str, Any]) -> None:
     stable = {s: stable_release_image(stack, s, body) for s, body in bodies.items()}
     wanted = with_images(shipped, {"services": {s: {"image": i} for s, i in stable.items()}})
     changed = pulumi.settings_differ(wanted) or any(  # the spec's image is not the stable one
-        stable_image(body) != stable[s] for s, body in bodies.items())
+        spec_image(body) != stable[s] for s, body in bodies.items())
     pulumi.config = copy.deepcopy(wanted)
     if changed:
         pulumi.up()

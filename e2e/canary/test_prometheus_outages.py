@@ -31,7 +31,7 @@ from e2e.canary.kit import (
     rollout,
     run_phase,
     served,
-    stable_image,
+    spec_image,
     step_index,
     summary,
     terminated,
@@ -136,7 +136,7 @@ def test_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(
     body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(":1.4.0"), summary(body)
+    assert spec_image(body).endswith(":1.4.0"), summary(body)
     assert body["status"]["stableRS"] == body["status"]["currentPodHash"]
     gate = next(r for r in runs.of("Step") if step_index(r) == waited_at)
     assert run_phase(gate) == "Successful", gate.get("status")

@@ -31,7 +31,7 @@ from e2e.canary.kit import (
     results,
     rollout,
     run_phase,
-    stable_image,
+    spec_image,
     step_index,
     summary,
     vector,
@@ -64,7 +64,7 @@ def test_a_good_release_goes_10_25_50_100_and_ends_healthy(
     body = watch(stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240, weights, runs)
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(":1.1.0")
+    assert spec_image(body).endswith(":1.1.0")
     assert body["status"]["stableRS"] == body["status"]["currentPodHash"]
     assert went_through(weights) == [10, 25, 50, 100], weights
     gates = runs.of("Step")
@@ -117,7 +117,7 @@ def test_too_little_traffic_is_inconclusive_then_proceeds(stack: Stack, pulumi: 
     body = watch(stack, "orchestrator", timeline, {"Healthy", "Degraded"}, 240, also=runs)
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(":1.2.0")
+    assert spec_image(body).endswith(":1.2.0")
     first = runs.of("Step")[0]
     assert run_phase(first) == "Successful"
     taken = measurements(first, "error-rate")
@@ -156,7 +156,7 @@ def test_manual_gate_holds_until_promoted(stack: Stack, pulumi: Pulumi, inbox: I
         stack.rollouts_cli("promote", "api-gateway", "-n", "api")
         timeline.mark("promoted by hand")
         body = watch(stack, "api-gateway", timeline, {"Healthy", "Degraded"}, 120)
-        assert phase(body) == "Healthy" and stable_image(body).endswith(":1.3.0"), summary(body)
+        assert phase(body) == "Healthy" and spec_image(body).endswith(":1.3.0"), summary(body)
         notified(inbox, pulumi, mark, "api-gateway", "completed", "PROMOTED", "error-rate")
     timeline.done("held at the gate (one paused notification), completed after promote")
 
@@ -177,7 +177,7 @@ def test_a_good_release_with_occasional_errors_at_low_traffic_is_promoted(
         stack.set_rate(service, RPS)
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(":1.6.0")
+    assert spec_image(body).endswith(":1.6.0")
     assert went_through(weights) == [10, 25, 50, 100], weights
     first = runs.of("Step")[0]
     assert step_index(first) == 2 and run_phase(first) == "Successful", first.get("status")
@@ -219,7 +219,7 @@ def test_an_advisory_gate_is_measured_but_never_aborts(stack: Stack, pulumi: Pul
         body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(":1.7.0")
+    assert spec_image(body).endswith(":1.7.0")
     assert went_through(weights) == [10, 25, 50, 100], weights
     for run in runs.of("Step"):
         assert list(results(run)) == ["error-rate"] and run_phase(run) == "Successful"

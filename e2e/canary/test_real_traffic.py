@@ -37,7 +37,7 @@ from e2e.canary.kit import (
     rollout,
     run_phase,
     served,
-    stable_image,
+    spec_image,
     step_index,
     summary,
     vector,
@@ -121,7 +121,7 @@ def test_a_healthy_canary_whose_pod_restarts_mid_gate_is_promoted(
         stack.simulator(f"lazy/{service}/0")
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(f":{tag}")
+    assert spec_image(body).endswith(f":{tag}")
     assert went_through(weights) == [10, 25, 50, 100], weights
     gate = first_gate(runs)
     assert gate is not None and run_phase(gate) == "Successful", gate and gate.get("status")
@@ -173,7 +173,7 @@ def test_start_up_errors_are_left_out_of_the_verdict_with_warm_up(
     body = cold_start_release(stack, pulumi, service, tag, timeline, runs, weights, WARM_UP)
     runs()
     assert phase(body) == "Healthy", summary(body)
-    assert stable_image(body).endswith(f":{tag}")
+    assert spec_image(body).endswith(f":{tag}")
     assert went_through(weights) == [10, 25, 50, 100], weights
     canary = body["status"]["currentPodHash"]
     requests, errors = served(stack, service, canary)
