@@ -140,19 +140,9 @@ def pod(
     (runs, 2) Prometheus down [start, end) (NaN: none); ``history``: (requests, 5xx, slow)
     already in the counters at the start (old pods); ``late``: a regression from a time per run
     on."""
-    runs = len(t0)
     times = t0[:, None] + step * np.arange(attempts)[None, :]
     previous = np.concatenate([start[:, None], times[:, :-1]], axis=1)
-    since = np.broadcast_to(start[:, None], times.shape).copy()  # the current process's start
-    up = np.ones(times.shape, dtype=bool)
-    if crashes is not None:
-        assert downtime is not None
-        for c in range(crashes.shape[1]):
-            crash = crashes[:, c:c + 1]
-            back = crash + downtime[:, c:c + 1]
-            there = ~np.isnan(crash)
-            up &= ~(there & (times > crash) & (times < back))
-            since = np.where(there & (back <= times), np.maximum(since, back), since)
+    up, since = _uptime(times, start, crashes, downtime)
     served = np.where(up, times - np.maximum(previous, since), 0.0)
     served = np.maximum(served, 0.0)
     reset = since > previous
@@ -164,24 +154,8 @@ def pod(
     if late is not None:
         x, slow = _late(late, n, x, slow, times, np.maximum(previous, since), served)
     if cold_start:
-        at = start[:, None] + rng.uniform(0, 60, (runs, cold_start))
-        for i in range(cold_start):
-            hit = (times >= at[:, i:i + 1]) & (previous < at[:, i:i + 1]) & up & (
-                since <= at[:, i:i + 1])
-            n += hit
-            x += hit
-
-    def cumulative(a: np.ndarray) -> np.ndarray:
-        total = np.cumsum(a, axis=1)
-        base = np.where(reset, total - a, 0.0)
-        return total - np.maximum.accumulate(base, axis=1)
-
-    cn, cx, cs = cumulative(n), cumulative(x), cumulative(slow)
-    if history is not None:
-        first_process = ~np.logical_or.accumulate(reset, axis=1)
-        cn = cn + np.where(first_process, history[0], 0.0)
-        cx = cx + np.where(first_process, history[1], 0.0)
-        cs = cs + np.where(first_process, history[2], 0.0)
+        n, x = _cold_start(rng, cold_start, n, x, start, times, previous, up, since)
+    cn, cx, cs = _counters(n, x, slow, reset, history)
     attempted = np.ones(times.shape, dtype=bool)
     if outage is not None:
         attempted = ~((times >= outage[:, :1]) & (times < outage[:, 1:2]))
@@ -197,3 +171,55 @@ def pod(
         COUNT: series(cn, cn >= 1),
         FAST: series(cn - cs, cn >= 1),
     })
+
+
+def _uptime(times: np.ndarray, start: np.ndarray, crashes: np.ndarray | None,
+            downtime: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Whether the container is up at each scrape attempt, and when its current process
+    started: each crash takes it down for its downtime, then starts it again."""
+    since = np.broadcast_to(start[:, None], times.shape).copy()  # the current process's start
+    up = np.ones(times.shape, dtype=bool)
+    if crashes is not None:
+        assert downtime is not None
+        for c in range(crashes.shape[1]):
+            crash = crashes[:, c:c + 1]
+            back = crash + downtime[:, c:c + 1]
+            there = ~np.isnan(crash)
+            up &= ~(there & (times > crash) & (times < back))
+            since = np.where(there & (back <= times), np.maximum(since, back), since)
+    return up, since
+
+
+def _cold_start(rng: np.random.Generator, cold_start: int, n: np.ndarray, x: np.ndarray,
+                start: np.ndarray, times: np.ndarray, previous: np.ndarray, up: np.ndarray,
+                since: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` and ``x`` with ``cold_start`` extra failing requests at uniform times in the pod's
+    first minute, each in the interval it falls in, unless that interval's scrape finds the
+    container down or the process that served it has crashed since."""
+    at = start[:, None] + rng.uniform(0, 60, (len(start), cold_start))
+    for i in range(cold_start):
+        hit = (times >= at[:, i:i + 1]) & (previous < at[:, i:i + 1]) & up & (
+            since <= at[:, i:i + 1])
+        n += hit
+        x += hit
+    return n, x
+
+
+def _counters(n: np.ndarray, x: np.ndarray, slow: np.ndarray, reset: np.ndarray,
+              history: tuple[float, float, float] | None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The requests, 5xx and slow counters at each scrape: each interval's counts summed from
+    the last reset on, the first process's on top of ``history``."""
+
+    def cumulative(a: np.ndarray) -> np.ndarray:
+        total = np.cumsum(a, axis=1)
+        base = np.where(reset, total - a, 0.0)
+        return total - np.maximum.accumulate(base, axis=1)
+
+    cn, cx, cs = cumulative(n), cumulative(x), cumulative(slow)
+    if history is not None:
+        first_process = ~np.logical_or.accumulate(reset, axis=1)
+        cn = cn + np.where(first_process, history[0], 0.0)
+        cx = cx + np.where(first_process, history[1], 0.0)
+        cs = cs + np.where(first_process, history[2], 0.0)
+    return cn, cx, cs
