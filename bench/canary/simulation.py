@@ -7,6 +7,7 @@ import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -119,8 +120,20 @@ class CellResult:
     late_next: np.ndarray | None = None
 
 
+class _Rollouts(NamedTuple):
+    """One mode's rollouts of a batch (``simulate_rollout``'s results)."""
+
+    outcome: np.ndarray
+    when: np.ndarray  # seconds
+    first_gate: np.ndarray
+    errors: np.ndarray  # [error measurements]
+
+
 def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
                   seed: Sequence[int]) -> CellResult:
+    """The cell's runs, in batches of ``BATCH``: each batch's world (a late cell's regression
+    learnt first; an outage cell's twin with Prometheus up judged by the new judge), then each
+    mode's rollout on it."""
     started = time.perf_counter()
     stack, slos = stack_slos(stack_name)
     modes = modes_for(stack_name, service, cell.warm_up)
@@ -131,10 +144,7 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
     stable_rate = cell.rate * cell.stable_traffic if cell.kind != "idle" else IDLE_STABLE_RATE
     horizon_seconds = max(m.horizon * m.grid for m in modes)
     gate_start = modes[0].first_gate_start()
-    outcomes: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
-    times: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
-    gates: dict[str, list[np.ndarray]] = {m.label: [] for m in modes}
-    errors = {m.label: 0 for m in modes}
+    per_mode: dict[str, list[_Rollouts]] = {m.label: [] for m in modes}  # batch by batch
     downs = []
     paired = []
     late_start: list[np.ndarray] = []
@@ -157,36 +167,46 @@ def simulate_cell(stack_name: str, service: str, cell: Cell, runs: int,
                                 stable_rate, gate_start, outage=False)
             paired.append(simulate_rollout(modes[0], phases_of(modes[0], pair))[0])
         for mode in modes:
-            if mode is not modes[0] and (world.reference is None or cell.condition):
-                outcome = np.full(n, UNDECIDED)
-                when = first_gate = np.full(n, np.nan)
-                errs = np.array([0])
-            else:
-                phases = phases_of(mode, world)
-                weights: dict[float, np.ndarray] = {}
-                outcome, when, first_gate, errs = simulate_rollout(mode, phases, weights)
-                if late is not None and mode is modes[0]:
-                    # the same rollout up to the weight: it sets it at the same moments
-                    if not np.array_equal(weights[cell.late_weight], late.start):
-                        raise RuntimeError("the late regression changed the rollout before it")
-                    later = [w for w in weights if w > cell.late_weight]
-                    late_start.append(late.start)
-                    late_next.append(weights[min(later)] if later else np.full(n, np.inf))
-            outcomes[mode.label].append(outcome)
-            times[mode.label].append(when)
-            gates[mode.label].append(first_gate)
-            errors[mode.label] += int(errs[0])
+            rollouts, weights = _rollouts(mode, world, cell, n, reference=mode is not modes[0])
+            if late is not None and mode is modes[0]:
+                late_start.append(late.start)
+                late_next.append(_next_weight(cell, late, weights, n))
+            per_mode[mode.label].append(rollouts)
         done += n
     return CellResult(
         stack=stack_name, service=service, cell=cell, runs=runs,
-        outcomes={k: np.concatenate(v) for k, v in outcomes.items()},
-        times={k: np.concatenate(v) for k, v in times.items()},
-        first_gate={k: np.concatenate(v) for k, v in gates.items()},
-        errors=errors, seconds=time.perf_counter() - started, down=np.concatenate(downs),
+        outcomes={k: np.concatenate([b.outcome for b in v]) for k, v in per_mode.items()},
+        times={k: np.concatenate([b.when for b in v]) for k, v in per_mode.items()},
+        first_gate={k: np.concatenate([b.first_gate for b in v]) for k, v in per_mode.items()},
+        errors={k: sum(int(b.errors[0]) for b in v) for k, v in per_mode.items()},
+        seconds=time.perf_counter() - started, down=np.concatenate(downs),
         paired=np.concatenate(paired) if paired else None,
         late_start=np.concatenate(late_start) if late_start else None,
         late_next=np.concatenate(late_next) if late_next else None,
     )
+
+
+def _rollouts(mode: Mode, world: World, cell: Cell, runs: int, reference: bool
+              ) -> tuple[_Rollouts, dict[float, np.ndarray]]:
+    """One mode's rollouts on a batch's world, and when each run set each weight. The reference
+    is not simulated (undecided, no times, no errors) where it has no counters to read or on a
+    real-traffic cell."""
+    weights: dict[float, np.ndarray] = {}
+    if reference and (world.reference is None or cell.condition):
+        never = np.full(runs, np.nan)
+        return _Rollouts(np.full(runs, UNDECIDED), never, never, np.array([0])), weights
+    return _Rollouts(*simulate_rollout(mode, phases_of(mode, world), weights)), weights
+
+
+def _next_weight(cell: Cell, late: traffic.Late, weights: dict[float, np.ndarray],
+                 runs: int) -> np.ndarray:
+    """When each run set the weight after the cell's late one (inf: never, or none); it set the
+    late one itself when the regression started."""
+    # the same rollout up to the weight: it sets it at the same moments
+    if not np.array_equal(weights[cell.late_weight], late.start):
+        raise RuntimeError("the late regression changed the rollout before it")
+    later = [w for w in weights if w > cell.late_weight]
+    return weights[min(later)] if later else np.full(runs, np.inf)
 
 
 def _task(args: tuple[int, str, str, Cell, int, tuple[int, ...]]) -> CellResult:
