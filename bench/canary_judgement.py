@@ -87,10 +87,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.canary.cells import CATALOGUE_SERVICES, FAMILIES, STACKS, all_cells, runs_for  # noqa: E402
+from bench.canary.cells import (  # noqa: E402
+    CATALOGUE_SERVICES,
+    FAMILIES,
+    STACKS,
+    Cell,
+    all_cells,
+    runs_for,
+)
 from bench.canary.counters import use_engine  # noqa: E402
 from bench.canary.report import report  # noqa: E402
-from bench.canary.simulation import _task  # noqa: E402
+from bench.canary.simulation import CellResult, _task  # noqa: E402
 from bench.canary.stacks import stack_slos  # noqa: E402
 from delivery import judge  # noqa: E402
 
@@ -98,6 +105,29 @@ RESULTS = ROOT / "bench" / "results" / "canary_judgement.txt"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    families = set(args.family.split(","))
+    if not families <= {"base", *FAMILIES}:
+        parser.error(f"unknown family in {args.family!r}")
+    use_engine(args.engine)
+    good_runs = args.runs or (300 if args.quick else 8000)
+    real_runs = args.real_runs or (200 if args.quick else 2000)
+    stacks = tuple(args.stack or STACKS)
+    tasks = _tasks(args, stacks, families, good_runs, real_runs)
+    started = time.perf_counter()
+    results = _simulate(tasks, args.jobs, args.quick)
+    elapsed = time.perf_counter() - started
+    text, lines = report(results, stacks, args.quick, good_runs, args.seed, elapsed, args.jobs,
+                         args.cells)
+    sys.stdout.write(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return 0 if all(line.met for line in lines if not line.informative) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line's options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer runs and cells")
     parser.add_argument("--runs", type=int, default=None,
@@ -120,15 +150,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated cell families to run: base (the plain and "
                              "real-traffic cells), " + ", ".join(FAMILIES) + " (default: all); "
                              "only the targets of the families run are evaluated")
-    args = parser.parse_args(argv)
-    families = set(args.family.split(","))
-    if not families <= {"base", *FAMILIES}:
-        parser.error(f"unknown family in {args.family!r}")
-    use_engine(args.engine)
-    good_runs = args.runs or (300 if args.quick else 8000)
-    real_runs = args.real_runs or (200 if args.quick else 2000)
-    stacks = tuple(args.stack or STACKS)
-    tasks = []
+    return parser
+
+
+Task = tuple[int, str, str, Cell, int, tuple[int, ...]]  # simulation._task's arguments
+
+
+def _tasks(args: argparse.Namespace, stacks: tuple[str, ...], families: set[str],
+           good_runs: int, real_runs: int) -> list[Task]:
+    """The cells to simulate, each with its runs and its seed (the run's seed and the cell's
+    place among every stack, service and cell: the same whichever --stack, --family or --cells
+    select it), the longest first."""
+    tasks: list[Task] = []
     for si, stack_name in enumerate(STACKS):
         if stack_name not in stacks:
             continue
@@ -146,21 +179,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                               (args.seed, si, vi, ci)))
     # the longest cells first, so that the two workers finish together
     tasks.sort(key=lambda t: -t[4] * (2 if t[1] == "prod" else 1))
-    started = time.perf_counter()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
+    return tasks
+
+
+def _simulate(tasks: list[Task], jobs: int, quick: bool) -> list[CellResult]:
+    """Every task's cell simulated (on ``jobs`` processes), in the report's order: by stack,
+    service and cell."""
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
             results = list(pool.map(_task, tasks))
     else:
         results = [_task(t) for t in tasks]
     results.sort(key=lambda r: (STACKS.index(r.stack), CATALOGUE_SERVICES.index(r.service),
-                                all_cells(args.quick, r.stack, r.service).index(r.cell)))
-    elapsed = time.perf_counter() - started
-    text, lines = report(results, stacks, args.quick, good_runs, args.seed, elapsed, args.jobs,
-                         args.cells)
-    sys.stdout.write(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return 0 if all(line.met for line in lines if not line.informative) else 1
+                                all_cells(quick, r.stack, r.service).index(r.cell)))
+    return results
 
 
 if __name__ == "__main__":
