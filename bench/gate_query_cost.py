@@ -163,8 +163,11 @@ def running_series(gate: judge.Gate, own: dict[str, np.ndarray], others: dict[st
     return sums, restart, cusum, recent
 
 
+Series = tuple[str, dict[str, str], np.ndarray]  # a recorded series: name, labels, values
+
+
 def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: np.ndarray,
-                    window_steps: int) -> list[tuple[str, dict[str, str], np.ndarray]]:
+                    window_steps: int) -> list[Series]:
     """What the evidence group records, computed here from the same counters."""
     stack = load_stack_file(ROOT / "Pulumi.prod.yaml")
     slos = by_service(resolve_all(load_catalogue(ROOT / stack.catalogue)))[SERVICE]
@@ -173,16 +176,7 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
     restart_every = max(judge.RESTART_SECONDS, scrape)
     out = []
     for gate in judge.stack_gates(slos, stack, SERVICE):
-        bad_key = {"latency": "slow"}.get(gate.name, "500")
-        per_hash: dict[str, dict[str, np.ndarray]] = {}
-        for (_, h), c in pods.items():
-            steps = {"requests": np.diff(np.nan_to_num(c["count"]), prepend=0.0)}
-            bad = np.nan_to_num(c["500"]) if bad_key == "500" else \
-                np.nan_to_num(c["count"] - c["le2"])
-            steps["errors"] = np.diff(bad, prepend=0.0)
-            acc = per_hash.setdefault(h, {k: np.zeros(len(times)) for k in steps})
-            for k, v in steps.items():
-                acc[k] += v
+        per_hash = _steps_per_hash(pods, gate.name, len(times))
         hashes = sorted(per_hash)
         for h in hashes:
             own = per_hash[h]
@@ -193,41 +187,74 @@ def recorded_series(pods: dict[tuple[str, str], dict[str, np.ndarray]], times: n
             recs: dict[str, dict[str, np.ndarray]] = {}
             keeps: dict[str, np.ndarray] = {}
             for side, steps in (("own", own), ("others", others)):
-                sq = np.where(traffic & (steps["requests"] > 0),
-                              steps["errors"] ** 2 / np.maximum(steps["requests"], 1), np.nan)
-                keep = traffic & (steps["requests"] > 0)
-                rec = {p: np.where(keep, steps[p], np.nan) for p in ("requests", "errors")}
-                rec["squares"] = sq
-                for part, values in rec.items():
-                    out.append((evidence.step_record(part, side == "others"), labels, values))
-                counts[side] = _window_counts(rec, keep, len(times) - 1, window_steps)
-                recs[side], keeps[side] = rec, keep
+                series, recs[side], keeps[side], counts[side] = _side_steps(
+                    steps, traffic, side == "others", labels, len(times), window_steps)
+                out += series
             running, restart, cusum, recent = running_series(
                 gate, recs["own"], recs["others"], keeps["own"], keeps["others"], times,
                 window_steps, recent_steps, restart_every, scrape)
             for name, values in running.items():
                 out.append((evidence.RUNNING[name], labels, values))
             out.append((evidence.RESTARTS, labels, restart))
-            tail = np.full(len(times), np.nan)
-            tail[-20:] = 1.0  # the last 10 minutes: enough for every lookback
-            for side, summed in counts.items():
-                for part in evidence.PARTS:
-                    out.append((evidence.sum_record(part, side == "others"), labels,
-                                tail * getattr(summed, part)))
-                out.append((evidence.dispersion_record(side == "others"), labels,
-                            tail * judge.dispersion(summed)))
-            if counts["others"].requests > 0:
-                out.append((evidence.OTHERS_RATIO, labels,
-                            tail * judge.stable_ratio(counts["others"])))
-            vector = judge.evidence(gate, counts["own"], counts["others"], cusum, recent)
-            if vector is not None:
-                for name, value in zip(judge.EVIDENCE, vector, strict=True):
-                    out.append(("slo:canary_evidence:value", {**labels, "evidence": name},
-                                tail * value))
+            out += _window_series(gate, counts, labels, len(times), cusum, recent)
     # the group's own rules, every evaluation: when it ran, and the gap since the one before
     service = {"service": SERVICE}
     out.append((names.CANARY_EVIDENCE_HEARTBEAT, service, times.astype(np.float64)))
     out.append((names.CANARY_EVIDENCE_GAP, service, np.diff(times, prepend=times[0] - 30.0)))
+    return out
+
+
+def _steps_per_hash(pods: dict[tuple[str, str], dict[str, np.ndarray]], slo: str,
+                    length: int) -> dict[str, dict[str, np.ndarray]]:
+    """Per pod template hash, its pods' requests and bad requests (5xx, or slow for the
+    latency SLO) in each scrape interval, summed."""
+    bad_key = {"latency": "slow"}.get(slo, "500")
+    per_hash: dict[str, dict[str, np.ndarray]] = {}
+    for (_, h), c in pods.items():
+        steps = {"requests": np.diff(np.nan_to_num(c["count"]), prepend=0.0)}
+        bad = np.nan_to_num(c["500"]) if bad_key == "500" else \
+            np.nan_to_num(c["count"] - c["le2"])
+        steps["errors"] = np.diff(bad, prepend=0.0)
+        acc = per_hash.setdefault(h, {k: np.zeros(length) for k in steps})
+        for k, v in steps.items():
+            acc[k] += v
+    return per_hash
+
+
+def _side_steps(steps: dict[str, Any], traffic: np.ndarray, others: bool,
+                labels: dict[str, str], length: int, window_steps: int
+                ) -> tuple[list[Series], dict[str, np.ndarray], np.ndarray, judge.Counts]:
+    """One side's (the hash's own, or the other hashes') recorded steps, where the hash has
+    traffic and the side has requests: their series, the steps kept and their sums over the
+    evidence window at the last step."""
+    sq = np.where(traffic & (steps["requests"] > 0),
+                  steps["errors"] ** 2 / np.maximum(steps["requests"], 1), np.nan)
+    keep = traffic & (steps["requests"] > 0)
+    rec = {p: np.where(keep, steps[p], np.nan) for p in ("requests", "errors")}
+    rec["squares"] = sq
+    series = [(evidence.step_record(part, others), labels, values) for part, values in rec.items()]
+    return series, rec, keep, _window_counts(rec, keep, length - 1, window_steps)
+
+
+def _window_series(gate: judge.Gate, counts: dict[str, judge.Counts], labels: dict[str, str],
+                   length: int, cusum: float, recent: float) -> list[Series]:
+    """The sums over the evidence window, their dispersions, stable's ratio and the evidence
+    vector, at the last steps only."""
+    out: list[Series] = []
+    tail = np.full(length, np.nan)
+    tail[-20:] = 1.0  # the last 10 minutes: enough for every lookback
+    for side, summed in counts.items():
+        for part in evidence.PARTS:
+            out.append((evidence.sum_record(part, side == "others"), labels,
+                        tail * getattr(summed, part)))
+        out.append((evidence.dispersion_record(side == "others"), labels,
+                    tail * judge.dispersion(summed)))
+    if counts["others"].requests > 0:
+        out.append((evidence.OTHERS_RATIO, labels, tail * judge.stable_ratio(counts["others"])))
+    vector = judge.evidence(gate, counts["own"], counts["others"], cusum, recent)
+    if vector is not None:
+        for name, value in zip(judge.EVIDENCE, vector, strict=True):
+            out.append(("slo:canary_evidence:value", {**labels, "evidence": name}, tail * value))
     return out
 
 
