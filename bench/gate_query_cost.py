@@ -60,7 +60,7 @@ from slo import conventions as names  # noqa: E402
 from slo import durations  # noqa: E402
 from slo.loader import load_catalogue  # noqa: E402
 from slo.model import resolve_all  # noqa: E402
-from slo.rules import by_service  # noqa: E402
+from slo.rules import Rule, by_service  # noqa: E402
 from tools.local_prometheus import LocalPrometheus  # noqa: E402
 
 BEFORE_COMMIT = "bd35930"
@@ -281,15 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = load_stack_file(ROOT / "Pulumi.prod.yaml")
     scrape = go_seconds(stack.prometheus.scrape_interval)
     window = evidence_window(stack.delivery)
-    steps = HOURS * 3600 // scrape
-    end = (int(__import__("time").time()) // 3600 - 1) * 3600
-    times = np.arange(end - (steps - 1) * scrape, end + 1, scrape, dtype=np.int64)
-    rng = np.random.default_rng(24)
-    canary_from = steps - CANARY_HOURS * 3600 // scrape
-    pods = {(f"stable-{i}", "s"): pod_counters(rng, steps, 0) for i in range(STABLE_PODS)}
-    pods |= {(f"canary-{i}", "c"): pod_counters(rng, steps, canary_from)
-             for i in range(CANARY_PODS)}
-    window_steps = min(steps, durations.parse(window) // scrape)
+    times, pods = _synthetic_pods(scrape)
+    window_steps = min(len(times), durations.parse(window) // scrape)
     recorded = recorded_series(pods, times, window_steps)
     slos = by_service(resolve_all(load_catalogue(ROOT / stack.catalogue)))[SERVICE]
     before = old_judge()
@@ -306,13 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             at = int(times[-1])
             group = evidence_group(SERVICE, slos, stack)
             assert group is not None
-            group_cost = [query_stats(prom.url, r["expr"], at, repeat) for r in group["rules"]]
-            per_slo: dict[str, tuple[int, float]] = {}
-            for rule, cost in zip(group["rules"], group_cost, strict=True):
-                # the heartbeat and gap rules are the service's, not one SLO's
-                key = rule["labels"].get("slo", SERVICE_RULES)
-                s, t = per_slo.get(key, (0, 0.0))
-                per_slo[key] = (s + cost[0], t + cost[1])
+            per_slo = _group_cost(prom.url, group["rules"], at, repeat)
             outage = outage_metric(SERVICE, stack.delivery.analysis, stack.prometheus)
             shared = (per_slo.get(SERVICE_RULES, (0, 0.0)),
                       query_stats(prom.url, outage["provider"]["prometheus"]["query"], at,
@@ -322,27 +309,64 @@ def main(argv: list[str] | None = None) -> int:
                                  before.gates(slos, stack.delivery.analysis), strict=True):
                 old_text = before.query(old, window, scrape)
                 new_text = judge.query(gate, window, stack.prometheus.scrape_interval)
-
-                def bind(text: str) -> str:
-                    return text.replace("{{args.canary-hash}}", "c").replace(
-                        "{{args.stable-hash}}", "s")
-
-                old_cost = query_stats(prom.url, bind(old_text), at, repeat)
-                new_cost = query_stats(prom.url, bind(new_text), at, repeat)
-                rows.append((gate.name, len(old_text), old_cost, len(new_text), new_cost,
-                             per_slo[gate.name]))
-                # both queries answer with their whole vector on these series
-                values = _vector(prom.url, bind(new_text), at)
-                if len(values) != len(judge.EVIDENCE):
-                    raise RuntimeError(f"{gate.name}: the gate query returned {values}")
-                old_values = _vector(prom.url, bind(old_text), at)
-                if len(old_values) != len(before.EVIDENCE):
-                    raise RuntimeError(f"{gate.name}: the query before returned {old_values}")
+                rows.append(_gate_row(prom.url, gate.name, old_text, new_text, at, repeat,
+                                      per_slo, len(before.EVIDENCE)))
     report = _report(rows, repeat, window, shared)
     print(report, end="")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)
     return 0 if all(r[4][0] <= TARGET_SAMPLES for r in rows) else 1
+
+
+def _synthetic_pods(scrape: int) -> tuple[np.ndarray, dict[tuple[str, str], dict[str, np.ndarray]]]:
+    """The scrape times (``HOURS`` of them, the last at the start of the previous hour) and
+    every pod's counters: the stable pods' throughout, the canary pods' for the last
+    ``CANARY_HOURS``."""
+    steps = HOURS * 3600 // scrape
+    end = (int(__import__("time").time()) // 3600 - 1) * 3600
+    times = np.arange(end - (steps - 1) * scrape, end + 1, scrape, dtype=np.int64)
+    rng = np.random.default_rng(24)
+    canary_from = steps - CANARY_HOURS * 3600 // scrape
+    pods = {(f"stable-{i}", "s"): pod_counters(rng, steps, 0) for i in range(STABLE_PODS)}
+    pods |= {(f"canary-{i}", "c"): pod_counters(rng, steps, canary_from)
+             for i in range(CANARY_PODS)}
+    return times, pods
+
+
+def _group_cost(url: str, rules: list[Rule], at: int,
+                repeat: int) -> dict[str, tuple[int, float]]:
+    """The evidence group's rules' cost (samples, seconds) summed per SLO, and the service's
+    own rules' under ``SERVICE_RULES``."""
+    group_cost = [query_stats(url, r["expr"], at, repeat) for r in rules]
+    per_slo: dict[str, tuple[int, float]] = {}
+    for rule, cost in zip(rules, group_cost, strict=True):
+        # the heartbeat and gap rules are the service's, not one SLO's
+        key = rule["labels"].get("slo", SERVICE_RULES)
+        s, t = per_slo.get(key, (0, 0.0))
+        per_slo[key] = (s + cost[0], t + cost[1])
+    return per_slo
+
+
+def _bind(text: str) -> str:
+    """A gate query with the canary's and stable's pod template hashes of the synthetic pods."""
+    return text.replace("{{args.canary-hash}}", "c").replace("{{args.stable-hash}}", "s")
+
+
+def _gate_row(url: str, slo: str, old_text: str, new_text: str, at: int, repeat: int,
+              per_slo: dict[str, tuple[int, float]], old_evidence: int) -> tuple[Any, ...]:
+    """One SLO's row of the report: the query before and after, their length and cost, and its
+    evidence rules' cost; each query must answer with its whole evidence vector."""
+    old_cost = query_stats(url, _bind(old_text), at, repeat)
+    new_cost = query_stats(url, _bind(new_text), at, repeat)
+    row = (slo, len(old_text), old_cost, len(new_text), new_cost, per_slo[slo])
+    # both queries answer with their whole vector on these series
+    values = _vector(url, _bind(new_text), at)
+    if len(values) != len(judge.EVIDENCE):
+        raise RuntimeError(f"{slo}: the gate query returned {values}")
+    old_values = _vector(url, _bind(old_text), at)
+    if len(old_values) != old_evidence:
+        raise RuntimeError(f"{slo}: the query before returned {old_values}")
+    return row
 
 
 def _vector(url: str, expr: str, at: int) -> list[Any]:
