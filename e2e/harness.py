@@ -273,45 +273,22 @@ def _kwok_cluster(stack: Stack, name: str) -> None:
         KUBECACHEDIR=str(stack.work / "kube-cache"),
     )
     config = stack.work / "kwokctl.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "kind": "KwokctlConfiguration",
-                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-                "options": {"bindAddress": "127.0.0.1"},
-            }
-        )
-    )
+    config.write_text(yaml.safe_dump({
+        "kind": "KwokctlConfiguration",
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "options": {"bindAddress": "127.0.0.1"},
+    }))
     stack.cluster = f"slo-e2e-{os.getpid()}" + (f"-{name}" if name else "")
-    b = stack.bin
+    binaries = {  # --<component>-binary: the cluster's processes, each of the pinned build
+        "kube-apiserver": "kube-apiserver", "kube-controller-manager": "kube-controller-manager",
+        "kube-scheduler": "kube-scheduler", "kwok-controller": "kwok", "etcd": "etcd",
+    }
     subprocess.run(
-        [
-            str(b / "kwokctl"),
-            "create",
-            "cluster",
-            "--name",
-            stack.cluster,
-            "--config",
-            str(config),
-            "--runtime",
-            "binary",
-            "--kube-apiserver-binary",
-            str(b / "kube-apiserver"),
-            "--kube-controller-manager-binary",
-            str(b / "kube-controller-manager"),
-            "--kube-scheduler-binary",
-            str(b / "kube-scheduler"),
-            "--kwok-controller-binary",
-            str(b / "kwok"),
-            "--etcd-binary",
-            str(b / "etcd"),
-            "--kubeconfig",
-            stack.env["KUBECONFIG"],
-            "--wait",
-            "120s",
-            "--timeout",
-            "180s",
-        ],
+        [str(stack.bin / "kwokctl"), "create", "cluster", "--name", stack.cluster,
+         "--config", str(config), "--runtime", "binary",
+         *(arg for component, binary in binaries.items()
+           for arg in (f"--{component}-binary", str(stack.bin / binary))),
+         "--kubeconfig", stack.env["KUBECONFIG"], "--wait", "120s", "--timeout", "180s"],
         env=stack.env,
         check=True,
         capture_output=True,
