@@ -26,7 +26,9 @@ from bench.canary import argo, cells, conditions, counters, modes, queries, simu
 from delivery import evidence as evidence_rules
 from delivery import judge
 from delivery.canary import evidence_group
+from delivery.stack import StackConfig
 from slo import conventions as names
+from slo.model import ResolvedSlo
 from slo.yamlout import dump
 from tools.local_prometheus import major_version
 
@@ -186,15 +188,10 @@ def heartbeat_input(service: str, ev: recording.Evaluations) -> dict[str, str]:
             "values": " ".join(slots)}
 
 
-def promtool_report(tr: Trace, service: str, stack: str, tmp: Path, warm_up: str = "",
-                    eval_times: tuple[int, ...] = EVAL_TIMES, delivery: dict | None = None
-                    ) -> tuple[str | None, dict[str, int]]:
-    """``promtool test rules`` with the service's rendered evidence group over the trace's
-    samples: at every ``eval_times``, each of the bench's records equal (1e-6 relative; NaN only
-    where the bench has NaN) or absent where the bench has none. (promtool's report or None,
-    counts of the compared samples by kind). Where the trace's group did not run at every
-    evaluation, its heartbeat rule gives way to ``heartbeat_input``. ``delivery`` overrides
-    fields of the stack's delivery config (``analysis``: of its analysis config)."""
+def _judged_stack(service: str, stack: str, warm_up: str, delivery: dict | None
+                  ) -> tuple[StackConfig, dict[str, list[ResolvedSlo]], modes.Mode]:
+    """The stack's config with the service's ``warm_up`` and the ``delivery`` overrides
+    (``analysis``: of its analysis config), its SLOs, and the bench's mode for the service."""
     mode = modes.modes_for(stack, service, warm_up)[0]
     stack_cfg, slos = stacks.stack_slos(stack)
     if warm_up:
@@ -210,6 +207,49 @@ def promtool_report(tr: Trace, service: str, stack: str, tmp: Path, warm_up: str
             update={"delivery": stack_cfg.delivery.model_copy(update=update)})
         mine = slos[service]
         mode = modes.new_mode(service, mine[0].service.namespace, mine, stack_cfg)
+    return stack_cfg, slos, mode
+
+
+def _checks_at(tr: Trace, gates: dict[str, queries.RecordedGate], service: str,
+               eval_times: tuple[int, ...], t: int, counts: dict[str, int]
+               ) -> tuple[list[dict], list[dict]]:
+    """At ``t``: the expected values as input series, and the expressions that must be empty
+    (a record absent, NaN, or off by more than 1e-6 relative); ``counts`` counted on."""
+    series, exprs = [], []
+    for gate in gates.values():
+        for i, c in enumerate(checks(tr, gate, service, eval_times)[t]):
+            if c.expected is None:
+                exprs.append({"expr": c.selector, "eval_time": f"{t}s", "exp_samples": []})
+                counts["absent"] += 1
+                continue
+            expected = f'bench_expected{{check="{gate.gate.name}-{i}"}}'
+            nan = bool(np.isnan(c.expected))
+            counts["nan" if nan else "value"] += 1
+            series.append({"series": expected, "values": "NaN" if nan else repr(c.expected)})
+            found = [f"{expected} unless on() {c.selector}"]
+            if nan:
+                found.append(f"{c.selector} == {c.selector}")
+            else:
+                found += [f"{c.selector} != {c.selector}",
+                          f"abs({c.selector} - on() {expected}) > on() "
+                          f"(1e-6 * abs({expected}) + 1e-9)"]
+            exprs += [{"expr": e, "eval_time": f"{t}s", "exp_samples": []} for e in found]
+    # the expected values are written at time t, read at t
+    for s in series:
+        s["values"] = " ".join(["_"] * (t // GRID) + [s["values"]])
+    return series, exprs
+
+
+def promtool_report(tr: Trace, service: str, stack: str, tmp: Path, warm_up: str = "",
+                    eval_times: tuple[int, ...] = EVAL_TIMES, delivery: dict | None = None
+                    ) -> tuple[str | None, dict[str, int]]:
+    """``promtool test rules`` with the service's rendered evidence group over the trace's
+    samples: at every ``eval_times``, each of the bench's records equal (1e-6 relative; NaN only
+    where the bench has NaN) or absent where the bench has none. (promtool's report or None,
+    counts of the compared samples by kind). Where the trace's group did not run at every
+    evaluation, its heartbeat rule gives way to ``heartbeat_input``. ``delivery`` overrides
+    fields of the stack's delivery config (``analysis``: of its analysis config)."""
+    stack_cfg, slos, mode = _judged_stack(service, stack, warm_up, delivery)
     group = evidence_group(service, slos[service], stack_cfg)
     assert group is not None
     gates = {q.gate.name: q for q in mode.queries.values() if isinstance(q, queries.RecordedGate)}
@@ -221,28 +261,7 @@ def promtool_report(tr: Trace, service: str, stack: str, tmp: Path, warm_up: str
         group = {**group, "rules": group["rules"][:-1]}
         inputs.append(heartbeat_input(service, tr.world.evaluations))
     for t in eval_times:
-        series, exprs = [], []
-        for gate in gates.values():
-            for i, c in enumerate(checks(tr, gate, service, eval_times)[t]):
-                if c.expected is None:
-                    exprs.append({"expr": c.selector, "eval_time": f"{t}s", "exp_samples": []})
-                    counts["absent"] += 1
-                    continue
-                expected = f'bench_expected{{check="{gate.gate.name}-{i}"}}'
-                nan = bool(np.isnan(c.expected))
-                counts["nan" if nan else "value"] += 1
-                series.append({"series": expected, "values": "NaN" if nan else repr(c.expected)})
-                found = [f"{expected} unless on() {c.selector}"]
-                if nan:
-                    found.append(f"{c.selector} == {c.selector}")
-                else:
-                    found += [f"{c.selector} != {c.selector}",
-                              f"abs({c.selector} - on() {expected}) > on() "
-                              f"(1e-6 * abs({expected}) + 1e-9)"]
-                exprs += [{"expr": e, "eval_time": f"{t}s", "exp_samples": []} for e in found]
-        # the expected values are written at time t, read at t
-        for s in series:
-            s["values"] = " ".join(["_"] * (t // GRID) + [s["values"]])
+        series, exprs = _checks_at(tr, gates, service, eval_times, t, counts)
         tests.append({"name": f"{tr.name} {service} at {t}s", "interval": f"{GRID}s",
                       "input_series": inputs + series, "promql_expr_test": exprs})
     (tmp / "rules.yml").write_text(dump({"groups": [group]}))
