@@ -82,27 +82,6 @@ def abort_marks(stack: Stack, service: str, start: float, end: float) -> list[fl
             for v in r["values"]]
 
 
-def _explained_live(stack: Stack, service: str, run: str, metric: str) -> dict[str, Any]:
-    """``python -m delivery explain --json`` run on the stack's cluster: what it says of
-    ``metric`` in the AnalysisRun ``run`` (which it must list)."""
-    live = subprocess.run(
-        [sys.executable, "-m", "delivery", "explain", "--stack", "Pulumi.e2e.yaml", "--service",
-         service, "--json"], cwd=ROOT, env=stack.env, capture_output=True, text=True,
-        check=False, timeout=120,
-    )
-    assert live.returncode == 0, live.stderr
-    runs_said = {r["name"]: r for r in json.loads(live.stdout)}
-    assert run in runs_said, sorted(runs_said)
-    return dict(next(m for m in runs_said[run]["metrics"] if m["name"] == metric))
-
-
-def _marked(stack: Stack, service: str, since: float) -> Observation:
-    """Whether the dashboards' annotation query shows an abort of ``service`` since ``since``;
-    the first one's time."""
-    aborts = abort_marks(stack, service, since, time.time())
-    return Observation(bool(aborts), f"abort marks at {aborts[:3]}", min(aborts or [0]))
-
-
 def test_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(
     stack: Stack, pulumi: Pulumi, inbox: Inbox
 ) -> None:
@@ -147,14 +126,26 @@ def test_a_bad_release_is_aborted_and_its_page_alert_fires_then_clears(
     # the numbers in the message are the measurement Argo failed the canary on
     assert [float(said["evidence"][name]) for name in EVIDENCE] == pytest.approx(value), said
     # the message's explain, run live on the stack's cluster: the same run, the same verdict
-    live_metric = _explained_live(stack, "api-gateway", run["metadata"]["name"], "error-rate")
+    live = subprocess.run(
+        [sys.executable, "-m", "delivery", "explain", "--stack", "Pulumi.e2e.yaml", "--service",
+         "api-gateway", "--json"], cwd=ROOT, env=stack.env, capture_output=True, text=True,
+        check=False, timeout=120,
+    )
+    assert live.returncode == 0, live.stderr
+    runs_said = {r["name"]: r for r in json.loads(live.stdout)}
+    assert run["metadata"]["name"] in runs_said, sorted(runs_said)
+    live_metric = next(m for m in runs_said[run["metadata"]["name"]]["metrics"]
+                       if m["name"] == "error-rate")
     assert live_metric["verdict"] == "aborted", live_metric
     # the dashboards' rollout-events annotation marks the abort at its time
     aborted_at = datetime.datetime.fromisoformat(
         body["status"]["abortedAt"].replace("Z", "+00:00")).timestamp()
-    first_mark = wait_for(
-        "the abort on the dashboards' annotation query",
-        lambda: _marked(stack, "api-gateway", max(aborted_at - 60, released_at)), 30)
+
+    def marked() -> Observation:
+        aborts = abort_marks(stack, "api-gateway", max(aborted_at - 60, released_at), time.time())
+        return Observation(bool(aborts), f"abort marks at {aborts[:3]}", min(aborts or [0]))
+
+    first_mark = wait_for("the abort on the dashboards' annotation query", marked, 30)
     # within a scrape (1 s) of the abort, abortedAt being whole seconds
     assert aborted_at - 1 <= first_mark <= aborted_at + 3, (first_mark, aborted_at)
     wait_for(
