@@ -57,27 +57,6 @@ COLD_START_NO_WARM_UP = {"share": 0.03, "seconds": 5}
 WARM_UP = "10s"  # the e2e stack's seconds-for-minutes: twice the cold start
 
 
-def _serving(stack: Stack, service: str, canary: str) -> Observation:
-    """The canary's pods (pod-template hash ``canary``) that have served requests."""
-    pods = stack.simulated(service)
-    mine = [n for n, p in pods.items() if p["hash"] == canary and p["requests"] > 0]
-    return Observation(bool(mine), pods, mine)
-
-
-def _gate_saw_the_errors(stack: Stack, service: str, runs: Runs) -> Observation:
-    """Whether the first gate has measured the INJECTED errors (an Inconclusive measurement
-    counting them) and is still running, undecided."""
-    runs()
-    gate = first_gate(runs)
-    taken = measurements(gate, "error-rate") if gate else []
-    values = [vector(m) for m in taken if m.get("phase") == "Inconclusive"]
-    saw = any(len(v) == EVIDENCE_LEN and v[CANARY_ERRORS] == pytest.approx(INJECTED)
-              for v in values)
-    undecided = gate is not None and run_phase(gate) == "Running"
-    return Observation(saw and undecided, f"{[m.get('phase') for m in taken]} "
-                       f"{values[-1:]} {summary(rollout(stack, service))}")
-
-
 def test_a_healthy_canary_whose_pod_restarts_mid_gate_is_promoted(
     stack: Stack, pulumi: Pulumi
 ) -> None:
@@ -97,13 +76,31 @@ def test_a_healthy_canary_whose_pod_restarts_mid_gate_is_promoted(
     try:
         release(stack, pulumi, service, tag, timeline)
         canary = canary_hash(stack, service)
-        pod = wait_for("the canary pod to serve requests",
-                       lambda: _serving(stack, service, canary), 60)[0]
+
+        def serving() -> Observation:
+            pods = stack.simulated(service)
+            mine = [n for n, p in pods.items() if p["hash"] == canary and p["requests"] > 0]
+            return Observation(bool(mine), pods, mine)
+
+        pod = wait_for("the canary pod to serve requests", serving, 60)[0]
         assert stack.simulated(service)[pod]["series"] == ["200"], "not created lazily"
         stack.simulator(f"inject/{service}/{pod}/{INJECTED}")
         timeline.mark("errors injected")
-        wait_for("the 10% gate to see the errors, undecided",
-                 lambda: _gate_saw_the_errors(stack, service, runs), 60)
+
+        def gate_saw_errors() -> Observation:
+            runs()
+            gate = first_gate(runs)
+            taken = measurements(gate, "error-rate") if gate else []
+            values = [vector(m) for m in taken if m.get("phase") == "Inconclusive"]
+            saw = any(
+                len(v) == EVIDENCE_LEN and v[CANARY_ERRORS] == pytest.approx(INJECTED)
+                for v in values
+            )
+            undecided = gate is not None and run_phase(gate) == "Running"
+            return Observation(saw and undecided, f"{[m.get('phase') for m in taken]} "
+                               f"{values[-1:]} {summary(rollout(stack, service))}")
+
+        wait_for("the 10% gate to see the errors, undecided", gate_saw_errors, 60)
         before = stack.simulator(f"restart/{service}/{pod}")[pod]
         timeline.mark("canary pod restarted")
         runs()
