@@ -192,8 +192,8 @@ def _simulate(tasks: list[Task], jobs: int) -> list[CellResult]:
         results = [_task(t) for t in tasks]
     # a task's seed holds its stack's, service's and cell's places (_tasks); recomputing a
     # service's cells per result instead took half an hour on tight hypotheses (oc.smallest_caught)
-    order = {id(r): t[5][1:] for t, r in zip(tasks, results, strict=True)}
-    return sorted(results, key=lambda r: order[id(r)])
+    placed = sorted(zip((t[5][1:] for t in tasks), results, strict=True), key=lambda p: p[0])
+    return [r for _, r in placed]
 
 
 if __name__ == "__main__":
