@@ -60,6 +60,7 @@ class Event:
     newest_run_only: bool  # ...of the newest AnalysisRun only, or of all of the revision's
     action: str = ""  # what to run next ({name}, {ns})
     once_per: str = ""  # an expr: sent once per its value, not once per state
+    since: str = ""  # Go template: the moment the state began into ``$since`` (for the key)
 
     @property
     def trigger(self) -> str:
@@ -78,6 +79,8 @@ EVENTS = {event.name: event for event in (
         phases=("Failed", "Error"),
         newest_run_only=False,
         action="retry this image: kubectl argo rollouts retry rollout {name} -n {ns}",
+        since='{{- with .rollout.status -}}{{- $since = toString (default "" .abortedAt) -}}'
+        '{{- end -}}',
     ),
     Event(
         "paused",
@@ -95,6 +98,9 @@ EVENTS = {event.name: event for event in (
         newest_run_only=False,
         action="go on: kubectl argo rollouts promote {name} -n {ns}; roll back: kubectl argo "
         "rollouts abort {name} -n {ns}",
+        since='{{- with .rollout.status -}}{{- range .pauseConditions -}}'
+        '{{- $t := toString (default "" .startTime) -}}{{- if gt $t $since -}}{{- $since = $t -}}'
+        '{{- end -}}{{- end -}}{{- end -}}',
     ),
     Event(
         "completed",
@@ -252,10 +258,16 @@ def _prelude(event: str, dashboards: dict[str, str]) -> str:
 
 def template(event: str, dashboards: dict[str, str], webhooks: list[str]) -> dict[str, Any]:
     """The notification template of one event: a text message (Slack, Teams, e-mail, ...) and,
-    per webhook notifier, a JSON body with the same text and each SLO's verdict."""
+    per webhook notifier, a JSON body with the same text, each SLO's verdict and a ``key`` that
+    names the state it reports (namespace/rollout/revision/event, and for an abort when it was
+    aborted, for a pause when its latest pause condition began): the engine delivers at least
+    once, and a receiver that must not repeat itself drops a key it has seen."""
     prelude = _prelude(event, dashboards)
     body = (
-        prelude + f'{{{{ toJson (dict "event" {_go(event)} "rollout" $name "namespace" $ns '
+        prelude + '{{- $since := "" -}}' + EVENTS[event].since
+        + f'{{{{- $key := printf "%s/%s/%s/%s" $ns $name (toString $rev) {_go(event)} -}}}}'
+        '{{- if $since -}}{{- $key = printf "%s/%s" $key $since -}}{{- end -}}'
+        f'{{{{ toJson (dict "event" {_go(event)} "key" $key "rollout" $name "namespace" $ns '
         '"revision" $rev "image" $image "slos" $slos "text" (join "\\n" $lines)) }}'
     )
     out: dict[str, Any] = {"message": prelude + '{{ join "\\n" $lines }}'}

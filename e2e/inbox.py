@@ -28,6 +28,11 @@ class Notification:
         return str(self.body.get("event", ""))
 
     @property
+    def key(self) -> str:
+        """The state the message reports: a duplicate delivery carries the same key."""
+        return str(self.body.get("key", ""))
+
+    @property
     def rollout(self) -> str:
         return str(self.body.get("rollout", ""))
 

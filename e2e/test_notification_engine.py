@@ -217,3 +217,35 @@ def test_completed_is_said_once_per_judged_revision() -> None:
     slos = webhook(sent)["slos"]
     assert [(s["slo"], s["phase"], s["run"]) for s in slos] == [
         ("error-rate", "Successful", "api-gateway-6f7c9-7-8")]  # the last gate only
+
+
+def test_a_webhook_body_keys_the_state_it_reports() -> None:
+    """The engine delivers at least once (docs/notifications.md): the key names the state a
+    message reports, so a duplicate carries the same key and a later state a new one."""
+    at = {"reason": "InconclusiveAnalysisRun", "startTime": "2026-12-07T05:24:09Z"}
+    step = {"reason": "CanaryPauseStep", "startTime": "2026-12-07T05:23:57Z"}
+    inside_timed_pause = _rollout(TIMED, {"phase": "Paused", "pauseConditions": [step, at]})
+    gate = _rollout(MANUAL, {"phase": "Paused", "pauseConditions": [step]})
+    operator = _rollout(TIMED, paused=True)
+    aborted = _rollout(GATE_STEP, {**ABORTED, "abortedAt": "2026-12-07T05:25:00Z"})
+    good = runs.evidence("error-rate", (0, 5_000, 30), (10, 50_000, 30))
+    run = runs.run(runs.GATE, {"error-rate": [("Successful", runs.value(good))]},
+                   {"error-rate": "Successful"}, "Successful")
+    keys: dict[str, str] = {}
+    for name, trigger, rollout, analysis in (
+        ("shared", "slo-canary-paused", inside_timed_pause, None),
+        ("gate", "slo-canary-paused", gate, None),
+        ("operator", "slo-canary-paused", operator, None),
+        ("aborted", "slo-canary-aborted", aborted, None),
+        ("completed", "slo-canary-completed", _rollout(len(STEPS), PROMOTED), [run]),
+    ):
+        sent = one(trigger, rollout, analysis)
+        assert sent is not None, name
+        keys[name] = webhook(sent)["key"]
+    assert keys == {
+        "shared": "api/api-gateway/7/paused/2026-12-07T05:24:09Z",  # the latest condition's
+        "gate": "api/api-gateway/7/paused/2026-12-07T05:23:57Z",
+        "operator": "api/api-gateway/7/paused",  # no pause condition: one per revision
+        "aborted": "api/api-gateway/7/aborted/2026-12-07T05:25:00Z",
+        "completed": "api/api-gateway/7/completed",
+    }

@@ -79,7 +79,8 @@ def test_a_good_release_goes_10_25_50_100_and_ends_healthy(
     note = notified(inbox, pulumi, mark, "orchestrator", "completed", "PROMOTED", "error-rate")
     assert note.slos()["error-rate"]["phase"] == "Successful", note.body
     # the timed pause steps (10%, 25%, 50%) paused the rollout three times: nobody is told
-    assert [n.event for n in inbox.since(mark, "orchestrator")] == ["completed"]
+    assert {(n.event, n.key) for n in inbox.since(mark, "orchestrator")} == {
+        ("completed", note.key)}
     first = gates[0]
     assert evidence_order(stack, first, "error-rate") == list(EVIDENCE)
     clean = vector(measurements(first, "error-rate")[-1])
