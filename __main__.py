@@ -242,12 +242,13 @@ def notification_settings(
 def canary_statistics(
     stack: StackConfig, gates: dict[str, list[Gate]]
 ) -> dict[str, dict[str, CanaryStatistic]]:
-    """The judge's hypotheses and boundaries per deployed service and SLO, for the dashboards."""
+    """The judge's hypotheses and boundaries per deployed service and SLO, for the dashboards:
+    those of the statistic the panel plots (``judged``: the cumulative one, coarse hypotheses)."""
     lookback = evidence_window(stack.delivery)
     return {
         service: {
             gate.name: CanaryStatistic(
-                gate.hypotheses.good, gate.hypotheses.bad, gate.abort, gate.accept, lookback
+                gate.coarse.good, gate.coarse.bad, gate.abort, gate.accept, lookback
             )
             for gate in service_gates
         }

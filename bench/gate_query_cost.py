@@ -304,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
             shared = (per_slo.get(SERVICE_RULES, (0, 0.0)),
                       query_stats(prom.url, outage["provider"]["prometheus"]["query"], at,
                                   repeat))
-            # the judge before took the analysis config
+            # the judge before took the analysis config, its fail burn rate a number (it
+            # knew no "auto"); what a query reads does not depend on the hypotheses
+            analysis = stack.delivery.analysis.model_copy(update={"fail_burn_rate": 10.0})
             for gate, old in zip(judge.stack_gates(slos, stack, SERVICE),
-                                 before.gates(slos, stack.delivery.analysis), strict=True):
+                                 before.gates(slos, analysis), strict=True):
                 old_text = before.query(old, window, scrape)
                 new_text = judge.query(gate, window, stack.prometheus.scrape_interval)
                 rows.append(_gate_row(prom.url, gate.name, old_text, new_text, at, repeat,

@@ -321,10 +321,12 @@ def _stable(others: Sums) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return has_stable, sn, sx, phi_s
 
 
-def moved(gate: judge.Gate, others: Sums) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def moved(gate: judge.Gate, others: Sums, h: judge.Hypotheses | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``judge.moved`` elementwise for a gate with ``baseline: compare``: (has a baseline,
-    good, bad), the hypotheses moved by stable's ratio (``stable_ratio``) over its sums."""
-    h = gate.hypotheses
+    good, bad), the hypotheses (the SLO's own, or ``h``) moved by stable's ratio
+    (``stable_ratio``) over its sums."""
+    h = h or gate.hypotheses
     has_stable, sn, sx, phi_s = _stable(others)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = (sx + 1 + judge.Z * np.sqrt(phi_s * (sx + 1))) / np.where(has_stable, sn, 1)
@@ -442,8 +444,8 @@ def running(gate: judge.Gate, steps: Steps, others: Sums, ev: Evaluations, windo
 def evidence(gate: judge.Gate, canary: Sums, others: Sums, cusum: np.ndarray | None = None,
              recent: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """``judge.evidence`` elementwise: (present, the EVIDENCE arrays, NaN where absent);
-    ``cusum`` and ``recent`` before dividing by the dispersion, or (None) the cumulative judged
-    and absolute statistics."""
+    ``cusum`` and ``recent`` before dividing by the dispersion, or (None) the cumulative
+    statistics under the SLO's own hypotheses (moved by stable) and the absolute one."""
     h = gate.hypotheses
     present = canary.present & (canary.requests > 0)
     n, x = canary.requests, canary.errors
@@ -451,15 +453,19 @@ def evidence(gate: judge.Gate, canary: Sums, others: Sums, cusum: np.ndarray | N
     per_error, per_success = judge.coefficients(h)
     absolute = (x * per_error + (n - x) * per_success) / phi
     has_stable, sn, sx, phi_s = _stable(others)
-    judged = absolute
-    if gate.compare:
-        _, good, bad = moved(gate, others)
-        judged = np.where(has_stable, llr(x, n, good, bad) / phi, np.nan)
+
+    def against(hypotheses: judge.Hypotheses) -> np.ndarray:
+        """The cumulative statistic under ``hypotheses``, moved by stable with a baseline."""
+        if not gate.compare:
+            return np.asarray(llr(x, n, hypotheses.good, hypotheses.bad) / phi)
+        _, good, bad = moved(gate, others, hypotheses)
+        return np.where(has_stable, llr(x, n, good, bad) / phi, np.nan)
+
+    judged = against(gate.coarse)
     own = (sx * per_error + (sn - sx) * per_success) / phi_s
-    judged = judged / abort_scale(canary.steps, gate.abort)
+    scale = abort_scale(canary.steps, gate.cusum_abort)
     vector = [judged, absolute, x, n, sx, sn, own, phi, canary.steps,
-              judged if cusum is None else
-              cusum / phi / abort_scale(canary.steps, gate.cusum_abort),
+              (against(h) if cusum is None else cusum / phi) / scale,
               absolute if recent is None else recent / phi]
     assert len(vector) == len(judge.EVIDENCE)
     return present, [np.where(present, v, np.nan) for v in vector]

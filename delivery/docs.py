@@ -65,18 +65,23 @@ def _pct(ratio: float) -> str:
 def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> list[str]:
     parts = [
         "Canary gates: a sequential test per SLO (good = at most the pass ratio, bad = at least "
-        "the fail ratio; the statistic and its boundaries are explained in the runbook):",
+        "the fail ratio; the statistic and its boundaries are explained in the runbook). It "
+        "aborts where the whole-life statistic against a bad ratio of at least 10x the budget "
+        "reaches its boundary (a gross regression), or the statistic against the SLO's own "
+        "ratios since its lowest restart point reaches its own (a moderate burn, a late "
+        "regression):",
         "",
-        "| SLO | stack | mode | good at most | bad at least | abort at | pass at | "
-        "clean requests to pass | requests to abort a bad canary |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| SLO | stack | mode | good at most | bad at least | abort at (whole life, bad at "
+        "least) | abort at (since a restart point) | pass at | clean requests to pass | "
+        "requests to abort a bad canary |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     gated_group = gated(group)
     for slo in group:
         if slo not in gated_group:
             parts.append(
                 f"| {slo.slo.name} | all | not gated ({slo.events.describe()}: its kind cannot "
-                "judge a canary, or canary_gate: false) | | | | | | |"
+                "judge a canary, or canary_gate: false) | | | | | | | |"
             )
     for name, stack in stacks.items():
         service = group[0].service.name if group else ""
@@ -86,7 +91,8 @@ def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> lis
             h = gate.hypotheses
             parts.append(
                 f"| {gate.name} | {name} | {gate.enforcement} | {_pct(h.good)} | {_pct(h.bad)} | "
-                f"{number(round(gate.abort, 3))} | {number(round(gate.accept, 3))} | "
+                f"{number(round(gate.abort, 3))} ({_pct(gate.coarse.bad)}) | "
+                f"{number(round(gate.cusum_abort, 3))} | {number(round(gate.accept, 3))} | "
                 f"{requests_to_pass_clean(gate)} | about {round(expected_requests(gate, h.bad))} |"
             )
     parts.append("")

@@ -203,11 +203,12 @@ def _reached_abort(v: MetricVerdict, late: bool) -> None:
     against = "against stable's error ratio" if e["stable_requests"] > 0 else "absolute"
     if late:
         v.reason = (f"statistic since its lowest restart point ({against}) "
-                    f"{e['cusum']:.2f} >= abort {_num(v.cusum_abort)}: the canary got worse "
-                    "during the rollout (a regression that started at a later weight); ")
+                    f"{e['cusum']:.2f} >= abort {_num(v.cusum_abort)}: the canary fails more "
+                    "often than a good release would, over the rollout or since a later weight "
+                    "(a moderate burn, or a regression that started during the rollout); ")
     else:
         v.reason = (f"statistic ({against}) {e['judged']:.2f} >= abort {_num(v.abort)}: the "
-                    "canary fails more often than a good release would; ")
+                    "canary fails many times more often than a good release would; ")
     if v.advisory:
         v.verdict = "failed-advisory"
         v.reason += "this SLO is advisory (dry run), so the rollout goes on"

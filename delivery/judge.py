@@ -42,17 +42,37 @@ distributed as chi-square with ``d`` degrees of freedom over ``d``: at ``MIN_STE
 is below 0.3 one time in twenty. In the diffusion approximation a statistic ``L / phi`` crosses
 ``h`` with probability ``e^-h``; divided by ``phi W`` instead, with probability ``e^-hW``, whose
 mean over ``W`` is ``(1 + 2h/d)^(-d/2)``: at 6 steps and ``h = 8.7`` (dev's abort) 0.015
-instead of 0.00017. The abort-side statistics (``judged`` and ``cusum``) are therefore divided
+instead of 0.00017. The change-point statistic (``cusum``, below) is therefore divided
 further by
 
     abort_scale(d, h) = d (e^(2h/d) - 1) / (2h),
 
-the ``c`` that solves ``(1 + 2hc/d)^(-d/2) = e^-h``, each with its own boundary ``h``: the
-mean crossing probability is ``e^-h`` again. It falls towards 1 as steps accumulate (at
+the ``c`` that solves ``(1 + 2hc/d)^(-d/2) = e^-h``, with its boundary ``h``: the mean
+crossing probability is ``e^-h`` again. It falls towards 1 as steps accumulate (at
 ``h = 8.7``: 7.2 at 6 steps, 4.0 at 8, 1.6 at 20, 1.16 at 60), so it costs abort time early in
 the rollout and little later (``bench/canary_judgement.py`` prints both). The pass side is not
 scaled: a pass needs the canary statistic at ``accept`` and ``recent < 0``, its risk ``beta``
 is measured to hold on bursty traffic, and scaling it would slow every clean release.
+
+Two abort tests. A release that fails many times its budget must be stopped within minutes, on
+what the first steps hold; a moderate burn (2-5x, where the stack or ``auto`` sets a small
+``failBurnRate``) needs hundreds of requests however it is judged. The scale above would hold
+the first kind back as long as the second (at 300 canary requests a minute, a 10x canary whose
+errors come in bursts of 10 was aborted within 5 minutes in 92% of rollouts instead of 100%).
+So the abort side reads two statistics, each with half the SLO's false-abort risk (below):
+
+- ``judged``: the cumulative statistic under coarse hypotheses (``coarse()``): the SLO's good
+  one, and a bad one at least ``COARSE_BURN`` (10) times the budget, divided by the dispersion
+  and not scaled. Each error moves it by ``ln(bad/good)``, ``ln 10 = 2.3`` at 10x, so a gross
+  regression reaches ``abort`` within a few steps of ``MIN_STEPS``. The diffusion argument above
+  is for small increments; for these large ones the estimate adapts with the evidence (a burst
+  of ``s`` errors in a few steps estimates ``phi`` near ``s`` itself, so a burst counts about
+  as one error), and its false-abort risk on bursty, restarting and cold-starting traffic is
+  measured by ``bench/canary_judgement.py`` (``real-traffic-healthy-rarely-aborted``: at most
+  0.1% in every cell) rather than bounded here.
+- ``cusum``: the change-point statistic below, under the SLO's own hypotheses, scaled. It is
+  at least the cumulative statistic under them (the canary's start is one of its restart
+  points), so it also catches a moderate burn that is there from the start.
 
 Regressions that start late. Summed over the canary's whole life, the statistic lets clean
 requests at 10% and 25% hide a regression that starts at 50% (a load-dependent one, or a bad
@@ -60,7 +80,8 @@ pod added at a later weight): its rise has to undo everything the clean steps to
 change-point statistics read the same step increments as running sums ``L_t`` (one per
 hypotheses, ``delivery/evidence.py``):
 
-- ``cusum``: the judged sum above its lowest restart point within the evidence window,
+- ``cusum``: the judged sum (the increments under the SLO's own hypotheses, moved by stable
+  as below) above its lowest restart point within the evidence window,
   ``L_t - min(0, min_r L_r)``, the restart points ``r`` being one step every ``RESTART_SECONDS``
   (and the canary's start, where ``L = 0``). A regression that starts at time ``s`` is judged
   on the evidence since the restart point before it: at most ``RESTART_SECONDS`` of earlier
@@ -78,7 +99,8 @@ mean at most 1), so by Ville's inequality it ever reaches ``h`` with probability
 ``e^-h``. ``cusum >= h`` at some time means ``L_t - L_r >= h`` for some restart point, so over
 the ``R`` restart points of the evidence window (``restart_points()``: the window over
 ``RESTART_SECONDS``, plus the start) the probability is at most ``R e^-h``. The cumulative test
-takes half of the SLO's false-abort risk, ``abort = ln(2/alpha_slo)``, and the change-point test
+(under the coarse hypotheses: its likelihood ratio is a martingale under ``good`` as well) takes
+half of the SLO's false-abort risk, ``abort = ln(2/alpha_slo)``, and the change-point test
 the other half, ``cusum_abort = ln(2 R/alpha_slo)``: together at most ``alpha_slo``, over every
 step and every gate of the rollout. (A rollout that stays paused longer than the evidence window
 keeps measuring in the background and adds restart points: the bound is per evidence window.)
@@ -94,8 +116,9 @@ starts there.
 
 So the canary
 
-- fails (the rollout aborts) once the statistic reaches ``abort = ln(2/alpha_slo)``, or the
-  change-point statistic reaches ``cusum_abort``;
+- fails (the rollout aborts) once the cumulative statistic under the coarse hypotheses reaches
+  ``abort = ln(2/alpha_slo)``, or the change-point statistic under the SLO's own reaches
+  ``cusum_abort``;
 - passes a gate once the statistic falls to ``accept = ln(beta)`` while ``recent < 0``;
 - is undecided in between, and without traffic there is no statistic at all: no data is never a
   pass and never a failure.
@@ -151,7 +174,7 @@ from slo.promql import Matcher
 
 # Positions in the measurement's result vector.
 EVIDENCE = (
-    "judged",  # statistic against the baseline-adjusted hypotheses: fails at >= abort
+    "judged",  # statistic against the baseline-adjusted coarse hypotheses: fails at >= abort
     "canary",  # statistic against the SLO's own hypotheses: passes at <= accept
     "canary_errors",
     "canary_requests",
@@ -160,7 +183,7 @@ EVIDENCE = (
     "stable",  # stable's own statistic: a shared incident when it and the canary's reach abort
     "dispersion",  # the canary's phi, which the two statistics above are divided by
     "steps",  # steps (scrape intervals) in which the canary had traffic
-    "cusum",  # the judged statistic since its lowest restart point: fails at >= cusum_abort
+    "cusum",  # the SLO's own, adjusted, since its lowest restart point: fails at >= cusum_abort
     "recent",  # the canary's statistic over the last span (Looks): a gate passes only while < 0
 )
 (JUDGED, CANARY, CANARY_ERRORS, CANARY_REQUESTS, STABLE_ERRORS, STABLE_REQUESTS, STABLE,
@@ -176,6 +199,8 @@ Z = 2.33
 # The change-point statistic restarts at most once per this many seconds (its restart points).
 RESTART_SECONDS = 300
 MIN_EVIDENCE_WINDOW_SECONDS = 1800
+# The cumulative statistic's bad hypothesis is at least this many times the budget.
+COARSE_BURN = 10.0
 # Hypotheses moved by stable stay below these, so that the logarithms stay finite.
 BAD_CAP = 0.95
 GOOD_CAP_SHARE = 0.9
@@ -196,7 +221,8 @@ class Gate:
     """Everything that decides one SLO's canary verdict on one stack."""
 
     slo: ResolvedSlo
-    hypotheses: Hypotheses
+    hypotheses: Hypotheses  # the SLO's own: the pass side and the change-point statistic
+    coarse: Hypotheses  # the cumulative statistic's: bad at least COARSE_BURN x the budget
     abort: float  # ln(2/alpha_slo): the cumulative statistic's boundary
     accept: float  # ln(beta)
     cusum_abort: float  # ln(2 R/alpha_slo), R restart points in the evidence window
@@ -216,6 +242,12 @@ def hypotheses(slo: ResolvedSlo, pass_burn: float, fail_burn: float) -> Hypothes
     good = round(slo.budget * pass_burn, 12)
     bad = round(min(slo.budget * fail_burn, 1 - slo.budget * 1e-3), 12)
     return Hypotheses(good, bad)
+
+
+def coarse(slo: ResolvedSlo, h: Hypotheses) -> Hypotheses:
+    """The cumulative statistic's hypotheses: the SLO's own good one, and a bad one at least
+    ``COARSE_BURN`` times the budget (the SLO's own where that is higher already)."""
+    return Hypotheses(h.good, max(h.bad, hypotheses(slo, 1.0, COARSE_BURN).bad))
 
 
 def settle_seconds(step: int) -> int:
@@ -351,6 +383,7 @@ def gates(slos: list[ResolvedSlo], delivery: DeliveryConfig,
         return lambda h, why: Gate(
             slo=s,
             hypotheses=h,
+            coarse=coarse(s, h),
             abort=math.log(2 / alpha),
             accept=math.log(beta),
             cusum_abort=math.log(2 * restart_points(delivery) / alpha),
@@ -470,18 +503,28 @@ def evidence(gate: Gate, canary: Counts, stable: Counts, cusum: float | None = N
         return None
     phi = dispersion(canary)
     absolute = llr(canary.errors, canary.requests, gate.hypotheses) / phi
-    judged = absolute
+    judged = llr(canary.errors, canary.requests, gate.coarse) / phi
     if gate.compare:
         judged = math.nan
         if stable.requests > 0:
-            moved = adjusted(gate.hypotheses, stable_ratio(stable), gate.margin)
+            moved = adjusted(gate.coarse, stable_ratio(stable), gate.margin)
             judged = llr(canary.errors, canary.requests, moved) / phi
     own = llr(stable.errors, stable.requests, gate.hypotheses) / dispersion(stable)
-    judged /= abort_scale(canary.steps, gate.abort)
     return (judged, absolute, canary.errors, canary.requests, stable.errors, stable.requests,
             own, phi, canary.steps,
-            judged if cusum is None else cusum / phi / abort_scale(canary.steps, gate.cusum_abort),
+            _cusum(gate, canary, stable, phi) if cusum is None
+            else cusum / phi / abort_scale(canary.steps, gate.cusum_abort),
             absolute if recent is None else recent / phi)
+
+
+def _cusum(gate: Gate, canary: Counts, stable: Counts, phi: float) -> float:
+    """A kind judged inline has no running sums: its change-point statistic is the cumulative
+    one under the SLO's own hypotheses (moved by stable), scaled as the recorded one is."""
+    h = moved(gate, stable)
+    if h is None:
+        return math.nan
+    return llr(canary.errors, canary.requests, h) / phi / abort_scale(canary.steps,
+                                                                      gate.cusum_abort)
 
 
 def drift(gate: Gate, error_ratio: float) -> float:
@@ -509,10 +552,13 @@ def late_requests(gate: Gate, looks: int, ratio: float | None = None) -> int | N
 
 
 def expected_requests(gate: Gate, error_ratio: float) -> float:
-    """Wald's approximation of the canary requests the test needs at a constant error ratio."""
+    """Wald's approximation of the canary requests the test needs at a constant error ratio:
+    to abort, the sooner of the cumulative statistic (coarse hypotheses, ``abort``) and the
+    change-point one (the SLO's own, ``cusum_abort``; before its scale)."""
     step = drift(gate, error_ratio)
     if step > 0:
-        return gate.abort / step
+        gross = llr(error_ratio, 1.0, gate.coarse)
+        return min(gate.cusum_abort / step, gate.abort / gross if gross > 0 else math.inf)
     if step < 0:
         return gate.accept / step
     return math.inf
@@ -562,9 +608,10 @@ def stable_ratio_ql(stable: CountsQL, phi: str) -> str:
     return f"({x} + {Z!r} * sqrt({phi} * {x})) / ({stable.requests} > 0)"
 
 
-def moved_ql(gate: Gate, ratio: str) -> tuple[str, str]:
-    """``moved()``'s (good, bad) as PromQL from stable's ratio (a vector)."""
-    h = gate.hypotheses
+def moved_ql(gate: Gate, ratio: str, h: Hypotheses | None = None) -> tuple[str, str]:
+    """``moved()``'s (good, bad) as PromQL from stable's ratio (a vector): of the SLO's own
+    hypotheses, or of ``h`` (the cumulative statistic's, ``adjusted()``)."""
+    h = h or gate.hypotheses
     bad_cap = max(h.bad, BAD_CAP)
     good_cap = max(h.good, GOOD_CAP_SHARE * bad_cap)
     return (f"clamp({ratio}, {number(h.good)}, {number(good_cap)})",
@@ -587,14 +634,17 @@ def evidence_ql(
 ) -> dict[str, str]:
     """``evidence()`` as PromQL, one expression per element of ``EVIDENCE``."""
     n, x = canary.requests, canary.errors
-    h = gate.hypotheses
+    h, c = gate.hypotheses, gate.coarse
     absolute = f"({_llr(x, n, h.good, h.bad)}) / {phi}"
-    scale = abort_scale_ql(canary.steps, gate.abort)
-    judged = f"{absolute} / {scale}"
+    judged = f"({_llr(x, n, c.good, c.bad)}) / {phi}"
+    scale = abort_scale_ql(canary.steps, gate.cusum_abort)
+    inline_cusum = f"{absolute} / {scale}"
     if gate.compare:
-        good, bad = moved_ql(gate, ratio)
         # no stable traffic over the canary's period yet: no baseline, so no verdict to abort on
-        judged = f"({_llr(x, n, good, bad)}) / {phi} / {scale} or {n} * 0 + NaN"
+        good, bad = moved_ql(gate, ratio, c)
+        judged = f"({_llr(x, n, good, bad)}) / {phi} or {n} * 0 + NaN"
+        good, bad = moved_ql(gate, ratio)
+        inline_cusum = f"({_llr(x, n, good, bad)}) / {phi} / {scale} or {n} * 0 + NaN"
     parts = {
         "judged": judged,
         "canary": absolute,
@@ -606,8 +656,7 @@ def evidence_ql(
                   f" or {n} * 0",
         "dispersion": phi,
         "steps": canary.steps,
-        "cusum": judged if cusum is None else
-                 f"({cusum}) / {phi} / {abort_scale_ql(canary.steps, gate.cusum_abort)}",
+        "cusum": inline_cusum if cusum is None else f"({cusum}) / {phi} / {scale}",
         "recent": absolute if recent is None else f"({recent}) / {phi}",
     }
     assert tuple(parts) == EVIDENCE

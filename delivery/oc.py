@@ -5,11 +5,13 @@ constant ``rate`` a minute, the probability that the rollout is aborted, and tha
 passes, by the end of the first gate (its pause and delay, then ``maxMeasurements`` looks). Computed
 exactly for that model by dynamic programming over the canary's error count at each look
 (``interval`` apart): between looks the count grows by a binomial draw of the look's requests;
-at each look the cumulative statistic, divided by the abort side's scale at the steps (scrape
-intervals) elapsed (``judge.abort_scale``), is compared with the abort boundary (every look:
-the background analysis) and, during the gate, the statistic with the pass boundary. Left out,
-and measured by ``bench/canary_judgement.py`` instead: bursts and dispersion, Poisson arrivals,
-the minimum evidence, the change-point statistic and the ``recent`` condition (which only delay
+at each look (every look: the background analysis) the rollout aborts where the cumulative
+statistic under the coarse hypotheses reaches ``abort`` or the one under the SLO's own, divided
+by the abort side's scale at the steps (scrape intervals) elapsed (``judge.abort_scale``),
+reaches ``cusum_abort`` (the change-point statistic is at least that cumulative one); during
+the gate it passes where the latter is at the pass boundary. Left out, and measured by
+``bench/canary_judgement.py`` instead: bursts and dispersion, Poisson arrivals, the minimum
+evidence, the change-point statistic's restarts and the ``recent`` condition (which only delay
 a pass and only hasten an abort), and the gates after the first.
 """
 
@@ -56,6 +58,7 @@ def first_gate(gate: Gate, stack: StackConfig, rate: float, ratio: float) -> Out
     looks = pause_looks + cfg.max_measurements
     steps_per_look = interval / go_seconds(stack.prometheus.scrape_interval)
     per_error, per_success = coefficients(gate.hypotheses)
+    coarse_error, coarse_success = coefficients(gate.coarse)
     ratio = min(max(ratio, 0.0), 1.0)
     pmf = _binomial(per_look, ratio)
     alive = np.array([1.0])  # probability of each error count, no verdict yet
@@ -65,7 +68,9 @@ def first_gate(gate: Gate, stack: StackConfig, rate: float, ratio: float) -> Out
         n = look * per_look
         x = np.arange(alive.size)
         statistic = x * per_error + (n - x) * per_success
-        over = statistic / abort_scale(look * steps_per_look, gate.abort) >= gate.abort
+        scale = abort_scale(look * steps_per_look, gate.cusum_abort)
+        over = ((x * coarse_error + (n - x) * coarse_success >= gate.abort)
+                | (statistic / scale >= gate.cusum_abort))
         aborted += float(alive[over].sum())
         alive[over] = 0.0
         if look > pause_looks:

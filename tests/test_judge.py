@@ -154,10 +154,42 @@ def test_a_bad_canary_beside_a_healthy_stable_fails_almost_as_fast_as_without_a_
     gate = gate_for("api-gateway", "error-rate")
     values = judge.evidence(gate, steady(20, 1_000), steady(50, 100_000))  # 2% beside 0.05%
     assert values is not None
-    # the same statistic, scaled for a dispersion estimated from 20 steps, still aborts
-    scaled = values[judge.CANARY] / judge.abort_scale(20, gate.abort)
-    assert values[judge.JUDGED] == pytest.approx(scaled, rel=1e-12)
+    # stable's bound (0.05% and its interval) stays below good: the hypotheses are not moved
+    assert judge.moved(gate, steady(50, 100_000)) == gate.hypotheses
+    assert values[judge.JUDGED] == pytest.approx(values[judge.CANARY], rel=1e-12)
     assert values[judge.JUDGED] >= gate.abort
+
+
+def test_the_cumulative_statistic_reads_coarse_hypotheses_at_least_10x_the_budget():
+    tight = gate_for("api-gateway", "error-rate", failBurnRate=2)
+    assert tight.hypotheses == judge.Hypotheses(0.001, 0.002)
+    assert tight.coarse == judge.Hypotheses(0.001, 0.01)
+    loose = gate_for("api-gateway", "error-rate", failBurnRate=20)
+    assert loose.coarse == loose.hypotheses == judge.Hypotheses(0.001, 0.02)
+
+
+def test_a_gross_regression_aborts_at_the_minimum_of_steps_on_the_unscaled_coarse_statistic():
+    """50x a 0.1% budget at 25 requests a step: at MIN_STEPS the coarse statistic is past its
+    boundary, while the SLO's own at 2x, scaled for a dispersion read from 6 steps, is not."""
+    gate = gate_for("api-gateway", "error-rate", failBurnRate=2)
+    canary = steady(8, 150, steps=judge.MIN_STEPS)
+    values = judge.evidence(gate, canary, steady(50, 100_000), cusum=judge.llr(8, 150,
+                                                                                gate.hypotheses))
+    assert values is not None
+    assert values[judge.JUDGED] == pytest.approx(judge.llr(8, 150, gate.coarse))
+    assert values[judge.JUDGED] >= gate.abort
+    assert values[judge.CUSUM] < gate.cusum_abort
+
+
+def test_a_moderate_burn_leans_good_under_the_coarse_hypotheses_and_bad_under_the_tight_ones():
+    gate = gate_for("api-gateway", "error-rate", failBurnRate=2)
+    canary = steady(30, 10_000, steps=200)  # 3x the budget
+    values = judge.evidence(gate, canary, steady(50, 100_000, steps=200))
+    assert values is not None
+    assert values[judge.JUDGED] < 0 < values[judge.CANARY]
+    # judged inline (no running sums), the change-point statistic is the tight cumulative one
+    assert values[judge.CUSUM] == pytest.approx(
+        values[judge.CANARY] / judge.abort_scale(200, gate.cusum_abort))
 
 
 @given(d=st.floats(0.5, 500), h=st.floats(1, 20))
@@ -175,7 +207,7 @@ def test_abort_scale_falls_towards_one_as_steps_accumulate():
     assert 1 < scales[-1] < 1.02
 
 
-def test_only_the_abort_side_is_scaled():
+def test_only_the_change_point_statistic_is_scaled():
     gate = gate_for("api-gateway", "error-rate")
     canary, stable = steady(3, 2_000, steps=8), steady(50, 100_000, steps=8)
     values = judge.evidence(gate, canary, stable, cusum=4.0, recent=-1.0)
@@ -185,10 +217,8 @@ def test_only_the_abort_side_is_scaled():
     assert values[judge.RECENT] == pytest.approx(-1.0 / phi)
     assert values[judge.CUSUM] == pytest.approx(
         4.0 / phi / judge.abort_scale(8, gate.cusum_abort))
-    moved = judge.moved(gate, stable)
-    assert moved is not None
-    assert values[judge.JUDGED] == pytest.approx(
-        judge.llr(3, 2_000, moved) / phi / judge.abort_scale(8, gate.abort))
+    coarse = judge.adjusted(gate.coarse, judge.stable_ratio(stable), gate.margin)
+    assert values[judge.JUDGED] == pytest.approx(judge.llr(3, 2_000, coarse) / phi)
 
 
 def test_no_canary_requests_is_no_evidence():

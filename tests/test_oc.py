@@ -17,9 +17,9 @@ SLOS = by_service(resolve_all(load_catalogue(ROOT / STACK.catalogue)))
 
 
 def simulate(gate: judge.Gate, rate: float, ratio: float, runs: int, seed: int) -> oc.Outcome:
-    """The first gate, run by run: binomial errors per look, the abort boundary at every look
-    (the statistic divided by the abort side's scale at the scrape intervals elapsed), the pass
-    boundary at the gate's looks."""
+    """The first gate, run by run: binomial errors per look, the abort boundaries at every look
+    (the coarse statistic at ``abort``; the SLO's own divided by the abort side's scale at the
+    scrape intervals elapsed at ``cusum_abort``), the pass boundary at the gate's looks."""
     cfg = STACK.delivery.analysis
     interval = go_seconds(cfg.interval)
     per_look = round(rate * interval / 60)
@@ -29,9 +29,11 @@ def simulate(gate: judge.Gate, rate: float, ratio: float, runs: int, seed: int) 
         per_look, ratio, (runs, pause_looks + cfg.max_measurements)).cumsum(axis=1)
     n = per_look * np.arange(1, errors.shape[1] + 1)
     statistic = errors * per_error + (n - errors) * per_success
+    coarse_error, coarse_success = judge.coefficients(gate.coarse)
+    coarse = errors * coarse_error + (n - errors) * coarse_success
     steps = n / per_look * interval / go_seconds(STACK.prometheus.scrape_interval)
-    scale = np.array([judge.abort_scale(k, gate.abort) for k in steps])
-    over = statistic / scale >= gate.abort
+    scale = np.array([judge.abort_scale(k, gate.cusum_abort) for k in steps])
+    over = (statistic / scale >= gate.cusum_abort) | (coarse >= gate.abort)
     under = (statistic <= gate.accept) & (np.arange(errors.shape[1]) >= pause_looks)
     big = errors.shape[1]
     first_over = np.where(over.any(axis=1), over.argmax(axis=1), big)

@@ -164,7 +164,8 @@ def _service_section(mine: list[CellResult], stack_name: str, service: str) -> l
     gates = judge.stack_gates(slos, stack, service)
     out = ["", f"--- {stack_name}/{service}: gates " + ", ".join(
         f"{g.name} (budget {g.slo.budget:.2%}, good {g.hypotheses.good:g}, bad "
-        f"{g.hypotheses.bad:g}, abort {g.abort:.2f}, accept {g.accept:.2f})"
+        f"{g.hypotheses.bad:g} (cumulative {g.coarse.bad:g}), abort {g.abort:.2f}, "
+        f"cusum_abort {g.cusum_abort:.2f}, accept {g.accept:.2f})"
         for g in gates)]
     p1 = probabilities(slos, 1)
     out.append(f"    canary at m x budget: 5xx ratio e = m x {p1.e:g}, slow ratio "

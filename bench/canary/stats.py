@@ -13,7 +13,9 @@ from scipy.stats import beta as beta_distribution  # type: ignore[import-untyped
 from bench.canary.argo import ABORT, PAUSE, PROMOTE, UNDECIDED
 from bench.canary.cells import Cell, probabilities
 from bench.canary.stacks import stack_slos
+from bench.recording import abort_scale
 from delivery import judge
+from delivery.stack import go_seconds
 
 # ---- statistics, report, targets ---------------------------------------------------------------
 
@@ -56,25 +58,45 @@ DECIDED_SHARE = 0.99  # the "requests the test needs": by then it has decided in
 WALKS = 4000
 
 
+def decision_requests(gate: judge.Gate, ratio: float, per_step: float) -> float:
+    """Requests by which the bare test (the gate's statistics on the canary's own counts, one
+    request at a time, before the dispersion and the abort side's scale) has decided in
+    DECIDED_SHARE of WALKS random walks at a constant error ratio: aborted where the cumulative
+    statistic under the coarse hypotheses reaches ``abort`` or the one under the SLO's own
+    reaches ``cusum_abort``, passed where the latter falls to ``accept``; inf when it has not
+    within 10^6 requests. Wald's expected count is a mean: at that many requests about half the
+    runs are still undecided, so a 99% target needs this quantile. The tight test's boundary
+    is widened by the abort side's scale at the steps its requests span (``per_step`` requests
+    a step), as the judge's is."""
+    return _walks((gate.cusum_abort, gate.abort, gate.accept),
+                  judge.coefficients(gate.hypotheses) + judge.coefficients(gate.coarse), ratio,
+                  per_step)
+
+
 @cache
-def decision_requests(abort: float, accept: float, per_error: float, per_success: float,
-                      ratio: float) -> float:
-    """Requests by which the bare test (the statistic on the canary's own counts, one request at
-    a time) has decided in DECIDED_SHARE of WALKS random walks at a constant error ratio; inf
-    when it has not within 10^6 requests. Wald's expected count is a mean: at that many
-    requests about half the runs are still undecided, so a 99% target needs this quantile."""
+def _walks(bounds: tuple[float, float, float], steps: tuple[float, float, float, float],
+           ratio: float, per_step: float) -> float:
+    cusum_abort, abort, accept = bounds
+    per_error, per_success, coarse_error, coarse_success = steps
     rng = np.random.default_rng(20261202)
-    total = np.zeros(WALKS)
+    own, gross = np.zeros(WALKS), np.zeros(WALKS)
     decided_at = np.full(WALKS, np.inf)
     n, chunk = 0, 256
     while n < 1_000_000:
         errors = rng.random((WALKS, chunk)) < ratio
-        path = total[:, None] + np.cumsum(np.where(errors, per_error, per_success), axis=1)
-        crossed = (path >= abort) | (path <= accept)
+        path = own[:, None] + np.cumsum(np.where(errors, per_error, per_success), axis=1)
+        coarse = gross[:, None] + np.cumsum(np.where(errors, coarse_error, coarse_success),
+                                            axis=1)
+        scale: float | np.ndarray = 1.0  # an idle cell (no rate): no steps, no scale
+        if per_step > 0:
+            spanned = (n + np.arange(1, chunk + 1)) / per_step  # steps the requests so far span
+            with np.errstate(over="ignore"):
+                scale = abort_scale(spanned, cusum_abort)
+        crossed = (path >= cusum_abort * scale) | (coarse >= abort) | (path <= accept)
         first = np.where(crossed.any(axis=1), crossed.argmax(axis=1), -1)
         newly = np.isinf(decided_at) & (first >= 0)
         decided_at[newly] = n + first[newly] + 1
-        total = path[:, -1]
+        own, gross = path[:, -1], coarse[:, -1]
         n += chunk
         if np.isfinite(decided_at).mean() >= DECIDED_SHARE:
             return float(np.quantile(decided_at, DECIDED_SHARE))
@@ -88,13 +110,11 @@ def needed_requests(stack_name: str, service: str, cell: Cell) -> float:
     every gate must pass (the most over the gates)."""
     stack, slos = stack_slos(stack_name)
     p = probabilities(slos[service], cell.m, cell.stream)
+    per_step = cell.rate * go_seconds(stack.prometheus.scrape_interval) / 60
     needs = []
     for g in judge.stack_gates(slos[service], stack, service):
         ratio = p.s if g.slo.events.is_latency else p.e
-        h = g.hypotheses
-        n = decision_requests(g.abort, g.accept, math.log(h.bad / h.good),
-                              math.log((1 - h.bad) / (1 - h.good)), ratio)
-        needs.append((judge.drift(g, ratio), n))
+        needs.append((judge.drift(g, ratio), decision_requests(g, ratio, per_step)))
     failing = [n for drift, n in needs if drift > 0]
     return min(failing) if failing else max(n for _, n in needs)
 

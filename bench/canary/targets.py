@@ -99,7 +99,7 @@ def _fast_target(bad: list[tuple[CellResult, Summary]]) -> TargetLine:
         limit = None
         if r.cell.m >= 50 and r.cell.rate >= 50:
             limit = 2.0
-        if r.cell.rate >= 300:
+        if r.cell.m >= 10 and r.cell.rate >= 300:  # a bad cell may be 2x where a gate is tight
             limit = min(limit or math.inf, 3.0 if r.stack == "dev" else 5.0)
         if limit is not None:
             fast.append((r, s, limit))
