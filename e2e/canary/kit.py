@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from delivery import judge
 from e2e.harness import ROOT, Observation, Pulumi, Stack, wait_for, with_images
 from e2e.inbox import Inbox, Notification
 from e2e.simulator import HEALTHY as HEALTHY  # the scenarios declare releases with these
@@ -91,11 +92,15 @@ def notified(inbox: Inbox, pulumi: Pulumi, mark: int, service: str, event: str,
              why: str, slo: str | None = None) -> Notification:
     """The one ``event`` notification of ``service`` since ``mark``: it names the rollout and
     says ``why``, names ``slo`` among its verdicts, carries the token from the notification
-    Secret, and links the dashboard and the explain command."""
+    Secret, and links the dashboard and the explain command. The engine delivers at least once
+    (docs/notifications.md): a second delivery of the same state, with the same key, may come;
+    a second state may not."""
     note = inbox.wait(mark, service, event)
-    got = [(n.rollout, n.event) for n in inbox.since(mark)]
+    got = [(n.rollout, n.event, n.key) for n in inbox.since(mark)]
     assert note is not None, f"no {event} notification of {service} (got {got})"
-    assert len([n for n in inbox.since(mark, service) if n.event == event]) == 1, got
+    assert {n.key for n in inbox.since(mark, service) if n.event == event} == {note.key}, got
+    assert note.key.startswith(f"{SERVICES[service]}/{service}/"), note.key
+    assert f"/{event}" in note.key, note.key
     assert note.token == pulumi.notification_token, "the header token is not the Secret's"
     assert note.text.startswith(f"{SERVICES[service]}/{service} "), note.text
     assert why in note.text, note.text
@@ -200,6 +205,15 @@ def boundary(run: dict[str, Any], metric: str, condition: str) -> float:
     spec = next(m for m in run["spec"]["metrics"] if m["name"] == metric)
     found = re.search(r"result\[[01]\] (?:>=|<=) (-?[0-9.]+(?:e-?[0-9]+)?)", spec[condition])
     assert found, spec[condition]
+    return float(found.group(1))
+
+
+def cusum_boundary(run: dict[str, Any], metric: str) -> float:
+    """The change-point statistic's abort boundary in a metric's failure condition, read from
+    the run the controller executes."""
+    spec = next(m for m in run["spec"]["metrics"] if m["name"] == metric)
+    found = re.search(judge.condition_bound(CUSUM, ">="), spec["failureCondition"])
+    assert found, spec["failureCondition"]
     return float(found.group(1))
 
 

@@ -39,31 +39,54 @@ def test_pulumi_up_creates_everything_and_a_second_up_changes_nothing(
     # a first deployment notifies nobody
     assert installed.notifications == [], [n.text for n in installed.notifications]
     for service, namespace in SERVICES.items():
-        gate = stack.get("analysistemplate", f"{service}-slo-gate", namespace)
-        assert [m["name"] for m in gate["spec"]["metrics"]] == ["error-rate", "latency"]
-        background = stack.get("analysistemplate", f"{service}-slo-background", namespace)
-        assert [m["name"] for m in background["spec"]["metrics"]] == [
-            "error-rate",
-            "error-rate-shared-incident",
-            "latency",
-            "latency-shared-incident",
-            "prometheus-outage",
-        ]
-        assert not background["spec"].get("dryRun")
-        stack.get("service", f"{service}-stable", namespace)
-        stack.get("service", f"{service}-canary", namespace)
-        stack.get("prometheusrule", f"{service}-slos", namespace)
-        # the evidence the gates read: the PrometheusRule `pulumi up` created is what
-        # `python -m delivery rules` wrote for this Prometheus, and Prometheus evaluates it
-        evidence = stack.get("prometheusrule", f"{service}-canary-evidence", namespace)
-        assert stack.rules_dir is not None
-        written = yaml.safe_load(
-            (stack.rules_dir / f"{service}-canary-evidence.yml").read_text()
-        )["groups"]
-        assert evidence["spec"]["groups"] == written, service
-        assert (gate["spec"]["metrics"][0]["provider"]["prometheus"]["query"]).startswith(
-            "slo:canary_evidence:value{"
-        ), gate["spec"]["metrics"][0]
+        _deployed(stack, service, namespace)
+    _evidence_evaluated(stack)
+    _dashboards_delivered(stack)
+    mark = inbox.mark()
+    second = pulumi.up()
+    timeline.mark("second pulumi up done")
+    changes = {k: v for k, v in second.summary.resource_changes.items() if k != "same"}
+    assert changes == {}, f"second pulumi up changed {changes}"
+    _subscribed(stack)
+    time.sleep(2)  # a notification the controller would send arrives within this
+    # a `pulumi up` that changes nothing notifies nobody
+    assert inbox.since(mark) == [], [n.text for n in inbox.since(mark)]
+    assert not inbox.refused, inbox.refused
+    timeline.done("created; second up: no changes, no notifications")
+
+
+def _deployed(stack: Stack, service: str, namespace: str) -> None:
+    """The service's analysis templates, Services and PrometheusRules exist, and its gates read
+    the evidence `python -m delivery rules` wrote for this Prometheus."""
+    gate = stack.get("analysistemplate", f"{service}-slo-gate", namespace)
+    assert [m["name"] for m in gate["spec"]["metrics"]] == ["error-rate", "latency"]
+    background = stack.get("analysistemplate", f"{service}-slo-background", namespace)
+    assert [m["name"] for m in background["spec"]["metrics"]] == [
+        "error-rate",
+        "error-rate-shared-incident",
+        "latency",
+        "latency-shared-incident",
+        "prometheus-outage",
+    ]
+    assert not background["spec"].get("dryRun")
+    stack.get("service", f"{service}-stable", namespace)
+    stack.get("service", f"{service}-canary", namespace)
+    stack.get("prometheusrule", f"{service}-slos", namespace)
+    # the evidence the gates read: the PrometheusRule `pulumi up` created is what
+    # `python -m delivery rules` wrote for this Prometheus, and Prometheus evaluates it
+    evidence = stack.get("prometheusrule", f"{service}-canary-evidence", namespace)
+    assert stack.rules_dir is not None
+    written = yaml.safe_load(
+        (stack.rules_dir / f"{service}-canary-evidence.yml").read_text()
+    )["groups"]
+    assert evidence["spec"]["groups"] == written, service
+    assert (gate["spec"]["metrics"][0]["provider"]["prometheus"]["query"]).startswith(
+        "slo:canary_evidence:value{"
+    ), gate["spec"]["metrics"][0]
+
+
+def _evidence_evaluated(stack: Stack) -> None:
+    """Prometheus evaluates every service's evidence group each second, without errors."""
     with urllib.request.urlopen(f"{stack.prometheus_url}/api/v1/rules", timeout=10) as reply:
         groups = {g["name"]: g for g in json.load(reply)["data"]["groups"]}
     for service in SERVICES:
@@ -72,6 +95,10 @@ def test_pulumi_up_creates_everything_and_a_second_up_changes_nothing(
         assert all(r["health"] in ("ok", "unknown") for r in group["rules"]), [
             (r["name"], r.get("lastError")) for r in group["rules"] if r["health"] == "err"
         ]
+
+
+def _dashboards_delivered(stack: Stack) -> None:
+    """Four dashboard ConfigMaps for Grafana's sidecar, each dashboard with panels."""
     maps = json.loads(
         stack.kubectl(
             "get", "configmap", "-n", "monitoring", "-l", "grafana_dashboard=1", "-o", "json"
@@ -81,11 +108,11 @@ def test_pulumi_up_creates_everything_and_a_second_up_changes_nothing(
     for cm in maps:
         for text in cm["data"].values():
             assert json.loads(text)["panels"]
-    mark = inbox.mark()
-    second = pulumi.up()
-    timeline.mark("second pulumi up done")
-    changes = {k: v for k, v in second.summary.resource_changes.items() if k != "same"}
-    assert changes == {}, f"second pulumi up changed {changes}"
+
+
+def _subscribed(stack: Stack) -> None:
+    """The notification engine's ConfigMap holds the triggers and the suite's webhook, and
+    every Rollout is subscribed to it."""
     notes = json.loads(stack.kubectl("get", "configmap", "argo-rollouts-notification-configmap",
                                      "-n", "argo-rollouts", "-o", "json"))["data"]
     assert "trigger.slo-canary-aborted" in notes and "service.webhook.e2e-inbox" in notes
@@ -93,9 +120,3 @@ def test_pulumi_up_creates_everything_and_a_second_up_changes_nothing(
         annotations = rollout(stack, service)["metadata"].get("annotations") or {}
         assert annotations.get(
             "notifications.argoproj.io/subscribe.slo-canary-aborted.e2e-inbox") == "", annotations
-    time.sleep(2)  # a notification the controller would send arrives within this
-    # a `pulumi up` that changes nothing notifies nobody
-    assert inbox.since(mark) == [], [n.text for n in inbox.since(mark)]
-    assert not inbox.refused, inbox.refused
-    timeline.done("created; second up: no changes, no notifications")
-

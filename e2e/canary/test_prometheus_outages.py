@@ -64,38 +64,22 @@ def error_retry_gaps(errors: dict[tuple[str, str, str], dict[str, Any]]) -> list
     return [b - a for times in starts.values() for a, b in itertools.pairwise(sorted(times))]
 
 
-def test_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(
-    stack: Stack, pulumi: Pulumi
-) -> None:
-    """Prometheus stopped for 2 minutes mid-rollout (the real process, SIGTERM, its TSDB
-    kept), then started again on the same port (issue 24). While it is down every measurement
-    is an Error (connection refused) that Argo retries every 10 s: with consecutiveErrorLimit
-    2^31-1 no number of them errors the analysis, and Error measurements do not count towards
-    a gate's maxMeasurements, so the rollout waits at its gate, neither aborted nor promoted.
-    Once Prometheus answers, the evidence recorded before and after the gap (the first step
-    after it holds everything the counters gained during it) passes the gate and the rollout
-    completes."""
-    timeline = Timeline("Prometheus stopped for 2 minutes mid-rollout")
-    service = "agent-runner"
-    runs = Runs(stack, service)
-    release(stack, pulumi, service, "1.4.0", timeline)
+def _stopped_for(outage: float, stack: Stack, service: str, runs: Runs, timeline: Timeline
+                 ) -> list[tuple[float, str, int, bool]]:
+    """Stop Prometheus for ``outage`` seconds, then start it again on the same port; every
+    second meanwhile, the rollout is neither aborted nor promoted. What was seen: (seconds,
+    phase, step, abort)."""
     stack.stop_prometheus()
     timeline.mark("prometheus stopped")
-    seen: list[tuple[float, str, int, bool]] = []  # (seconds, phase, step, abort)
+    seen: list[tuple[float, str, int, bool]] = []
     stopped = time.monotonic()
     try:
-        while time.monotonic() - stopped < OUTAGE:
+        while time.monotonic() - stopped < outage:
             runs()
             body = rollout(stack, service)
             status = body.get("status", {})
-            seen.append(
-                (
-                    round(time.monotonic() - stopped, 1),
-                    phase(body),
-                    int(status.get("currentStepIndex", -1)),
-                    bool(status.get("abort")),
-                )
-            )
+            seen.append((round(time.monotonic() - stopped, 1), phase(body),
+                         int(status.get("currentStepIndex", -1)), bool(status.get("abort"))))
             # waiting or paused: never aborted, never promoted, while Prometheus is down
             assert phase(body) not in ("Degraded", "Healthy"), summary(body)
             assert not status.get("abort"), summary(body)
@@ -105,14 +89,13 @@ def test_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(
         if stack.prometheus is not None and stack.prometheus.proc is None:
             stack.start_prometheus_again()
     timeline.mark("prometheus started again")
-    # what the canary served until Prometheus came back: none of it may be lost
-    canary = rollout(stack, service)["status"]["currentPodHash"]
-    during_outage = served(stack, service, canary)[0]
-    # where it waited: one gate, for (nearly) the whole outage
-    late = {step for t, _, step, _ in seen if t >= 20}
-    assert len(late) == 1 and late <= GATE_STEPS, seen
-    waited_at = late.pop()
-    phases = sorted({p for _, p, _, _ in seen})
+    return seen
+
+
+def _errors_retried(runs: Runs, waited_at: int
+                    ) -> tuple[dict[tuple[str, str, str], dict[str, Any]], float]:
+    """The outage's Error measurements (connection refused, at least 6 of the gate's, retried
+    one after another) and the median seconds between retries (Argo's own 10 s)."""
     errors = error_measurements(runs)
     assert errors, "no Error measurement while Prometheus was down"
     assert all("connection refused" in m.get("message", "") for m in errors.values()), [
@@ -131,14 +114,13 @@ def test_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(
     # Argo retries an Error after its own 10 s (DefaultErrorRetryInterval), not the interval
     retries = sorted(error_retry_gaps(errors))
     assert retries and retries[len(retries) // 2] >= 8, retries
+    return errors, retries[len(retries) // 2]
 
-    weights: list[int] = []
-    body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
-    runs()
-    assert phase(body) == "Healthy", summary(body)
-    assert spec_image(body).endswith(":1.4.0"), summary(body)
-    assert body["status"]["stableRS"] == body["status"]["currentPodHash"]
-    gate = next(r for r in runs.of("Step") if step_index(r) == waited_at)
+
+def _passed_with_the_outage_counted(gate: dict[str, Any], timeline: Timeline,
+                                    during_outage: float) -> None:
+    """The gate that waited through the outage passed, its errors kept in its count, on
+    evidence that holds the requests served during the outage."""
     assert run_phase(gate) == "Successful", gate.get("status")
     for metric, result in results(gate).items():
         spec = next(m for m in gate["spec"]["metrics"] if m["name"] == metric)
@@ -151,11 +133,47 @@ def test_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(
         assert value[CANARY] <= boundary(gate, metric, "successCondition"), value
         # the outage's requests counted: the first step after it holds what the counters gained
         assert value[CANARY_REQUESTS] >= 0.95 * during_outage, (value, during_outage)
+
+
+def test_prometheus_stopped_mid_rollout_never_aborts_nor_promotes(
+    stack: Stack, pulumi: Pulumi
+) -> None:
+    """Prometheus stopped for 2 minutes mid-rollout (the real process, SIGTERM, its TSDB
+    kept), then started again on the same port (issue 24). While it is down every measurement
+    is an Error (connection refused) that Argo retries every 10 s: with consecutiveErrorLimit
+    2^31-1 no number of them errors the analysis, and Error measurements do not count towards
+    a gate's maxMeasurements, so the rollout waits at its gate, neither aborted nor promoted.
+    Once Prometheus answers, the evidence recorded before and after the gap (the first step
+    after it holds everything the counters gained during it) passes the gate and the rollout
+    completes."""
+    timeline = Timeline("Prometheus stopped for 2 minutes mid-rollout")
+    service = "agent-runner"
+    runs = Runs(stack, service)
+    release(stack, pulumi, service, "1.4.0", timeline)
+    seen = _stopped_for(OUTAGE, stack, service, runs, timeline)
+    # what the canary served until Prometheus came back: none of it may be lost
+    canary = rollout(stack, service)["status"]["currentPodHash"]
+    during_outage = served(stack, service, canary)[0]
+    # where it waited: one gate, for (nearly) the whole outage
+    late = {step for t, _, step, _ in seen if t >= 20}
+    assert len(late) == 1 and late <= GATE_STEPS, seen
+    waited_at = late.pop()
+    phases = sorted({p for _, p, _, _ in seen})
+    errors, retried = _errors_retried(runs, waited_at)
+
+    weights: list[int] = []
+    body = watch(stack, service, timeline, {"Healthy", "Degraded"}, 240, weights, runs)
+    runs()
+    assert phase(body) == "Healthy", summary(body)
+    assert spec_image(body).endswith(":1.4.0"), summary(body)
+    assert body["status"]["stableRS"] == body["status"]["currentPodHash"]
+    gate = next(r for r in runs.of("Step") if step_index(r) == waited_at)
+    _passed_with_the_outage_counted(gate, timeline, during_outage)
     for run in runs.of("Step") + runs.of("Background"):
         assert run_phase(run) not in ("Error", "Failed", "Inconclusive"), run.get("status")
     timeline.done(
         f"waited at step {waited_at} ({', '.join(phases)}) through {len(errors)} Error "
-        f"measurements (retried every {retries[len(retries) // 2]:.0f} s), never aborted; "
+        f"measurements (retried every {retried:.0f} s), never aborted; "
         f"Healthy after Prometheus came back"
     )
 
@@ -177,21 +195,7 @@ def test_prometheus_away_past_the_outage_limit_pauses_then_goes_on_when_promoted
     runs = Runs(stack, service)
     with pulumi.override(delivery={"analysis": {"outageLimit": "2m"}}):
         release(stack, pulumi, service, "1.4.1", timeline)
-        stack.stop_prometheus()
-        timeline.mark("prometheus stopped")
-        stopped = time.monotonic()
-        try:
-            while time.monotonic() - stopped < LONG_OUTAGE:
-                runs()
-                body = rollout(stack, service)
-                assert phase(body) not in ("Degraded", "Healthy"), summary(body)
-                assert not body.get("status", {}).get("abort"), summary(body)
-                time.sleep(1)
-        finally:
-            if stack.prometheus is not None and stack.prometheus.proc is None:
-                stack.start_prometheus_again()
-        timeline.mark("prometheus started again")
-
+        _stopped_for(LONG_OUTAGE, stack, service, runs, timeline)
         body = paused_by_background(stack, service, runs, "after the outage")
         timeline.mark("paused")
         assert phase(body) == "Paused" and not body["status"].get("abort"), summary(body)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,95 @@ def test_full_outage_in_the_small_cluster_pages_when_the_workbook_says(
     assert mean_ratio > loose.threshold, "averaging ratios would not have paged either"
 
 
+@dataclass
+class _StoppedWatch:
+    """What the Ruler showed in the seconds after a cluster's Prometheus stopped, seconds counted
+    from the stop: when every rule of the abort group had health err and their lastErrors, when
+    SLOClusterNotReporting{cluster} fired per SLO, and at which polls the strict page was not
+    firing."""
+    errored: float | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    silent: dict[str, float] = field(default_factory=dict)
+    not_firing: list[float] = field(default_factory=list)
+    polls: int = 0
+
+    def show(self) -> None:
+        print(f"abort group all rules health=err after {self.errored} s; lastError:")
+        for name, text in self.errors.items():
+            print(f"  {name}: {text}")
+        print(f"SLOClusterNotReporting{{cluster=b}} firing after {self.silent} s; strict fleet "
+              f"page not firing at {len(self.not_firing)} of {self.polls} polls")
+
+
+def _watch_after_stop(fleet: Fleet, slos: dict[str, ResolvedSlo], abort_group: str,
+                      stopped: float) -> _StoppedWatch:
+    """Poll the Ruler every 0.5 s from the stop until the abort group errs and every SLO's
+    not-reporting alert fires, for at least 30 s and at most 45 s."""
+    seen = _StoppedWatch()
+    while True:
+        now = time.time()
+        seen.polls += 1
+        rules = {g["name"]: g for g in fleet.ruler_rules()}[abort_group]["rules"]
+        if seen.errored is None and all(r["health"] == "err" for r in rules):
+            seen.errored = now - stopped
+            seen.errors = {r["name"]: r.get("lastError", "") for r in rules}
+        alerts = fleet.ruler_alerts()
+        if not firing(alerts, "SLOBurnRatePage", slo="strict", scope="fleet"):
+            seen.not_firing.append(now - stopped)
+        for name in slos:
+            if name not in seen.silent and firing(alerts, "SLOClusterNotReporting", slo=name,
+                                                  cluster="b"):
+                seen.silent[name] = now - stopped
+        elapsed = now - stopped
+        if (elapsed >= 30 and seen.errored is not None and len(seen.silent) == len(slos)) \
+                or elapsed > 45:
+            return seen
+        time.sleep(0.5)
+
+
+def _strict_ratio_around(fleet: Fleet, stopped: float) -> tuple[
+        list[float], list[tuple[float, float]], list[tuple[float, Any]]]:
+    """The strict fleet ratio's samples as the Ruler wrote them, before the stop (values) and
+    after it (seconds after the stop, value), and the strict page's sends to the Alertmanager
+    (seconds after the stop, endsAt); printed with a range query over the same span."""
+    span = int(time.time() - stopped) + 30
+    raw = fleet.query(f'slo:fleet_sli_error:ratio_rate2m{{slo="strict"}}[{span}s]',
+                      partial_response=True)
+    samples = [(float(t), float(v)) for series in raw for t, v in series["values"]]
+    pre = [v for t, v in samples if t <= stopped]
+    post = [(t - stopped, v) for t, v in samples if t > stopped]
+    ranged = fleet.query_range('slo:fleet_sli_error:ratio_rate2m{slo="strict"}', stopped - 10,
+                               time.time(), step=1, partial_response=True)
+    points = [float(v) for series in ranged for _, v in series["values"]]
+    sent = [(at - stopped, a.get("endsAt")) for at, a in
+            (fleet.alertmanager.received if fleet.alertmanager else [])
+            if a.get("labels", {}).get("alertname") == "SLOBurnRatePage"
+            and a.get("labels", {}).get("slo") == "strict"]
+    print(f"raw samples written after the stop: {len(post)} {post[:5]}; last before "
+          f"{pre[-1] if pre else None}; range query (step 1s, partial response) "
+          f"{len(points)} points, min {min(points) if points else None}")
+    return pre, post, sent
+
+
+def _restart_and_recover(fleet: Fleet, abort_group: str) -> float:
+    """Start b's Prometheus again and wait (30 s at most) until the abort group is healthy and
+    SLOClusterNotReporting{cluster=b} resolved; the seconds that took."""
+    fleet.start_prometheus("b")
+    restarted = time.time()
+
+    def recovered() -> bool:
+        groups = {g["name"]: g for g in fleet.ruler_rules()}
+        healthy = all(r["health"] == "ok" for r in groups[abort_group]["rules"])
+        alerts = find_alerts(fleet.ruler_alerts(), "SLOClusterNotReporting", cluster="b")
+        return healthy and not alerts
+
+    deadline = restarted + 30
+    while not recovered():
+        assert time.time() < deadline, "the fleet rules did not recover after b came back"
+        time.sleep(0.5)
+    return time.time() - restarted
+
+
 def test_a_stopped_cluster_fails_the_fleet_rules_and_raises_not_reporting(
     fleet: Fleet, slos: dict[str, ResolvedSlo]
 ) -> None:
@@ -219,75 +309,33 @@ def test_a_stopped_cluster_fails_the_fleet_rules_and_raises_not_reporting(
     stopped = fleet.stop_prometheus("b")
     print(f"Prometheus b stopped in {stopped - signalled:.1f} s")
 
-    errored: float | None = None
-    errors: dict[str, str] = {}
-    silent: dict[str, float] = {}
-    not_firing: list[float] = []
-    polls = 0
-    while True:
-        now = time.time()
-        polls += 1
-        groups = {g["name"]: g for g in fleet.ruler_rules()}
-        rules = groups[abort_group]["rules"]
-        if errored is None and all(r["health"] == "err" for r in rules):
-            errored = now - stopped
-            errors = {r["name"]: r.get("lastError", "") for r in rules}
-        alerts = fleet.ruler_alerts()
-        if not firing(alerts, "SLOBurnRatePage", slo="strict", scope="fleet"):
-            not_firing.append(now - stopped)
-        for name in slos:
-            if name not in silent and firing(alerts, "SLOClusterNotReporting", slo=name,
-                                             cluster="b"):
-                silent[name] = now - stopped
-        elapsed = now - stopped
-        if (elapsed >= 30 and errored is not None and len(silent) == len(slos)) or elapsed > 45:
-            break
-        time.sleep(0.5)
-    print(f"abort group all rules health=err after {errored} s; lastError:")
-    for name, text in errors.items():
-        print(f"  {name}: {text}")
+    seen = _watch_after_stop(fleet, slos, abort_group, stopped)
+    seen.show()
     # the API's lastError is the Ruler's generic "no query API server reachable"; the reason
     # (Query's 422: the partial response aborted) is in its log
     logged = [line for line in fleet.ruler.log_since(log_offset).splitlines()
               if "level=error" in line and "got 422" in line]
     print(f"Ruler log after the stop: {len(logged)} errors like: "
           f"{logged[0][:600] if logged else None}")
-    print(f"SLOClusterNotReporting{{cluster=b}} firing after {silent} s; strict fleet page "
-          f"not firing at {len(not_firing)} of {polls} polls")
 
-    # samples of the strict fleet ratio around the stop, as the Ruler wrote them
-    span = int(time.time() - stopped) + 30
-    raw = fleet.query(f'slo:fleet_sli_error:ratio_rate2m{{slo="strict"}}[{span}s]',
-                      partial_response=True)
-    samples = [(float(t), float(v)) for series in raw for t, v in series["values"]]
-    pre = [v for t, v in samples if t <= stopped]
-    post = [(t - stopped, v) for t, v in samples if t > stopped]
-    ranged = fleet.query_range('slo:fleet_sli_error:ratio_rate2m{slo="strict"}', stopped - 10,
-                               time.time(), step=1, partial_response=True)
-    points = [float(v) for series in ranged for _, v in series["values"]]
-    sent = [(at - stopped, a.get("endsAt")) for at, a in
-            (fleet.alertmanager.received if fleet.alertmanager else [])
-            if a.get("labels", {}).get("alertname") == "SLOBurnRatePage"
-            and a.get("labels", {}).get("slo") == "strict"]
-    print(f"raw samples written after the stop: {len(post)} {post[:5]}; last before "
-          f"{pre[-1] if pre else None}; range query (step 1s, partial response) "
-          f"{len(points)} points, min {min(points) if points else None}")
+    pre, post, sent = _strict_ratio_around(fleet, stopped)
     sends_after = [s for s in sent if s[0] > 0]
     sends_before = [s for s in sent if s[0] <= 0]
     print(f"strict fleet page sent to the Alertmanager after the stop: {sends_after[:3]} "
           f"({len(sends_after)} sends); last before: {sends_before[-1:]}")
-    OBSERVED.update(abort_health_err_s=errored, not_reporting_s=silent,
-                    samples_after_stop=len(post), last_error=next(iter(errors.values()), None),
+    OBSERVED.update(abort_health_err_s=seen.errored, not_reporting_s=seen.silent,
+                    samples_after_stop=len(post), last_error=next(iter(seen.errors.values()), None),
                     page_sends_after_stop=len([s for s in sent if s[0] > 2]))
 
-    assert errored is not None and errored <= 15, f"abort group not failing: {groups[abort_group]}"
-    assert all(errors.values()), errors
+    assert seen.errored is not None and seen.errored <= 15, \
+        f"abort group not failing: {fleet.ruler_rules()}"
+    assert all(seen.errors.values()), seen.errors
     assert any("code = Aborted" in line and "receive series from" in line for line in logged), \
         "the Ruler did not log Query's aborted partial response"
-    assert all(k in slos for k in silent) and len(silent) == len(slos), silent
-    for name, after in silent.items():
+    assert all(k in slos for k in seen.silent) and len(seen.silent) == len(slos), seen.silent
+    for name, after in seen.silent.items():
         assert not_reporting_for <= after <= not_reporting_for + 8, (name, after)
-    assert not not_firing, f"the strict fleet page was not firing at {not_firing}"
+    assert not seen.not_firing, f"the strict fleet page was not firing at {seen.not_firing}"
     assert pre, "no sample of the strict fleet ratio before the stop"
     # one evaluation may have been in flight while b shut down: allow samples in the first 2 s
     late = [(t, v) for t, v in post if t > 2]
@@ -298,22 +346,10 @@ def test_a_stopped_cluster_fails_the_fleet_rules_and_raises_not_reporting(
     # endsAt of the last send (4 x max(resend delay, eval interval) later)
     assert not [s for s in sends_after if s[0] > 2], f"sent while failing: {sends_after[:3]}"
 
-    fleet.start_prometheus("b")
-    restarted = time.time()
-
-    def recovered() -> bool:
-        groups = {g["name"]: g for g in fleet.ruler_rules()}
-        healthy = all(r["health"] == "ok" for r in groups[abort_group]["rules"])
-        alerts = find_alerts(fleet.ruler_alerts(), "SLOClusterNotReporting", cluster="b")
-        return healthy and not alerts
-
-    deadline = restarted + 30
-    while not recovered():
-        assert time.time() < deadline, "the fleet rules did not recover after b came back"
-        time.sleep(0.5)
-    OBSERVED["recovered_after_restart_s"] = round(time.time() - restarted, 1)
-    print(f"abort group healthy and SLOClusterNotReporting resolved "
-          f"{time.time() - restarted:.1f} s after b restarted")
+    recovered = _restart_and_recover(fleet, abort_group)
+    OBSERVED["recovered_after_restart_s"] = round(recovered, 1)
+    print(f"abort group healthy and SLOClusterNotReporting resolved {recovered:.1f} s after b "
+          f"restarted")
 
 
 def test_the_cluster_fast_page_works_without_thanos_query(
