@@ -77,12 +77,12 @@ sloth:
 	bash bench/peers/build_sloth.sh >/dev/null
 
 unit: setup prometheus sloth
-	$(WITH_PROMETHEUS) $(PY) -m pytest -n 2 -p no:cacheprovider tests
+	$(WITH_PROMETHEUS) $(PY) -m pytest -n 2 -p no:cacheprovider --durations=15 tests
 
 compat: setup sloth
 	@test -x $(COMPAT_PROMETHEUS_DIR)/promtool && test -x $(COMPAT_PROMETHEUS_DIR)/prometheus || \
 	  { echo "make compat: no Prometheus 2.x in COMPAT_PROMETHEUS_DIR=$(COMPAT_PROMETHEUS_DIR) (Debian: apt-get install prometheus)"; exit 1; }
-	PATH="$(COMPAT_PROMETHEUS_DIR):$$PATH" $(PY) -m pytest -n 2 -p no:cacheprovider $(COMPAT_TESTS)
+	PATH="$(COMPAT_PROMETHEUS_DIR):$$PATH" $(PY) -m pytest -n 2 -p no:cacheprovider --durations=15 $(COMPAT_TESTS)
 
 test: lint unit scan
 
@@ -110,7 +110,7 @@ e2e-tools:
 	bash e2e/tools/build.sh
 
 e2e: setup e2e-tools
-	$(PY) -m pytest -p no:cacheprovider e2e --ignore=e2e/fleet
+	$(PY) -m pytest -p no:cacheprovider --durations=10 e2e --ignore=e2e/fleet
 
 thanos: $(THANOS_DIR)/.complete
 
