@@ -260,6 +260,16 @@ def test_the_same_start_up_errors_without_warm_up(stack: Stack, pulumi: Pulumi) 
     record(timeline.scenario, run, "error-rate")
     assert 0 < value[CANARY_ERRORS] <= 33, value  # the canary pod's start-up errors only
     assert value[STABLE_ERRORS] == 0 and value[STABLE_REQUESTS] > 0, value
+    _statistics_from_the_counts(pulumi, service, value)
+    timeline.done(
+        f"{outcome}; {value[CANARY_ERRORS]:.1f} start-up errors in "
+        f"{value[CANARY_REQUESTS]:.0f} requests, {value[STEPS]:.0f} steps, "
+        f"dispersion {value[DISPERSION]:.2f}"
+    )
+
+
+def _statistics_from_the_counts(pulumi: Pulumi, service: str, value: list[float]) -> None:
+    """The canary and judged statistics of a measurement recomputed from its counts."""
     # the canary statistic is the log likelihood ratio of its counts, divided by its dispersion;
     # with stable clean and busy, judged is the same under the coarse hypotheses (the
     # change-point statistic sums each step's increment under the hypotheses stable's counts
@@ -276,10 +286,5 @@ def test_the_same_start_up_errors_without_warm_up(stack: Stack, pulumi: Pulumi) 
     coarse = (judge.llr(value[CANARY_ERRORS], value[CANARY_REQUESTS], gate_spec.coarse)
               / value[DISPERSION])
     assert value[JUDGED] == pytest.approx(coarse, rel=1e-3), (value, coarse)
-    timeline.done(
-        f"{outcome}; {value[CANARY_ERRORS]:.1f} start-up errors in "
-        f"{value[CANARY_REQUESTS]:.0f} requests, {value[STEPS]:.0f} steps, "
-        f"dispersion {value[DISPERSION]:.2f}"
-    )
 
 
