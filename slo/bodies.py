@@ -10,13 +10,15 @@ fleet's rules (``slo.fleet.fleet_groups``); every other SLO is evaluated whole i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slo import conventions as names
-from slo import dashboards as boards
 from slo.fleet import cluster_group, fleet_groups, fleet_rule_file, split
 from slo.model import ResolvedSlo
 from slo.rules import RuleFile, RuleGroup, by_service, prometheus_rule_of_groups
+
+if TYPE_CHECKING:  # the dashboards (and the Grafana SDK) are imported where they are built:
+    from slo.dashboards import CanaryStatistic  # `slo rules` on a large catalogue never needs them
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,13 @@ def service_rules(slos: list[ResolvedSlo], placement: str) -> ServiceRules:
 
 
 def dashboards(slos: list[ResolvedSlo], datasource_uid: str, placement: str,
-               statistics: dict[str, dict[str, boards.CanaryStatistic]] | None = None,
+               statistics: dict[str, dict[str, CanaryStatistic]] | None = None,
                fleet_datasource_uid: str | None = None) -> dict[str, dict[str, Any]]:
     """Every dashboard by uid: one per service (with its canary ``statistics``, where the
     service is deployed) and the all-services overview; under placement thanos, one per fleet
     SLO where ``fleet_datasource_uid`` says the stack delivers the Thanos Ruler's rules."""
+    from slo import dashboards as boards
+
     statistics = statistics or {}
     made = [
         boards.service_dashboard(group[0].service, group, datasource_uid,

@@ -375,7 +375,6 @@ def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Written:
     """
     global _shared
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
 
     for folder in _folders(args):
         (args.output / folder).mkdir(parents=True, exist_ok=True)
@@ -383,6 +382,8 @@ def _render_all(slos: list[ResolvedSlo], args: argparse.Namespace) -> Written:
     jobs = min(args.jobs, len(groups))
     if jobs < 2 or len(slos) < PARALLEL_MIN_SLOS or "fork" not in mp.get_all_start_methods():
         return _render(groups, args)
+    from concurrent.futures import ProcessPoolExecutor
+
     shares = [groups[i::jobs] for i in range(jobs)]
     _shared = (shares, args)
     try:  # a worker that dies raises BrokenProcessPool here instead of leaving us waiting

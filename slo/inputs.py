@@ -83,7 +83,8 @@ def _decode(raw: bytes, source: str) -> str:
 
 def _check_events(text: str, source: str) -> None:
     """Depth, expanded size and duplicate keys, from the event stream alone."""
-    # One frame per open collection: [nodes inside so far, anchor, keys seen (mappings), key next]
+    # One frame per open collection: [nodes counted before it opened, anchor, keys seen
+    # (mappings), key next]; its size (itself and every node inside) is the count since then
     frames: list[list[Any]] = []
     sizes: dict[str, int] = {}
     total = 0
@@ -91,8 +92,6 @@ def _check_events(text: str, source: str) -> None:
     def add(count: int) -> None:
         nonlocal total
         total += count
-        for frame in frames:
-            frame[0] += count
         if total > MAX_NODES:
             raise ConfigError(
                 [f"{source}: more than {MAX_NODES:,} values once aliases are expanded; not read"]
@@ -129,8 +128,8 @@ def _check_events(text: str, source: str) -> None:
                     [f"{source}: line {line}: nested more than {MAX_DEPTH} levels deep; not read"]
                 )
             keys: set[str] | None = set() if isinstance(event, yaml.MappingStartEvent) else None
-            frames.append([1, event.anchor, keys, True])
+            frames.append([total - 1, event.anchor, keys, True])
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-            size, anchor, _, _ = frames.pop()
+            before, anchor, _, _ = frames.pop()
             if anchor:
-                sizes[anchor] = size
+                sizes[anchor] = total - before
