@@ -14,7 +14,7 @@ What it does (everything on 127.0.0.1, in a temporary directory, every process s
 3. Raw history: ``promtool tsdb create-blocks-from openmetrics`` backfills the last 3d + 2-4h of
    those series at the scrape interval (one OpenMetrics file per 2h block, 2 in parallel).
 4. A small HTTP exporter (a thread here) serves the current values of the same counters, which
-   continue the backfilled ones; Prometheus 2.42 scrapes it (honor_labels).
+   continue the backfilled ones; Prometheus (the first on PATH) scrapes it (honor_labels).
 5. Recorded history: the 5m base recordings that windows read with *_over_time (ours:
    slo:sli_total:rate5m and slo:sli_bad:rate5m, read by avg_over_time for windows of 2h..30d and
    by the min-events guard; Sloth's slo:sli_error:ratio_rate5m, read by its 30d window) are
