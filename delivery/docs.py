@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from delivery import oc
 from delivery import stack as stack_file
 from delivery.judge import (
+    COARSE_BURN,
     expected_requests,
     gated,
     gates,
@@ -66,7 +67,8 @@ def gate_tables(group: list[ResolvedSlo], stacks: dict[str, StackConfig]) -> lis
     parts = [
         "Canary gates: a sequential test per SLO (good = at most the pass ratio, bad = at least "
         "the fail ratio; the statistic and its boundaries are explained in the runbook). It "
-        "aborts where the whole-life statistic against a bad ratio of at least 10x the budget "
+        f"aborts where the whole-life statistic against a bad ratio of at least "
+        f"{number(COARSE_BURN)}x the budget "
         "reaches its boundary (a gross regression), or the statistic against the SLO's own "
         "ratios since its lowest restart point reaches its own (a moderate burn, a late "
         "regression):",

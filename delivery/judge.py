@@ -474,14 +474,16 @@ def adjusted(h: Hypotheses, ratio: float, margin: float) -> Hypotheses:
     )
 
 
-def moved(gate: Gate, stable: Counts) -> Hypotheses | None:
-    """The hypotheses the judged statistic tests: moved by stable with ``baseline: compare``
-    (None until stable has traffic), the SLO's own otherwise."""
+def moved(gate: Gate, stable: Counts, h: Hypotheses | None = None) -> Hypotheses | None:
+    """The hypotheses a statistic tests (the SLO's own, or ``h``: the cumulative statistic's
+    ``gate.coarse``): moved by stable with ``baseline: compare`` (None until stable has
+    traffic), as they are otherwise."""
+    h = h or gate.hypotheses
     if not gate.compare:
-        return gate.hypotheses
+        return h
     if stable.requests <= 0:
         return None
-    return adjusted(gate.hypotheses, stable_ratio(stable), gate.margin)
+    return adjusted(h, stable_ratio(stable), gate.margin)
 
 
 def increments(gate: Gate, step: Counts, stable: Counts) -> tuple[float, float]:
@@ -498,17 +500,13 @@ def evidence(gate: Gate, canary: Counts, stable: Counts, cusum: float | None = N
     """The measurement's result vector, or None where the query returns nothing. ``cusum`` and
     ``recent`` are the change-point statistics before dividing by the dispersion (the running
     sums' differences, ``delivery/evidence.py``); without them (a kind judged inline) they are
-    the cumulative judged statistic and the absolute one."""
+    the cumulative statistic under the SLO's own hypotheses (``_cusum``) and the absolute one."""
     if canary.requests <= 0:
         return None
     phi = dispersion(canary)
     absolute = llr(canary.errors, canary.requests, gate.hypotheses) / phi
-    judged = llr(canary.errors, canary.requests, gate.coarse) / phi
-    if gate.compare:
-        judged = math.nan
-        if stable.requests > 0:
-            moved = adjusted(gate.coarse, stable_ratio(stable), gate.margin)
-            judged = llr(canary.errors, canary.requests, moved) / phi
+    coarse = moved(gate, stable, gate.coarse)
+    judged = math.nan if coarse is None else llr(canary.errors, canary.requests, coarse) / phi
     own = llr(stable.errors, stable.requests, gate.hypotheses) / dispersion(stable)
     return (judged, absolute, canary.errors, canary.requests, stable.errors, stable.requests,
             own, phi, canary.steps,
